@@ -1,0 +1,24 @@
+"""Controller registry for ``gridsync simulate --controller NAME``.
+
+Entries are import paths so that heavy controllers load only when asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+CONTROLLERS: dict[str, tuple[str, str]] = {
+    "uncontrolled": (
+        "gridsync.dispatch.rules:UncontrolledController",
+        "EVs charge on arrival, batteries self-consume PV",
+    ),
+    "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
+}
+
+
+def make_controller(name: str):
+    if name not in CONTROLLERS:
+        msg = f"unknown controller {name!r}; choose from {', '.join(sorted(CONTROLLERS))}"
+        raise ValueError(msg)
+    module, _, attr = CONTROLLERS[name][0].partition(":")
+    return getattr(import_module(module), attr)()

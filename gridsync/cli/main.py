@@ -1,0 +1,45 @@
+"""The ``gridsync`` command line. Sub-commands load lazily so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import logging
+from importlib import import_module
+
+import click
+
+# name -> (module:attribute, one-line help). Agents add their commands here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": (
+        "gridsync.cli.simulate:simulate",
+        "Run controllers on the digital twin and compare KPIs.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[name][0].partition(":")
+        return getattr(import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="gridsync")
+def cli(verbose: int) -> None:
+    """GridSync: load balancing and demand response on a distribution-grid digital twin.
+
+    Start with `gridsync simulate` (the bundled SimBench feeder, one summer week, the
+    uncontrolled and time-of-use baselines), then open the HTML report it writes.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,1 @@
+"""Dispatch: rule-based baselines and the model-predictive optimizer."""

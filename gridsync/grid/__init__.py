@@ -1,0 +1,1 @@
+"""The twin's network physics: AC power flow and (later) state estimation."""

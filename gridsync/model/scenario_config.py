@@ -1,0 +1,250 @@
+"""Scenario files (TOML or YAML) and their validation.
+
+A scenario declares the feeder, the load profiles, the weather, the asset fleet to generate
+(deterministically from ``seed``), the tariff, the carbon signal, the network limits and the
+dispatch objective. Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ScenarioError(ValueError):
+    """A scenario file is missing, unreadable or invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Strict):
+    """A closed interval ``[min, max]`` that per-asset values are drawn from uniformly."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.max < self.min:
+            msg = f"max ({self.max}) must be >= min ({self.min})"
+            raise ValueError(msg)
+        return self
+
+
+class TimeConfig(_Strict):
+    start: dt.date = dt.date(2016, 6, 6)
+    days: int = Field(7, ge=1, le=366, description="simulated days")
+    resolution_s: int = Field(900, ge=1, le=3600, description="simulation step in seconds")
+    history_days: int = Field(28, ge=0, le=180, description="history before start for forecasters")
+    horizon_h: float = Field(24.0, gt=0, le=72, description="look-ahead data kept after the end")
+
+    @model_validator(mode="after")
+    def _divides_hour(self) -> TimeConfig:
+        if 3600 % self.resolution_s:
+            msg = f"resolution_s={self.resolution_s} must divide 3600 (e.g. 5, 60, 300, 900)"
+            raise ValueError(msg)
+        return self
+
+
+class NetworkConfig(_Strict):
+    path: str = "bundled:feeders/simbench_lv_semiurb5.json"
+
+
+class LoadsConfig(_Strict):
+    profiles: str = "bundled:profiles/simbench_lv_semiurb5_load_2016.csv.gz"
+    scale: float = Field(1.0, gt=0, description="multiplier on every inflexible load")
+
+
+class WeatherConfig(_Strict):
+    tmy: str = Field("pvlib:723170TYA.CSV", description="TMY3 file; 'pvlib:' = bundled with pvlib")
+
+
+class PVConfig(_Strict):
+    count: int = Field(70, ge=0)
+    peak_kw: Range = Range(min=3.0, max=10.0)
+
+
+class BatteryConfig(_Strict):
+    count: int = Field(50, ge=0)
+    capacity_kwh: Range = Range(min=5.0, max=15.0)
+    c_rate_per_h: float = Field(0.5, gt=0, le=4)
+    efficiency_charge: float = Field(0.95, gt=0, le=1)
+    efficiency_discharge: float = Field(0.95, gt=0, le=1)
+    soc_min_frac: float = Field(0.1, ge=0, lt=1)
+    soc_max_frac: float = Field(0.95, gt=0, le=1)
+    soc_initial_frac: float = Field(0.5, ge=0, le=1)
+    degradation_eur_per_kwh: float = Field(0.02, ge=0, description="per kWh of throughput")
+
+    @model_validator(mode="after")
+    def _soc_order(self) -> BatteryConfig:
+        if not self.soc_min_frac <= self.soc_initial_frac <= self.soc_max_frac:
+            msg = "need soc_min_frac <= soc_initial_frac <= soc_max_frac"
+            raise ValueError(msg)
+        return self
+
+
+class EVConfig(_Strict):
+    count: int = Field(70, ge=0, description="home chargers")
+    charger_kw: list[float] = Field([3.7, 7.4, 11.0], min_length=1)
+    v2g_share: float = Field(0.2, ge=0, le=1)
+    efficiency: float = Field(0.92, gt=0, le=1)
+    battery_kwh: float = Field(60.0, gt=0)
+    daily_plug_probability: float = Field(0.8, ge=0, le=1)
+    arrival_hour_mean: float = Field(18.0, ge=0, lt=24)
+    arrival_hour_std: float = Field(1.5, ge=0)
+    dwell_h_mean: float = Field(12.5, gt=0)
+    energy_need_kwh_mean: float = Field(12.0, gt=0)
+
+
+class DeferrableConfig(_Strict):
+    count: int = Field(100, ge=0)
+    power_kw: Range = Range(min=1.0, max=2.5)
+    run_h: Range = Range(min=1.0, max=2.5)
+    window_start_h: Range = Range(min=6.0, max=12.0)
+    window_length_h: Range = Range(min=6.0, max=12.0)
+
+
+class ThermalConfig(_Strict):
+    count: int = Field(80, ge=0)
+    max_power_kw: Range = Range(min=1.5, max=4.0)
+    cop: float = Field(3.0, gt=0)
+    resistance_c_per_kw: Range = Range(min=4.0, max=8.0)
+    capacitance_kwh_per_c: Range = Range(min=3.0, max=8.0)
+    comfort_min_c: float = 20.0
+    comfort_max_c: float = 24.0
+
+    @model_validator(mode="after")
+    def _band(self) -> ThermalConfig:
+        if self.comfort_max_c <= self.comfort_min_c:
+            msg = "comfort_max_c must be above comfort_min_c"
+            raise ValueError(msg)
+        return self
+
+
+class FleetConfig(_Strict):
+    pv: PVConfig = PVConfig()
+    battery: BatteryConfig = BatteryConfig()
+    ev: EVConfig = EVConfig()
+    deferrable: DeferrableConfig = DeferrableConfig()
+    thermal: ThermalConfig = ThermalConfig()
+
+
+class TouPeriod(_Strict):
+    start_h: float = Field(ge=0, lt=24)
+    end_h: float = Field(gt=0, le=24)
+    price_eur_per_kwh: float
+    days: Literal["all", "weekday", "weekend"] = "all"
+
+    @model_validator(mode="after")
+    def _order(self) -> TouPeriod:
+        if self.end_h <= self.start_h:
+            msg = f"end_h ({self.end_h}) must be after start_h ({self.start_h})"
+            raise ValueError(msg)
+        return self
+
+
+def _default_periods() -> list[TouPeriod]:
+    return [
+        TouPeriod(start_h=0, end_h=7, price_eur_per_kwh=0.18),
+        TouPeriod(start_h=7, end_h=17, price_eur_per_kwh=0.28),
+        TouPeriod(start_h=17, end_h=21, price_eur_per_kwh=0.42),
+        TouPeriod(start_h=21, end_h=24, price_eur_per_kwh=0.28),
+    ]
+
+
+class TariffConfig(_Strict):
+    periods: list[TouPeriod] = Field(default_factory=_default_periods, min_length=1)
+    export_price_eur_per_kwh: float = 0.08
+    demand_charge_eur_per_kw_month: float = Field(
+        10.0, ge=0, description="per kW of peak import per 30 days, prorated to the window"
+    )
+    real_time_csv: str | None = Field(None, description="optional CSV time,price_eur_per_kwh")
+
+
+class CarbonConfig(_Strict):
+    """Modelled grid carbon intensity: a base, lowered by solar output, raised in the evening."""
+
+    base_g_per_kwh: float = Field(380.0, ge=0)
+    solar_dip_g_per_kwh: float = Field(160.0, ge=0)
+    evening_peak_g_per_kwh: float = Field(90.0, ge=0)
+
+
+class LimitsConfig(_Strict):
+    voltage_min_pu: float = Field(0.95, gt=0.5, lt=1.0)
+    voltage_max_pu: float = Field(1.05, gt=1.0, lt=1.5)
+    loading_max_pct: float = Field(100.0, gt=0)
+
+
+class ObjectiveConfig(_Strict):
+    """Weights of the dispatch objective, all in EUR per unit named."""
+
+    carbon_price_eur_per_kg: float = Field(0.08, ge=0)
+    unmet_ev_eur_per_kwh: float = Field(1.0, ge=0)
+    unmet_deferrable_eur_per_kwh: float = Field(1.0, ge=0)
+    comfort_eur_per_degree_hour: float = Field(0.5, ge=0)
+    curtailment_eur_per_kwh: float = Field(0.0, ge=0)
+
+
+class ScenarioConfig(_Strict):
+    name: str = "default"
+    description: str = ""
+    seed: int = 42
+    time: TimeConfig = TimeConfig()
+    network: NetworkConfig = NetworkConfig()
+    loads: LoadsConfig = LoadsConfig()
+    weather: WeatherConfig = WeatherConfig()
+    fleet: FleetConfig = FleetConfig()
+    tariff: TariffConfig = TariffConfig()
+    carbon: CarbonConfig = CarbonConfig()
+    limits: LimitsConfig = LimitsConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: {err.error_count()} invalid field(s)"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  - {loc}: {e['msg']}{got_txt}")
+    return "\n".join(lines)
+
+
+def parse_scenario(data: dict, source: str = "scenario") -> ScenarioConfig:
+    """Validate a mapping as a scenario; raise ``ScenarioError`` listing every bad field."""
+    try:
+        return ScenarioConfig.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(_format_errors(source, err)) from None
+
+
+def load_scenario_config(path: str | Path) -> ScenarioConfig:
+    """Read and validate a ``.toml``, ``.yaml`` or ``.yml`` scenario file."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"scenario file {str(path)!r} does not exist"
+        raise ScenarioError(msg)
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            msg = f"scenario file {path.name}: unknown extension {suffix!r}; expected .toml, .yaml or .yml"
+            raise ScenarioError(msg)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        msg = f"scenario file {path.name} is not valid {suffix[1:].upper()}: {err}"
+        raise ScenarioError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"scenario file {path.name}: top level must be a mapping, got {type(data).__name__}"
+        raise ScenarioError(msg)
+    return parse_scenario(data, source=path.name)

@@ -1,0 +1,1 @@
+"""The digital twin: materialised scenarios, the step simulator, KPIs and reports."""

@@ -1,0 +1,259 @@
+"""Build a ``Scenario`` from a validated config: data, weather, PV and a seeded asset fleet."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gridsync.data.profiles import profiles_on_index, read_load_profiles
+from gridsync.data.weather import pv_output_per_kwp, read_weather
+from gridsync.model.assets import (
+    BatteryFleet,
+    DeferrableFleet,
+    EVFleet,
+    EVSessions,
+    Fleet,
+    PVFleet,
+    ThermalFleet,
+)
+from gridsync.model.network import Feeder, load_feeder, resolve_data_path
+from gridsync.model.physics import hvac_mode
+from gridsync.model.scenario_config import (
+    FleetConfig,
+    Range,
+    ScenarioConfig,
+    ScenarioError,
+    load_scenario_config,
+)
+from gridsync.model.tariff import build_tariff, carbon_intensity
+from gridsync.sim.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+PV_TILTS_DEG = np.array([15.0, 30.0, 45.0])
+PV_AZIMUTHS_DEG = np.array([90.0, 135.0, 180.0, 225.0, 270.0])
+PV_AZIMUTH_WEIGHTS = np.array([0.1, 0.25, 0.3, 0.25, 0.1])
+
+
+def default_scenario_path() -> Path:
+    return Path(str(resources.files("gridsync") / "data" / "scenarios" / "default.toml"))
+
+
+def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
+    """Read, validate and build a scenario file (the bundled default when ``path`` is None).
+
+    ``overrides`` replace fields of the ``time`` section (e.g. ``days=1``, ``start=date``).
+    """
+    path = Path(path) if path else default_scenario_path()
+    cfg = load_scenario_config(path)
+    if overrides:
+        cfg = cfg.model_copy(update={"time": cfg.time.model_copy(update=overrides)})
+    return build_scenario(cfg, base_dir=path.parent)
+
+
+def _uniform(rng: np.random.Generator, r: Range, n: int) -> np.ndarray:
+    return rng.uniform(r.min, r.max, n)
+
+
+def _time_index(cfg: ScenarioConfig) -> tuple[pd.DatetimeIndex, int, int]:
+    t = cfg.time
+    freq = pd.Timedelta(seconds=t.resolution_s)
+    start = pd.Timestamp(t.start)
+    first = start - pd.Timedelta(days=t.history_days)
+    end = start + pd.Timedelta(days=t.days) + pd.Timedelta(hours=t.horizon_h)
+    index = pd.date_range(first, end, freq=freq, inclusive="left")
+    start_step = int(index.get_loc(start))
+    n_steps = int(pd.Timedelta(days=t.days) / freq)
+    return index, start_step, n_steps
+
+
+def _base_loads(
+    feeder: Feeder, profiles: pd.DataFrame, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    missing = sorted({f"{p}_pload" for p in feeder.load_profile} - set(profiles.columns))
+    if missing:
+        msg = f"load profile columns {missing} used by the network's loads are not in the profile file"
+        raise ScenarioError(msg)
+    n_load = len(feeder.load_bus_pos)
+    incidence = np.zeros((n_load, feeder.n_bus))
+    incidence[np.arange(n_load), feeder.load_bus_pos] = 1.0
+    p_cols = [f"{p}_pload" for p in feeder.load_profile]
+    q_cols = [f"{p}_qload" for p in feeder.load_profile]
+    p = profiles[p_cols].to_numpy() * feeder.load_p_kw * scale
+    q = profiles[q_cols].to_numpy() * feeder.load_q_kvar * scale
+    return p @ incidence, q @ incidence
+
+
+def _pv_fleet(rng, cfg, feeder: Feeder) -> PVFleet:
+    n = cfg.pv.count
+    customers = rng.integers(0, len(feeder.load_bus_pos), n)
+    net = feeder.net
+    existing = net.sgen[net.sgen.in_service & (net.sgen.get("type", "PV") == "PV")]
+    bus = np.r_[feeder.bus_pos(existing.bus.to_numpy()), feeder.load_bus_pos[customers]]
+    peak = np.r_[existing.p_mw.to_numpy() * 1e3, _uniform(rng, cfg.pv.peak_kw, n)]
+    tilt = np.r_[np.full(len(existing), 30.0), rng.choice(PV_TILTS_DEG, n)]
+    azim = np.r_[
+        np.full(len(existing), 180.0), rng.choice(PV_AZIMUTHS_DEG, n, p=PV_AZIMUTH_WEIGHTS)
+    ]
+    return PVFleet(bus=bus.astype(int), peak_kw=peak, tilt_deg=tilt, azimuth_deg=azim)
+
+
+def _battery_fleet(rng, cfg, feeder: Feeder) -> BatteryFleet:
+    b = cfg.battery
+    n = b.count
+    cap = _uniform(rng, b.capacity_kwh, n)
+    full = np.ones(n)
+    return BatteryFleet(
+        bus=feeder.load_bus_pos[rng.integers(0, len(feeder.load_bus_pos), n)],
+        capacity_kwh=cap,
+        power_kw=cap * b.c_rate_per_h,
+        efficiency_charge=full * b.efficiency_charge,
+        efficiency_discharge=full * b.efficiency_discharge,
+        soc_min_frac=full * b.soc_min_frac,
+        soc_max_frac=full * b.soc_max_frac,
+        soc_initial_frac=full * b.soc_initial_frac,
+        degradation_eur_per_kwh=full * b.degradation_eur_per_kwh,
+    )
+
+
+def _ev_fleet(
+    rng, cfg, feeder: Feeder, index: pd.DatetimeIndex, start_step: int, dt_h: float
+) -> EVFleet:
+    e = cfg.ev
+    n = e.count
+    power = rng.choice(np.asarray(e.charger_kw, dtype=float), n)
+    v2g = rng.random(n) < e.v2g_share
+    n_days = int(np.ceil((len(index) - start_step) * dt_h / 24))
+    plug = rng.random((n, n_days)) < e.daily_plug_probability
+    arrival_h = np.clip(
+        rng.normal(e.arrival_hour_mean, e.arrival_hour_std, (n, n_days)), 12.0, 23.5
+    )
+    dwell_h = np.clip(rng.normal(e.dwell_h_mean, 2.0, (n, n_days)), 3.0, 16.0)
+    # Next day's arrival is never before 12:00, so capping departures at 12:00 avoids overlap.
+    depart_h = np.minimum(arrival_h + dwell_h, 24.0 + 12.0)
+    soc_arrival = rng.uniform(0.2, 0.6, (n, n_days))
+    headroom = e.battery_kwh * (0.95 - soc_arrival)
+    reachable = e.efficiency * power[:, None] * (depart_h - arrival_h) * 0.9
+    need = np.minimum(
+        rng.gamma(4.0, e.energy_need_kwh_mean / 4.0, (n, n_days)), np.minimum(headroom, reachable)
+    )
+    floor = np.where(v2g[:, None], e.battery_kwh * np.maximum(soc_arrival - 0.2, 0.0), 0.0)
+    day0 = np.arange(n_days)[None, :] * 24.0
+    charger, day = np.nonzero(plug)
+    steps_per_h = 1.0 / dt_h
+    arr = start_step + np.round((day0 + arrival_h)[charger, day] * steps_per_h).astype(int)
+    dep = start_step + np.round((day0 + depart_h)[charger, day] * steps_per_h).astype(int)
+    keep = (arr < len(index)) & (dep > arr)
+    sessions = EVSessions(
+        charger=charger[keep],
+        arrival_step=arr[keep],
+        departure_step=dep[keep],
+        energy_need_kwh=need[charger, day][keep],
+        headroom_kwh=headroom[charger, day][keep],
+        v2g_floor_kwh=floor[charger, day][keep],
+    )
+    return EVFleet(
+        bus=feeder.load_bus_pos[rng.integers(0, len(feeder.load_bus_pos), n)],
+        max_power_kw=power,
+        efficiency=np.full(n, e.efficiency),
+        v2g=v2g,
+        sessions=sessions,
+    )
+
+
+def _deferrable_fleet(rng, cfg, feeder: Feeder) -> DeferrableFleet:
+    d = cfg.deferrable
+    n = d.count
+    power = _uniform(rng, d.power_kw, n)
+    start = _uniform(rng, d.window_start_h, n)
+    end = np.minimum(start + _uniform(rng, d.window_length_h, n), 24.0)
+    run_h = np.minimum(_uniform(rng, d.run_h, n), end - start)
+    return DeferrableFleet(
+        bus=feeder.load_bus_pos[rng.integers(0, len(feeder.load_bus_pos), n)],
+        power_kw=power,
+        energy_kwh=power * run_h,
+        window_start_h=start,
+        window_end_h=end,
+    )
+
+
+def _thermal_fleet(rng, cfg, feeder: Feeder) -> ThermalFleet:
+    t = cfg.thermal
+    n = t.count
+    offset = rng.uniform(-0.5, 0.5, n)
+    lo, hi = t.comfort_min_c + offset, t.comfort_max_c + offset
+    return ThermalFleet(
+        bus=feeder.load_bus_pos[rng.integers(0, len(feeder.load_bus_pos), n)],
+        max_power_kw=_uniform(rng, t.max_power_kw, n),
+        cop=np.full(n, t.cop),
+        resistance_c_per_kw=_uniform(rng, t.resistance_c_per_kw, n),
+        capacitance_kwh_per_c=_uniform(rng, t.capacitance_kwh_per_c, n),
+        comfort_min_c=lo,
+        comfort_max_c=hi,
+        initial_temp_c=rng.uniform(lo + 0.5, hi - 0.5),
+    )
+
+
+def build_fleet(
+    cfg: FleetConfig,
+    seed: int,
+    feeder: Feeder,
+    index: pd.DatetimeIndex,
+    start_step: int,
+    dt_h: float,
+) -> Fleet:
+    """Draw the asset fleet deterministically from ``seed`` onto the feeder's customer buses."""
+    rng = np.random.default_rng(seed)
+    if len(feeder.load_bus_pos) == 0:
+        msg = "the network has no loads: assets are placed at customer load points"
+        raise ScenarioError(msg)
+    return Fleet(
+        pv=_pv_fleet(rng, cfg, feeder),
+        battery=_battery_fleet(rng, cfg, feeder),
+        ev=_ev_fleet(rng, cfg, feeder, index, start_step, dt_h),
+        deferrable=_deferrable_fleet(rng, cfg, feeder),
+        thermal=_thermal_fleet(rng, cfg, feeder),
+    )
+
+
+def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenario:
+    """Materialise every series and the fleet for ``cfg``; paths resolve against ``base_dir``."""
+    index, start_step, n_steps = _time_index(cfg)
+    dt_h = cfg.time.resolution_s / 3600
+    try:
+        feeder = load_feeder(resolve_data_path(cfg.network.path, base_dir))
+        raw = read_load_profiles(resolve_data_path(cfg.loads.profiles, base_dir))
+        profiles = profiles_on_index(raw, index)
+        weather = read_weather(cfg.weather.tmy, index)
+    except (FileNotFoundError, ValueError) as err:
+        raise ScenarioError(str(err)) from None
+    base_p, base_q = _base_loads(feeder, profiles, cfg.loads.scale)
+    fleet = build_fleet(cfg.fleet, cfg.seed, feeder, index, start_step, dt_h)
+    pv = fleet.pv
+    orient, inverse = np.unique(np.c_[pv.tilt_deg, pv.azimuth_deg], axis=0, return_inverse=True)
+    per_kwp = pv_output_per_kwp(weather, orient[:, 0], orient[:, 1])
+    ghi = weather.frame.ghi_w_m2.to_numpy()
+    log.info("built scenario %s: %s", cfg.name, fleet.counts())
+    return Scenario(
+        config=cfg,
+        feeder=feeder,
+        index=index,
+        start_step=start_step,
+        n_steps=n_steps,
+        dt_h=dt_h,
+        base_load_kw=base_p,
+        base_load_kvar=base_q,
+        pv_per_kwp=per_kwp,
+        pv_orientation=inverse.ravel().astype(int),
+        outdoor_temp_c=weather.frame.temp_air_c.to_numpy(),
+        hvac_mode=hvac_mode(weather.frame.temp_air_c.to_numpy(), int(round(24 / dt_h))),
+        ghi_w_m2=ghi,
+        tariff=build_tariff(cfg.tariff, index, base_dir),
+        carbon_g_per_kwh=carbon_intensity(cfg.carbon, index, ghi),
+        fleet=fleet,
+        weather_station=weather.station,
+    )

@@ -1,0 +1,75 @@
+"""Key performance indicators of a simulation run, all in named units."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridsync.sim.scenario import Scenario
+from gridsync.sim.simulator import SimulationResult
+
+KPI_UNITS = {
+    "total_cost_eur": "EUR",
+    "energy_cost_eur": "EUR",
+    "demand_charge_eur": "EUR",
+    "degradation_cost_eur": "EUR",
+    "peak_import_kw": "kW",
+    "import_kwh": "kWh",
+    "export_kwh": "kWh",
+    "emissions_kg": "kg CO2",
+    "voltage_violation_bus_steps": "bus-steps",
+    "overload_branch_steps": "branch-steps",
+    "min_voltage_pu": "p.u.",
+    "max_voltage_pu": "p.u.",
+    "max_loading_pct": "%",
+    "unmet_ev_kwh": "kWh",
+    "unmet_deferrable_kwh": "kWh",
+    "comfort_violation_degree_hours": "°C·h",
+    "curtailed_kwh": "kWh",
+    "losses_kwh": "kWh",
+    "powerflow_failures": "steps",
+    "runtime_s": "s",
+}
+
+
+def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, float]:
+    """KPIs over the simulated window. Cost = energy at the feeder head under the tariff
+    + demand charge on the window's peak import + battery degradation."""
+    dt = scenario.dt_h
+    lim = scenario.config.limits
+    sl = slice(scenario.start_step, scenario.end_step)
+    p = result.feeder_kw
+    energy_cost = scenario.tariff.energy_cost_eur(p, dt, start=scenario.start_step)
+    peak = float(max(p.max(initial=0.0), 0.0))
+    demand = scenario.tariff.demand_charge_eur(peak, scenario.n_steps * dt / 24.0)
+    degradation = float(result.degradation_eur.sum())
+    imports = np.maximum(p, 0.0)
+    vm = result.vm_pu
+    with np.errstate(invalid="ignore"):
+        v_bad = (vm < lim.voltage_min_pu) | (vm > lim.voltage_max_pu) | np.isnan(vm)
+        overload = (result.branch_loading_pct > lim.loading_max_pct) | np.isnan(
+            result.branch_loading_pct
+        )
+    return {
+        "total_cost_eur": energy_cost + demand + degradation,
+        "energy_cost_eur": energy_cost,
+        "demand_charge_eur": demand,
+        "degradation_cost_eur": degradation,
+        "peak_import_kw": peak,
+        "import_kwh": float(imports.sum() * dt),
+        "export_kwh": float(np.maximum(-p, 0.0).sum() * dt),
+        "emissions_kg": float((imports * scenario.carbon_g_per_kwh[sl]).sum() * dt / 1000.0),
+        "voltage_violation_bus_steps": int(v_bad.sum()),
+        "overload_branch_steps": int(overload.sum()),
+        "min_voltage_pu": float(np.nanmin(vm)) if np.isfinite(vm).any() else float("nan"),
+        "max_voltage_pu": float(np.nanmax(vm)) if np.isfinite(vm).any() else float("nan"),
+        "max_loading_pct": float(np.nanmax(result.branch_loading_pct))
+        if np.isfinite(result.branch_loading_pct).any()
+        else float("nan"),
+        "unmet_ev_kwh": float(result.unmet_ev_kwh_per_session.sum()),
+        "unmet_deferrable_kwh": float(result.unmet_deferrable_kwh),
+        "comfort_violation_degree_hours": float(result.comfort_violation_degree_h.sum()),
+        "curtailed_kwh": float(result.curtailed_kw.sum() * dt),
+        "losses_kwh": float(result.losses_kw.sum() * dt),
+        "powerflow_failures": int(result.pf_failed.sum()),
+        "runtime_s": float(result.runtime_s),
+    }

@@ -1,0 +1,145 @@
+"""HTML report of a simulation: KPI table and interactive plotly charts, one file, offline."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from gridsync.sim.kpi import KPI_UNITS
+from gridsync.sim.scenario import Scenario
+from gridsync.sim.simulator import SimulationResult
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _kpi_table(kpis: dict[str, dict[str, float]]) -> str:
+    names = list(kpis)
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = []
+    for key, unit in KPI_UNITS.items():
+        cells = "".join(f"<td>{kpis[n].get(key, float('nan')):,.2f}</td>" for n in names)
+        rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(unit)}</td>{cells}</tr>")
+    return f"<table><tr><th>KPI</th><th>unit</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(
+    path: Path,
+    scenario: Scenario,
+    results: list[SimulationResult],
+    kpis: dict[str, dict[str, float]],
+) -> Path:
+    """Write a self-contained HTML report (plotly.js inlined, so it opens without a network)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    t = scenario.window
+    sl = slice(scenario.start_step, scenario.end_step)
+    lim = scenario.config.limits
+    fig = make_subplots(
+        rows=4,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.05,
+        specs=[[{"secondary_y": True}], [{}], [{}], [{}]],
+        subplot_titles=(
+            "Feeder-head power (kW, + import) and import price",
+            "Voltage envelope: min and max over all buses (p.u.)",
+            "Highest branch loading (%)",
+            "Battery fleet state of charge (%)",
+        ),
+    )
+    for k, res in enumerate(results):
+        c = PALETTE[k % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=res.feeder_kw,
+                name=f"{res.controller}",
+                line={"color": c},
+                legendgroup=res.controller,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=np.nanmax(res.vm_pu, axis=1),
+                line={"color": c, "width": 1},
+                legendgroup=res.controller,
+                showlegend=False,
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=np.nanmin(res.vm_pu, axis=1),
+                line={"color": c, "width": 1, "dash": "dot"},
+                legendgroup=res.controller,
+                showlegend=False,
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=np.nanmax(res.branch_loading_pct, axis=1),
+                line={"color": c},
+                legendgroup=res.controller,
+                showlegend=False,
+            ),
+            row=3,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=100 * res.battery_soc_frac,
+                line={"color": c},
+                legendgroup=res.controller,
+                showlegend=False,
+            ),
+            row=4,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=t,
+            y=scenario.tariff.import_eur_per_kwh[sl],
+            name="import price (EUR/kWh)",
+            line={"color": "#7f7f7f", "shape": "hv", "dash": "dash"},
+        ),
+        row=1,
+        col=1,
+        secondary_y=True,
+    )
+    for y in (lim.voltage_min_pu, lim.voltage_max_pu):
+        fig.add_hline(y=y, line={"color": "black", "dash": "dash", "width": 1}, row=2, col=1)
+    fig.add_hline(
+        y=lim.loading_max_pct, line={"color": "black", "dash": "dash", "width": 1}, row=3, col=1
+    )
+    fig.update_layout(height=1100, template="plotly_white", legend={"orientation": "h", "y": 1.04})
+    body = fig.to_html(full_html=False, include_plotlyjs=True)
+    cfg = scenario.config
+    title = html.escape(f"GridSync simulation: {cfg.name}")
+    counts = ", ".join(f"{v} {k}" for k, v in scenario.fleet.counts().items())
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}</style></head><body>
+<h1>{title}</h1>
+<p>{html.escape(cfg.description)}<br>Window {t[0]} to {t[-1]} at {cfg.time.resolution_s} s steps;
+feeder {html.escape(scenario.feeder.name)} ({scenario.feeder.n_bus} buses); fleet: {html.escape(counts)};
+weather: TMY {html.escape(scenario.weather_station)}. Limits {lim.voltage_min_pu}-{lim.voltage_max_pu} p.u.,
+{lim.loading_max_pct}% loading.</p>
+{_kpi_table(kpis)}
+{body}
+</body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc, encoding="utf-8")
+    return path
