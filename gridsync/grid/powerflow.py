@@ -248,6 +248,9 @@ def build_powerflow_model(feeder: Feeder) -> PowerFlowModel:
     if ppc["branch"].shape[0] != internal["branch"].shape[0] or ppc["bus"].shape[0] != n_ppc:
         msg = "out-of-service branches or buses are not supported; remove them from the network"
         raise ValueError(msg)
+    if len(internal["pv"]):
+        msg = "voltage-controlled generators (PV buses) are not supported: GridSync models feeders with PQ injections"
+        raise ValueError(msg)
     lookups = net._pd2ppc_lookups
     ppc_of_bus = lookups["bus"][feeder.bus_ids]
     bus_to_ppc = sp.csr_matrix(
@@ -291,7 +294,7 @@ def build_powerflow_model(feeder: Feeder) -> PowerFlowModel:
         yt=internal["Yt"].tocsr(),
         base_mva=base_mva,
         ref=int(internal["ref"][0]),
-        pq=np.sort(np.r_[internal["pq"], internal["pv"]]).astype(int),
+        pq=np.sort(internal["pq"]).astype(int),
         v_init=v_init,
         bus_to_ppc=bus_to_ppc,
         ppc_of_bus=ppc_of_bus,

@@ -84,11 +84,16 @@ def load_feeder(path: Path) -> Feeder:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = pp.from_json(str(path))
+    return feeder_from_net(net, path.stem)
+
+
+def feeder_from_net(net, name: str) -> Feeder:
+    """Index an in-memory pandapower net (one ext_grid, all buses in service) as a Feeder."""
     if len(net.ext_grid) != 1:
-        msg = f"network {path.name}: expected exactly one ext_grid (feeder head), found {len(net.ext_grid)}"
+        msg = f"network {name}: expected exactly one ext_grid (feeder head), found {len(net.ext_grid)}"
         raise ValueError(msg)
     if not net.bus.in_service.all():
-        msg = f"network {path.name}: out-of-service buses are not supported; remove them first"
+        msg = f"network {name}: out-of-service buses are not supported; remove them first"
         raise ValueError(msg)
     bus_ids = net.bus.index.to_numpy()
     lookup = pd.Series(np.arange(len(bus_ids)), index=bus_ids)
@@ -99,7 +104,7 @@ def load_feeder(path: Path) -> Feeder:
         else np.full(len(loads), "", dtype=object)
     )
     return Feeder(
-        name=path.stem,
+        name=name,
         net=net,
         bus_ids=bus_ids,
         bus_names=net.bus.name.astype(str).to_numpy(),
