@@ -1,0 +1,145 @@
+"""The ``LedgerBackend`` interface and its JSON-lines file implementation.
+
+The market talks only to ``LedgerBackend``: append one entry (signed on its own) or a block of
+entries (one signature seals the block through the hash chain), read entries back, verify.
+An EVM smart-contract backend would implement the same four methods by submitting each block's
+head hash and signature to a contract that stores the chain head (``prev`` -> ``hash``); it is
+not built here (see the module docs of ``gridsync.ledger``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gridsync.ledger.chain import (
+    FORMAT,
+    ZERO_HASH,
+    VerifyReport,
+    canonical_json,
+    record_hash,
+    verify_records,
+)
+from gridsync.ledger.keys import LedgerSigner, public_key_hex
+
+Entry = tuple[str, dict]
+
+
+class LedgerBackend(ABC):
+    """An append-only store of signed, hash-chained records."""
+
+    @abstractmethod
+    def append(self, kind: str, data: dict) -> dict:
+        """Append one record, signed on its own; returns the stored record."""
+
+    @abstractmethod
+    def append_many(self, entries: Iterable[Entry], block_size: int = 1000) -> int:
+        """Append records in blocks of ``block_size``, each sealed by one signature."""
+
+    @abstractmethod
+    def records(self) -> Iterator[dict]:
+        """Every record in order, genesis first."""
+
+    @abstractmethod
+    def verify(self, trusted_key: Ed25519PublicKey | None = None) -> VerifyReport:
+        """Check hashes, links and signatures of the whole ledger."""
+
+
+class JsonlLedger(LedgerBackend):
+    """A ledger in a JSON-lines file: one record per line, only ever appended to.
+
+    Opening an existing file continues its chain; the signer must hold the key named in its
+    genesis record. ``durable=True`` fsyncs after every block.
+    """
+
+    def __init__(self, path: str | Path, signer: LedgerSigner, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.signer = signer
+        self.durable = durable
+        self._key_hex = public_key_hex(signer.public_key)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._open_existing()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._count, self._head = 0, ZERO_HASH
+            self.append("genesis", {"format": FORMAT, "public_key": self._key_hex})
+
+    def _open_existing(self) -> None:
+        with self.path.open("rb") as fh:
+            genesis = json.loads(fh.readline())
+            if genesis.get("data", {}).get("public_key") != self._key_hex:
+                msg = (
+                    f"ledger {self.path} was created with another key; sign it with that key "
+                    "or start a new ledger file"
+                )
+                raise ValueError(msg)
+            fh.seek(max(0, self.path.stat().st_size - 65536))
+            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        tail = json.loads(last)
+        self._count, self._head = tail["i"] + 1, tail["hash"]
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def head_hash(self) -> str:
+        return self._head
+
+    def _build(self, kind: str, data: dict, sign: bool) -> str:
+        rec = {"i": self._count, "t": time.time(), "kind": kind, "data": data, "prev": self._head}
+        rec["hash"] = record_hash(rec)
+        if sign:
+            rec["sig"] = self.signer.sign(rec["hash"])
+        self._count += 1
+        self._head = rec["hash"]
+        return canonical_json(rec)
+
+    def _write(self, lines: list[str]) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            if self.durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def append(self, kind: str, data: dict) -> dict:
+        line = self._build(kind, data, sign=True)
+        self._write([line])
+        return json.loads(line)
+
+    def append_many(self, entries: Iterable[Entry], block_size: int = 1000) -> int:
+        if block_size < 1:
+            msg = f"block_size must be >= 1, got {block_size}"
+            raise ValueError(msg)
+        entries = list(entries)
+        lines: list[str] = []
+        for k, (kind, data) in enumerate(entries):
+            last_of_block = (k + 1) % block_size == 0 or k == len(entries) - 1
+            lines.append(self._build(kind, data, sign=last_of_block))
+            if last_of_block:
+                self._write(lines)
+                lines = []
+        return len(entries)
+
+    def records(self) -> Iterator[dict]:
+        with self.path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                yield json.loads(line)
+
+    def verify(self, trusted_key: Ed25519PublicKey | None = None) -> VerifyReport:
+        return verify_file(self.path, trusted_key)
+
+
+def verify_file(path: str | Path, trusted_key: Ed25519PublicKey | None = None) -> VerifyReport:
+    """Verify a JSON-lines ledger file offline (no key material needed besides the public key)."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"ledger file {path} does not exist"
+        raise FileNotFoundError(msg)
+    with path.open("rb") as fh:
+        return verify_records((line for line in fh if line.strip()), trusted_key)
