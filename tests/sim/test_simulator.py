@@ -75,3 +75,15 @@ class BadController:
 def test_wrong_setpoint_shape_is_named(scenario_1day):
     with pytest.raises(SetpointError, match=r"Setpoints.ev_kw has shape \(3,\)"):
         simulate(scenario_1day, BadController())
+
+
+def test_finer_resolution_conserves_daily_energy(scenario_1day):
+    fine = load_scenario(days=1, history_days=1, resolution_s=300)
+    assert fine.dt_h == 300 / 3600
+    coarse = scenario_1day
+    e_fine = fine.base_load_kw[fine.start_step : fine.end_step].sum() * fine.dt_h
+    e_coarse = coarse.base_load_kw[coarse.start_step : coarse.end_step].sum() * coarse.dt_h
+    assert e_fine == pytest.approx(e_coarse, rel=0.01)
+    res = simulate(fine, UncontrolledController())
+    assert res.n_steps == 288
+    assert res.pf_failed.sum() == 0
