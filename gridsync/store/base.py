@@ -1,0 +1,158 @@
+"""The store contract: meter/device time series, plans, events and an audit log.
+
+Two implementations share it and one test suite: :class:`~gridsync.store.sqlite.SqliteStore`
+(embedded default, stdlib ``sqlite3``) and :class:`~gridsync.store.postgres.PostgresStore`
+(production: daily range partitions + BRIN, bulk COPY). Methods are synchronous; async callers
+use ``asyncio.to_thread``. Timestamps cross the interface as UNIX seconds (float, UTC).
+
+A time series is identified by ``(device_id, quantity)`` and carries its canonical unit;
+writing the same ``(series, timestamp)`` twice keeps the first value, so replays and
+redeliveries are harmless (idempotent ingestion).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class StoreError(RuntimeError):
+    """The store is unreachable or rejected an operation (message says which and why)."""
+
+
+@dataclass
+class ReadingBatch:
+    """Columnar readings: ``ts_s`` (UNIX seconds), ``device_id``, ``quantity``, ``unit``,
+    ``value`` (all the same length)."""
+
+    ts_s: np.ndarray
+    device_id: np.ndarray
+    quantity: np.ndarray
+    unit: np.ndarray
+    value: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.ts_s = np.asarray(self.ts_s, dtype=float)
+        self.value = np.asarray(self.value, dtype=float)
+        self.device_id = np.asarray(self.device_id, dtype=object)
+        self.quantity = np.asarray(self.quantity, dtype=object)
+        self.unit = np.asarray(self.unit, dtype=object)
+        n = {
+            len(self.ts_s),
+            len(self.device_id),
+            len(self.quantity),
+            len(self.unit),
+            len(self.value),
+        }
+        if len(n) != 1:
+            msg = "ReadingBatch: ts_s, device_id, quantity, unit and value differ in length"
+            raise ValueError(msg)
+
+    def __len__(self) -> int:
+        return len(self.ts_s)
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> ReadingBatch:
+        """From dicts with keys ts_s, device_id, quantity, unit, value."""
+        cols = {
+            k: [r[k] for r in records] for k in ("ts_s", "device_id", "quantity", "unit", "value")
+        }
+        return cls(**cols)
+
+
+READING_COLUMNS = ["ts", "device_id", "quantity", "unit", "value"]
+
+
+def to_frame(rows: list[tuple]) -> pd.DataFrame:
+    """(ts_s, device, quantity, unit, value) rows -> DataFrame with a UTC ``ts`` column."""
+    df = pd.DataFrame(rows, columns=["ts_s", "device_id", "quantity", "unit", "value"])
+    df.insert(0, "ts", pd.to_datetime(df.pop("ts_s").astype(float), unit="s", utc=True))
+    return df
+
+
+def dumps(payload: Any) -> str:
+    from gridsync.bus.base import encode
+
+    return encode(payload).decode() if isinstance(payload, dict) else json.dumps(payload)
+
+
+class Store(ABC):
+    """Persistent history. See the module docstring for the semantics."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version now in place."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def write_readings(self, batch: ReadingBatch) -> int:
+        """Insert readings; returns how many were new (duplicates are skipped)."""
+
+    @abstractmethod
+    def query_readings(
+        self,
+        device_id: str | None = None,
+        quantity: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        limit: int = 10_000,
+    ) -> pd.DataFrame:
+        """Readings with ``start_s <= ts < end_s`` ordered by time (columns READING_COLUMNS)."""
+
+    @abstractmethod
+    def count_readings(self) -> int: ...
+
+    @abstractmethod
+    def put_plan(
+        self,
+        plan_id: str,
+        created_s: float,
+        source: str,
+        payload: dict[str, Any],
+        valid_from_s: float | None = None,
+        valid_to_s: float | None = None,
+    ) -> bool:
+        """Store a plan once (False if ``plan_id`` exists already)."""
+
+    @abstractmethod
+    def plans(self, since_s: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Plans newest first: dicts with plan_id, created_s, source, valid_from_s,
+        valid_to_s, payload."""
+
+    @abstractmethod
+    def add_event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        severity: str = "info",
+        source: str = "",
+        payload: dict[str, Any] | None = None,
+        ts_s: float | None = None,
+    ) -> int:
+        """Append an event (alert, fault, restart...); returns its id."""
+
+    @abstractmethod
+    def events(
+        self, kind: str | None = None, since_s: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Events newest first."""
+
+    @abstractmethod
+    def audit(
+        self, actor: str, role: str, action: str, target: str = "", detail: dict | None = None
+    ) -> int:
+        """Append to the audit log (who did what to which object); returns its id."""
+
+    @abstractmethod
+    def audit_log(self, since_s: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit entries newest first."""

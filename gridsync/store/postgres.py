@@ -1,0 +1,302 @@
+"""PostgreSQL store (psycopg 3): readings in daily range partitions with a BRIN index on time,
+bulk ingestion by ``COPY`` into a staging table then one ``INSERT ... ON CONFLICT DO NOTHING``
+(idempotent under redelivery). Everything lives in one schema (``gridsync`` by default; tests
+use a throw-away one), selected by ``search_path``; all values travel as query parameters.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from gridsync.bus.base import encode
+from gridsync.store.base import ReadingBatch, Store, StoreError, to_frame
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DAY_MS = 86_400_000
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE series (id serial PRIMARY KEY, device_id text NOT NULL,"
+        " quantity text NOT NULL, unit text NOT NULL, UNIQUE (device_id, quantity))",
+        "CREATE TABLE readings (series_id integer NOT NULL, ts timestamptz NOT NULL,"
+        " value double precision, PRIMARY KEY (series_id, ts)) PARTITION BY RANGE (ts)",
+        "CREATE INDEX readings_ts_brin ON readings USING brin (ts)",
+        "CREATE TABLE plans (plan_id text PRIMARY KEY, created timestamptz NOT NULL,"
+        " source text NOT NULL, valid_from timestamptz, valid_to timestamptz,"
+        " payload jsonb NOT NULL)",
+        "CREATE INDEX plans_created ON plans (created)",
+        "CREATE TABLE events (id bigserial PRIMARY KEY, ts timestamptz NOT NULL,"
+        " kind text NOT NULL, severity text NOT NULL, source text NOT NULL,"
+        " message text NOT NULL, payload jsonb)",
+        "CREATE INDEX events_ts_brin ON events USING brin (ts)",
+        "CREATE TABLE audit (id bigserial PRIMARY KEY, ts timestamptz NOT NULL,"
+        " actor text NOT NULL, role text NOT NULL, action text NOT NULL,"
+        " target text NOT NULL, detail jsonb)",
+    ],
+]
+
+
+def _ts(s: float | None) -> datetime | None:
+    return None if s is None else datetime.fromtimestamp(s, UTC)
+
+
+def _s(dt: datetime | None) -> float | None:
+    return None if dt is None else dt.timestamp()
+
+
+class PostgresStore(Store):
+    """One connection (autocommit off, explicit transactions), re-opened after a failure."""
+
+    kind = "postgres"
+
+    def __init__(self, dsn: str, schema: str = "gridsync", connect_timeout_s: int = 3) -> None:
+        if not _SCHEMA_RE.match(schema):
+            msg = f"schema {schema!r}: expected lower-case letters, digits and _ (max 63)"
+            raise StoreError(msg)
+        self.dsn, self.schema, self.connect_timeout_s = dsn, schema, connect_timeout_s
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], int] = {}
+        self._partitions: set[int] = set()
+
+    def _connect(self) -> psycopg.Connection:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=self.connect_timeout_s)
+        except psycopg.OperationalError as err:
+            msg = f"cannot reach PostgreSQL ({err})".strip()
+            raise StoreError(msg) from err
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        self._conn = conn
+        self._partitions.clear()
+        return conn
+
+    def _run(self, fn):
+        """Run ``fn(conn)`` in a transaction; connection failures become StoreError."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    return fn(conn)
+            except psycopg.OperationalError as err:
+                conn.close()
+                self._conn = None
+                msg = f"PostgreSQL operation failed: {err}"
+                raise StoreError(msg) from err
+
+    def migrate(self) -> int:
+        def apply(conn: psycopg.Connection) -> int:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " applied timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+            have = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+            ).fetchone()[0]
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version > have:
+                    for stmt in statements:
+                        conn.execute(stmt)
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            return len(MIGRATIONS)
+
+        return self._run(apply)
+
+    def drop_schema(self) -> None:
+        """Delete the whole schema (test clean-up)."""
+        self._run(
+            lambda c: c.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
+        )
+        self._series.clear()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _ensure_partitions(self, conn: psycopg.Connection, days: np.ndarray) -> None:
+        for day in (int(d) for d in np.unique(days)):
+            if day in self._partitions:
+                continue
+            name = sql.Identifier(f"readings_d{day}")
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF readings FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    name, sql.Literal(_ts(day * 86400.0)), sql.Literal(_ts((day + 1) * 86400.0))
+                )
+            )
+            self._partitions.add(day)
+
+    def _series_ids(self, conn: psycopg.Connection, batch: ReadingBatch) -> np.ndarray:
+        keys = list(zip(batch.device_id.tolist(), batch.quantity.tolist(), strict=True))
+        missing = {
+            k: u for k, u in zip(keys, batch.unit.tolist(), strict=True) if k not in self._series
+        }
+        if missing:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO series (device_id, quantity, unit) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (device_id, quantity) DO NOTHING",
+                    [(d, q, u) for (d, q), u in missing.items()],
+                )
+            for d, q, sid in conn.execute("SELECT device_id, quantity, id FROM series"):
+                self._series[(d, q)] = sid
+        return np.fromiter((self._series[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    def write_readings(self, batch: ReadingBatch) -> int:
+        if len(batch) == 0:
+            return 0
+        ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
+
+        def write(conn: psycopg.Connection) -> int:
+            sid = self._series_ids(conn, batch)
+            self._ensure_partitions(conn, ts_ms // DAY_MS)
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS readings_stage (series_id integer,"
+                " ts_ms bigint, value double precision) ON COMMIT DELETE ROWS"
+            )
+            values = np.where(np.isfinite(batch.value), batch.value, np.nan)
+            text = "".join(
+                f"{s}\t{t}\t{v!r}\n"
+                for s, t, v in zip(sid.tolist(), ts_ms.tolist(), values.tolist(), strict=True)
+            ).replace("nan\n", "\\N\n")
+            with conn.cursor().copy(
+                "COPY readings_stage (series_id, ts_ms, value) FROM STDIN"
+            ) as cp:
+                cp.write(text)
+            cur = conn.execute(
+                "INSERT INTO readings (series_id, ts, value)"
+                " SELECT series_id, to_timestamp(ts_ms / 1000.0), value FROM readings_stage"
+                " ON CONFLICT DO NOTHING"
+            )
+            return cur.rowcount
+
+        return self._run(write)
+
+    def query_readings(
+        self, device_id=None, quantity=None, start_s=None, end_s=None, limit=10_000
+    ) -> pd.DataFrame:
+        q = (
+            "SELECT extract(epoch FROM r.ts)::float8, s.device_id, s.quantity, s.unit, r.value"
+            " FROM readings r JOIN series s ON s.id = r.series_id"
+            " WHERE (%(d)s::text IS NULL OR s.device_id = %(d)s)"
+            " AND (%(q)s::text IS NULL OR s.quantity = %(q)s)"
+            " AND (%(a)s::timestamptz IS NULL OR r.ts >= %(a)s)"
+            " AND (%(b)s::timestamptz IS NULL OR r.ts < %(b)s)"
+            " ORDER BY r.ts, s.device_id, s.quantity LIMIT %(n)s"
+        )
+        args = {"d": device_id, "q": quantity, "a": _ts(start_s), "b": _ts(end_s), "n": int(limit)}
+        rows = self._run(lambda c: c.execute(q, args).fetchall())
+        return to_frame(rows)
+
+    def count_readings(self) -> int:
+        return self._run(lambda c: c.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+    def put_plan(
+        self, plan_id, created_s, source, payload, valid_from_s=None, valid_to_s=None
+    ) -> bool:
+        def put(conn):
+            cur = conn.execute(
+                "INSERT INTO plans VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                (
+                    plan_id,
+                    _ts(created_s),
+                    source,
+                    _ts(valid_from_s),
+                    _ts(valid_to_s),
+                    encode(payload).decode(),
+                ),
+            )
+            return cur.rowcount == 1
+
+        return self._run(put)
+
+    def plans(self, since_s=None, limit=100) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT plan_id, created, source, valid_from, valid_to, payload FROM plans"
+                " WHERE (%(a)s::timestamptz IS NULL OR created >= %(a)s)"
+                " ORDER BY created DESC LIMIT %(n)s",
+                {"a": _ts(since_s), "n": int(limit)},
+            ).fetchall()
+        )
+        return [
+            {
+                "plan_id": r[0],
+                "created_s": _s(r[1]),
+                "source": r[2],
+                "valid_from_s": _s(r[3]),
+                "valid_to_s": _s(r[4]),
+                "payload": r[5],
+            }
+            for r in rows
+        ]
+
+    def add_event(
+        self, kind, message, *, severity="info", source="", payload=None, ts_s=None
+    ) -> int:
+        return self._run(
+            lambda c: c.execute(
+                "INSERT INTO events (ts, kind, severity, source, message, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
+                (
+                    _ts(ts_s or time.time()),
+                    kind,
+                    severity,
+                    source,
+                    message,
+                    encode(payload or {}).decode(),
+                ),
+            ).fetchone()[0]
+        )
+
+    def events(self, kind=None, since_s=None, limit=100) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT id, ts, kind, severity, source, message, payload FROM events"
+                " WHERE (%(k)s::text IS NULL OR kind = %(k)s)"
+                " AND (%(a)s::timestamptz IS NULL OR ts >= %(a)s) ORDER BY id DESC LIMIT %(n)s",
+                {"k": kind, "a": _ts(since_s), "n": int(limit)},
+            ).fetchall()
+        )
+        keys = ("id", "ts_s", "kind", "severity", "source", "message", "payload")
+        return [dict(zip(keys, (r[0], _s(r[1]), *r[2:6], r[6] or {}), strict=True)) for r in rows]
+
+    def audit(self, actor, role, action, target="", detail=None) -> int:
+        return self._run(
+            lambda c: c.execute(
+                "INSERT INTO audit (ts, actor, role, action, target, detail)"
+                " VALUES (now(), %s, %s, %s, %s, %s) RETURNING id",
+                (actor, role, action, target, Jsonb(detail or {})),
+            ).fetchone()[0]
+        )
+
+    def audit_log(self, since_s=None, limit=100) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT id, ts, actor, role, action, target, detail FROM audit"
+                " WHERE (%(a)s::timestamptz IS NULL OR ts >= %(a)s) ORDER BY id DESC LIMIT %(n)s",
+                {"a": _ts(since_s), "n": int(limit)},
+            ).fetchall()
+        )
+        keys = ("id", "ts_s", "actor", "role", "action", "target", "detail")
+        return [dict(zip(keys, (r[0], _s(r[1]), *r[2:6], r[6] or {}), strict=True)) for r in rows]

@@ -1,0 +1,212 @@
+"""Embedded store on stdlib ``sqlite3`` (WAL mode): the default for demos and tests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridsync.store.base import ReadingBatch, Store, StoreError, dumps, to_frame
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE series (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+        " quantity TEXT NOT NULL, unit TEXT NOT NULL, UNIQUE (device_id, quantity))",
+        "CREATE TABLE readings (series_id INTEGER NOT NULL REFERENCES series(id),"
+        " ts_ms INTEGER NOT NULL, value REAL, PRIMARY KEY (series_id, ts_ms)) WITHOUT ROWID",
+        "CREATE INDEX readings_ts ON readings (ts_ms)",
+        "CREATE TABLE plans (plan_id TEXT PRIMARY KEY, created_s REAL NOT NULL,"
+        " source TEXT NOT NULL, valid_from_s REAL, valid_to_s REAL, payload TEXT NOT NULL)",
+        "CREATE INDEX plans_created ON plans (created_s)",
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_s REAL NOT NULL,"
+        " kind TEXT NOT NULL, severity TEXT NOT NULL, source TEXT NOT NULL,"
+        " message TEXT NOT NULL, payload TEXT)",
+        "CREATE INDEX events_ts ON events (ts_s)",
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_s REAL NOT NULL,"
+        " actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,"
+        " target TEXT NOT NULL, detail TEXT)",
+    ],
+]
+
+
+class SqliteStore(Store):
+    """SQLite file (or ``":memory:"``). Thread-safe through one connection and a lock."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as err:
+            msg = f"cannot open SQLite store {self.path}: {err}"
+            raise StoreError(msg) from err
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], int] = {}
+
+    def migrate(self) -> int:
+        with self._lock:
+            db = self._db
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " applied_s REAL NOT NULL)"
+            )
+            have = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[
+                0
+            ]
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= have:
+                    continue
+                db.execute("BEGIN")
+                for stmt in statements:
+                    db.execute(stmt)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+                db.execute("COMMIT")
+            return len(MIGRATIONS)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _series_ids(self, batch: ReadingBatch) -> np.ndarray:
+        keys = list(zip(batch.device_id.tolist(), batch.quantity.tolist(), strict=True))
+        missing = {
+            (d, q): u
+            for (d, q), u in zip(keys, batch.unit.tolist(), strict=True)
+            if (d, q) not in self._series
+        }
+        if missing:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO series (device_id, quantity, unit) VALUES (?, ?, ?)",
+                [(d, q, u) for (d, q), u in missing.items()],
+            )
+            for d, q, sid in self._db.execute("SELECT device_id, quantity, id FROM series"):
+                self._series[(d, q)] = sid
+        return np.fromiter((self._series[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    def write_readings(self, batch: ReadingBatch) -> int:
+        if len(batch) == 0:
+            return 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                sid = self._series_ids(batch)
+                ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?, ?, ?)",
+                    zip(sid.tolist(), ts_ms.tolist(), batch.value.tolist(), strict=True),
+                )
+                n = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return n
+
+    def query_readings(
+        self,
+        device_id: str | None = None,
+        quantity: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        limit: int = 10_000,
+    ) -> pd.DataFrame:
+        sql = (
+            "SELECT r.ts_ms / 1000.0, s.device_id, s.quantity, s.unit, r.value"
+            " FROM readings r JOIN series s ON s.id = r.series_id WHERE 1=1"
+        )
+        args: list[Any] = []
+        if device_id is not None:
+            sql += " AND s.device_id = ?"
+            args.append(device_id)
+        if quantity is not None:
+            sql += " AND s.quantity = ?"
+            args.append(quantity)
+        if start_s is not None:
+            sql += " AND r.ts_ms >= ?"
+            args.append(int(round(start_s * 1000)))
+        if end_s is not None:
+            sql += " AND r.ts_ms < ?"
+            args.append(int(round(end_s * 1000)))
+        sql += " ORDER BY r.ts_ms, s.device_id, s.quantity LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return to_frame(rows)
+
+    def count_readings(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def put_plan(
+        self, plan_id, created_s, source, payload, valid_from_s=None, valid_to_s=None
+    ) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO plans VALUES (?, ?, ?, ?, ?, ?)",
+                (plan_id, created_s, source, valid_from_s, valid_to_s, dumps(payload)),
+            )
+            return cur.rowcount == 1
+
+    def plans(self, since_s=None, limit=100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT plan_id, created_s, source, valid_from_s, valid_to_s, payload FROM plans"
+                " WHERE created_s >= ? ORDER BY created_s DESC LIMIT ?",
+                (since_s if since_s is not None else -1e18, int(limit)),
+            ).fetchall()
+        keys = ("plan_id", "created_s", "source", "valid_from_s", "valid_to_s", "payload")
+        return [dict(zip(keys, (*r[:5], json.loads(r[5])), strict=True)) for r in rows]
+
+    def add_event(
+        self, kind, message, *, severity="info", source="", payload=None, ts_s=None
+    ) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO events (ts_s, kind, severity, source, message, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (ts_s or time.time(), kind, severity, source, message, dumps(payload or {})),
+            )
+            return int(cur.lastrowid)
+
+    def events(self, kind=None, since_s=None, limit=100) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, ts_s, kind, severity, source, message, payload FROM events WHERE ts_s >= ?"
+        )
+        args: list[Any] = [since_s if since_s is not None else -1e18]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        keys = ("id", "ts_s", "kind", "severity", "source", "message", "payload")
+        return [dict(zip(keys, (*r[:6], json.loads(r[6] or "{}")), strict=True)) for r in rows]
+
+    def audit(self, actor, role, action, target="", detail=None) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO audit (ts_s, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), actor, role, action, target, dumps(detail or {})),
+            )
+            return int(cur.lastrowid)
+
+    def audit_log(self, since_s=None, limit=100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, ts_s, actor, role, action, target, detail FROM audit"
+                " WHERE ts_s >= ? ORDER BY id DESC LIMIT ?",
+                (since_s if since_s is not None else -1e18, int(limit)),
+            ).fetchall()
+        keys = ("id", "ts_s", "actor", "role", "action", "target", "detail")
+        return [dict(zip(keys, (*r[:6], json.loads(r[6] or "{}")), strict=True)) for r in rows]
