@@ -1,0 +1,1 @@
+"""REST API: ``create_app(runtime, tokens=...)`` (see :mod:`gridsync.api.app`)."""

@@ -1,0 +1,249 @@
+"""HTTP endpoints under ``/api/v1`` (plus the open ``/health``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridsync.api.auth import DEVICE, OPERATE, READ, Principal
+from gridsync.model.scenario_config import ScenarioError
+from gridsync.runtime.runtime import Runtime
+
+router = APIRouter()
+Reader = Annotated[Principal, Depends(READ)]
+Operator = Annotated[Principal, Depends(OPERATE)]
+Device = Annotated[Principal, Depends(DEVICE)]
+
+
+def _rt(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _none_404(value: Any, what: str) -> Any:
+    if value is None:
+        raise HTTPException(404, f"no {what} yet: the runtime has not received one")
+    return value
+
+
+class PlanIn(BaseModel):
+    """A manual plan: setpoint arrays per asset kind (kW, load convention)."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None
+    setpoints: dict[
+        Literal["battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw"],
+        list[float],
+    ]
+    valid_from_s: float | None = None
+    valid_to_s: float | None = None
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan_id: Annotated[str, Field(min_length=1, max_length=64)]
+    decision: Literal["approve", "reject"]
+    comment: Annotated[str, Field(max_length=1000)] = ""
+
+
+class ScenarioSelect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    days: Annotated[int | None, Field(ge=1, le=366)] = None
+
+
+class ScenarioUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    toml: Annotated[str, Field(max_length=100_000)]
+
+
+@router.get("/health", tags=["meta"])
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness and agent health (no authentication)."""
+    rt = _rt(request)
+    return {
+        "status": "ok" if rt.running else "stopped",
+        "bus": rt.bus.kind,
+        "store": rt.store.kind,
+        "agents": {n: a.state for n, a in rt.state.agents.items()},
+        "uptime_s": round(time.time() - rt.state.started_s, 1),
+    }
+
+
+@router.get("/api/v1/state", tags=["state"])
+async def current_state(request: Request, _: Reader) -> dict[str, Any]:
+    """The latest synchronised snapshot (values, ages, staleness), twin summary and counters."""
+    st = _rt(request).state
+    twin = st.twin or {}
+    return {
+        "snapshot": st.snapshot,
+        "twin": {k: v for k, v in twin.items() if not isinstance(v, list)},
+        "counters": dict(st.counters),
+        "scenario": st.scenario,
+    }
+
+
+@router.get("/api/v1/agents", tags=["state"])
+async def agents(request: Request, _: Reader) -> dict[str, Any]:
+    """Each supervised agent: state, ticks, restarts, last error."""
+    return {n: a.to_dict() for n, a in _rt(request).state.agents.items()}
+
+
+@router.get("/api/v1/forecasts/latest", tags=["forecasts"])
+async def latest_forecast(request: Request, _: Reader) -> dict[str, Any]:
+    return _none_404(_rt(request).state.forecast, "forecast")
+
+
+@router.get("/api/v1/plans/current", tags=["plans"])
+async def current_plan(request: Request, _: Reader) -> dict[str, Any]:
+    return _none_404(_rt(request).state.plan, "plan")
+
+
+@router.get("/api/v1/plans", tags=["plans"])
+async def plan_history(
+    request: Request,
+    _: Reader,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[dict[str, Any]]:
+    """Stored plans, newest first."""
+    store = _rt(request).store
+    return await asyncio.to_thread(store.plans, since.timestamp() if since else None, limit)
+
+
+@router.post("/api/v1/plans", tags=["plans"], status_code=202)
+async def submit_plan(request: Request, plan: PlanIn, who: Operator) -> dict[str, Any]:
+    """Publish a manual plan; the safety agent checks it before any setpoint is released."""
+    pid = await _rt(request).submit_plan(plan.model_dump(), who.name, who.role)
+    return {"plan_id": pid, "status": "published"}
+
+
+@router.get("/api/v1/setpoints/latest", tags=["plans"])
+async def latest_setpoints(request: Request, _: Reader) -> dict[str, Any]:
+    return _none_404(_rt(request).state.setpoints, "setpoints")
+
+
+@router.get("/api/v1/alerts", tags=["alerts"])
+async def alerts(
+    request: Request,
+    _: Reader,
+    unacknowledged: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Recent alerts, newest first."""
+    items = list(_rt(request).state.alerts)[::-1]
+    if unacknowledged:
+        items = [a for a in items if a["acknowledged_by"] is None]
+    return items[:limit]
+
+
+@router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"])
+async def ack_alert(request: Request, alert_id: int, who: Operator) -> dict[str, Any]:
+    return _none_404(
+        await _rt(request).ack_alert(alert_id, who.name, who.role), f"alert {alert_id}"
+    )
+
+
+@router.get("/api/v1/approvals", tags=["plans"])
+async def approvals(request: Request, _: Reader) -> list[dict[str, Any]]:
+    return list(_rt(request).state.approvals)[::-1]
+
+
+@router.post("/api/v1/approvals", tags=["plans"], status_code=202)
+async def decide(request: Request, body: DecisionIn, who: Operator) -> dict[str, Any]:
+    """Approve or reject a plan (published on the ``approvals`` topic and audited)."""
+    return await _rt(request).decide(body.plan_id, body.decision, body.comment, who.name, who.role)
+
+
+@router.get("/api/v1/history/readings", tags=["history"])
+async def history_readings(
+    request: Request,
+    _: Reader,
+    device_id: str | None = None,
+    quantity: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> dict[str, Any]:
+    """Stored readings with ``start <= ts < end`` (columnar JSON, canonical units)."""
+    store = _rt(request).store
+    df = await asyncio.to_thread(
+        store.query_readings,
+        device_id,
+        quantity,
+        start.timestamp() if start else None,
+        end.timestamp() if end else None,
+        limit,
+    )
+    return {
+        "n": len(df),
+        "ts": [t.isoformat() for t in df.ts],
+        "device_id": df.device_id.tolist(),
+        "quantity": df.quantity.tolist(),
+        "unit": df.unit.tolist(),
+        "value": [None if v != v else v for v in df.value.tolist()],
+    }
+
+
+@router.get("/api/v1/history/events", tags=["history"])
+async def history_events(
+    request: Request,
+    _: Reader,
+    kind: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    store = _rt(request).store
+    return await asyncio.to_thread(store.events, kind, since.timestamp() if since else None, limit)
+
+
+@router.get("/api/v1/audit", tags=["history"])
+async def audit_log(
+    request: Request, _: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """Who did what (operators only)."""
+    return await asyncio.to_thread(_rt(request).store.audit_log, None, limit)
+
+
+@router.get("/api/v1/scenarios", tags=["scenarios"])
+async def scenarios(request: Request, _: Reader) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(_rt(request).catalog.list)
+
+
+@router.post("/api/v1/scenarios", tags=["scenarios"], status_code=201)
+async def upload_scenario(request: Request, body: ScenarioUpload, who: Operator) -> dict[str, Any]:
+    """Validate and store a TOML scenario (same schema as ``gridsync simulate``)."""
+    rt = _rt(request)
+    try:
+        info = rt.catalog.upload(body.name, body.toml)
+    except ScenarioError as err:
+        raise HTTPException(422, str(err)) from None
+    await asyncio.to_thread(rt.store.audit, who.name, who.role, "scenario.upload", body.name, info)
+    return info
+
+
+@router.post("/api/v1/scenarios/select", tags=["scenarios"])
+async def select_scenario(request: Request, body: ScenarioSelect, who: Operator) -> dict[str, Any]:
+    """Switch the twin to another scenario (agents restart on it)."""
+    try:
+        return await _rt(request).select_scenario(body.name, body.days, who.name, who.role)
+    except KeyError as err:
+        raise HTTPException(404, err.args[0]) from None
+
+
+@router.post("/api/v1/telemetry", tags=["telemetry"], status_code=202)
+async def post_telemetry(
+    request: Request, who: Device, payload: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Ingest one telemetry message (same schema and checks as the MQTT bridge)."""
+    raw = await request.body()
+    res = await _rt(request).ingestor.submit(raw, origin=f"http:{who.name}")
+    if not res.accepted:
+        raise HTTPException(422, res.reason)
+    return {"accepted": True, "readings": res.n_readings, "bus_seq": res.bus_seq}

@@ -1,0 +1,233 @@
+"""Telemetry validation and forwarding, shared by the MQTT bridge and the HTTP endpoint.
+
+A telemetry message is a JSON object from one source (a meter, device or data concentrator):
+
+    {"source": "gw-7", "seq": 42,
+     "readings": [{"device_id": "meter-12", "quantity": "p", "unit": "W",
+                   "value": 1530.0, "ts": "2026-11-26T06:00:05Z"}, ...]}
+
+``ts`` is an ISO-8601 time with a zone or UNIX seconds. Values are converted to the
+quantity's canonical unit (:data:`QUANTITIES`). A message is rejected *as a whole* (so nothing
+bad is stored) when it is oversized, not JSON, has a wrong field type or unknown field, an
+unknown quantity/unit, a non-finite or physically impossible value, a timestamp in the future
+or older than ``max_age_s``, or repeats a ``(source, seq)`` already accepted. Rejections go to
+the bus ``deadletter`` topic with the reason; accepted messages go to ``telemetry`` in
+columnar form, flagged ``out_of_order`` (seq lower than the source's newest) and per reading
+``late`` (older than ``late_after_s``: stored as history, not treated as current state).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
+
+from gridsync.bus.base import Bus
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+# quantity -> (canonical unit, {unit: (scale, offset)}, (min, max) in canonical unit)
+QUANTITIES: dict[str, tuple[str, dict[str, tuple[float, float]], tuple[float, float]]] = {
+    "p": ("kW", {"W": (1e-3, 0.0), "kW": (1.0, 0.0), "MW": (1e3, 0.0)}, (-1e5, 1e5)),
+    "q": ("kvar", {"var": (1e-3, 0.0), "kvar": (1.0, 0.0), "Mvar": (1e3, 0.0)}, (-1e5, 1e5)),
+    "v": ("pu", {"pu": (1.0, 0.0)}, (0.0, 2.0)),
+    "i": ("A", {"A": (1.0, 0.0), "kA": (1e3, 0.0)}, (0.0, 1e5)),
+    "energy": ("kWh", {"Wh": (1e-3, 0.0), "kWh": (1.0, 0.0), "MWh": (1e3, 0.0)}, (-1e9, 1e9)),
+    "soc": ("frac", {"frac": (1.0, 0.0), "%": (0.01, 0.0)}, (0.0, 1.0)),
+    "temp": ("degC", {"degC": (1.0, 0.0), "K": (1.0, -273.15)}, (-80.0, 150.0)),
+}
+
+
+class _Reading(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    quantity: str
+    unit: str
+    value: StrictFloat | StrictInt
+    ts: StrictFloat | StrictInt | AwareDatetime
+
+
+class TelemetryMessage(BaseModel):
+    """The MQTT/HTTP telemetry payload (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Annotated[str, Field(pattern=ID_PATTERN)]
+    seq: Annotated[int, Field(ge=0, strict=True)]
+    readings: Annotated[list[_Reading], Field(min_length=1, max_length=20_000)]
+
+
+class Rejected(ValueError):
+    """Why a message was refused (the dead-letter reason)."""
+
+
+@dataclass
+class Accepted:
+    source: str
+    seq: int
+    device_id: list[str]
+    quantity: list[str]
+    unit: list[str]
+    ts_s: list[float]
+    value: list[float]
+    late: list[bool]
+    out_of_order: bool
+
+    def to_message(self, received_s: float) -> dict[str, Any]:
+        return {
+            "kind": "readings",
+            "source": self.source,
+            "seq": self.seq,
+            "received_s": received_s,
+            "out_of_order": self.out_of_order,
+            "device_id": self.device_id,
+            "quantity": self.quantity,
+            "unit": self.unit,
+            "ts_s": self.ts_s,
+            "value": self.value,
+            "late": self.late,
+        }
+
+
+def _reject_nonfinite(token: str) -> float:
+    msg = f"non-finite number {token} is not allowed"
+    raise Rejected(msg)
+
+
+@dataclass
+class TelemetryValidator:
+    """Stateful validator (it remembers recent ``(source, seq)`` for duplicate detection)."""
+
+    max_bytes: int = 1_048_576
+    max_future_s: float = 30.0
+    max_age_s: float = 7 * 86400.0
+    late_after_s: float = 60.0
+    dedup_per_source: int = 4096
+    _seen: dict[str, OrderedDict[int, None]] = field(default_factory=dict, repr=False)
+    _newest: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def validate(
+        self, raw: bytes | str, now_s: float | None = None, commit: bool = True
+    ) -> Accepted:
+        """Check one message; raises :class:`Rejected` with the reason. ``commit=False``
+        leaves the ``(source, seq)`` unremembered until :meth:`commit` (call it once the
+        message is safely forwarded, so a redelivery after a failed forward is accepted)."""
+        now = time.time() if now_s is None else now_s
+        if len(raw) > self.max_bytes:
+            msg = f"payload of {len(raw)} bytes exceeds the {self.max_bytes}-byte limit"
+            raise Rejected(msg)
+        try:
+            doc = json.loads(raw, parse_constant=_reject_nonfinite)
+        except (ValueError, UnicodeDecodeError) as err:
+            msg = f"not valid JSON: {err}"
+            raise Rejected(msg) from None
+        try:
+            m = TelemetryMessage.model_validate(doc)
+        except ValidationError as err:
+            e = err.errors()[0]
+            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            got = repr(e.get("input"))[:80]
+            msg = f"{loc}: {e['msg']} (got {got}); {err.error_count()} error(s) in total"
+            raise Rejected(msg) from None
+        seen = self._seen.setdefault(m.source, OrderedDict())
+        if m.seq in seen:
+            msg = f"duplicate message: source {m.source!r} seq {m.seq} was already accepted"
+            raise Rejected(msg)
+        n = len(m.readings)
+        ts_s, value, unit, late = [0.0] * n, [0.0] * n, [""] * n, [False] * n
+        for i, r in enumerate(m.readings):
+            spec = QUANTITIES.get(r.quantity)
+            if spec is None:
+                msg = f"readings.{i}.quantity: unknown quantity {r.quantity!r}; expected one of {', '.join(QUANTITIES)}"
+                raise Rejected(msg)
+            canon, units, (lo, hi) = spec
+            conv = units.get(r.unit)
+            if conv is None:
+                msg = f"readings.{i}.unit: {r.unit!r} is not a unit of {r.quantity!r}; expected one of {', '.join(units)}"
+                raise Rejected(msg)
+            v = float(r.value) * conv[0] + conv[1]
+            if not (math.isfinite(v) and lo <= v <= hi):
+                msg = f"readings.{i}.value: {r.value} {r.unit} is outside [{lo}, {hi}] {canon}"
+                raise Rejected(msg)
+            t = r.ts.timestamp() if isinstance(r.ts, datetime) else float(r.ts)
+            if not math.isfinite(t) or t > now + self.max_future_s:
+                msg = f"readings.{i}.ts: {r.ts} is more than {self.max_future_s:g} s in the future"
+                raise Rejected(msg)
+            if t < now - self.max_age_s:
+                msg = f"readings.{i}.ts: {r.ts} is older than the {self.max_age_s:g} s ingestion horizon"
+                raise Rejected(msg)
+            ts_s[i], value[i], unit[i], late[i] = t, v, canon, t < now - self.late_after_s
+        acc = Accepted(
+            source=m.source,
+            seq=m.seq,
+            device_id=[r.device_id for r in m.readings],
+            quantity=[r.quantity for r in m.readings],
+            unit=unit,
+            ts_s=ts_s,
+            value=value,
+            late=late,
+            out_of_order=m.seq < self._newest.get(m.source, -1),
+        )
+        if commit:
+            self.commit(acc)
+        return acc
+
+    def commit(self, acc: Accepted) -> None:
+        """Remember ``(source, seq)`` so a repeat is rejected as a duplicate."""
+        seen = self._seen.setdefault(acc.source, OrderedDict())
+        seen[acc.seq] = None
+        if len(seen) > self.dedup_per_source:
+            seen.popitem(last=False)
+        self._newest[acc.source] = max(self._newest.get(acc.source, -1), acc.seq)
+
+
+@dataclass
+class IngestResult:
+    accepted: bool
+    reason: str = ""
+    n_readings: int = 0
+    bus_seq: int = 0
+
+
+class Ingestor:
+    """Validate raw telemetry and forward it to the bus (or its reason to ``deadletter``)."""
+
+    def __init__(self, bus: Bus, validator: TelemetryValidator | None = None) -> None:
+        self.bus = bus
+        self.validator = validator or TelemetryValidator()
+        self.accepted = 0
+        self.rejected = 0
+        self.readings = 0
+
+    async def submit(self, raw: bytes | str, origin: str = "") -> IngestResult:
+        now = time.time()
+        try:
+            acc = self.validator.validate(raw, now, commit=False)
+        except Rejected as err:
+            self.rejected += 1
+            text = raw if isinstance(raw, str) else raw[:512].decode("utf-8", "replace")
+            await self.bus.publish(
+                "deadletter",
+                {"reason": str(err), "origin": origin, "raw": text[:512], "received_s": now},
+            )
+            return IngestResult(False, str(err))
+        seq = await self.bus.publish(
+            "telemetry", acc.to_message(now), msg_id=f"tm:{acc.source}:{acc.seq}"
+        )
+        self.validator.commit(acc)
+        self.accepted += 1
+        self.readings += len(acc.ts_s)
+        return IngestResult(True, n_readings=len(acc.ts_s), bus_seq=seq)

@@ -1,0 +1,245 @@
+"""The running service: bus + store + state buffer + supervised agents.
+
+:class:`Runtime` is what the API (``gridsync.api.app.create_app``) and the operator console
+read and act through:
+
+* ``runtime.state`` (:class:`~gridsync.runtime.state.RuntimeState`): latest snapshot, twin
+  state, forecast, plan, setpoints, alerts, approvals, agent health, counters;
+* ``runtime.bus`` / ``runtime.store``: the message bus and the history store;
+* ``submit_plan``, ``decide``, ``ack_alert``, ``select_scenario``: operator actions, each
+  published on the bus and written to the audit log;
+* ``ingestor``: validates telemetry posted over HTTP exactly like the MQTT bridge does.
+
+Inside, bus subscriptions keep ``state`` current, a durable sink writes telemetry readings,
+plans, alerts and dead letters to the store (retrying forever, so a database restart loses
+nothing acknowledged), and a clock publishes a synchronised snapshot every ``step_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gridsync.bus import Bus, InProcessBus, Message, Subscription
+from gridsync.data.ingest import Ingestor, TelemetryValidator
+from gridsync.runtime.buffer import StateBuffer
+from gridsync.runtime.scenarios import ScenarioCatalog
+from gridsync.runtime.state import RuntimeState
+from gridsync.runtime.supervisor import Agent, Backoff, Supervisor
+from gridsync.store import ReadingBatch, SqliteStore, Store
+
+log = logging.getLogger(__name__)
+
+ScenarioHook = Callable[["Runtime", str, int | None], Awaitable[None]]
+
+
+def readings_batch(data: dict[str, Any]) -> ReadingBatch:
+    """A ``telemetry`` message of kind ``readings`` as a :class:`ReadingBatch`."""
+    return ReadingBatch(
+        data["ts_s"],
+        data["device_id"],
+        data["quantity"],
+        data["unit"],
+        [np.nan if v is None else v for v in data["value"]],
+    )
+
+
+class Runtime:
+    """Owns and wires the service's parts; ``await start()`` / ``await stop()``."""
+
+    def __init__(
+        self,
+        bus: Bus | None = None,
+        store: Store | None = None,
+        agents: Sequence[Agent] = (),
+        *,
+        step_s: float = 5.0,
+        stale_after_s: float = 15.0,
+        backoff: Backoff | None = None,
+        catalog: ScenarioCatalog | None = None,
+        on_scenario_change: ScenarioHook | None = None,
+        validator: TelemetryValidator | None = None,
+    ) -> None:
+        self.bus = bus or InProcessBus()
+        self.store = store or SqliteStore(":memory:")
+        self.state = RuntimeState()
+        self.buffer = StateBuffer(step_s=step_s, stale_after_s=stale_after_s)
+        self.supervisor = Supervisor(self.bus, self.state, backoff)
+        self.catalog = catalog or ScenarioCatalog()
+        self.ingestor = Ingestor(self.bus, validator or TelemetryValidator())
+        self.on_scenario_change = on_scenario_change
+        self._initial_agents = list(agents)
+        self._subs: list[Subscription] = []
+        self._clock: asyncio.Task | None = None
+        self.running = False
+
+    # life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.bus.connect()
+        await asyncio.to_thread(self.store.migrate)
+        sub = self.bus.subscribe
+        for topic in ("telemetry", "forecasts", "plans", "setpoints", "alerts", "approvals"):
+            self._subs.append(await sub(topic, self._keep, max_deliver=1))
+        for topic in ("telemetry", "plans", "alerts", "deadletter"):
+            self._subs.append(
+                await sub(
+                    topic,
+                    self._sink,
+                    durable=f"store-sink-{topic}",
+                    max_deliver=None,
+                    retry_delay_s=1.0,
+                )
+            )
+        self._clock = asyncio.create_task(self._tick_clock(), name="runtime:clock")
+        for agent in self._initial_agents:
+            self.supervisor.start(agent)
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+        await self.supervisor.stop()
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+        for s in self._subs:
+            await s.unsubscribe()
+        self._subs.clear()
+        await self.bus.close()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # bus -> state ------------------------------------------------------------------------
+    async def _keep(self, msg: Message) -> None:
+        d, st = msg.data, self.state
+        if msg.topic == "telemetry":
+            kind = d.get("kind")
+            if kind == "readings":
+                keys = [f"{a}/{b}" for a, b in zip(d["device_id"], d["quantity"], strict=True)]
+                vals = [np.nan if v is None else v for v in d["value"]]
+                self.buffer.ingest(keys, np.asarray(d["ts_s"], float), np.asarray(vals, float))
+                st.counters["telemetry_messages"] += 1
+                st.counters["readings"] += len(keys)
+            elif kind == "twin":
+                st.twin = d
+        elif msg.topic == "forecasts":
+            st.forecast = d
+        elif msg.topic == "plans":
+            st.plan = d
+        elif msg.topic == "setpoints":
+            st.setpoints = d
+        elif msg.topic == "alerts":
+            st.add_alert(d)
+        elif msg.topic == "approvals":
+            st.approvals.append(d)
+
+    async def _sink(self, msg: Message) -> None:
+        d = msg.data
+        if msg.topic == "telemetry":
+            if d.get("kind") == "readings":
+                n = await asyncio.to_thread(self.store.write_readings, readings_batch(d))
+                self.state.counters["stored_readings"] += n
+        elif msg.topic == "plans":
+            await asyncio.to_thread(
+                self.store.put_plan,
+                str(d.get("plan_id") or msg.msg_id),
+                float(d.get("created_s") or msg.published_at),
+                str(d.get("source", "")),
+                d,
+                d.get("valid_from_s"),
+                d.get("valid_to_s"),
+            )
+        elif msg.topic == "alerts":
+            await asyncio.to_thread(
+                self.store.add_event,
+                str(d.get("kind", "alert")),
+                str(d.get("message", "")),
+                severity=str(d.get("severity", "info")),
+                source=str(d.get("source", "")),
+                payload=d,
+            )
+        elif msg.topic == "deadletter":
+            self.state.counters["deadletters"] += 1
+            await asyncio.to_thread(
+                self.store.add_event,
+                "deadletter",
+                str(d.get("reason", ""))[:500],
+                severity="warning",
+                source=str(d.get("source", d.get("source_topic", ""))),
+                payload=d,
+            )
+
+    async def _tick_clock(self) -> None:
+        step = self.buffer.step_s
+        while True:
+            now = time.time()
+            t = self.buffer.step_time(now) + step
+            await asyncio.sleep(max(t - now, 0.0))
+            snap = self.buffer.snapshot(t)
+            self.state.snapshot = snap.to_dict()
+            with contextlib.suppress(Exception):
+                await self.bus.publish(
+                    "telemetry",
+                    {
+                        "kind": "snapshot",
+                        "t_s": t,
+                        "keys": snap.keys,
+                        "value": snap.value,
+                        "age_s": snap.age_s,
+                        "stale": snap.stale,
+                    },
+                )
+
+    # operator actions --------------------------------------------------------------------
+    async def submit_plan(self, plan: dict[str, Any], actor: str, role: str) -> str:
+        plan_id = plan.get("plan_id") or f"op-{uuid.uuid4().hex[:12]}"
+        body = {**plan, "plan_id": plan_id, "source": f"operator:{actor}", "created_s": time.time()}
+        await self.bus.publish("plans", body, msg_id=f"plan:{plan_id}")
+        await asyncio.to_thread(self.store.audit, actor, role, "plan.submit", plan_id, plan)
+        return plan_id
+
+    async def decide(
+        self, plan_id: str, decision: str, comment: str, actor: str, role: str
+    ) -> dict:
+        body = {
+            "plan_id": plan_id,
+            "decision": decision,
+            "comment": comment,
+            "by": actor,
+            "ts_s": time.time(),
+        }
+        await self.bus.publish("approvals", body)
+        await asyncio.to_thread(
+            self.store.audit, actor, role, f"plan.{decision}", plan_id, {"comment": comment}
+        )
+        return body
+
+    async def ack_alert(self, alert_id: int, actor: str, role: str) -> dict | None:
+        alert = self.state.find_alert(alert_id)
+        if alert is None:
+            return None
+        alert["acknowledged_by"] = actor
+        await asyncio.to_thread(self.store.audit, actor, role, "alert.ack", str(alert_id), {})
+        return alert
+
+    async def select_scenario(self, name: str, days: int | None, actor: str, role: str) -> dict:
+        self.catalog.select(name, days)
+        await asyncio.to_thread(
+            self.store.audit, actor, role, "scenario.select", name, {"days": days}
+        )
+        if self.on_scenario_change is not None:
+            await self.on_scenario_change(self, name, days)
+        self.state.scenario = {"name": name, "days": days, "selected_s": time.time()}
+        return self.state.scenario
