@@ -1,0 +1,262 @@
+"""The peer-to-peer market over a scenario window: post, clear, check on the twin, deliver.
+
+Each interval (one scenario step) the agents post orders from their forecast position, the
+double auction clears them, the twin rejects flexible trades that would break network limits
+(``gridsync.market.network``), and batteries move by what they traded. Behind the meter every
+battery stores its owner's surplus and, in the day's peak-price intervals, covers its owner's
+deficit: agents plan that on the forecast and offer the remaining room to the neighbours; in
+real time the battery first delivers what it traded, then balances its owner's actual residual
+(which also covers shortfalls on sales made on a too-optimistic forecast).
+Participants are handled as arrays; the only Python loop is over intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridsync.market.agents import (
+    FLEX,
+    MarketConfig,
+    Participants,
+    build_participants,
+    post_orders,
+)
+from gridsync.market.network import Limits, Rejection, enforce_limits
+from gridsync.market.orders import BUY, SELL
+
+
+@dataclass
+class P2PResult:
+    """Per interval and participant (shape (T, P), kWh and EUR) plus the bilateral trades."""
+
+    steps: np.ndarray
+    participants: Participants
+    forecast_kwh: np.ndarray  # inflexible net position the orders came from
+    actual_kwh: np.ndarray  # inflexible net position that happened
+    battery_kwh: np.ndarray  # battery consumption at the meter (+ charge, - discharge)
+    bought_kwh: np.ndarray
+    sold_kwh: np.ndarray
+    paid_eur: np.ndarray
+    received_eur: np.ndarray
+    battery_bought_kwh: np.ndarray  # purchases that charged a battery (load shifted in time)
+    clearing_price_eur_per_kwh: np.ndarray  # (T,), NaN where nothing cleared
+    trades: dict[str, np.ndarray]
+    rejections: list[Rejection] = field(default_factory=list)
+    operator_surplus_eur: float = 0.0
+    n_orders: int = 0
+    energy_end_kwh: np.ndarray | None = None
+    stored_cost_start_eur: np.ndarray | None = None  # book value of stored energy (at cost)
+    stored_cost_end_eur: np.ndarray | None = None
+
+    @property
+    def metered_kwh(self) -> np.ndarray:
+        return self.actual_kwh + self.battery_kwh
+
+    @property
+    def scheduled_kwh(self) -> np.ndarray:
+        return self.forecast_kwh + self.battery_kwh
+
+
+def persistence_forecast_kw(scenario) -> np.ndarray:
+    """Net inflexible load per bus for the window, forecast as the previous interval's value."""
+    s = scenario.start_step
+    return scenario.net_inflexible_kw(slice(s - 1, scenario.end_step - 1))
+
+
+def run_p2p(
+    scenario,
+    cfg: MarketConfig | None = None,
+    forecast_net_kw: np.ndarray | None = None,
+    limits: Limits | None = None,
+) -> P2PResult:
+    """Run the market over the scenario window.
+
+    ``forecast_net_kw`` (n_steps, n_bus) is the forecast net inflexible load per bus that agents
+    trade on (any forecaster; default: persistence of the last metered interval).
+    """
+    cfg = cfg or MarketConfig()
+    lim = limits or Limits(**scenario.config.limits.model_dump())
+    parts = build_participants(scenario, cfg)
+    window = slice(scenario.start_step, scenario.end_step)
+    n_t, n_p, dt = scenario.n_steps, len(parts), scenario.dt_h
+    if forecast_net_kw is None:
+        forecast_net_kw = persistence_forecast_kw(scenario)
+    forecast_net_kw = np.asarray(forecast_net_kw, dtype=float)
+    want = (n_t, scenario.feeder.n_bus)
+    if forecast_net_kw.shape != want or not np.all(np.isfinite(forecast_net_kw)):
+        msg = f"forecast_net_kw: shape {forecast_net_kw.shape} with finite values expected {want}"
+        raise ValueError(msg)
+    actual_bus_kw = scenario.net_inflexible_kw(window)
+    q_kvar = scenario.base_load_kvar[window]
+    imp = scenario.tariff.import_eur_per_kwh[window]
+    exp = scenario.tariff.export_eur_per_kwh[window]
+    day = np.arange(n_t) // scenario.steps_per_day
+    day_peak = np.array([imp[day == d].max() for d in day])
+    is_peak = imp >= day_peak - 1e-12
+    has_batt = parts.battery_kwh > 0
+    eta_rt = (
+        float(np.mean(parts.eta_charge[has_batt] * parts.eta_discharge[has_batt]))
+        if has_batt.any()
+        else 1.0
+    )
+    degr = float(np.mean(parts.degradation_eur_per_kwh[has_batt])) if has_batt.any() else 0.0
+
+    pf = scenario.powerflow()
+    bus_of = parts.bus
+    energy = parts.energy_init_kwh.copy()
+    cost = (energy - parts.energy_min_kwh) * exp[0]
+    cost_start = cost.copy()
+    power_kwh = parts.battery_kw * dt
+    out = {
+        k: np.zeros((n_t, n_p))
+        for k in ("battery", "bought", "sold", "paid", "received", "batt_bought")
+    }
+    clearing = np.full(n_t, np.nan)
+    trade_parts: list[dict[str, np.ndarray]] = []
+    rejections: list[Rejection] = []
+    surplus_eur = 0.0
+    n_orders = 0
+    f_kwh = forecast_net_kw[:, bus_of] * dt
+    actual_kwh = actual_bus_kw[:, bus_of] * dt
+    own_pv_outlook = _own_surplus_outlook_kwh(scenario, bus_of)
+    for t in range(n_t):
+        step = scenario.start_step + t
+        f = f_kwh[t]
+        stored_room = parts.energy_max_kwh - energy
+        self_charge = np.minimum.reduce(
+            [np.maximum(-f, 0), power_kwh, stored_room / parts.eta_charge]
+        )
+        avail = np.maximum(energy - parts.energy_min_kwh, 0) * parts.eta_discharge
+        self_dis = np.minimum.reduce([np.maximum(f, 0), power_kwh, avail]) * is_peak[t]
+        net = f + self_charge - self_dis
+        # Buy only the room the owner's own PV is not expected to fill later today.
+        charge_room = np.minimum(
+            power_kwh - self_charge,
+            (stored_room - self_charge * parts.eta_charge) / parts.eta_charge - own_pv_outlook[t],
+        )
+        dis_room = np.minimum(power_kwh - self_dis, avail - self_dis) * is_peak[t]
+        stored_above_min = np.maximum(energy - parts.energy_min_kwh, 1e-9)
+        floor = cost / stored_above_min / parts.eta_discharge + parts.degradation_eur_per_kwh
+        book = post_orders(
+            parts,
+            cfg,
+            step,
+            net,
+            imp[t],
+            exp[t],
+            np.maximum(charge_room, 0),
+            np.maximum(dis_room, 0),
+            eta_rt * day_peak[t] - degr,
+            floor,
+        )
+        n_orders += len(book)
+        p_ref = forecast_net_kw[t].copy()
+        np.add.at(p_ref, bus_of, (self_charge - self_dis) / dt)
+        book, res, rej = enforce_limits(pf, book, p_ref, q_kvar[t], bus_of, dt, lim, cfg.rule)
+        rejections.extend(rej)
+        surplus_eur += res.operator_surplus_eur
+        if len(res.intervals):
+            clearing[t] = res.clearing_price_eur_per_kwh[0]
+        fill, who = res.filled_kwh, book.participant
+        value = fill * np.nan_to_num(res.price_eur_per_kwh)
+        buy, sell, flex = book.side == BUY, book.side == SELL, book.kind == FLEX
+        np.add.at(out["bought"][t], who[buy], fill[buy])
+        np.add.at(out["sold"][t], who[sell], fill[sell])
+        np.add.at(out["paid"][t], who[buy], value[buy])
+        np.add.at(out["received"][t], who[sell], value[sell])
+        charge_fill = np.zeros(n_p)
+        dis_fill = np.zeros(n_p)
+        np.add.at(charge_fill, who[buy & flex], fill[buy & flex])
+        np.add.at(dis_fill, who[sell & flex], fill[sell & flex])
+        out["batt_bought"][t] = charge_fill
+        # Physics: traded battery energy moves as committed; then the battery balances the
+        # owner's real residual (own surplus in, shortfalls on sales and peak deficits out).
+        traded = np.zeros(n_p)
+        np.add.at(traded, who[buy], fill[buy])
+        np.add.at(traded, who[sell], -fill[sell])
+        room_in = np.maximum(
+            np.minimum(
+                power_kwh - charge_fill,
+                (parts.energy_max_kwh - energy) / parts.eta_charge - charge_fill,
+            ),
+            0,
+        )
+        room_out = np.maximum(np.minimum(power_kwh - dis_fill, avail - dis_fill), 0)
+        residual = actual_kwh[t] + charge_fill - dis_fill - traded
+        own_charge = np.minimum(np.maximum(-residual, 0), room_in)
+        cover = np.where(is_peak[t], residual, np.minimum(residual, np.maximum(-traded, 0)))
+        own_dis = np.minimum(np.maximum(cover, 0), room_out)
+        drawn = (own_dis + dis_fill) / parts.eta_discharge
+        cost *= 1 - np.minimum(drawn / stored_above_min, 1)
+        charge_value = np.zeros(n_p)
+        np.add.at(charge_value, who[buy & flex], value[buy & flex])
+        # Energy a battery soaks up from an unused purchase is carried at its purchase price.
+        bought_now = np.zeros(n_p)
+        paid_now = np.zeros(n_p)
+        np.add.at(bought_now, who[buy], fill[buy])
+        np.add.at(paid_now, who[buy], value[buy])
+        unit_price = np.divide(paid_now, bought_now, out=np.zeros(n_p), where=bought_now > 0)
+        from_purchase = np.minimum(own_charge, np.clip(-residual, 0, np.maximum(traded, 0)))
+        cost += from_purchase * unit_price + (own_charge - from_purchase) * exp[t] + charge_value
+        energy = energy + (own_charge + charge_fill) * parts.eta_charge - drawn
+        out["battery"][t] = own_charge + charge_fill - own_dis - dis_fill
+        tr = res.trades
+        trade_parts.append(
+            {
+                "step": tr.interval,
+                "buyer": who[tr.buy_order],
+                "seller": who[tr.sell_order],
+                "energy_kwh": tr.energy_kwh,
+                "buyer_price_eur_per_kwh": tr.buyer_price_eur_per_kwh,
+                "seller_price_eur_per_kwh": tr.seller_price_eur_per_kwh,
+            }
+        )
+    trades = (
+        {k: np.concatenate([p[k] for p in trade_parts]) for k in trade_parts[0]}
+        if trade_parts
+        else {}
+    )
+    return P2PResult(
+        steps=np.arange(scenario.start_step, scenario.end_step),
+        participants=parts,
+        forecast_kwh=f_kwh,
+        actual_kwh=actual_kwh,
+        battery_kwh=out["battery"],
+        bought_kwh=out["bought"],
+        sold_kwh=out["sold"],
+        paid_eur=out["paid"],
+        received_eur=out["received"],
+        battery_bought_kwh=out["batt_bought"],
+        clearing_price_eur_per_kwh=clearing,
+        trades=trades,
+        rejections=rejections,
+        operator_surplus_eur=surplus_eur,
+        n_orders=n_orders,
+        energy_end_kwh=energy,
+        stored_cost_start_eur=cost_start,
+        stored_cost_end_eur=cost,
+    )
+
+
+def _own_surplus_outlook_kwh(scenario, bus_of: np.ndarray) -> np.ndarray:
+    """Surplus each participant expects for the rest of the day (after this interval).
+
+    Seasonal naive: what the same bus exported in the same hours yesterday (known history).
+    """
+    day = scenario.steps_per_day
+    s0 = scenario.start_step
+    if s0 < day:
+        msg = f"the market needs one day of history before the window; history has {s0} steps"
+        raise ValueError(msg)
+    past = scenario.net_inflexible_kw(slice(s0 - day, scenario.end_step - day))[:, bus_of]
+    surplus = np.maximum(-past, 0) * scenario.dt_h
+    n_t = scenario.n_steps
+    day_of = (np.arange(n_t) + (s0 % day)) // day
+    out = np.zeros_like(surplus)
+    for d in np.unique(day_of):
+        rows = np.flatnonzero(day_of == d)
+        tail = np.cumsum(surplus[rows][::-1], axis=0)[::-1]
+        out[rows] = tail - surplus[rows]
+    return out
