@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.ledger.cli:ledger",
         "Create keys for and verify the tamper-evident market ledger.",
     ),
+    "market": (
+        "gridsync.market.cli:market",
+        "Peer-to-peer energy market, settlement, credits, carbon and VPP bids.",
+    ),
 }
 
 

@@ -111,6 +111,15 @@ class LedgerSigner:
     def sign(self, record_hash_hex: str) -> str:
         return self.private_key.sign(SIGNING_CONTEXT + bytes.fromhex(record_hash_hex)).hex()
 
+    def pseudonym_secret(self) -> bytes:
+        """A secret derived from the private key, for keyed participant pseudonyms."""
+        raw = self.private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return hashlib.sha256(b"gridsync-pseudonym:" + raw).digest()
+
     @classmethod
     def generate(cls) -> LedgerSigner:
         """An ephemeral signer (tests, benchmarks); its key is never written anywhere."""

@@ -1,0 +1,192 @@
+"""``gridsync market``: run the peer-to-peer market and bid the fleet as a virtual power plant."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from gridsync.ledger.cli import DEFAULT_KEY_DIR
+
+
+@click.group()
+def market() -> None:
+    """Energy market on the digital twin: P2P trading, settlement, credits, carbon, VPP bids.
+
+    \b
+    Examples:
+      gridsync market run --days 1 --json market.json
+      gridsync market run --rule pay_as_bid --ledger out/ledger.jsonl --statements-dir out/st
+      gridsync ledger verify out/ledger.jsonl --public-key ~/.config/gridsync/keys/ledger_ed25519.pub.pem
+      gridsync market vpp --days 2
+    """
+
+
+_scenario_opts = [
+    click.option(
+        "--scenario",
+        "scenario_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Scenario file (.toml/.yaml). Default: the bundled SimBench LV feeder.",
+    ),
+    click.option(
+        "--days", type=click.IntRange(1, 366), default=1, show_default=True, help="Days to run."
+    ),
+    click.option(
+        "--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day, YYYY-MM-DD."
+    ),
+    click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write the summary to this JSON file.",
+    ),
+]
+
+
+def scenario_options(f):
+    for opt in reversed(_scenario_opts):
+        f = opt(f)
+    return f
+
+
+def _load(scenario_path, days, start):
+    from gridsync.model.scenario_config import ScenarioError
+    from gridsync.sim.builder import load_scenario
+
+    overrides = {"days": days}
+    if start is not None:
+        overrides["start"] = start.date()
+    try:
+        return load_scenario(scenario_path, **overrides)
+    except (ScenarioError, FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+@market.command("run")
+@scenario_options
+@click.option(
+    "--rule",
+    type=click.Choice(["uniform", "pay_as_bid"]),
+    default="uniform",
+    show_default=True,
+    help="Pricing: one price per interval, or everyone at their own limit price.",
+)
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False),
+    default="reports/market-ledger.jsonl",
+    show_default=True,
+    help="Ledger file to append trades, meter readings and credit movements to.",
+)
+@click.option(
+    "--key-dir",
+    default=DEFAULT_KEY_DIR,
+    show_default=True,
+    help="Where the operator's signing key lives (created on first use; keep it out of git).",
+)
+@click.option(
+    "--statements-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write one JSON statement per participant (own trades and bill only) here.",
+)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def run(scenario_path, days, start, json_path, rule, ledger_path, key_dir, statements_dir, quiet):
+    """Run the P2P market with settlement, credits and carbon; print a summary.
+
+    Each interval every prosumer agent offers its forecast surplus and bids for its deficit
+    (priced between the retail export and import price by its preferences); batteries bid to
+    charge from neighbours' PV and offer stored energy at the evening peak. A double auction
+    clears each interval; flexible trades that would push a voltage out of band or overload a
+    branch on the AC twin are rejected and the interval re-cleared. Meters settle the trades
+    (shortfalls and unused purchases at imbalance prices); every trade, meter reading and
+    credit movement is appended to a signed, hash-chained ledger. Bills are compared with the
+    same agents not trading.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from gridsync.ledger.backend import JsonlLedger
+    from gridsync.ledger.keys import load_or_create_signer
+    from gridsync.market.agents import MarketConfig
+    from gridsync.market.run import run_market
+
+    console = Console(quiet=quiet)
+    with console.status("building scenario..."):
+        scenario = _load(scenario_path, days, start)
+    signer = load_or_create_signer(key_dir)
+    try:
+        ledger = JsonlLedger(ledger_path, signer)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    secret = signer.pseudonym_secret()
+    with console.status(f"trading {scenario.n_steps} intervals ({rule})..."):
+        result = run_market(scenario, MarketConfig(rule=rule), ledger=ledger, secret=secret)
+    s = result.summary
+    table = Table(title=f"P2P market, {scenario.config.name}, {days} day(s), {rule} pricing")
+    table.add_column("metric")
+    table.add_column("market", justify="right")
+    table.add_column("no market", justify="right")
+    rows = [
+        ("traded energy (kWh)", s["traded_kwh"], None),
+        ("trades / orders", f"{s['trades']} / {s['orders']}", None),
+        ("avg buyer price (EUR/kWh)", s["avg_buyer_price_eur_per_kwh"], None),
+        ("avg seller price (EUR/kWh)", s["avg_seller_price_eur_per_kwh"], None),
+        (
+            "community self-consumption",
+            s["community_self_consumption"],
+            s["community_self_consumption_no_market"],
+        ),
+        ("sum of bills (EUR)", s["bill_total_eur"], s["bill_total_no_market_eur"]),
+        (
+            "better / worse off",
+            f"{s['participants_better_off']} / {s['participants_worse_off']}",
+            None,
+        ),
+        ("worst individual saving (EUR)", s["worst_saving_eur"], None),
+        (
+            "credits minted / held / redeemed",
+            f"{s['credits_minted']:.1f} / {s['credits_held']:.1f} / {s['credits_redeemed']:.1f}",
+            None,
+        ),
+        ("carbon avoided, participants (kg)", s["carbon_avoided_participants_kg"], None),
+        ("carbon avoided, community (kg)", s["carbon_avoided_community_kg"], None),
+        (
+            "voltage violations (bus-steps)",
+            s["voltage_violations_market"],
+            s["voltage_violations_no_market"],
+        ),
+        ("overloads (branch-steps)", s["overloads_market"], s["overloads_no_market"]),
+        ("violations added by market", s["violations_added_by_market"], None),
+        ("trades rejected by network check", s["network_rejections"], None),
+    ]
+    for name, a, b in rows:
+        table.add_row(name, _fmt(a), "" if b is None else _fmt(b))
+    console.print(table)
+    console.print(f"carbon method: {s['carbon_method']}")
+    console.print(f"ledger: {ledger_path} ({len(ledger)} records, head {ledger.head_hash[:16]})")
+    s["ledger"] = {"path": str(ledger_path), "records": len(ledger), "head_hash": ledger.head_hash}
+    if statements_dir:
+        out = Path(statements_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for p, name in enumerate(result.pseudonyms):
+            (out / f"{name}.json").write_text(json.dumps(result.statement(p), indent=1))
+        console.print(f"statements: {len(result.pseudonyms)} files in {out}")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(s, indent=2, default=float))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:,.3f}"
+    return str(v)
+
+
+market.add_command(run, name="simulate")
