@@ -1,0 +1,399 @@
+"""The console's live loop: controller -> approvals -> overrides -> twin, every step.
+
+Each step the controller proposes setpoints, the grid guard turns large remedial actions into
+approval requests (pending requests apply their no-action alternative, decided ones apply the
+decision for ``policy.hold_steps`` steps), overrides are applied last and checked, then the
+twin advances and the dashboard snapshot is rebuilt. Listeners get ``("state", snapshot)``
+after every step and ``("approval", request_dict)`` the moment a request changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from gridsync.dispatch.rules import UncontrolledController
+from gridsync.hitl.approvals import SETPOINT_FIELD, ApprovalManager, ApprovalRequest, AuditSink
+from gridsync.hitl.guard import (
+    GuardContext,
+    propose_consent,
+    propose_curtailment,
+    propose_load_shedding,
+)
+from gridsync.hitl.lookahead import naive_error_quantiles, outlook
+from gridsync.hitl.overrides import OverrideTable
+from gridsync.hitl.policy import ApprovalPolicy
+from gridsync.hitl.twin import SteppedTwin, StepRecord
+from gridsync.sim.controller import Setpoints
+
+log = logging.getLogger(__name__)
+Listener = Callable[[str, dict[str, Any]], None]
+HISTORY_STEPS = 96
+OUTLOOK_STEPS = 16
+CLEARED = {
+    "high": "no bus above the voltage limit",
+    "low": "no bus below the voltage limit",
+    "over": "no branch overloaded",
+    "pf": "power flow converges again",
+}
+
+
+def _r(a, nd: int = 4) -> list:
+    return [None if not np.isfinite(x) else round(float(x), nd) for x in np.asarray(a, float)]
+
+
+class ConsoleSession:
+    """One live twin with its approval queue, overrides, KPIs and dashboard snapshot."""
+
+    def __init__(
+        self,
+        scenario,
+        controller,
+        policy: ApprovalPolicy | None = None,
+        audit: AuditSink | None = None,
+        start_step: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scenario = scenario
+        self.controller = controller
+        self.natural = UncontrolledController()
+        self.controller.reset(scenario)
+        self.natural.reset(scenario)
+        self.policy = policy or ApprovalPolicy()
+        self.clock = clock
+        self.audit_sink = audit
+        self.twin = SteppedTwin(scenario, start_step)
+        self.approvals = ApprovalManager(self.policy, audit, clock)
+        self.overrides = OverrideTable(scenario.fleet, audit, clock)
+        self.approvals.subscribe(self._on_approval)
+        self.pf = scenario.powerflow()
+        self.error_q = naive_error_quantiles(scenario)
+        self.listeners: list[Listener] = []
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=60)
+        self.history: deque[tuple[str, float]] = deque(maxlen=HISTORY_STEPS)
+        self.kpi = {
+            "steps": 0,
+            "energy_cost_eur": 0.0,
+            "degradation_eur": 0.0,
+            "peak_import_kw": 0.0,
+            "import_kwh": 0.0,
+            "export_kwh": 0.0,
+            "emissions_kg": 0.0,
+            "voltage_violation_bus_steps": 0,
+            "overload_branch_steps": 0,
+            "curtailed_kwh": 0.0,
+            "approvals_raised": 0,
+            "approvals_expired": 0,
+            "auto_actions": 0,
+        }
+        self._alert_seq = 0
+        self._conditions: set[str] = set()
+        self.snapshot: dict[str, Any] = {}
+        self.last_outlook = None
+        self.step_times_s: deque[float] = deque(maxlen=200)
+
+    # listeners -------------------------------------------------------------------------
+    def add_listener(self, fn: Listener) -> None:
+        self.listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self.listeners:
+            self.listeners.remove(fn)
+
+    def _notify(self, event: str, payload: dict[str, Any]) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(event, payload)
+            except Exception:  # a broken listener must not stop the twin
+                log.exception("console listener failed")
+
+    def _on_approval(self, event: str, req: ApprovalRequest) -> None:
+        if event == "raised":
+            self.kpi["approvals_raised"] += 1
+        if event == "expired":
+            self.kpi["approvals_expired"] += 1
+            self.alert(
+                "warning",
+                "approvals",
+                f"No answer within {self.policy.timeout_s:g} s on '{req.action.title}': "
+                f"fail-safe '{req.fail_safe}' applied",
+            )
+        self._notify("approval", {"event": event, "request": req.to_dict(self.clock())})
+
+    def alert(self, severity: str, source: str, message: str) -> dict[str, Any]:
+        self._alert_seq += 1
+        t = self.scenario.index[min(self.twin.step, len(self.scenario.index) - 1)]
+        a = {
+            "id": self._alert_seq,
+            "severity": severity,
+            "source": source,
+            "message": message,
+            "sim_time": t.isoformat(),
+            "wall_s": self.clock(),
+        }
+        self.alerts.appendleft(a)
+        self._notify("alert", a)
+        return a
+
+    # the step ----------------------------------------------------------------------------
+    def _apply_requests(self, sp: Setpoints, step: int) -> Setpoints:
+        for req in self.approvals.pending():
+            a = req.action
+            if a.asset_kind in SETPOINT_FIELD:
+                getattr(sp, SETPOINT_FIELD[a.asset_kind])[a.asset_index] = a.no_action_kw
+        for req in self.approvals.in_force(step):
+            a = req.action
+            if a.asset_kind in SETPOINT_FIELD and req.applied_kw is not None:
+                getattr(sp, SETPOINT_FIELD[a.asset_kind])[a.asset_index] = req.applied_kw
+        return sp
+
+    def _propose(self, ctx: GuardContext, sp: Setpoints) -> Setpoints:
+        step = ctx.obs.step
+        found = []
+        for key, fn in (
+            ("curtailment:pv", propose_curtailment),
+            ("load_shedding:ev", propose_load_shedding),
+        ):
+            if not self.approvals.blocks(key, step):
+                action = fn(replace(ctx, setpoints=sp))
+                if action is not None:
+                    found.append(action)
+        found += propose_consent(replace(ctx, setpoints=sp))
+        for action in found:
+            if self.approvals.blocks(action.key, step):
+                continue
+            attr = SETPOINT_FIELD[action.asset_kind]
+            if self.policy.needs_approval(action.kind, action.magnitude_kw):
+                self.approvals.raise_request(action)
+                getattr(sp, attr)[action.asset_index] = action.no_action_kw
+            else:
+                getattr(sp, attr)[action.asset_index] = action.proposed_kw
+                self.kpi["auto_actions"] += 1
+                if self.audit_sink is not None:
+                    self.audit_sink.audit(
+                        "system",
+                        "system",
+                        "action.auto",
+                        action.key,
+                        {"title": action.title, "magnitude_kw": action.magnitude_kw},
+                    )
+        return sp
+
+    def step(self) -> dict[str, Any]:
+        """Advance the twin one step; returns the new dashboard snapshot."""
+        t0 = time.perf_counter()
+        if self.twin.finished:
+            return self.snapshot
+        self.approvals.expire_due()
+        obs = self.twin.observe()
+        self.approvals.current_step = obs.step
+        raw = self.controller.act(obs)
+        natural = self.natural.act(obs)
+        sp = replace(
+            raw, **{f: np.array(getattr(raw, f), dtype=float) for f in SETPOINT_FIELD.values()}
+        )
+        sp = self._apply_requests(sp, obs.step)
+        ctx = GuardContext(
+            self.twin,
+            obs,
+            sp,
+            natural,
+            self.policy,
+            controller_name=getattr(self.controller, "name", "controller"),
+        )
+        sp = self._propose(ctx, sp)
+        sp = self.overrides.apply(sp, natural)
+        rec = self.twin.advance(obs, sp)
+        self._account(rec, obs)
+        self._check_overrides(rec)
+        self.last_outlook = outlook(
+            self.scenario, self.controller, obs, OUTLOOK_STEPS, self.error_q
+        )
+        self.snapshot = self._build_snapshot(rec, obs)
+        self.step_times_s.append(time.perf_counter() - t0)
+        self._notify("state", self.snapshot)
+        return self.snapshot
+
+    def _account(self, rec: StepRecord, obs) -> None:
+        k, dt, lim = self.kpi, obs.dt_h, self.scenario.config.limits
+        imp, exp = max(rec.feeder_kw, 0.0), max(-rec.feeder_kw, 0.0)
+        k["steps"] += 1
+        k["energy_cost_eur"] += (
+            imp * obs.import_price_eur_per_kwh - exp * obs.export_price_eur_per_kwh
+        ) * dt
+        k["degradation_eur"] += rec.degradation_eur
+        k["peak_import_kw"] = max(k["peak_import_kw"], imp)
+        k["import_kwh"] += imp * dt
+        k["export_kwh"] += exp * dt
+        k["emissions_kg"] += imp * obs.carbon_g_per_kwh * dt / 1000
+        with np.errstate(invalid="ignore"):
+            high = rec.vm_pu > lim.voltage_max_pu
+            low = rec.vm_pu < lim.voltage_min_pu
+            over = rec.branch_loading_pct > lim.loading_max_pct
+        k["voltage_violation_bus_steps"] += int(high.sum() + low.sum())
+        k["overload_branch_steps"] += int(over.sum())
+        k["curtailed_kwh"] += float(rec.curtailed_kw.sum()) * dt
+        names = self.scenario.feeder.bus_names
+        now = {
+            "high": bool(high.any()),
+            "low": bool(low.any()),
+            "over": bool(over.any()),
+            "pf": rec.pf_failed,
+        }
+        msgs = {
+            "high": lambda: (
+                f"{int(high.sum())} buses above {lim.voltage_max_pu:.2f} p.u., highest "
+                f"{np.nanmax(rec.vm_pu):.3f} at {names[int(np.nanargmax(rec.vm_pu))]}"
+            ),
+            "low": lambda: (
+                f"{int(low.sum())} buses below {lim.voltage_min_pu:.2f} p.u., lowest "
+                f"{np.nanmin(rec.vm_pu):.3f} at {names[int(np.nanargmin(rec.vm_pu))]}"
+            ),
+            "over": lambda: (
+                f"{int(over.sum())} branches above {lim.loading_max_pct:.0f} % loading, "
+                f"worst {np.nanmax(rec.branch_loading_pct):.0f} % on "
+                f"{self.pf.branch_names[int(np.nanargmax(rec.branch_loading_pct))]}"
+            ),
+            "pf": lambda: "power flow did not converge this step",
+        }
+        for key, active in now.items():
+            if active and key not in self._conditions:
+                self.alert("warning" if key != "pf" else "critical", "twin", msgs[key]())
+            if not active and key in self._conditions:
+                self.alert("info", "twin", f"cleared: {CLEARED[key]}")
+        self._conditions = {k for k, v in now.items() if v}
+
+    def _check_overrides(self, rec: StepRecord) -> None:
+        """The override check after the power flow: voltage out of band at an overridden
+        asset's bus is reported (the override stays: the operator decides)."""
+        lim = self.scenario.config.limits
+        names = self.scenario.feeder.bus_names
+        for bus, ovs in self.overrides.assets_by_bus().items():
+            v = float(rec.vm_pu[bus])
+            bad = not (lim.voltage_min_pu <= v <= lim.voltage_max_pu)
+            for ov in ovs:
+                msg = f"override check: voltage {v:.3f} p.u. at {names[bus]} is outside the band"
+                if bad and msg not in ov.warnings[-1:]:
+                    ov.warnings = [w for w in ov.warnings if not w.startswith("override check")]
+                    ov.warnings.append(msg)
+                    self.alert(
+                        "warning",
+                        "overrides",
+                        f"{ov.asset_kind} {ov.index} ({ov.mode}): {msg}",
+                    )
+
+    # snapshot ----------------------------------------------------------------------------
+    def _build_snapshot(self, rec: StepRecord, obs) -> dict[str, Any]:
+        sc, f = self.scenario, self.scenario.fleet
+        t = sc.index[rec.step]
+        self.history.append((t.isoformat(), rec.feeder_kw))
+        soc = np.divide(
+            self.twin.energy_kwh,
+            f.battery.capacity_kwh,
+            out=np.zeros(len(f.battery)),
+            where=f.battery.capacity_kwh > 0,
+        )
+        plugged = obs.ev_active_session >= 0
+        d = f.deferrable
+        hour = obs.hour_of_day
+        in_window = (d.window_start_h <= hour) & (hour < d.window_end_h)
+        k = dict(self.kpi)
+        days = max(k["steps"] * sc.dt_h / 24.0, 1e-9)
+        k["demand_charge_eur"] = sc.tariff.demand_charge_eur(k["peak_import_kw"], days)
+        k["total_cost_eur"] = k["energy_cost_eur"] + k["demand_charge_eur"] + k["degradation_eur"]
+        ol = self.last_outlook
+        return {
+            "step": rec.step,
+            "sim_time": t.isoformat(),
+            "wall_s": self.clock(),
+            "feeder_kw": round(rec.feeder_kw, 2),
+            "losses_kw": round(rec.losses_kw, 3) if np.isfinite(rec.losses_kw) else None,
+            "price_eur_per_kwh": obs.import_price_eur_per_kwh,
+            "vm_pu": _r(rec.vm_pu),
+            "loading_pct": _r(rec.branch_loading_pct, 1),
+            "vm_max_pu": float(np.nanmax(rec.vm_pu)) if not rec.pf_failed else None,
+            "vm_min_pu": float(np.nanmin(rec.vm_pu)) if not rec.pf_failed else None,
+            "loading_max_pct": float(np.nanmax(rec.branch_loading_pct))
+            if not rec.pf_failed
+            else None,
+            "history": {
+                "t": [h[0] for h in self.history],
+                "feeder_kw": [round(h[1], 2) for h in self.history],
+            },
+            "outlook": None
+            if ol is None
+            else {
+                "t": ol.times,
+                "feeder_kw": _r(ol.feeder_kw, 2),
+                "low_kw": _r(ol.band_low_kw, 2),
+                "high_kw": _r(ol.band_high_kw, 2),
+                "planned_flexible_kw": _r(ol.planned_flexible_kw, 2),
+            },
+            "fleet": {
+                "battery_soc_mean": float(soc.mean()) if len(soc) else None,
+                "battery_soc": _r(soc, 3),
+                "battery_kw": round(float(rec.battery_kw.sum()), 2),
+                "ev_plugged": int(plugged.sum()),
+                "ev_charging": int((rec.ev_kw > 0.05).sum()),
+                "ev_kw": round(float(rec.ev_kw.sum()), 2),
+                "ev_total": len(f.ev),
+                "deferrable_running": int((rec.deferrable_kw > 0.05).sum()),
+                "deferrable_waiting": int(
+                    (
+                        in_window
+                        & (self.twin.done_kwh < d.energy_kwh - 1e-6)
+                        & (rec.deferrable_kw <= 0.05)
+                    ).sum()
+                ),
+                "deferrable_total": len(d),
+                "thermal_on": int((rec.thermal_kw > 0.05).sum()),
+                "thermal_mean_temp_c": round(float(self.twin.temp_c.mean()), 2)
+                if len(self.twin.temp_c)
+                else None,
+                "thermal_kw": round(float(rec.thermal_kw.sum()), 2),
+                "pv_kw": round(float(rec.pv_kw.sum()), 2),
+                "curtailed_kw": round(float(rec.curtailed_kw.sum()), 2),
+            },
+            "kpi": {key: (round(v, 3) if isinstance(v, float) else v) for key, v in k.items()},
+            "alerts": list(self.alerts)[:15],
+            "approvals": {
+                "pending": [r.to_dict(self.clock()) for r in self.approvals.pending()],
+                "recent": [r.to_dict(self.clock()) for r in self.approvals.recent(8)],
+            },
+            "overrides": [o.to_dict() for o in self.overrides.list()],
+        }
+
+    def topology(self) -> dict[str, Any]:
+        """Static feeder geometry for the one-line diagram."""
+        fd = self.scenario.feeder
+        xy = np.asarray(fd.bus_xy, dtype=float)
+        return {
+            "bus_names": [str(n) for n in fd.bus_names],
+            "x": _r(xy[:, 0], 6),
+            "y": _r(xy[:, 1], 6),
+            "slack": int(fd.slack_pos),
+            "branch_from": [int(i) for i in self.pf.branch_from_pos],
+            "branch_to": [int(i) for i in self.pf.branch_to_pos],
+            "branch_names": [str(n) for n in self.pf.branch_names],
+            "limits": self.scenario.config.limits.model_dump(),
+            "fleet": self.scenario.fleet.counts(),
+        }
+
+    # the loop -----------------------------------------------------------------------------
+    async def run(self, step_interval_s: float, expiry_tick_s: float = 0.2) -> None:
+        """Step every ``step_interval_s`` seconds and apply fail-safes as deadlines pass."""
+        next_step = time.monotonic()
+        while not self.twin.finished:
+            now = time.monotonic()
+            if now >= next_step:
+                self.step()
+                next_step = now + step_interval_s
+            self.approvals.expire_due()
+            await asyncio.sleep(min(expiry_tick_s, max(next_step - time.monotonic(), 0.0)))

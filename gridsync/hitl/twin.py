@@ -1,0 +1,182 @@
+"""The digital twin stepped one interval at a time (the console runs it live).
+
+Same physics and power flow as ``gridsync.sim.simulator.simulate``, but split into
+``observe()`` and ``advance(setpoints)`` so that approvals and overrides can sit between the
+controller and the assets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.model import physics
+from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.scenario import Scenario
+
+
+@dataclass
+class StepRecord:
+    """What happened in one step (kW, load convention; ``vm_pu``/loading NaN if no PF)."""
+
+    step: int
+    feeder_kw: float
+    losses_kw: float
+    vm_pu: np.ndarray
+    branch_loading_pct: np.ndarray
+    battery_kw: np.ndarray
+    ev_kw: np.ndarray
+    deferrable_kw: np.ndarray
+    thermal_kw: np.ndarray
+    pv_kw: np.ndarray
+    curtailed_kw: np.ndarray
+    base_load_kw: float
+    degradation_eur: float
+    pf_failed: bool
+
+
+def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
+    return np.bincount(bus, weights=values, minlength=n_bus)
+
+
+class SteppedTwin:
+    """Asset states and the power flow of ``scenario``, advanced on demand from ``step``."""
+
+    def __init__(self, scenario: Scenario, step: int | None = None) -> None:
+        self.scenario = scenario
+        self.pf = scenario.powerflow()
+        f = scenario.fleet
+        self.step = scenario.start_step if step is None else int(step)
+        if not scenario.start_step <= self.step < scenario.end_step:
+            msg = (
+                f"start step {self.step} is outside the scenario window "
+                f"[{scenario.start_step}, {scenario.end_step})"
+            )
+            raise ValueError(msg)
+        self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
+        self.delivered_kwh = np.zeros(len(f.ev.sessions))
+        self.done_kwh = np.zeros(len(f.deferrable))
+        self.temp_c = f.thermal.initial_temp_c.astype(float).copy()
+        self._v = None
+        self.last: StepRecord | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.scenario.end_step
+
+    def hour(self, step: int) -> float:
+        t = self.scenario.index[step]
+        return t.hour + t.minute / 60 + t.second / 3600
+
+    def observe(self) -> Observation:
+        """The controller's view at the current step (deferrable windows opening reset jobs)."""
+        sc, dfr, step = self.scenario, self.scenario.fleet.deferrable, self.step
+        hour, prev = self.hour(step), self.hour(step) - sc.dt_h
+        opens = (
+            (dfr.window_start_h <= hour)
+            & (hour < dfr.window_end_h)
+            & ~((dfr.window_start_h <= prev) & (prev < dfr.window_end_h))
+        )
+        self.done_kwh[opens] = 0.0
+        last = self.last
+        return Observation(
+            step=step,
+            time=sc.index[step],
+            dt_h=sc.dt_h,
+            battery_energy_kwh=self.energy_kwh,
+            ev_active_session=sc.fleet.ev.active_session(step),
+            ev_delivered_kwh=self.delivered_kwh,
+            deferrable_done_kwh=self.done_kwh,
+            thermal_temp_c=self.temp_c,
+            base_load_kw=sc.base_load_kw[step],
+            pv_available_kw=sc.pv_available_kw(step),
+            outdoor_temp_c=float(sc.outdoor_temp_c[step]),
+            hvac_mode=float(sc.hvac_mode[step]),
+            import_price_eur_per_kwh=float(sc.tariff.import_eur_per_kwh[step]),
+            export_price_eur_per_kwh=float(sc.tariff.export_eur_per_kwh[step]),
+            carbon_g_per_kwh=float(sc.carbon_g_per_kwh[step]),
+            last_vm_pu=None if last is None else last.vm_pu,
+            last_branch_loading_pct=None if last is None else last.branch_loading_pct,
+            last_feeder_kw=None if last is None else last.feeder_kw,
+        )
+
+    def bus_injection_kw(self, obs: Observation, sp: Setpoints) -> np.ndarray:
+        """Net consumption per bus if ``sp`` were applied this step (no state change)."""
+        sc, f = self.scenario, self.scenario.fleet
+        dt, n_bus = sc.dt_h, sc.feeder.n_bus
+        p_bat, _ = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
+        p_ev, _ = physics.ev_step(f.ev, self.delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)
+        p_dfr, _ = physics.deferrable_step(
+            f.deferrable, self.done_kwh.copy(), obs.hour_of_day, sp.deferrable_kw, dt
+        )
+        p_th, _ = physics.thermal_step(
+            f.thermal, self.temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
+        )
+        p_pv = obs.pv_available_kw - np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
+        return (
+            sc.base_load_kw[obs.step]
+            + bus_sum(f.battery.bus, p_bat, n_bus)
+            + bus_sum(f.ev.bus, p_ev, n_bus)
+            + bus_sum(f.deferrable.bus, p_dfr, n_bus)
+            + bus_sum(f.thermal.bus, p_th, n_bus)
+            - bus_sum(f.pv.bus, p_pv, n_bus)
+        )
+
+    def advance(self, obs: Observation, sp: Setpoints) -> StepRecord:
+        """Apply ``sp`` for the current step, solve the power flow and move to the next step."""
+        sc, f = self.scenario, self.scenario.fleet
+        dt, n_bus, step = sc.dt_h, sc.feeder.n_bus, self.step
+        p_bat, self.energy_kwh = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
+        p_ev, self.delivered_kwh = physics.ev_step(
+            f.ev, self.delivered_kwh, obs.ev_active_session, sp.ev_kw, dt
+        )
+        p_dfr, self.done_kwh = physics.deferrable_step(
+            f.deferrable, self.done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
+        )
+        p_th, self.temp_c = physics.thermal_step(
+            f.thermal, self.temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
+        )
+        curtail = np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
+        p_pv = obs.pv_available_kw - curtail
+        p_bus = (
+            sc.base_load_kw[step]
+            + bus_sum(f.battery.bus, p_bat, n_bus)
+            + bus_sum(f.ev.bus, p_ev, n_bus)
+            + bus_sum(f.deferrable.bus, p_dfr, n_bus)
+            + bus_sum(f.thermal.bus, p_th, n_bus)
+            - bus_sum(f.pv.bus, p_pv, n_bus)
+        )
+        try:
+            res, self._v = self.pf.solve(p_bus, sc.base_load_kvar[step], v0=self._v)
+            vm, loading = res.vm_pu, res.branch_loading_pct
+            feeder_kw, losses_kw, failed = float(res.p_slack_kw), float(res.losses_kw), False
+        except PowerFlowNotConverged:
+            vm = np.full(n_bus, np.nan)
+            loading = np.full(self.pf.n_branch, np.nan)
+            feeder_kw, losses_kw, failed, self._v = float(p_bus.sum()), float("nan"), True, None
+        throughput = np.abs(p_bat) * dt
+        self.last = StepRecord(
+            step=step,
+            feeder_kw=feeder_kw,
+            losses_kw=losses_kw,
+            vm_pu=vm,
+            branch_loading_pct=loading,
+            battery_kw=p_bat,
+            ev_kw=p_ev,
+            deferrable_kw=p_dfr,
+            thermal_kw=p_th,
+            pv_kw=p_pv,
+            curtailed_kw=curtail,
+            base_load_kw=float(sc.base_load_kw[step].sum()),
+            degradation_eur=float(throughput @ f.battery.degradation_eur_per_kwh),
+            pf_failed=failed,
+        )
+        self.step += 1
+        return self.last
+
+    def solve(self, p_bus_kw: np.ndarray, step: int):
+        """Power flow of a hypothetical injection at ``step`` (warm-started; state unchanged)."""
+        res, _ = self.pf.solve(p_bus_kw, self.scenario.base_load_kvar[step], v0=self._v)
+        return res

@@ -1,0 +1,1 @@
+"""The operator console: dashboard, approvals and overrides over FastAPI, Jinja2 and SSE."""

@@ -1,0 +1,99 @@
+"""Put the operator console on an API app: scenario, live session, users, policy.
+
+``attach_console(app, ...)`` is what ``gridsync serve`` calls; it uses the app's runtime store
+(``app.state.runtime.store``) as the audit log when there is one. In demo mode the twin starts
+on a sunny morning of the bundled feeder (2016-06-10, 10:00), when rooftop PV pushes voltages
+over 1.05 p.u., so an over-voltage curtailment request appears within the first steps; the
+three demo accounts (:data:`gridsync.web.auth.DEMO_USERS`) share :data:`DEMO_PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI
+
+from gridsync.hitl.policy import ApprovalPolicy
+from gridsync.hitl.session import ConsoleSession
+from gridsync.web.auth import DEMO_PASSWORD, DEMO_USERS, SessionSigner, UserStore
+from gridsync.web.console import PREFIX, Console, mount_console
+
+DEMO_START = dt.date(2016, 6, 10)
+DEMO_START_HOUR = 10.0
+DEMO_IMPORT_LIMIT_KW = 400.0
+
+
+def first_step_at(scenario, hour: float) -> int:
+    """First simulated step at or after ``hour`` o'clock on the window's first day."""
+    w = scenario.window
+    hours = np.asarray(w.hour + w.minute / 60)
+    later = np.flatnonzero(hours >= hour)
+    return scenario.start_step + (int(later[0]) if len(later) else 0)
+
+
+def attach_console(
+    app: FastAPI,
+    *,
+    demo: bool = False,
+    scenario_path: str | Path | None = None,
+    days: int | None = None,
+    controller: str = "tou",
+    step_interval_s: float = 2.0,
+    timeout_s: float | None = None,
+    policy: ApprovalPolicy | None = None,
+    users: UserStore | None = None,
+    session_ttl_s: float = 3600.0,
+) -> Console:
+    """Build the live console session and mount it on ``app`` under ``/console``.
+
+    Users come from the environment (:meth:`UserStore.from_env`) plus, with ``demo``, the
+    demo accounts. Without any user the console refuses to start (nobody could log in).
+    """
+    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.builder import load_scenario
+
+    users = users if users is not None else UserStore.from_env()
+    if demo:
+        users.add_demo_users()
+    if len(users) == 0:
+        msg = (
+            "no console users: set GRIDSYNC_CONSOLE_USERS_FILE or GRIDSYNC_CONSOLE_USERS "
+            "(hash passwords with `gridsync console-user`), or run with --demo"
+        )
+        raise ValueError(msg)
+    overrides: dict = {}
+    if demo:
+        overrides = {"start": DEMO_START, "days": days or 2, "history_days": 7}
+    elif days:
+        overrides = {"days": days}
+    scenario = load_scenario(scenario_path, **overrides)
+    if policy is None:
+        policy = ApprovalPolicy(feeder_import_limit_kw=DEMO_IMPORT_LIMIT_KW if demo else None)
+    if timeout_s is not None:
+        policy.timeout_s = timeout_s
+    runtime = getattr(app.state, "runtime", None)
+    store = getattr(runtime, "store", None)
+    start = first_step_at(scenario, DEMO_START_HOUR) if demo else None
+    session = ConsoleSession(
+        scenario, make_controller(controller), policy, audit=store, start_step=start
+    )
+    return mount_console(
+        app,
+        session,
+        users,
+        signer=SessionSigner(ttl_s=session_ttl_s),
+        step_interval_s=step_interval_s,
+        demo=demo,
+    )
+
+
+def banner(host: str, port: int, demo: bool) -> str:
+    """What ``gridsync serve`` prints about the console."""
+    url = f"http://{host}:{port}{PREFIX}/"
+    lines = [f"Operator console: {url}"]
+    if demo:
+        accounts = ", ".join(f"{name} ({role})" for name, role in DEMO_USERS.items())
+        lines.append(f"Demo login: {accounts}; password: {DEMO_PASSWORD}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Overrides change exactly the pinned assets and are checked; the live session ties it up."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gridsync.dispatch.rules import TouController
+from gridsync.hitl.approvals import ApprovalForbidden
+from gridsync.hitl.justification import binding_from_plan, describe_binding
+from gridsync.hitl.overrides import OverrideError, OverrideTable
+from gridsync.hitl.policy import ApprovalPolicy
+from gridsync.hitl.session import ConsoleSession
+from gridsync.sim.controller import Setpoints
+from tests.hitl.test_twin_guard import with_vmax
+
+
+def test_pin_and_manual_override(scenario_1day, audit, clock):
+    fleet = scenario_1day.fleet
+    table = OverrideTable(fleet, audit, clock)
+    rating = float(fleet.battery.power_kw[3])
+    ov = table.pin("battery", 3, rating + 2.0, "op", "operator", "test")
+    assert ov.warnings and "exceeds its" in ov.warnings[0]
+    table.take_out_of_control("ev", 1, "op", "operator")
+    sp = Setpoints.zeros(fleet)
+    natural = Setpoints.zeros(fleet)
+    natural.ev_kw[:] = 7.0
+    out = table.apply(sp, natural)
+    assert out.battery_kw[3] == rating + 2.0 and out.ev_kw[1] == 7.0
+    assert np.count_nonzero(out.battery_kw) == 1 and np.count_nonzero(out.ev_kw) == 1
+    assert sp.battery_kw[3] == 0.0, "inputs must not be modified"
+    assert audit.actions() == ["override.pin", "override.manual"]
+    table.clear("battery", 3, "op", "admin")
+    assert [o.asset_kind for o in table.list()] == ["ev"]
+
+
+def test_override_errors(scenario_1day):
+    table = OverrideTable(scenario_1day.fleet)
+    n = len(scenario_1day.fleet.battery)
+    with pytest.raises(OverrideError, match=f"battery index {n} is out of range"):
+        table.pin("battery", n, 1.0, "op", "operator")
+    with pytest.raises(OverrideError, match="finite"):
+        table.pin("battery", 0, float("nan"), "op", "operator")
+    with pytest.raises(ApprovalForbidden):
+        table.pin("battery", 0, 1.0, "v", "viewer")
+    with pytest.raises(OverrideError, match="no override"):
+        table.clear("battery", 0, "op", "operator")
+
+
+@dataclasses.dataclass
+class FakeBinding:
+    kind: str
+    description: str
+    step: int
+    shadow_price: float
+    unit: str
+
+
+def test_binding_constraints_are_described_with_their_worth():
+    plan = type("Plan", (), {})()
+    plan.binding = [
+        FakeBinding("voltage", "voltage at bus 7 held at its limit", 5, -0.4, "p.u."),
+        FakeBinding(
+            "feeder_peak", "feeder peak import 412.0 kW is set at Mon 18:15", 9, -2.33, "kW"
+        ),
+    ]
+    out = binding_from_plan(plan, limit=1)
+    assert len(out) == 1 and out[0]["kind"] == "feeder_peak"
+    assert out[0]["text"].endswith("each extra kW of headroom is worth 2.33 EUR")
+    assert describe_binding(plan.binding[0])["shadow_price"] == -0.4
+    assert binding_from_plan(None) == []
+
+
+def test_session_raises_request_holds_no_action_then_fails_safe(scenario_1day, audit, clock):
+    sc = with_vmax(scenario_1day, 1.035)
+    policy = ApprovalPolicy(timeout_s=5, curtailment_kw=1.0)
+    start = sc.start_step + int(round(11.5 / sc.dt_h))
+    s = ConsoleSession(sc, TouController(), policy, audit=audit, start_step=start, clock=clock)
+    events = []
+    s.add_listener(lambda e, p: events.append(e))
+    req = None
+    for _ in range(8):
+        snap = s.step()
+        if s.approvals.pending():
+            req = s.approvals.pending()[0]
+            break
+        clock.t += 1
+    assert req is not None and snap["approvals"]["pending"][0]["id"] == req.id
+    assert "approval" in events and events[-1] == "state"
+    # while pending, the no-action alternative (no curtailment) is what the twin applies
+    snap = s.step()
+    assert snap["fleet"]["curtailed_kw"] == pytest.approx(0.0)
+    clock.t += 6
+    snap = s.step()
+    assert req.status == "expired"
+    assert any("fail-safe 'no_action'" in a["message"] for a in snap["alerts"])
+    assert s.kpi["approvals_expired"] == 1
+    assert "approval.expired" in audit.actions()
+
+
+def test_session_kpis_match_the_steps(scenario_1day):
+    s = ConsoleSession(scenario_1day, TouController(), ApprovalPolicy())
+    feeder = []
+    for _ in range(12):
+        snap = s.step()
+        feeder.append(snap["feeder_kw"])
+    k = snap["kpi"]
+    dt = scenario_1day.dt_h
+    assert k["steps"] == 12
+    assert k["import_kwh"] == pytest.approx(sum(max(f, 0) for f in feeder) * dt, abs=0.01)
+    assert k["peak_import_kw"] == pytest.approx(max(max(feeder), 0), abs=0.01)
+    assert len(snap["vm_pu"]) == scenario_1day.feeder.n_bus
+    assert snap["outlook"]["t"] and len(snap["outlook"]["feeder_kw"]) == 16
+    low, high = snap["outlook"]["low_kw"], snap["outlook"]["high_kw"]
+    assert all(lo <= hi for lo, hi in zip(low, high, strict=True))
