@@ -13,6 +13,14 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "EVs charge on arrival, batteries self-consume PV",
     ),
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
+    "mpc": (
+        "gridsync.dispatch.mpc:MPCController",
+        "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts",
+    ),
+    "oracle": (
+        "gridsync.dispatch.mpc:OracleController",
+        "the same optimizer with perfect foresight (upper bound)",
+    ),
 }
 
 

@@ -1,0 +1,168 @@
+"""Everything one dispatch solve needs about the next H steps, gathered into arrays.
+
+``HorizonData`` is the boundary between the simulator's world (scenario, observation,
+forecasts) and the LP formulation: the formulation reads only this, so tests can build one by
+hand and the bench can build one for 10k synthetic assets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridsync.model.assets import Fleet
+from gridsync.sim.forecasts import ExogenousForecast
+
+
+@dataclass
+class FleetState:
+    """Asset states at the start of the first horizon step (see ``Observation``)."""
+
+    battery_energy_kwh: np.ndarray
+    ev_delivered_kwh: np.ndarray  # per session
+    deferrable_done_kwh: np.ndarray
+    thermal_temp_c: np.ndarray
+
+
+@dataclass
+class EVHorizon:
+    """Charging sessions that overlap the horizon, with plugged steps ``[first_t, end_t)``.
+
+    ``need_kwh`` is what must be in the car by ``end_t`` (the whole need when the car leaves
+    inside the horizon, else what cannot be charged after the horizon at full power).
+    """
+
+    session: np.ndarray
+    charger: np.ndarray
+    first_t: np.ndarray
+    end_t: np.ndarray
+    delivered0_kwh: np.ndarray
+    need_kwh: np.ndarray
+    headroom_kwh: np.ndarray
+    v2g_floor_kwh: np.ndarray
+    departs_in_horizon: np.ndarray
+    departure_step: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.session)
+
+
+@dataclass
+class HorizonData:
+    """Exogenous inputs, prices and states over steps ``step0 .. step0 + H - 1``."""
+
+    step0: int
+    dt_h: float
+    hour_of_day: np.ndarray  # (H,)
+    times: object  # pandas DatetimeIndex of the horizon, for messages
+    import_eur_per_kwh: np.ndarray  # (H,)
+    export_eur_per_kwh: np.ndarray  # (H,)
+    carbon_g_per_kwh: np.ndarray  # (H,)
+    inflexible_kw: np.ndarray  # (H, n_bus): base load minus available PV
+    base_kvar: np.ndarray  # (H, n_bus)
+    pv_available_kw: np.ndarray  # (H, n_pv)
+    outdoor_temp_c: np.ndarray  # (H,)
+    hvac_mode: np.ndarray  # (H,)
+    fleet: Fleet
+    state: FleetState
+    ev: EVHorizon
+    n_bus: int
+    peak_floor_kw: float = 0.0
+    demand_eur_per_kw: float = 0.0
+    losses_kw: np.ndarray | None = None  # (H,) from the last AC check
+
+    @property
+    def horizon(self) -> int:
+        return len(self.hour_of_day)
+
+    @property
+    def steps_per_day(self) -> int:
+        return int(round(24 / self.dt_h))
+
+
+def ev_horizon(
+    fleet: Fleet, step0: int, horizon: int, delivered_kwh: np.ndarray, dt_h: float, known: bool
+) -> EVHorizon:
+    """Sessions plugged in at some step of the horizon; future arrivals only when ``known``."""
+    s = fleet.ev.sessions
+    end = step0 + horizon
+    keep = (s.arrival_step < end) & (s.departure_step > step0)
+    if not known:
+        keep &= s.arrival_step <= step0
+    idx = np.flatnonzero(keep)
+    charger = s.charger[idx]
+    first = np.maximum(s.arrival_step[idx] - step0, 0)
+    stop = np.minimum(s.departure_step[idx] - step0, horizon)
+    started = s.arrival_step[idx] <= step0
+    delivered0 = np.where(started, delivered_kwh[idx] if len(delivered_kwh) else 0.0, 0.0)
+    departs = s.departure_step[idx] <= end
+    after_h = np.maximum(s.departure_step[idx] - end, 0) * dt_h
+    chargeable_after = fleet.ev.efficiency[charger] * fleet.ev.max_power_kw[charger] * after_h
+    need = np.where(departs, s.energy_need_kwh[idx], s.energy_need_kwh[idx] - chargeable_after)
+    return EVHorizon(
+        session=idx,
+        charger=charger,
+        first_t=first,
+        end_t=stop,
+        delivered0_kwh=delivered0,
+        need_kwh=np.maximum(need, 0.0),
+        headroom_kwh=s.headroom_kwh[idx],
+        v2g_floor_kwh=s.v2g_floor_kwh[idx],
+        departs_in_horizon=departs,
+        departure_step=s.departure_step[idx],
+    )
+
+
+def horizon_from_scenario(
+    scenario,
+    step: int,
+    horizon: int,
+    state: FleetState,
+    forecast: ExogenousForecast,
+    known_future_sessions: bool,
+    peak_floor_kw: float = 0.0,
+    losses_kw: np.ndarray | None = None,
+) -> HorizonData:
+    """Assemble the horizon from a scenario (prices, modes), a forecast and the fleet state.
+
+    The horizon is cut to what the forecast covers (the scenario's look-ahead data ends).
+    """
+    h = min(horizon, forecast.horizon)
+    if h <= 0:
+        msg = f"no forecast data at step {step}: the scenario index ends at {len(scenario.index)}"
+        raise ValueError(msg)
+    sl = slice(step, step + h)
+    fleet = scenario.fleet
+    pv_avail = forecast.pv_per_kwp[:h][:, scenario.pv_orientation] * fleet.pv.peak_kw
+    n_bus = scenario.feeder.n_bus
+    pv_bus = np.zeros((h, n_bus))
+    if len(fleet.pv):
+        weights = np.zeros((len(fleet.pv), n_bus))
+        weights[np.arange(len(fleet.pv)), fleet.pv.bus] = 1.0
+        pv_bus = pv_avail @ weights
+    times = scenario.index[sl]
+    hours = np.asarray(times.hour + times.minute / 60 + times.second / 3600, dtype=float)
+    tariff = scenario.tariff
+    window_days = scenario.n_steps * scenario.dt_h / 24.0
+    return HorizonData(
+        step0=step,
+        dt_h=scenario.dt_h,
+        hour_of_day=hours,
+        times=times,
+        import_eur_per_kwh=tariff.import_eur_per_kwh[sl],
+        export_eur_per_kwh=tariff.export_eur_per_kwh[sl],
+        carbon_g_per_kwh=scenario.carbon_g_per_kwh[sl],
+        inflexible_kw=forecast.base_load_kw[:h] - pv_bus,
+        base_kvar=forecast.base_load_kvar[:h],
+        pv_available_kw=pv_avail,
+        outdoor_temp_c=forecast.outdoor_temp_c[:h],
+        hvac_mode=scenario.hvac_mode[sl],
+        fleet=fleet,
+        state=state,
+        ev=ev_horizon(fleet, step, h, state.ev_delivered_kwh, scenario.dt_h, known_future_sessions),
+        n_bus=n_bus,
+        peak_floor_kw=peak_floor_kw,
+        demand_eur_per_kw=tariff.demand_charge_eur(1.0, window_days),
+        losses_kw=None if losses_kw is None else losses_kw[:h],
+    )

@@ -1,0 +1,333 @@
+"""Receding-horizon dispatch (MPC) over HiGHS, network-aware, that always publishes a plan.
+
+Every ``resolve_every`` steps the controller forecasts the next ``horizon_steps`` steps, builds
+the dispatch LP (``formulation``), solves it within a time budget, checks the plan with an AC
+power flow over the whole horizon and, if a voltage or loading limit is violated, re-solves
+with those rows added and their limits shrunk by the observed error. If the solver times
+out, fails or proves the problem infeasible, it publishes the previous plan shifted or, when
+none covers the step, the rule-based ``UncontrolledController``; the reason (and for an
+infeasible problem, a diagnosis in plain words) is logged and kept on the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridsync.dispatch.diagnosis import diagnose
+from gridsync.dispatch.formulation import Options, Weights, build_dispatch_lp, flexible_buses
+from gridsync.dispatch.horizon import FleetState, HorizonData, horizon_from_scenario
+from gridsync.dispatch.network import NetworkLimits
+from gridsync.dispatch.plan import (
+    DispatchPlan,
+    binding_constraints,
+    extract_plan,
+    flexible_bus_kw,
+)
+from gridsync.dispatch.rules import UncontrolledController
+from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.forecasts import ExogenousForecaster, NaiveForecaster, PerfectForecaster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """Settings of the receding-horizon optimizer.
+
+    ``resolve_every`` > 1 re-plans every k steps and follows the last plan in between.
+    ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
+    (the oracle does; a real MPC only knows cars that are plugged in).
+    """
+
+    horizon_steps: int = 96
+    resolve_every: int = 1
+    time_limit_s: float = 10.0
+    network: bool = True
+    max_network_passes: int = 3
+    screen_voltage_pu: float = 0.02
+    screen_loading_frac: float = 0.8
+    known_future_sessions: bool = False
+    hard_ev_deadlines: bool = False
+    feeder_limit_kw: float | None = None
+    max_binding: int = 20
+
+    def __post_init__(self) -> None:
+        checks = {
+            "horizon_steps": (self.horizon_steps, self.horizon_steps >= 1, ">= 1"),
+            "resolve_every": (self.resolve_every, self.resolve_every >= 1, ">= 1"),
+            "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
+            "max_network_passes": (
+                self.max_network_passes,
+                self.max_network_passes >= 1,
+                ">= 1",
+            ),
+        }
+        for name, (value, ok, expected) in checks.items():
+            if not ok:
+                msg = f"MPCConfig.{name} = {value!r}; expected {expected}"
+                raise ValueError(msg)
+        if self.feeder_limit_kw is not None and self.feeder_limit_kw <= 0:
+            msg = f"MPCConfig.feeder_limit_kw = {self.feeder_limit_kw!r}; expected > 0 or None"
+            raise ValueError(msg)
+
+
+@dataclass
+class SolveRecord:
+    """One line of the controller's solve log."""
+
+    step: int
+    status: str
+    reason: str
+    objective_eur: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+    network_passes: int = 0
+
+
+class MPCController:
+    """Network-aware receding-horizon optimizer; ``forecaster`` predicts load, PV, weather."""
+
+    name = "mpc"
+
+    def __init__(
+        self,
+        forecaster: ExogenousForecaster | None = None,
+        config: MPCConfig | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.forecaster = forecaster if forecaster is not None else NaiveForecaster()
+        self.config = config or MPCConfig()
+        if name:
+            self.name = name
+        self.last_plan: DispatchPlan | None = None
+        self.solve_log: list[SolveRecord] = []
+
+    def reset(self, scenario) -> None:
+        cfg = self.config
+        self.scenario = scenario
+        self.weights = Weights.from_config(scenario.config.objective)
+        self.options = Options(
+            hard_ev_deadlines=cfg.hard_ev_deadlines, feeder_limit_kw=cfg.feeder_limit_kw
+        )
+        self.flex_bus = flexible_buses(scenario.fleet)
+        lim = scenario.config.limits
+        self.network = (
+            NetworkLimits(
+                scenario.powerflow(),
+                self.flex_bus,
+                lim.voltage_min_pu,
+                lim.voltage_max_pu,
+                lim.loading_max_pct,
+                cfg.screen_voltage_pu,
+                cfg.screen_loading_frac,
+            )
+            if cfg.network
+            else None
+        )
+        self.rules = UncontrolledController()
+        self.rules.reset(scenario)
+        self.peak_kw = 0.0
+        self.last_plan = None
+        self._good_plan: DispatchPlan | None = None
+        self._z_plan: tuple[int, np.ndarray] | None = None
+        self._solved_at = -(10**9)
+        self.solve_log = []
+
+    # -- stepping -------------------------------------------------------------------------
+
+    def act(self, obs: Observation) -> Setpoints:
+        if obs.last_feeder_kw is not None:
+            self.peak_kw = max(self.peak_kw, float(obs.last_feeder_kw))
+        due = obs.step - self._solved_at >= self.config.resolve_every
+        current = self.last_plan
+        if due or current is None or not current.covers(obs.step):
+            current = self.plan(obs)
+            self._solved_at = obs.step
+        if current.covers(obs.step):
+            return Setpoints(**current.row(obs.step))
+        return self.rules.act(obs)
+
+    def plan(self, obs: Observation) -> DispatchPlan:
+        """Solve at ``obs.step`` and publish a plan, falling back when the optimizer cannot."""
+        t0 = time.perf_counter()
+        try:
+            plan = self._optimise(obs, t0)
+        except PowerFlowNotConverged as err:
+            plan = self._fallback(obs, f"AC check of the plan did not converge: {err}")
+        except (ValueError, RuntimeError, MemoryError) as err:
+            log.exception("dispatch solve failed at step %s", obs.step)
+            plan = self._fallback(obs, f"optimizer error: {type(err).__name__}: {err}")
+        plan.timings_s["total"] = time.perf_counter() - t0
+        self.last_plan = plan
+        self.solve_log.append(
+            SolveRecord(
+                plan.step,
+                plan.status,
+                plan.reason,
+                plan.objective_eur,
+                dict(plan.timings_s),
+                plan.network_iterations,
+            )
+        )
+        return plan
+
+    # -- internals ------------------------------------------------------------------------
+
+    def horizon(self, obs: Observation) -> HorizonData:
+        """The horizon data the optimizer sees at ``obs`` (forecast + exact asset states)."""
+        state = FleetState(
+            battery_energy_kwh=np.asarray(obs.battery_energy_kwh, float),
+            ev_delivered_kwh=np.asarray(obs.ev_delivered_kwh, float),
+            deferrable_done_kwh=np.asarray(obs.deferrable_done_kwh, float),
+            thermal_temp_c=np.asarray(obs.thermal_temp_c, float),
+        )
+        fc = self.forecaster.forecast(self.scenario, obs.step, self.config.horizon_steps)
+        return horizon_from_scenario(
+            self.scenario,
+            obs.step,
+            self.config.horizon_steps,
+            state,
+            fc,
+            self.config.known_future_sessions,
+            peak_floor_kw=self.peak_kw,
+        )
+
+    def _previous_z(self, hd: HorizonData) -> np.ndarray:
+        z0 = np.zeros((hd.horizon, len(self.flex_bus)))
+        if self._z_plan is not None:
+            step, z = self._z_plan
+            shift = hd.step0 - step
+            n = max(0, min(len(z) - shift, hd.horizon))
+            if shift >= 0 and n:
+                z0[:n] = z[shift : shift + n]
+        return z0
+
+    def _optimise(self, obs: Observation, t0: float) -> DispatchPlan:
+        cfg = self.config
+        hd = self.horizon(obs)
+        timings = {"forecast": time.perf_counter() - t0}
+        net = self.network
+        rows = res = sens = None
+        if net is not None:
+            tn = time.perf_counter()
+            z0 = self._previous_z(hd)
+            res = net.check(hd, z0)
+            hd.losses_kw = res.losses_kw
+            sens = net.sensitivity(hd, z0, res)
+            H, n_bus = hd.horizon, hd.n_bus
+            forced_v = np.zeros((H, n_bus), bool)
+            margin_v = np.zeros((H, n_bus))
+            forced_l = np.zeros((H, net.pf.n_branch), bool)
+            margin_l = np.zeros((H, net.pf.n_branch))
+            timings["network"] = time.perf_counter() - tn
+        deadline = t0 + cfg.time_limit_s
+        plan = None
+        passes = 0
+        for passes in range(1, cfg.max_network_passes + 1):
+            tb = time.perf_counter()
+            if net is not None:
+                rows = net.rows(res, z0, sens, forced_v, forced_l, margin_v, margin_l)
+            lp, lay = build_dispatch_lp(hd, self.weights, rows, self.options)
+            timings["build"] = timings.get("build", 0.0) + time.perf_counter() - tb
+            sol = lp.solve(max(deadline - time.perf_counter(), 0.0))
+            timings["solve"] = timings.get("solve", 0.0) + sol.solve_s
+            if not sol.ok:
+                diagnosis = []
+                if sol.status == "infeasible":
+                    diagnosis = diagnose(hd, self.weights, self.options, rows)
+                reason = f"solver status {sol.status} ({sol.message})"
+                if diagnosis:
+                    reason += ": " + "; ".join(diagnosis)
+                return self._fallback(obs, reason, diagnosis, timings)
+            plan = extract_plan(hd, lay, sol)
+            if net is None:
+                break
+            tc = time.perf_counter()
+            z = flexible_bus_kw(hd, lay, sol)
+            checked = net.check(hd, z)
+            v_bad, l_bad = net.violations(checked)
+            timings["ac_check"] = timings.get("ac_check", 0.0) + time.perf_counter() - tc
+            done = not (v_bad.any() or l_bad.any())
+            if done or passes == cfg.max_network_passes:
+                res, z0 = checked, z
+                break
+            err_v, err_l = net.linearisation_error(rows, z, checked)
+            margin_v[v_bad] += err_v[v_bad]
+            margin_l[l_bad] += err_l[l_bad]
+            forced_v |= v_bad
+            forced_l |= l_bad
+            res, z0 = checked, z
+            hd.losses_kw = checked.losses_kw
+            sens = net.sensitivity(hd, z0, res)
+        if net is not None:
+            plan.vm_max_pu = res.vm_pu.max(axis=1)
+            plan.vm_min_pu = res.vm_pu.min(axis=1)
+            plan.max_loading_pct = res.branch_loading_pct.max(axis=1)
+            plan.feeder_kw = res.p_slack_kw
+            self._z_plan = (hd.step0, z0)
+            bus_names = self.scenario.feeder.bus_names
+            branch_names = net.pf.branch_names
+        else:
+            bus_names = branch_names = None
+        plan.binding = binding_constraints(
+            hd, lp, sol, bus_names, branch_names, limit=cfg.max_binding
+        )
+        plan.network_iterations = passes
+        plan.timings_s.update(timings)
+        self._good_plan = plan
+        return plan
+
+    def _fallback(
+        self,
+        obs: Observation,
+        reason: str,
+        diagnosis: list[str] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> DispatchPlan:
+        prev = self._good_plan
+        f = self.scenario.fleet
+        if prev is not None and prev.covers(obs.step):
+            k = obs.step - prev.step
+            plan = DispatchPlan(
+                step=obs.step,
+                status="fallback-previous",
+                reason=reason,
+                battery_kw=prev.battery_kw[k:],
+                ev_kw=prev.ev_kw[k:],
+                deferrable_kw=prev.deferrable_kw[k:],
+                thermal_kw=prev.thermal_kw[k:],
+                pv_curtail_kw=prev.pv_curtail_kw[k:],
+                feeder_kw=prev.feeder_kw[k:],
+            )
+        else:
+            sp = self.rules.act(obs)
+            plan = DispatchPlan(
+                step=obs.step,
+                status="fallback-rules",
+                reason=reason,
+                battery_kw=sp.battery_kw[None, :],
+                ev_kw=sp.ev_kw[None, :],
+                deferrable_kw=sp.deferrable_kw[None, :],
+                thermal_kw=sp.thermal_kw[None, :],
+                pv_curtail_kw=np.zeros((1, len(f.pv))),
+            )
+        plan.diagnosis = list(diagnosis or [])
+        plan.timings_s.update(timings or {})
+        log.warning("step %s: published %s plan because %s", obs.step, plan.status, reason)
+        return plan
+
+
+class OracleController(MPCController):
+    """The same optimizer with perfect foresight of load, PV, weather and EV sessions: the
+    upper bound any forecaster-driven MPC is measured against."""
+
+    name = "oracle"
+
+    def __init__(self, config: MPCConfig | None = None, name: str | None = None) -> None:
+        base = config or MPCConfig()
+        cfg = MPCConfig(**{**base.__dict__, "known_future_sessions": True})
+        super().__init__(PerfectForecaster(), cfg, name)

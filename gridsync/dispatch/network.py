@@ -1,0 +1,141 @@
+"""Network awareness for the dispatch LP: AC checks of a plan and linearised limits.
+
+Voltages and branch loadings are linearised around the plan's own AC operating point:
+``vm(z) ~= vm(z0) + S (z - z0)`` per horizon step, where ``vm(z0)`` comes from an AC power
+flow of the whole horizon (``solve_batch``) and the sensitivity ``S`` (p.u. per kW of net
+flexible consumption at each flexible bus) comes from perturbing the most stressed snapshot
+of the horizon, one flexible bus per snapshot, in a single batched power flow. Only rows near
+a limit are kept (screening); rows the AC check finds violated are added, with their limit
+shrunk by the observed linearisation error, on the next pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridsync.dispatch.formulation import NetworkRows
+from gridsync.dispatch.horizon import HorizonData
+from gridsync.grid.powerflow import PowerFlowModel, PowerFlowResult
+
+
+@dataclass
+class Sensitivity:
+    """d(vm)/dz (n_bus, n_flex) in p.u./kW and d(loading)/dz (n_branch, n_flex) in %/kW."""
+
+    dv_dz: np.ndarray
+    dl_dz: np.ndarray
+    at_step: int
+
+
+class NetworkLimits:
+    """Linearised voltage and loading limits of one feeder for the dispatch LP."""
+
+    def __init__(
+        self,
+        pf: PowerFlowModel,
+        flex_bus: np.ndarray,
+        voltage_min_pu: float,
+        voltage_max_pu: float,
+        loading_max_pct: float,
+        screen_voltage_pu: float = 0.02,
+        screen_loading_frac: float = 0.8,
+        perturb_kw: float = 1.0,
+    ) -> None:
+        self.pf = pf
+        self.flex_bus = np.asarray(flex_bus, dtype=int)
+        self.v_min, self.v_max = voltage_min_pu, voltage_max_pu
+        self.l_max = loading_max_pct
+        self.screen_v = screen_voltage_pu
+        self.screen_l = screen_loading_frac
+        self.perturb_kw = perturb_kw
+
+    def bus_kw(self, hd: HorizonData, z_kw: np.ndarray) -> np.ndarray:
+        """Consumption per bus (H, n_bus) for flexible bus power ``z_kw`` (H, n_flex)."""
+        p = hd.inflexible_kw.copy()
+        p[:, self.flex_bus] += z_kw
+        return p
+
+    def check(self, hd: HorizonData, z_kw: np.ndarray) -> PowerFlowResult:
+        """AC power flow of every horizon step of a plan."""
+        return self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
+
+    def violations(self, res: PowerFlowResult, tol_pu: float = 1e-4, tol_pct: float = 0.1):
+        """Masks of voltage (H, n_bus) and loading (H, n_branch) violations."""
+        v_bad = (res.vm_pu > self.v_max + tol_pu) | (res.vm_pu < self.v_min - tol_pu)
+        l_bad = res.branch_loading_pct > self.l_max + tol_pct
+        return v_bad, l_bad
+
+    def sensitivity(self, hd: HorizonData, z_kw: np.ndarray, res: PowerFlowResult) -> Sensitivity:
+        """Perturb each flexible bus at the horizon step furthest from nominal voltage."""
+        stress = np.max(np.abs(res.vm_pu - 1.0), axis=1)
+        t = int(np.argmax(stress))
+        p0 = self.bus_kw(hd, z_kw)[t]
+        nf = len(self.flex_bus)
+        p = np.tile(p0, (nf + 1, 1))
+        p[np.arange(1, nf + 1), self.flex_bus] += self.perturb_kw
+        q = np.tile(hd.base_kvar[t], (nf + 1, 1))
+        r = self.pf.solve_batch(p, q)
+        dv = (r.vm_pu[1:] - r.vm_pu[0]).T / self.perturb_kw
+        dl = (r.branch_loading_pct[1:] - r.branch_loading_pct[0]).T / self.perturb_kw
+        return Sensitivity(dv_dz=dv, dl_dz=dl, at_step=hd.step0 + t)
+
+    def rows(
+        self,
+        res: PowerFlowResult,
+        z_kw: np.ndarray,
+        sens: Sensitivity,
+        forced_v: np.ndarray,
+        forced_l: np.ndarray,
+        margin_v: np.ndarray,
+        margin_l: np.ndarray,
+    ) -> NetworkRows:
+        """Screened rows linearised at the AC result ``res`` of plan ``z_kw``.
+
+        ``forced_*`` masks add rows regardless of screening; ``margin_*`` shrink limits.
+        """
+        vm = res.vm_pu
+        near_v = (vm > self.v_max - self.screen_v) | (vm < self.v_min + self.screen_v)
+        near_v[:, ~np.any(np.abs(sens.dv_dz) > 1e-9, axis=1)] = False
+        v_t, v_bus = np.nonzero(near_v | forced_v)
+        dv = sens.dv_dz[v_bus]
+        v_off = vm[v_t, v_bus] - np.einsum("rf,rf->r", dv, z_kw[v_t])
+        load = res.branch_loading_pct
+        near_l = (load > self.screen_l * self.l_max) | forced_l
+        l_t, l_br = np.nonzero(near_l)
+        dl = sens.dl_dz[l_br]
+        l_off = load[l_t, l_br] - np.einsum("rf,rf->r", dl, z_kw[l_t])
+        mv = margin_v[v_t, v_bus]
+        return NetworkRows(
+            v_t=v_t,
+            v_bus=v_bus,
+            v_offset=v_off,
+            v_lo=np.full(len(v_t), self.v_min) + mv,
+            v_hi=np.full(len(v_t), self.v_max) - mv,
+            dv_dz=dv,
+            l_t=l_t,
+            l_branch=l_br,
+            l_offset=l_off,
+            l_hi=np.full(len(l_t), self.l_max) - margin_l[l_t, l_br],
+            dl_dz=dl,
+        )
+
+    def linearisation_error(
+        self, rows: NetworkRows, z_kw: np.ndarray, res: PowerFlowResult
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How far the AC result of plan ``z_kw`` lies beyond what the LP rows predicted.
+
+        Returns (H, n_bus) p.u. and (H, n_branch) % arrays, positive where the AC value is
+        worse (further out of the band) than the linear model said; zero for rows not in the LP.
+        """
+        err_v = np.zeros_like(res.vm_pu)
+        pred = rows.v_offset + np.einsum("rf,rf->r", rows.dv_dz, z_kw[rows.v_t])
+        actual = res.vm_pu[rows.v_t, rows.v_bus]
+        high = actual > 0.5 * (self.v_min + self.v_max)
+        err_v[rows.v_t, rows.v_bus] = np.maximum(np.where(high, actual - pred, pred - actual), 0)
+        err_l = np.zeros_like(res.branch_loading_pct)
+        pred_l = rows.l_offset + np.einsum("rf,rf->r", rows.dl_dz, z_kw[rows.l_t])
+        actual_l = res.branch_loading_pct[rows.l_t, rows.l_branch]
+        err_l[rows.l_t, rows.l_branch] = np.maximum(actual_l - pred_l, 0.0)
+        return err_v, err_l
