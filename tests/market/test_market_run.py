@@ -1,0 +1,140 @@
+"""End to end on the real feeder: individual rationality, budget balance, ledger, privacy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gridsync.ledger import JsonlLedger, LedgerSigner
+from gridsync.market.agents import MarketConfig
+from gridsync.market.run import run_market
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return LedgerSigner.generate()
+
+
+@pytest.fixture(scope="module")
+def market_run(scenario_1day, signer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ledger") / "ledger.jsonl"
+    ledger = JsonlLedger(path, signer)
+    run = run_market(scenario_1day, MarketConfig(), ledger=ledger, secret=b"test-secret")
+    return run, ledger
+
+
+@pytest.mark.parametrize("rule", ["uniform", "pay_as_bid"])
+def test_nobody_is_worse_off_with_accurate_forecasts(scenario_1day, rule):
+    window = slice(scenario_1day.start_step, scenario_1day.end_step)
+    run = run_market(
+        scenario_1day,
+        MarketConfig(rule=rule),
+        forecast_net_kw=scenario_1day.net_inflexible_kw(window),
+    )
+    saving = run.summary_arrays["saving_eur"]
+    assert run.summary["traded_kwh"] > 100
+    assert saving.min() >= -1e-9, f"participant {saving.argmin()} loses {saving.min():.4f} EUR"
+    assert saving.sum() > 0
+    s = run.summary
+    if rule == "uniform":
+        assert s["buyer_payments_eur"] == pytest.approx(s["seller_receipts_eur"])
+    else:
+        assert s["operator_surplus_eur"] == pytest.approx(
+            s["buyer_payments_eur"] - s["seller_receipts_eur"]
+        )
+        assert s["operator_surplus_eur"] > 0
+
+
+def test_default_forecast_run_is_balanced_and_near_rational(market_run):
+    run, _ = market_run
+    s = run.summary
+    # Budget balance of the uniform-price auction: every euro paid is received.
+    assert s["buyer_payments_eur"] == pytest.approx(s["seller_receipts_eur"], abs=1e-9)
+    assert s["operator_surplus_eur"] == pytest.approx(0.0, abs=1e-9)
+    # Persistence forecasts err; imbalance can cost a participant, but only a little.
+    saving = run.summary_arrays["saving_eur"]
+    assert s["participants_better_off"] > 0.8 * s["participants"]
+    assert saving.min() > -0.05
+    assert s["bill_total_eur"] < s["bill_total_no_market_eur"]
+    assert s["community_self_consumption"] >= s["community_self_consumption_no_market"]
+    assert s["violations_added_by_market"] == 0
+
+
+def test_credits_are_conserved_and_backed_by_meters(market_run):
+    run, _ = market_run
+    s = run.summary
+    assert s["credits_minted"] > 0
+    assert s["credits_minted"] == pytest.approx(s["credits_held"] + s["credits_redeemed"])
+    green = np.minimum(run.result.sold_kwh, np.maximum(-run.result.metered_kwh, 0)).sum()
+    minted_green = sum(
+        d["credits"]
+        for k, d in run.bank.journal
+        if k == "credit_mint" and d["reason"] == "green_delivered"
+    )
+    assert minted_green == pytest.approx(green)
+
+
+def test_ledger_holds_every_trade_meter_and_credit_and_verifies(market_run, signer):
+    run, ledger = market_run
+    report = ledger.verify(signer.public_key)
+    assert report.ok, report.issues[:3]
+    kinds = [r["kind"] for r in ledger.records()]
+    assert kinds.count("trade") == run.summary["trades"]
+    assert kinds.count("meter") == int(
+        ((run.result.bought_kwh > 0) | (run.result.sold_kwh > 0)).sum()
+    )
+    assert kinds.count("credit_mint") + kinds.count("credit_transfer") + kinds.count(
+        "credit_redeem"
+    ) == len(run.bank.journal)
+    # Privacy: no participant numbers in the ledger, only keyed pseudonyms.
+    trade = next(r for r in ledger.records() if r["kind"] == "trade")["data"]
+    assert trade["buyer"] in run.pseudonyms and trade["seller"] in run.pseudonyms
+    text = ledger.path.read_text()
+    assert '"participant":' not in text.replace('"participant":"', "")
+
+
+def test_statement_shows_only_own_trades(market_run):
+    run, _ = market_run
+    t = run.result.trades
+    p = int(np.bincount(t["buyer"]).argmax())
+    st = run.statement(p)
+    assert len(st["trades"]) == int(((t["buyer"] == p) | (t["seller"] == p)).sum())
+    assert "buyer" not in json.dumps(st["trades"]) and "seller" not in json.dumps(st["trades"])
+    assert st["saving_eur"] == pytest.approx(st["bill_without_market_eur"] - st["bill_eur"])
+    with pytest.raises(ValueError, match="participant 999"):
+        run.statement(999)
+
+
+def test_cli_market_run_writes_a_verifiable_ledger(scenario_1day, tmp_path, monkeypatch):
+    import gridsync.sim.builder as builder
+    from gridsync.cli.main import cli
+
+    monkeypatch.setattr(builder, "load_scenario", lambda *a, **k: scenario_1day)
+    led, keys, out = tmp_path / "l.jsonl", tmp_path / "keys", tmp_path / "m.json"
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "market",
+            "run",
+            "--days",
+            "1",
+            "--ledger",
+            str(led),
+            "--key-dir",
+            str(keys),
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(out.read_text())
+    assert summary["traded_kwh"] > 0 and summary["ledger"]["records"] > 1
+    ok = runner.invoke(
+        cli, ["ledger", "verify", str(led), "--public-key", str(keys / "ledger_ed25519.pub.pem")]
+    )
+    assert ok.exit_code == 0, ok.output
