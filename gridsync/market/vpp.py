@@ -151,12 +151,11 @@ def ev_flexibility_kw(scenario) -> tuple[np.ndarray, np.ndarray]:
     return up.sum(1), down.sum(1)
 
 
-def thermal_flexibility_kw(scenario) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) up and down kW of the heat pumps holding mid-band (exact RC step)."""
+def thermal_band_kw(scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step and building (T, n): holding power at mid-band and the lowest/highest power
+    that keeps the building inside its comfort band after one step (exact RC step)."""
     th = scenario.fleet.thermal
     steps = np.arange(scenario.start_step, scenario.end_step)
-    if len(th) == 0:
-        return np.zeros(len(steps)), np.zeros(len(steps))
     dt = scenario.dt_h
     r, c, cop = th.resistance_c_per_kw, th.capacitance_kwh_per_c, th.cop
     mode = scenario.hvac_mode[steps][:, None]
@@ -164,15 +163,22 @@ def thermal_flexibility_kw(scenario) -> tuple[np.ndarray, np.ndarray]:
     t_set = 0.5 * (th.comfort_min_c + th.comfort_max_c)
     a = np.exp(-dt / (r * c))
 
-    # p that lands the building on temperature T after dt, starting at T_set
-    def power_for(target):
-        q = ((target - a * t_set) / (1 - a) - t_out) / r
-        return mode * q / cop
+    def power_for(target):  # electric power that lands on ``target`` after dt from t_set
+        return mode * (((target - a * t_set) / (1 - a) - t_out) / r) / cop
 
     base = np.clip(power_for(t_set), 0, th.max_power_kw)
     p_a, p_b = power_for(th.comfort_min_c), power_for(th.comfort_max_c)
     lo = np.clip(np.minimum(p_a, p_b), 0, th.max_power_kw)
     hi = np.clip(np.maximum(p_a, p_b), 0, th.max_power_kw)
+    return base, lo, hi
+
+
+def thermal_flexibility_kw(scenario) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) up and down kW of the heat pumps holding mid-band."""
+    if len(scenario.fleet.thermal) == 0:
+        n = scenario.end_step - scenario.start_step
+        return np.zeros(n), np.zeros(n)
+    base, lo, hi = thermal_band_kw(scenario)
     return (base - lo).sum(1), (hi - base).sum(1)
 
 
