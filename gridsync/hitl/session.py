@@ -387,8 +387,18 @@ class ConsoleSession:
         }
 
     # the loop -----------------------------------------------------------------------------
-    async def run(self, step_interval_s: float, expiry_tick_s: float = 0.2) -> None:
-        """Step every ``step_interval_s`` seconds and apply fail-safes as deadlines pass."""
+    async def run(
+        self,
+        step_interval_s: float,
+        expiry_tick_s: float = 0.2,
+        start: asyncio.Event | None = None,
+    ) -> None:
+        """Step every ``step_interval_s`` seconds and apply fail-safes as deadlines pass.
+
+        With ``start`` the twin waits for that event first (the demo waits for the first
+        browser, so a newcomer sees the morning's events rather than their aftermath)."""
+        if start is not None:
+            await start.wait()
         next_step = time.monotonic()
         while not self.twin.finished:
             now = time.monotonic()
@@ -397,3 +407,7 @@ class ConsoleSession:
                 next_step = now + step_interval_s
             self.approvals.expire_due()
             await asyncio.sleep(min(expiry_tick_s, max(next_step - time.monotonic(), 0.0)))
+        self.alert("info", "twin", "end of the scenario window: the twin has stopped")
+        while True:
+            self.approvals.expire_due()
+            await asyncio.sleep(expiry_tick_s)

@@ -71,6 +71,7 @@ class Console:
     hub: EventHub = field(default_factory=EventHub)
     runtime: Any = None
     task: asyncio.Task | None = None
+    first_viewer: asyncio.Event | None = None
 
     def audit(self, actor: str, role: str, action: str, target: str = "", detail=None) -> None:
         sink = self.session.audit_sink
@@ -251,6 +252,8 @@ def topology(request: Request, _: SessionDep) -> JSONResponse:
 async def events(request: Request, sess: SessionDep) -> Response:
     con = _console(request)
     queue = con.hub.subscribe()
+    if con.first_viewer is not None:
+        con.first_viewer.set()
     cookie = request.cookies.get(COOKIE)
 
     async def stream():
@@ -385,8 +388,9 @@ def mount_console(
 ) -> Console:
     """Add the console to ``app`` (usually ``gridsync.api.app.create_app(...)``).
 
-    ``run_loop`` starts the session's live loop with the app; the loop publishes approval
-    events and alerts on the runtime's bus (``app.state.runtime``) when there is one.
+    ``run_loop`` starts the session's live loop with the app (in ``demo`` mode it waits for
+    the first browser to connect); approval events and alerts are mirrored on the runtime's
+    bus (``app.state.runtime``) when there is one.
     """
     con = Console(session, users, signer or SessionSigner(), step_interval_s, demo)
     con.runtime = getattr(app.state, "runtime", None)
@@ -408,7 +412,10 @@ def mount_console(
         async with outer(a) as st:
             con.hub.bind(asyncio.get_running_loop())
             if run_loop:
-                con.task = asyncio.create_task(session.run(step_interval_s), name="console:twin")
+                con.first_viewer = asyncio.Event() if demo else None
+                con.task = asyncio.create_task(
+                    session.run(step_interval_s, start=con.first_viewer), name="console:twin"
+                )
             try:
                 yield st
             finally:

@@ -10,6 +10,7 @@ three demo accounts (:data:`gridsync.web.auth.DEMO_USERS`) share :data:`DEMO_PAS
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,17 @@ def attach_console(
 
     Users come from the environment (:meth:`UserStore.from_env`) plus, with ``demo``, the
     demo accounts. Without any user the console refuses to start (nobody could log in).
+    ``GRIDSYNC_CONSOLE_STEP_S`` (seconds per twin step), ``GRIDSYNC_CONSOLE_TIMEOUT_S``
+    (approval timeout) and ``GRIDSYNC_CONSOLE_CONTROLLER`` override the arguments.
     """
     from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
 
+    env = os.environ
+    step_interval_s = float(env.get("GRIDSYNC_CONSOLE_STEP_S", step_interval_s))
+    if timeout_s is None and env.get("GRIDSYNC_CONSOLE_TIMEOUT_S"):
+        timeout_s = float(env["GRIDSYNC_CONSOLE_TIMEOUT_S"])
+    controller = env.get("GRIDSYNC_CONSOLE_CONTROLLER", controller)
     users = users if users is not None else UserStore.from_env()
     if demo:
         users.add_demo_users()
@@ -65,7 +73,7 @@ def attach_console(
         raise ValueError(msg)
     overrides: dict = {}
     if demo:
-        overrides = {"start": DEMO_START, "days": days or 2, "history_days": 7}
+        overrides = {"start": DEMO_START, "days": days or 3, "history_days": 7}
     elif days:
         overrides = {"days": days}
     scenario = load_scenario(scenario_path, **overrides)
@@ -97,3 +105,17 @@ def banner(host: str, port: int, demo: bool) -> str:
         accounts = ", ".join(f"{name} ({role})" for name, role in DEMO_USERS.items())
         lines.append(f"Demo login: {accounts}; password: {DEMO_PASSWORD}")
     return "\n".join(lines)
+
+
+def run_console_server(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> None:
+    """API + console on uvicorn (what ``gridsync serve`` does when the runtime has no agents
+    to add). Prints the console URL and, in demo mode, the demo login."""
+    import click
+    import uvicorn
+
+    from gridsync.api.app import create_app
+
+    app = create_app()
+    attach_console(app, demo=demo)
+    click.echo(banner(host, port, demo))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
