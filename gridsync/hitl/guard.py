@@ -336,3 +336,84 @@ def propose_consent(ctx: GuardContext, tol_kw: float = 0.1) -> list[ProposedActi
             )
         )
     return out
+
+
+def propose_plan_curtailment(ctx: GuardContext) -> ProposedAction | None:
+    """The controller's own PV curtailment (e.g. in the MPC's plan) as an action to gate:
+    no action means the PV keeps producing."""
+    twin, obs, sp = ctx.twin, ctx.obs, ctx.setpoints
+    sc = twin.scenario
+    curtail = np.clip(np.asarray(sp.pv_curtail_kw, dtype=float), 0.0, obs.pv_available_kw)
+    idx = np.flatnonzero(curtail > 0.05)
+    if len(idx) == 0:
+        return None
+    limit = sc.config.limits.voltage_max_pu
+    with_plan = twin.solve(twin.bus_injection_kw(obs, sp), obs.step)
+    without = replace(sp, pv_curtail_kw=curtail.copy())
+    without.pv_curtail_kw[idx] = 0.0
+    without_res = twin.solve(twin.bus_injection_kw(obs, without), obs.step)
+    hold = ctx.policy.hold_steps
+    cost = (
+        _step_cost_eur(with_plan.p_slack_kw, obs) - _step_cost_eur(without_res.p_slack_kw, obs)
+    ) * hold
+    kw = float(curtail[idx].sum())
+    plan = ctx.plan
+    drivers = [
+        f"Twin power flow at {_when(obs)}: highest voltage {np.nanmax(without_res.vm_pu):.3f} p.u. "
+        f"without the curtailment, {np.nanmax(with_plan.vm_pu):.3f} p.u. with it "
+        f"(limit {limit:.2f} p.u.).",
+    ]
+    if plan is not None:
+        status = getattr(plan, "status", "")
+        reason = getattr(plan, "reason", "")
+        drivers.append(
+            f"The {ctx.controller_name} plan is {status or 'in force'}"
+            + (f" ({reason})" if reason else "")
+            + f"; its objective is {eur(float(getattr(plan, 'objective_eur', float('nan'))))} "
+            "over the horizon on the seasonal-naive forecast."
+        )
+    lower, upper = asset_bounds(sc.fleet, "pv")
+    names = sc.feeder.bus_names
+    above_with = int((with_plan.vm_pu > limit).sum())
+    above_without = int((without_res.vm_pu > limit).sum())
+    just = Justification(
+        summary=(
+            f"The {ctx.controller_name} controller curtails {kw:.1f} kW of PV on {len(idx)} "
+            f"systems at {_when(obs)}."
+        ),
+        drivers=drivers,
+        binding=binding_from_plan(plan),
+        acting=Outcome(
+            label=f"{kw:.1f} kW of PV spilled as planned",
+            cost_eur=cost,
+            risk=f"{above_with} buses above {limit:.2f} p.u.",
+            metrics={
+                "max_voltage_pu": float(np.nanmax(with_plan.vm_pu)),
+                "buses_above": above_with,
+            },
+        ),
+        not_acting=Outcome(
+            label="PV keeps producing",
+            cost_eur=0.0,
+            risk=f"{above_without} buses above {limit:.2f} p.u.; the plan's other setpoints stay",
+            metrics={
+                "max_voltage_pu": float(np.nanmax(without_res.vm_pu)),
+                "buses_above": above_without,
+            },
+        ),
+        source=f"{ctx.controller_name} plan",
+    )
+    return ProposedAction(
+        kind="curtailment",
+        title=f"{ctx.controller_name} plan curtails {kw:.0f} kW PV",
+        asset_kind="pv",
+        asset_index=idx,
+        asset_labels=asset_labels(sc.fleet, names, "pv", idx),
+        proposed_kw=curtail[idx],
+        no_action_kw=np.zeros(len(idx)),
+        lower_kw=lower[idx],
+        upper_kw=np.minimum(upper[idx], obs.pv_available_kw[idx]),
+        justification=just,
+        step=obs.step,
+        time_label=_when(obs),
+    )

@@ -3,8 +3,9 @@
 The exogenous part comes from a forecaster (seasonal naive by default: the same time
 yesterday). The band is that forecast plus the 10th/90th percentile of the naive forecast's
 own errors on the feeder total over the scenario's history, so its width is measured, not
-assumed. The planned flexible load comes from rolling the controller forward on the forecast
-with the asset physics (no power flow, so losses are not included).
+assumed. The planned flexible load is the controller's published plan when it has one (the
+MPC's ``last_plan``); otherwise the controller is rolled forward on the forecast with the
+asset physics (no power flow, so losses are not included).
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def outlook(
     pv_by_bus = fc.pv_per_kwp @ weights
     inflexible = fc.base_load_kw.sum(axis=1) - pv_by_bus.sum(axis=1)
 
+    times = [pd.Timestamp(t).isoformat() for t in scenario.index[step0 : step0 + h]]
+    lo, hi = error_quantiles
+    plan = getattr(controller, "last_plan", None)
+    if plan is not None and hasattr(plan, "covers"):
+        planned = np.full(h, np.nan)
+        for k in range(h):
+            if plan.covers(step0 + k):
+                planned[k] = sum(float(v.sum()) for v in plan.row(step0 + k).values())
+        centre = inflexible + planned
+        return Outlook(times, inflexible, planned, centre + lo, centre + hi)
+
     energy = obs.battery_energy_kwh.copy()
     delivered = obs.ev_delivered_kwh.copy()
     done = obs.deferrable_done_kwh.copy()
@@ -111,7 +123,5 @@ def outlook(
         )
         curtail = np.clip(sp.pv_curtail_kw, 0.0, pv_avail).sum()
         planned[k] = p_bat.sum() + p_ev.sum() + p_dfr.sum() + p_th.sum() + curtail
-    times = [pd.Timestamp(t).isoformat() for t in scenario.index[step0 : step0 + h]]
-    lo, hi = error_quantiles
     centre = inflexible + planned
     return Outlook(times, inflexible, planned, centre + lo, centre + hi)

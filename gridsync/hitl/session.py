@@ -26,6 +26,7 @@ from gridsync.hitl.guard import (
     propose_consent,
     propose_curtailment,
     propose_load_shedding,
+    propose_plan_curtailment,
 )
 from gridsync.hitl.lookahead import naive_error_quantiles, outlook
 from gridsync.hitl.overrides import OverrideTable
@@ -158,10 +159,11 @@ class ConsoleSession:
         step = ctx.obs.step
         found = []
         for key, fn in (
+            ("curtailment:pv", propose_plan_curtailment),
             ("curtailment:pv", propose_curtailment),
             ("load_shedding:ev", propose_load_shedding),
         ):
-            if not self.approvals.blocks(key, step):
+            if not self.approvals.blocks(key, step) and key not in {a.key for a in found}:
                 action = fn(replace(ctx, setpoints=sp))
                 if action is not None:
                     found.append(action)
@@ -206,6 +208,7 @@ class ConsoleSession:
             sp,
             natural,
             self.policy,
+            plan=getattr(self.controller, "last_plan", None),
             controller_name=getattr(self.controller, "name", "controller"),
         )
         sp = self._propose(ctx, sp)
@@ -395,7 +398,9 @@ class ConsoleSession:
     ) -> None:
         """Step every ``step_interval_s`` seconds and apply fail-safes as deadlines pass.
 
-        With ``start`` the twin waits for that event first (the demo waits for the first
+        Steps run in a worker thread so that a slow solve (the MPC) never delays the web
+        server or the delivery of approval events. With ``start`` the twin waits for that
+        event first (the demo waits for the first
         browser, so a newcomer sees the morning's events rather than their aftermath)."""
         if start is not None:
             await start.wait()
@@ -403,7 +408,7 @@ class ConsoleSession:
         while not self.twin.finished:
             now = time.monotonic()
             if now >= next_step:
-                self.step()
+                await asyncio.to_thread(self.step)
                 next_step = now + step_interval_s
             self.approvals.expire_due()
             await asyncio.sleep(min(expiry_tick_s, max(next_step - time.monotonic(), 0.0)))

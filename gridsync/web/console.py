@@ -72,6 +72,7 @@ class Console:
     runtime: Any = None
     task: asyncio.Task | None = None
     first_viewer: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     def audit(self, actor: str, role: str, action: str, target: str = "", detail=None) -> None:
         sink = self.session.audit_sink
@@ -410,7 +411,8 @@ def mount_console(
     @asynccontextmanager
     async def lifespan(a: FastAPI):
         async with outer(a) as st:
-            con.hub.bind(asyncio.get_running_loop())
+            con.loop = asyncio.get_running_loop()
+            con.hub.bind(con.loop)
             if run_loop:
                 con.first_viewer = asyncio.Event() if demo else None
                 con.task = asyncio.create_task(
@@ -431,11 +433,8 @@ def mount_console(
 def _to_bus(con: Console, event: str, payload: dict[str, Any]) -> None:
     """Mirror approvals and alerts onto the runtime's bus (best effort, never blocks)."""
     bus = getattr(con.runtime, "bus", None)
-    if bus is None or event not in ("approval", "alert"):
-        return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    loop = con.loop
+    if bus is None or loop is None or event not in ("approval", "alert"):
         return
     if event == "approval":
         req = payload["request"]
@@ -449,9 +448,10 @@ def _to_bus(con: Console, event: str, payload: dict[str, Any]) -> None:
             "by": req["decided_by"],
             "ts_s": time.time(),
         }
-        loop.create_task(_publish(bus, "approvals", data))
+        topic = "approvals"
     else:
-        loop.create_task(_publish(bus, "alerts", {**payload, "kind": "console"}))
+        topic, data = "alerts", {**payload, "kind": "console"}
+    loop.call_soon_threadsafe(lambda: loop.create_task(_publish(bus, topic, data)))
 
 
 async def _publish(bus, topic: str, data: dict[str, Any]) -> None:

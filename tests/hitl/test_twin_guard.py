@@ -141,3 +141,29 @@ def test_consent_requests_for_customers_who_asked(scenario_1day):
         propose_consent(
             GuardContext(twin, obs, sp, natural, ApprovalPolicy(ask_customers=["nope"]))
         )
+
+
+def test_plan_curtailment_is_gated_with_the_plans_binding_constraints(noon):
+    from gridsync.hitl.guard import propose_plan_curtailment
+    from tests.hitl.test_overrides_session import FakeBinding
+
+    sc, twin, obs, sp, nat = noon
+    sp.pv_curtail_kw = np.zeros(len(sc.fleet.pv))
+    systems = np.flatnonzero(obs.pv_available_kw > 1.0)[:3]
+    sp.pv_curtail_kw[systems] = 1.0
+    plan = type("Plan", (), {})()
+    plan.status, plan.reason, plan.objective_eur = "optimal", "", 12.5
+    plan.binding = [FakeBinding("voltage", "voltage at bus 9 held at its limit", 1, -0.8, "p.u.")]
+    ctx = GuardContext(twin, obs, sp, nat, ApprovalPolicy(), plan=plan, controller_name="mpc")
+    action = propose_plan_curtailment(ctx)
+    assert list(action.asset_index) == list(systems)
+    np.testing.assert_allclose(action.proposed_kw, 1.0)
+    np.testing.assert_allclose(action.no_action_kw, 0.0)
+    assert action.justification.binding[0]["text"].endswith("worth 0.80 EUR")
+    # 3 kW less PV export for hold_steps steps at the export price (losses change it slightly)
+    hold_h = ApprovalPolicy().hold_steps * sc.dt_h
+    assert action.justification.acting.cost_eur == pytest.approx(
+        3.0 * obs.export_price_eur_per_kwh * hold_h, rel=0.1
+    )
+    sp.pv_curtail_kw[:] = 0.0
+    assert propose_plan_curtailment(ctx) is None
