@@ -13,6 +13,11 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "EVs charge on arrival, batteries self-consume PV",
     ),
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
+    "uncontrolled+shield": (
+        "gridsync.safety.shield:shielded_uncontrolled",
+        "uncontrolled behind the safety shield (limits, SoC, ramps, AC voltage/loading check)",
+    ),
+    "tou+shield": ("gridsync.safety.shield:shielded_tou", "tou behind the safety shield"),
     "mpc": (
         "gridsync.dispatch.mpc:MPCController",
         "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts",

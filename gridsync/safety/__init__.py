@@ -1,0 +1,1 @@
+"""Safety: anomaly detection on telemetry and the shield every setpoint batch passes."""

@@ -1,0 +1,425 @@
+"""The safety shield: every setpoint batch is checked and, if unsafe, corrected before dispatch.
+
+Checks, in order:
+
+1. asset limits (power ratings, V2G capability, plugged-in cars, appliance windows),
+2. state-of-charge bounds (battery SoC window, EV headroom and V2G floor, appliance energy),
+3. ramp rates (change per step relative to the previous dispatched setpoint),
+4. an AC power flow of the resulting step on the twin: bus voltages inside the band
+   (``scenario.config.limits`` minus a margin) and line/transformer loading below the limit.
+
+A grid violation is corrected greedily by sensitivity: the buses whose consumption moves the
+violated quantity most are changed first, within each asset's bounds, in order of cost
+(batteries, then EV charging, then PV curtailment for over-voltage; batteries, EVs,
+appliances, heat pumps, less curtailment for under-voltage/overload), and the flow re-checked.
+Every changed action carries a reason. Used by ``ShieldedController`` for any controller and
+by RL training through ``SafetyShield.project``, whose ``ShieldDecision.intervention_kw`` is a
+natural penalty signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.safety.sensitivity import GridSensitivity
+from gridsync.sim.controller import Observation, Setpoints
+
+KINDS = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
+STATUSES = ("pass", "clipped", "corrected", "unresolved")
+REASONS = ("asset_limit", "soc_bound", "ramp", "voltage_high", "voltage_low", "overload")
+# priority (position = order) of kinds used to raise / lower a bus's net consumption
+RAISE_ORDER = ("battery_kw", "ev_kw", "pv_curtail_kw")
+LOWER_ORDER = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
+
+
+@dataclass(frozen=True)
+class ShieldConfig:
+    """Margins and limits. Ramps are fractions of each asset's rating per step (1.0 = the
+    full rating may be added or removed in one step; 2.0 = no ramp limit for batteries)."""
+
+    voltage_margin_pu: float = 0.002
+    loading_margin_pct: float = 1.0
+    ramp_frac_per_step: float = 1.0
+    max_corrections: int = 8
+    overshoot: float = 1.15
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.voltage_margin_pu < 0.05:
+            msg = f"ShieldConfig.voltage_margin_pu = {self.voltage_margin_pu}: expected 0..0.05"
+            raise ValueError(msg)
+        if self.ramp_frac_per_step <= 0:
+            msg = f"ShieldConfig.ramp_frac_per_step = {self.ramp_frac_per_step}: expected > 0"
+            raise ValueError(msg)
+        if self.max_corrections < 0:
+            msg = f"ShieldConfig.max_corrections = {self.max_corrections}: expected >= 0"
+            raise ValueError(msg)
+
+
+@dataclass
+class Change:
+    """One asset action the shield changed."""
+
+    kind: str
+    asset: int
+    requested_kw: float
+    applied_kw: float
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind.removesuffix('_kw')}[{self.asset}]: {self.requested_kw:.2f} -> "
+            f"{self.applied_kw:.2f} kW ({self.reason})"
+        )
+
+
+@dataclass
+class ShieldDecision:
+    """Outcome for one step. ``status``: ``pass`` (untouched), ``clipped`` (only device limits,
+    SoC or ramps changed something), ``corrected`` (the AC check found a violation and the
+    shield moved setpoints to remove it) or ``unresolved`` (the best correction still violates a
+    grid limit: not enough flexibility at the buses that matter)."""
+
+    step: int
+    status: str
+    changes: list[Change] = field(default_factory=list)
+    vm_max_pu: float = float("nan")
+    vm_min_pu: float = float("nan")
+    loading_max_pct: float = float("nan")
+    vm_max_before_pu: float = float("nan")
+    vm_min_before_pu: float = float("nan")
+    loading_max_before_pct: float = float("nan")
+    intervention_kw: float = 0.0
+
+    @property
+    def reasons(self) -> list[str]:
+        return [str(c) for c in self.changes]
+
+
+class SafetyShield:
+    """Checks and corrects setpoints for one scenario; call ``reset`` before each run."""
+
+    def __init__(self, config: ShieldConfig | None = None) -> None:
+        self.config = config or ShieldConfig()
+
+    def reset(self, scenario) -> None:
+        self.scenario = scenario
+        self.fleet = scenario.fleet
+        self.pf = scenario.powerflow()
+        self.sens = GridSensitivity(self.pf)
+        lim = scenario.config.limits
+        cfg = self.config
+        self.v_hi = lim.voltage_max_pu - cfg.voltage_margin_pu
+        self.v_lo = lim.voltage_min_pu + cfg.voltage_margin_pu
+        self.loading_hi = lim.loading_max_pct - cfg.loading_margin_pct
+        self.n_bus = scenario.feeder.n_bus
+        self.slack = scenario.feeder.slack_pos
+        f = self.fleet
+        self._prev = {k: np.zeros(n) for k, n in zip(KINDS, self._sizes(), strict=True)}
+        self._bus = dict(
+            zip(
+                KINDS,
+                (f.battery.bus, f.ev.bus, f.deferrable.bus, f.thermal.bus, f.pv.bus),
+                strict=True,
+            )
+        )
+        self._rating = {
+            "battery_kw": f.battery.power_kw,
+            "ev_kw": f.ev.max_power_kw,
+            "deferrable_kw": f.deferrable.power_kw,
+            "thermal_kw": f.thermal.max_power_kw,
+            "pv_curtail_kw": f.pv.peak_kw,
+        }
+        self._v = None
+
+    def _sizes(self) -> tuple[int, ...]:
+        f = self.fleet
+        return (len(f.battery), len(f.ev), len(f.deferrable), len(f.thermal), len(f.pv))
+
+    def _physical_bounds(
+        self, obs: Observation
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(lo, hi, rating_lo, rating_hi) per kind: state-aware bounds and pure rating bounds."""
+        f, dt = self.fleet, obs.dt_h
+        bat = f.battery
+        e = obs.battery_energy_kwh
+        max_ch = np.maximum(bat.energy_max_kwh - e, 0.0) / (bat.efficiency_charge * dt)
+        max_dis = np.maximum(e - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge / dt
+        out = {
+            "battery_kw": (
+                np.maximum(-bat.power_kw, -max_dis),
+                np.minimum(bat.power_kw, max_ch),
+                -bat.power_kw,
+                bat.power_kw,
+            )
+        }
+        ev = f.ev
+        active = obs.ev_active_session
+        plugged = active >= 0
+        s = ev.sessions
+        sess = np.where(plugged, active, 0)
+        zeros = np.zeros(len(ev))
+        if len(s):
+            delivered = obs.ev_delivered_kwh[sess]
+            can_v2g = ev.v2g & (s.v2g_floor_kwh[sess] > 0)
+            p_min = np.where(can_v2g & plugged, -ev.max_power_kw, 0.0)
+            p_max = np.where(plugged, ev.max_power_kw, 0.0)
+            ch = np.maximum(s.headroom_kwh[sess] - delivered, 0.0) / (ev.efficiency * dt)
+            dis = np.maximum(delivered + s.v2g_floor_kwh[sess], 0.0) * ev.efficiency / dt
+            out["ev_kw"] = (
+                np.where(plugged, np.maximum(p_min, -dis), 0.0),
+                np.where(plugged, np.minimum(p_max, ch), 0.0),
+                p_min,
+                p_max,
+            )
+        else:
+            out["ev_kw"] = (zeros, zeros, zeros, zeros)
+        d = f.deferrable
+        hour = obs.hour_of_day
+        in_window = (d.window_start_h <= hour) & (hour < d.window_end_h)
+        remaining = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0) / dt
+        d_hi = np.where(in_window, d.power_kw, 0.0)
+        out["deferrable_kw"] = (
+            np.zeros(len(d)),
+            np.minimum(d_hi, remaining),
+            np.zeros(len(d)),
+            d_hi,
+        )
+        th = f.thermal
+        out["thermal_kw"] = (np.zeros(len(th)), th.max_power_kw, np.zeros(len(th)), th.max_power_kw)
+        pv_avail = obs.pv_available_kw
+        out["pv_curtail_kw"] = (
+            np.zeros(len(pv_avail)),
+            pv_avail,
+            np.zeros(len(pv_avail)),
+            pv_avail,
+        )
+        return out
+
+    def _bounds(self, obs: Observation, bounds: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Physical bounds intersected with the ramp window around the previous setpoint."""
+        out = {}
+        for k in KINDS:
+            lo, hi, _, _ = bounds[k]
+            if k in ("battery_kw", "ev_kw", "thermal_kw"):
+                ramp = self.config.ramp_frac_per_step * self._rating[k]
+                prev = self._prev[k]
+                lo, hi = np.clip(prev - ramp, lo, hi), np.clip(prev + ramp, lo, hi)
+            out[k] = (lo, hi)
+        return out
+
+    def _bus_consumption(self, obs: Observation, sp: dict[str, np.ndarray]) -> np.ndarray:
+        p = obs.base_load_kw - np.bincount(self.fleet.pv.bus, obs.pv_available_kw, self.n_bus)
+        for k in KINDS:
+            # every kind adds to consumption, curtailment included (it removes PV output)
+            p = p + np.bincount(self._bus[k], sp[k], self.n_bus)
+        return p
+
+    def _flow(self, obs: Observation, sp: dict[str, np.ndarray]):
+        q = self.scenario.base_load_kvar[obs.step]
+        try:
+            res, v = self.pf.solve(self._bus_consumption(obs, sp), q, v0=self._v)
+        except PowerFlowNotConverged:
+            res, v = self.pf.solve(self._bus_consumption(obs, sp), q)
+        self._v = v
+        return res, v
+
+    def project(self, obs: Observation, setpoints: Setpoints) -> tuple[Setpoints, ShieldDecision]:
+        """Return the nearest safe setpoints found and the decision (what changed and why)."""
+        requested = {k: np.asarray(getattr(setpoints, k), dtype=float) for k in KINDS}
+        phys = self._physical_bounds(obs)
+        bounds = self._bounds(obs, phys)
+        sp, changes = {}, []
+        for k in KINDS:
+            lo, hi = bounds[k]
+            req = requested[k]
+            sp[k] = np.clip(req, lo, hi)
+            changed = np.flatnonzero(np.abs(sp[k] - req) > 1e-9)
+            if len(changed):
+                _, _, r_lo, r_hi = phys[k]
+                p_lo, p_hi, _, _ = phys[k]
+                for i in changed:
+                    outside_rating = req[i] > r_hi[i] + 1e-9 or req[i] < r_lo[i] - 1e-9
+                    outside_state = req[i] > p_hi[i] + 1e-9 or req[i] < p_lo[i] - 1e-9
+                    reason = (
+                        "asset_limit"
+                        if outside_rating
+                        else "soc_bound"
+                        if outside_state
+                        else "ramp"
+                    )
+                    changes.append(Change(k, int(i), float(req[i]), float(sp[k][i]), reason))
+        res, v = self._flow(obs, sp)
+        decision = ShieldDecision(
+            step=obs.step,
+            status="pass",
+            vm_max_before_pu=float(res.vm_pu.max()),
+            vm_min_before_pu=float(res.vm_pu.min()),
+            loading_max_before_pct=float(res.branch_loading_pct.max()),
+        )
+        grid_reason = None
+        for _ in range(self.config.max_corrections):
+            violation = self._worst_violation(res)
+            if violation is None:
+                break
+            if not self._correct(violation, v, sp, bounds):
+                break
+            grid_reason = grid_reason or violation[0]
+            res, v = self._flow(obs, sp)
+        unresolved = self._worst_violation(res) is not None
+        if grid_reason is not None:
+            changes.extend(self._grid_changes(requested, sp, changes, grid_reason))
+        decision.changes = changes
+        decision.vm_max_pu = float(res.vm_pu.max())
+        decision.vm_min_pu = float(res.vm_pu.min())
+        decision.loading_max_pct = float(res.branch_loading_pct.max())
+        decision.intervention_kw = float(sum(np.abs(sp[k] - requested[k]).sum() for k in KINDS))
+        if unresolved:
+            decision.status = "unresolved"
+        elif grid_reason is not None:
+            decision.status = "corrected"
+        else:
+            decision.status = "clipped" if changes else "pass"
+        for k in KINDS:
+            self._prev[k] = sp[k]
+        return Setpoints(**sp), decision
+
+    def _worst_violation(self, res) -> tuple[str, int, float] | None:
+        """(reason, bus or branch, excess) of the largest violation, or None."""
+        vm = res.vm_pu
+        cands = []
+        hi = int(np.argmax(vm))
+        if vm[hi] > self.v_hi:
+            cands.append(("voltage_high", hi, (vm[hi] - self.v_hi) / 0.01))
+        lo = int(np.argmin(np.where(np.arange(self.n_bus) == self.slack, np.inf, vm)))
+        if vm[lo] < self.v_lo:
+            cands.append(("voltage_low", lo, (self.v_lo - vm[lo]) / 0.01))
+        ld = res.branch_loading_pct
+        br = int(np.argmax(ld))
+        if ld[br] > self.loading_hi:
+            cands.append(("overload", br, (ld[br] - self.loading_hi) / 1.0))
+        if not cands:
+            return None
+        reason, where, _ = max(cands, key=lambda c: c[2])
+        if reason == "voltage_high":
+            return reason, where, vm[where] - self.v_hi
+        if reason == "voltage_low":
+            return reason, where, self.v_lo - vm[where]
+        return reason, where, ld[where] - self.loading_hi
+
+    def _correct(self, violation, v, sp: dict, bounds: dict) -> bool:
+        """Move bus consumption greedily by sensitivity to remove ``violation``; False when no
+        flexibility is left."""
+        reason, where, excess = violation
+        self.sens.at(v)
+        if reason == "overload":
+            s = self.sens.current_ka(where) * 100.0 / self.pf.rating_from[where]
+        else:
+            s = self.sens.voltage(where) * (-1.0 if reason == "voltage_low" else 1.0)
+        target = excess
+        # quantity q must drop by target: raise consumption where s < 0, lower it where s > 0
+        raise_room = self._room(sp, bounds, RAISE_ORDER, up=True)
+        lower_room = self._room(sp, bounds, LOWER_ORDER, up=False)
+        gain_raise = np.where(s < 0, -s, 0.0)
+        gain_lower = np.where(s > 0, s, 0.0)
+        gain = np.r_[gain_raise, gain_lower]
+        room = np.r_[raise_room, lower_room]
+        order = np.argsort(-gain)
+        effect = gain[order] * room[order]
+        need = target * self.config.overshoot
+        cum = np.cumsum(effect)
+        if cum.size == 0 or cum[-1] <= 1e-12:
+            return False
+        k = int(np.searchsorted(cum, need))
+        take = np.zeros_like(room)
+        take[order[:k]] = room[order[:k]]
+        if k < len(order) and gain[order[k]] > 0:
+            prev = cum[k - 1] if k else 0.0
+            take[order[k]] = min(room[order[k]], (need - prev) / gain[order[k]])
+        n = self.n_bus
+        self._apply(sp, bounds, take[:n], RAISE_ORDER, up=True)
+        self._apply(sp, bounds, take[n:], LOWER_ORDER, up=False)
+        return True
+
+    def _room(self, sp: dict, bounds: dict, order: tuple[str, ...], up: bool) -> np.ndarray:
+        """Per bus: how many kW of consumption the listed kinds can still add (up) or shed."""
+        room = np.zeros(self.n_bus)
+        for k in order:
+            lo, hi = bounds[k]
+            free = (hi - sp[k]) if up else (sp[k] - lo)
+            room += np.bincount(self._bus[k], np.maximum(free, 0.0), self.n_bus)
+        return room
+
+    def _apply(
+        self, sp: dict, bounds: dict, delta_bus: np.ndarray, order: tuple[str, ...], up: bool
+    ) -> None:
+        """Spread each bus's consumption change over its assets, cheapest kind first."""
+        left = delta_bus.copy()
+        for k in order:
+            if not np.any(left > 1e-12):
+                return
+            lo, hi = bounds[k]
+            sign = 1.0 if up else -1.0
+            room = np.maximum(hi - sp[k], 0.0) if up else np.maximum(sp[k] - lo, 0.0)
+            bus = self._bus[k]
+            bus_room = np.bincount(bus, room, self.n_bus)
+            use_bus = np.minimum(left, bus_room)
+            frac = np.divide(use_bus, bus_room, out=np.zeros_like(use_bus), where=bus_room > 0)
+            sp[k] = sp[k] + sign * room * frac[bus]
+            left -= use_bus
+
+    def _grid_changes(self, requested, sp, limit_changes, reason: str) -> list[Change]:
+        """Changes made by the grid correction (not already explained by a device limit)."""
+        already = {(c.kind, c.asset) for c in limit_changes}
+        out = []
+        for k in KINDS:
+            for i in np.flatnonzero(np.abs(sp[k] - requested[k]) > 1e-9):
+                if (k, int(i)) not in already:
+                    out.append(Change(k, int(i), float(requested[k][i]), float(sp[k][i]), reason))
+        return out
+
+
+class ShieldedController:
+    """Wraps any controller so that each of its setpoint batches passes a ``SafetyShield``."""
+
+    def __init__(self, inner, shield: SafetyShield | None = None) -> None:
+        self.inner = inner
+        self.shield = shield or SafetyShield()
+        self.name = f"{getattr(inner, 'name', type(inner).__name__)}+shield"
+        self.decisions: list[ShieldDecision] = []
+
+    def reset(self, scenario) -> None:
+        self.inner.reset(scenario)
+        self.shield.reset(scenario)
+        self.decisions = []
+
+    def act(self, obs: Observation) -> Setpoints:
+        safe, decision = self.shield.project(obs, self.inner.act(obs))
+        self.decisions.append(decision)
+        return safe
+
+    def summary(self) -> dict[str, int | float]:
+        """Counts of decisions by status and of changed actions by reason."""
+        status = [d.status for d in self.decisions]
+        out: dict[str, int | float] = {s: status.count(s) for s in STATUSES}
+        reasons = [c.reason for d in self.decisions for c in d.changes]
+        out.update({f"changes_{r}": reasons.count(r) for r in REASONS})
+        dt_h = self.shield.scenario.dt_h if self.decisions else 0.0
+        out["intervention_kwh"] = float(sum(d.intervention_kw for d in self.decisions) * dt_h)
+        return out
+
+
+def shielded_uncontrolled() -> ShieldedController:
+    """``uncontrolled`` baseline behind the safety shield (CLI registry entry)."""
+    from gridsync.dispatch.rules import UncontrolledController
+
+    return ShieldedController(UncontrolledController())
+
+
+def shielded_tou() -> ShieldedController:
+    """``tou`` baseline behind the safety shield (CLI registry entry)."""
+    from gridsync.dispatch.rules import TouController
+
+    return ShieldedController(TouController())
