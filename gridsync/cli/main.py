@@ -13,6 +13,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.cli.simulate:simulate",
         "Run controllers on the digital twin and compare KPIs.",
     ),
+    "forecast": (
+        "gridsync.forecast.cli:forecast",
+        "Backtest load forecasters on any CSV; issue the forecasts the dispatch uses.",
+    ),
     "ledger": (
         "gridsync.ledger.cli:ledger",
         "Create keys for and verify the tamper-evident market ledger.",
