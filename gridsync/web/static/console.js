@@ -11,7 +11,7 @@
   let topo = null;
   let offsetS = 0; // server clock minus browser clock
   const pending = new Map(); // id -> {req, card}
-  window.__gs = { seenAtMs: {}, states: 0, lastState: null };
+  window.__gs = { seenAtMs: {}, states: 0, lastState: null, stateDelayMs: [] }; // for tests and bench
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -193,6 +193,8 @@
   function onState(s) {
     window.__gs.states += 1;
     window.__gs.lastState = s;
+    window.__gs.stateDelayMs.push(Date.now() - 1000 * s.wall_s);
+    if (window.__gs.stateDelayMs.length > 200) window.__gs.stateDelayMs.shift();
     offsetS = s.wall_s - Date.now() / 1000;
     $("sim-time").textContent = s.sim_time.replace("T", " ").slice(0, 16);
     $("feeder-kw").textContent = `${fmt(s.feeder_kw)} kW`;
