@@ -4,8 +4,9 @@ One participant per customer bus (the loads, PV and batteries connected there). 
 are seeded per participant: how much of the spread between the retail export and import price
 they keep when selling (``sell_margin``) or buying (``buy_margin``), whether they let the agent
 trade automatically, and a cap on kWh per interval. Because every offer is priced at or above
-the export price and every bid at or below the import price, no trade leaves a participant
-worse off than trading with the retailer, as long as the forecast the order came from holds.
+the export price and every bid at or below the import price less the local network fee the
+buyer pays on P2P energy, no trade leaves a participant worse off than trading with the
+retailer, as long as the forecast the order came from holds.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class MarketConfig:
     buy_margin: tuple[float, float] = (0.2, 0.6)
     auto_trade_share: float = 0.9  # participants who let the agent trade for them
     max_trade_kwh: float = 25.0  # per participant and interval
+    network_fee_eur_per_kwh: float = 0.05  # local grid fee the buyer pays on P2P energy
     battery_margin: float = 0.25  # battery bids this share of its value above export price
     imbalance_buy_markup: float = 0.25  # shortfall on a sale bought at import * (1 + markup)
     imbalance_sell_markdown: float = 0.5  # unused purchase sold back at export * (1 - markdown)
@@ -44,6 +46,7 @@ class MarketConfig:
             "offer_fraction": (0 < self.offer_fraction <= 1, "in (0, 1]"),
             "auto_trade_share": (0 <= self.auto_trade_share <= 1, "in [0, 1]"),
             "max_trade_kwh": (self.max_trade_kwh > 0, "> 0"),
+            "network_fee_eur_per_kwh": (self.network_fee_eur_per_kwh >= 0, ">= 0"),
             "battery_margin": (0 <= self.battery_margin <= 1, "in [0, 1]"),
             "imbalance_buy_markup": (self.imbalance_buy_markup >= 0, ">= 0"),
             "imbalance_sell_markdown": (0 <= self.imbalance_sell_markdown <= 1, "in [0, 1]"),
@@ -139,18 +142,20 @@ def post_orders(
     error). Batteries with room bid to charge at a price between the export price and the value
     of stored energy, and offer stored energy no cheaper than ``discharge_floor``.
     """
-    spread = import_price - export_price
+    ceiling = import_price - cfg.network_fee_eur_per_kwh  # what a buyer can pay before fees
+    spread = max(ceiling - export_price, 0.0)
     active = parts.auto_trade
     surplus = np.minimum(np.maximum(-net_kwh, 0) * cfg.offer_fraction, cfg.max_trade_kwh) * active
     deficit = np.minimum(np.maximum(net_kwh, 0) * cfg.offer_fraction, cfg.max_trade_kwh) * active
     ask = export_price + parts.sell_margin * spread
-    bid = import_price - parts.buy_margin * spread
-    batt_bid = export_price + cfg.battery_margin * max(battery_value_eur_per_kwh - export_price, 0)
+    bid = ceiling - parts.buy_margin * spread
+    batt_value = battery_value_eur_per_kwh - cfg.network_fee_eur_per_kwh
+    batt_bid = export_price + cfg.battery_margin * max(batt_value - export_price, 0)
     charge = np.minimum(charge_room_kwh, cfg.max_trade_kwh) * active * (net_kwh >= 0)
     charge *= batt_bid > export_price
     discharge = np.minimum(discharge_room_kwh, cfg.max_trade_kwh) * active * (net_kwh <= 0)
     discharge_ask = np.maximum(ask, discharge_floor_eur_per_kwh)
-    discharge *= discharge_ask < import_price
+    discharge *= discharge_ask < ceiling
     n = len(parts)
     p = np.arange(n)
     return OrderBook.build(

@@ -95,6 +95,7 @@ def run_p2p(
     day = np.arange(n_t) // scenario.steps_per_day
     day_peak = np.array([imp[day == d].max() for d in day])
     is_peak = imp >= day_peak - 1e-12
+    own_peak_need = _own_outlook_kwh(scenario, parts.bus, surplus=False, mask=is_peak)
     has_batt = parts.battery_kwh > 0
     eta_rt = (
         float(np.mean(parts.eta_charge[has_batt] * parts.eta_discharge[has_batt]))
@@ -120,7 +121,7 @@ def run_p2p(
     n_orders = 0
     f_kwh = forecast_net_kw[:, bus_of] * dt
     actual_kwh = actual_bus_kw[:, bus_of] * dt
-    own_pv_outlook = _own_surplus_outlook_kwh(scenario, bus_of)
+    own_pv_outlook = _own_outlook_kwh(scenario, bus_of, surplus=True)
     for t in range(n_t):
         step = scenario.start_step + t
         f = f_kwh[t]
@@ -131,10 +132,16 @@ def run_p2p(
         avail = np.maximum(energy - parts.energy_min_kwh, 0) * parts.eta_discharge
         self_dis = np.minimum.reduce([np.maximum(f, 0), power_kwh, avail]) * is_peak[t]
         net = f + self_charge - self_dis
-        # Buy only the room the owner's own PV is not expected to fill later today.
-        charge_room = np.minimum(
-            power_kwh - self_charge,
-            (stored_room - self_charge * parts.eta_charge) / parts.eta_charge - own_pv_outlook[t],
+        # Buy only what the owner's own evening peak needs beyond what is stored and what its
+        # own PV is expected to add later today (both seasonal-naive outlooks).
+        have = energy - parts.energy_min_kwh + (self_charge + own_pv_outlook[t]) * parts.eta_charge
+        want = own_peak_need[t] / parts.eta_discharge
+        charge_room = np.minimum.reduce(
+            [
+                power_kwh - self_charge,
+                (stored_room - self_charge * parts.eta_charge) / parts.eta_charge,
+                (want - have) / parts.eta_charge,
+            ]
         )
         dis_room = np.minimum(power_kwh - self_dis, avail - self_dis) * is_peak[t]
         stored_above_min = np.maximum(energy - parts.energy_min_kwh, 1e-9)
@@ -192,12 +199,15 @@ def run_p2p(
         cost *= 1 - np.minimum(drawn / stored_above_min, 1)
         charge_value = np.zeros(n_p)
         np.add.at(charge_value, who[buy & flex], value[buy & flex])
+        charge_value += cfg.network_fee_eur_per_kwh * charge_fill
         # Energy a battery soaks up from an unused purchase is carried at its purchase price.
         bought_now = np.zeros(n_p)
         paid_now = np.zeros(n_p)
         np.add.at(bought_now, who[buy], fill[buy])
         np.add.at(paid_now, who[buy], value[buy])
-        unit_price = np.divide(paid_now, bought_now, out=np.zeros(n_p), where=bought_now > 0)
+        unit_price = cfg.network_fee_eur_per_kwh + np.divide(
+            paid_now, bought_now, out=np.zeros(n_p), where=bought_now > 0
+        )
         from_purchase = np.minimum(own_charge, np.clip(-residual, 0, np.maximum(traded, 0)))
         cost += from_purchase * unit_price + (own_charge - from_purchase) * exp[t] + charge_value
         energy = energy + (own_charge + charge_fill) * parts.eta_charge - drawn
@@ -240,10 +250,13 @@ def run_p2p(
     )
 
 
-def _own_surplus_outlook_kwh(scenario, bus_of: np.ndarray) -> np.ndarray:
-    """Surplus each participant expects for the rest of the day (after this interval).
+def _own_outlook_kwh(
+    scenario, bus_of: np.ndarray, surplus: bool, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Surplus (or, with ``surplus=False``, deficit in ``mask`` steps) each participant
+    expects for the rest of the day after each interval.
 
-    Seasonal naive: what the same bus exported in the same hours yesterday (known history).
+    Seasonal naive: what the same bus did in the same steps yesterday (known history).
     """
     day = scenario.steps_per_day
     s0 = scenario.start_step
@@ -251,12 +264,14 @@ def _own_surplus_outlook_kwh(scenario, bus_of: np.ndarray) -> np.ndarray:
         msg = f"the market needs one day of history before the window; history has {s0} steps"
         raise ValueError(msg)
     past = scenario.net_inflexible_kw(slice(s0 - day, scenario.end_step - day))[:, bus_of]
-    surplus = np.maximum(-past, 0) * scenario.dt_h
+    amount = np.maximum(-past if surplus else past, 0) * scenario.dt_h
+    if mask is not None:
+        amount = amount * mask[:, None]
     n_t = scenario.n_steps
     day_of = (np.arange(n_t) + (s0 % day)) // day
-    out = np.zeros_like(surplus)
+    out = np.zeros_like(amount)
     for d in np.unique(day_of):
         rows = np.flatnonzero(day_of == d)
-        tail = np.cumsum(surplus[rows][::-1], axis=0)[::-1]
-        out[rows] = tail - surplus[rows]
+        tail = np.cumsum(amount[rows][::-1], axis=0)[::-1]
+        out[rows] = tail - amount[rows]
     return out

@@ -139,6 +139,7 @@ def run_market(
         "worst_saving_eur": float(saving.min()),
         "best_saving_eur": float(saving.max()),
         "imbalance_eur": float(st.imbalance_eur.sum()),
+        "network_fees_eur": float(st.network_fee_eur.sum()),
         "credits_minted": bank.minted,
         "credits_held": bank.held,
         "credits_redeemed": bank.redeemed,

@@ -10,7 +10,7 @@ consumption ``m`` (kWh, + = import):
   part ``min(-r, n)`` back at ``export * (1 - markdown)``;
 * the rest of ``r`` is retail: imports at the import price, exports at the export price.
 
-The bill adds the market payments minus receipts. Battery energy is carried at cost (what was
+The bill adds the market payments minus receipts and the local network fee on energy bought. Battery energy is carried at cost (what was
 paid for it, or the export price forgone for own PV), and the change of that book value over the
 window is credited, so a market run and its no-market counterfactual compare fairly when the
 battery ends the window fuller or emptier.
@@ -31,6 +31,7 @@ class Settlement:
     """Per-participant totals over the window (EUR, kWh), shape (P,)."""
 
     market_eur: np.ndarray  # paid minus received in the auction
+    network_fee_eur: np.ndarray  # local grid fee on P2P purchases
     retail_import_eur: np.ndarray
     retail_export_eur: np.ndarray  # revenue (positive)
     imbalance_eur: np.ndarray  # net imbalance charge (shortfall cost - spill revenue)
@@ -44,6 +45,7 @@ class Settlement:
     def bill_eur(self) -> np.ndarray:
         return (
             self.market_eur
+            + self.network_fee_eur
             + self.retail_import_eur
             - self.retail_export_eur
             + self.imbalance_eur
@@ -64,6 +66,7 @@ def settle(result: P2PResult, scenario, cfg: MarketConfig) -> Settlement:
     retail_export = np.maximum(-r, 0) - spill
     return Settlement(
         market_eur=(result.paid_eur - result.received_eur).sum(0),
+        network_fee_eur=result.bought_kwh.sum(0) * cfg.network_fee_eur_per_kwh,
         retail_import_eur=(retail_import * imp).sum(0),
         retail_export_eur=(retail_export * exp).sum(0),
         imbalance_eur=(
@@ -90,6 +93,7 @@ def statement(
         "bought_kwh": float(t["energy_kwh"][mine_buy].sum()),
         "sold_kwh": float(t["energy_kwh"][mine_sell].sum()),
         "market_eur": float(market.market_eur[participant]),
+        "network_fee_eur": float(market.network_fee_eur[participant]),
         "retail_import_eur": float(market.retail_import_eur[participant]),
         "retail_export_eur": float(market.retail_export_eur[participant]),
         "imbalance_eur": float(market.imbalance_eur[participant]),

@@ -41,7 +41,9 @@ def test_settlement_by_hand():
         import_eur_per_kwh=np.array([0.30]), export_eur_per_kwh=np.array([0.10])
     )
     scenario = SimpleNamespace(tariff=tariff)
-    cfg = MarketConfig(imbalance_buy_markup=0.25, imbalance_sell_markdown=0.5)
+    cfg = MarketConfig(
+        imbalance_buy_markup=0.25, imbalance_sell_markdown=0.5, network_fee_eur_per_kwh=0.05
+    )
     actual = np.array([[-1.5, 1.0, 3.0, -3.0]])  # metered kWh, + = consumption
     bought = np.array([[0.0, 2.0, 0.0, 0.0]])
     sold = np.array([[2.0, 0.0, 0.0, 1.0]])
@@ -49,10 +51,10 @@ def test_settlement_by_hand():
     received = sold * 0.2
     st = settle(_result(actual, bought, sold, paid, received), scenario, cfg)
     # P0 sold 2, delivered 1.5: 0.5 short at 0.375      -> -0.40 + 0.1875
-    # P1 bought 2, used 1: 1 sold back at 0.05          ->  0.40 - 0.05
+    # P1 bought 2 (+0.05 fee each), used 1: 1 sold back at 0.05 -> 0.40 + 0.10 - 0.05
     # P2 no trade, imports 3 at 0.30                    ->  0.90
     # P3 sold 1 of its 3 surplus, exports 2 at 0.10     -> -0.20 - 0.20
-    np.testing.assert_allclose(st.bill_eur, [-0.2125, 0.35, 0.90, -0.40])
+    np.testing.assert_allclose(st.bill_eur, [-0.2125, 0.45, 0.90, -0.40])
     np.testing.assert_allclose(st.shortfall_kwh, [0.5, 0, 0, 0])
     np.testing.assert_allclose(st.spill_kwh, [0, 1.0, 0, 0])
     np.testing.assert_allclose(st.retail_export_eur, [0, 0, 0, 0.2])
