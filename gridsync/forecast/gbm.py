@@ -1,0 +1,193 @@
+"""A global LightGBM quantile forecaster: one model per quantile shared by every series.
+
+Direct multi-horizon: each training row is (series, origin, lead) with features known at the
+origin (lags, recent level and range, see ``features.py``) plus the target time's calendar,
+holidays and exogenous forecasts. The target is the change from the most recent same time of
+day, in units of the series' scale (mean absolute value), so one model serves feeders and
+single households alike.
+
+Calibration: the quantile models are first fitted on rows whose target lies before the last
+``calib_days``, each non-median quantile is shifted per lead bucket so that its empirical
+level on those held-out days matches its nominal level, and then the models are refitted on
+all rows with the shifts kept. Quantiles are sorted before they are returned (no crossing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, future_index, steps_per
+from gridsync.forecast.features import (
+    FEATURES,
+    build_features,
+    calendar,
+    exog_names,
+    window_stats,
+)
+
+
+class GlobalLightGBM(Forecaster):
+    """Global gradient-boosted quantile model over many series (see module doc)."""
+
+    name = "lightgbm"
+
+    def __init__(
+        self,
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+        max_lead_h: float = 24.0,
+        max_rows: int = 150_000,
+        n_estimators: int = 200,
+        learning_rate: float = 0.06,
+        num_leaves: int = 31,
+        calib_days: float = 7.0,
+        lead_buckets: int = 6,
+        country: str | None = None,
+        subdiv: str | None = None,
+        num_threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(quantiles)
+        self.max_lead_h = max_lead_h
+        self.max_rows = max_rows
+        self.params = {
+            "n_estimators": n_estimators,
+            "learning_rate": learning_rate,
+            "num_leaves": num_leaves,
+            "min_data_in_leaf": 40,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "feature_fraction": 0.9,
+            "num_threads": num_threads,
+            "seed": seed,
+            "verbose": -1,
+        }
+        self.calib_days = calib_days
+        self.lead_buckets = lead_buckets
+        self.country, self.subdiv = country, subdiv
+        self.seed = seed
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _exog_arrays(self, exog: pd.DataFrame | None, index: pd.DatetimeIndex):
+        if exog is None:
+            if self._exog_cols:
+                raise ValueError(f"exog: model was fitted with {self._exog_cols}; pass them")
+            return None
+        missing = [c for c in self._exog_cols if c not in exog.columns]
+        if missing:
+            raise ValueError(f"exog: missing column(s) {missing}")
+        aligned = exog[self._exog_cols].reindex(index)
+        if aligned.isna().to_numpy().any():
+            first = aligned.index[aligned.isna().any(axis=1)][0]
+            raise ValueError(f"exog: no value at {first}; exog must cover history and horizon")
+        return {c: aligned[c].to_numpy(dtype=float) for c in self._exog_cols}
+
+    def _bucket(self, lead: np.ndarray) -> np.ndarray:
+        return np.minimum((lead - 1) * self.lead_buckets // self._max_lead, self.lead_buckets - 1)
+
+    def _baseline(self, x: np.ndarray, lead: np.ndarray) -> np.ndarray:
+        """Seasonal naive (day) plus the current anomaly decayed as AR(1): the model's offset."""
+        anomaly = x[:, FEATURES.index("last_vs_lag_day")]
+        return x[:, FEATURES.index("lag_day")] + self._rho**lead * anomaly
+
+    def _train(self, x: np.ndarray, target: np.ndarray, quantiles=None) -> list:
+        import lightgbm as lgb
+
+        data = lgb.Dataset(x, target, params={"verbose": -1}, free_raw_data=False)
+        rounds = self.params["n_estimators"]
+        booster_params = {k: v for k, v in self.params.items() if k != "n_estimators"}
+        return [
+            lgb.train({**booster_params, "objective": "quantile", "alpha": q}, data, rounds)
+            for q in quantiles or self.quantiles
+        ]
+
+    # -- Forecaster ------------------------------------------------------------------------
+    def _fit(self, history: pd.DataFrame, exog: pd.DataFrame | None) -> None:
+        self._s_day, self._s_week = steps_per(history, "1D"), steps_per(history, "7D")
+        step_h = (history.index[1] - history.index[0]) / pd.Timedelta(hours=1)
+        self._dt_h = step_h
+        self._max_lead = max(1, int(round(self.max_lead_h / step_h)))
+        self._exog_cols = [] if exog is None else list(exog.columns)
+        self._columns = list(history.columns)
+        y = history.to_numpy(dtype=float)
+        self._scale = np.maximum(np.abs(y).mean(axis=0), 1e-9)
+        ys = y / self._scale
+        t, n = ys.shape
+        o_min = self._s_week + self._s_day
+        if t - 1 - self._max_lead <= o_min:
+            raise ValueError(
+                f"{self.name}: history of {t} steps too short: need > {o_min + self._max_lead} "
+                f"steps (8 days of lags plus a {self.max_lead_h:g} h horizon)"
+            )
+        rng = np.random.default_rng(self.seed)
+        rows = min(self.max_rows, n * (t - o_min) * self._max_lead)
+        series = rng.integers(0, n, rows)
+        lead = rng.integers(1, self._max_lead + 1, rows)
+        origin = o_min + (rng.random(rows) * (t - lead - o_min)).astype(int)
+        cal = calendar(history.index, self.country, self.subdiv)
+        ex = self._exog_arrays(exog, history.index)
+        stats = window_stats(ys, self._s_day)
+        x = build_features(
+            ys, stats, cal, self._s_day, self._s_week, series, origin, lead, step_h, ex
+        )
+        day_diff = ys[self._s_day :] - ys[: -self._s_day]
+        self._rho = float(
+            np.clip(np.corrcoef(day_diff[1:].ravel(), day_diff[:-1].ravel())[0, 1], 0, 0.999)
+        )
+        base = self._baseline(x, lead)
+        target = ys[origin + lead, series] - base
+        calib = origin + lead >= t - int(self.calib_days * self._s_day)
+        self._shift = np.zeros((len(self.quantiles), self.lead_buckets))
+        if calib.any() and (~calib).sum() > 1000:
+            tails = [q for q in self.quantiles if q != 0.5]
+            early = self._train(x[~calib], target[~calib], tails)
+            bucket = self._bucket(lead[calib])
+            for q, model in zip(tails, early, strict=True):
+                k = self.quantiles.index(q)
+                resid = target[calib] - model.predict(x[calib])
+                for b in range(self.lead_buckets):
+                    sel = bucket == b
+                    if sel.sum() >= 50:
+                        self._shift[k, b] = np.quantile(resid[sel], q)
+        self._models = self._train(x, target)
+        self.feature_names = list(FEATURES) + exog_names(ex)
+
+    def _predict(self, history, horizon, exog) -> np.ndarray:
+        if list(history.columns) != self._columns:
+            raise ValueError(f"{self.name}: history columns differ from the fitted ones")
+        if horizon > self._max_lead:
+            raise ValueError(
+                f"horizon: {horizon} steps exceeds the trained max lead ({self._max_lead} steps); "
+                "raise max_lead_h"
+            )
+        keep = self._s_week + self._s_day + 1
+        if len(history) < keep:
+            raise ValueError(f"{self.name}: history needs >= {keep} steps, got {len(history)}")
+        recent = history.iloc[-keep:]
+        ys = recent.to_numpy(dtype=float) / self._scale
+        n = ys.shape[1]
+        full_index = recent.index.append(future_index(recent, horizon))
+        cal = calendar(full_index, self.country, self.subdiv)
+        ex = self._exog_arrays(exog, full_index)
+        lead = np.repeat(np.arange(1, horizon + 1), n)
+        series = np.tile(np.arange(n), horizon)
+        origin = np.full(len(lead), keep - 1)
+        x = build_features(
+            ys,
+            window_stats(ys, self._s_day),
+            cal,
+            self._s_day,
+            self._s_week,
+            series,
+            origin,
+            lead,
+            self._dt_h,
+            ex,
+        )
+        base = self._baseline(x, lead)
+        bucket = self._bucket(lead)
+        out = np.empty((len(self.quantiles), horizon, n))
+        for k, model in enumerate(self._models):
+            pred = base + model.predict(x) + self._shift[k, bucket]
+            out[k] = pred.reshape(horizon, n) * self._scale
+        return out
