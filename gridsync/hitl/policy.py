@@ -45,7 +45,7 @@ class ApprovalPolicy(BaseModel):
         10.0, ge=0, description="flexible load cut below its demand above this total needs approval"
     )
     shield_clip_kw: float = Field(
-        1.0, ge=0, description="setpoints the shield moved by more than this need approval"
+        5.0, ge=0, description="setpoints the shield moved by more than this need approval"
     )
     ask_customers: list[str] = Field(
         default_factory=list, description="bus names of customers who asked to be asked first"

@@ -1,8 +1,10 @@
-"""The console's live loop: controller -> approvals -> overrides -> twin, every step.
+"""The console's live loop: controller -> approvals -> overrides -> shield -> twin, every step.
 
 Each step the controller proposes setpoints, the grid guard turns large remedial actions into
 approval requests (pending requests apply their no-action alternative, decided ones apply the
-decision for ``policy.hold_steps`` steps), overrides are applied last and checked, then the
+decision for ``policy.hold_steps`` steps), overrides are applied, then the safety shield (when
+``gridsync.safety`` is present) has the last word: it corrects anything unsafe, warns about
+overrides it had to move, and its larger grid corrections become requests to confirm. Then the
 twin advances and the dashboard snapshot is rebuilt. Listeners get ``("state", snapshot)``
 after every step and ``("approval", request_dict)`` the moment a request changes.
 """
@@ -22,11 +24,14 @@ import numpy as np
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.hitl.approvals import SETPOINT_FIELD, ApprovalManager, ApprovalRequest, AuditSink
 from gridsync.hitl.guard import (
+    FIELD_KIND,
+    GRID_REASONS,
     GuardContext,
     propose_consent,
     propose_curtailment,
     propose_load_shedding,
     propose_plan_curtailment,
+    shield_action,
 )
 from gridsync.hitl.lookahead import naive_error_quantiles, outlook
 from gridsync.hitl.overrides import OverrideTable
@@ -46,6 +51,15 @@ CLEARED = {
 }
 
 
+def default_shield():
+    """``gridsync.safety``'s shield when that package is installed, else None."""
+    try:
+        from gridsync.safety.shield import SafetyShield
+    except ImportError:
+        return None
+    return SafetyShield()
+
+
 def _r(a, nd: int = 4) -> list:
     return [None if not np.isfinite(x) else round(float(x), nd) for x in np.asarray(a, float)]
 
@@ -61,6 +75,7 @@ class ConsoleSession:
         audit: AuditSink | None = None,
         start_step: int | None = None,
         clock: Callable[[], float] = time.time,
+        shield: Any = "auto",
     ) -> None:
         self.scenario = scenario
         self.controller = controller
@@ -75,6 +90,10 @@ class ConsoleSession:
         self.overrides = OverrideTable(scenario.fleet, audit, clock)
         self.approvals.subscribe(self._on_approval)
         self.pf = scenario.powerflow()
+        self.shield = default_shield() if shield == "auto" else shield
+        if self.shield is not None:
+            self.shield.reset(scenario)
+        self.last_shield = None
         self.error_q = naive_error_quantiles(scenario)
         self.listeners: list[Listener] = []
         self.alerts: deque[dict[str, Any]] = deque(maxlen=60)
@@ -158,11 +177,11 @@ class ConsoleSession:
     def _propose(self, ctx: GuardContext, sp: Setpoints) -> Setpoints:
         step = ctx.obs.step
         found = []
-        for key, fn in (
-            ("curtailment:pv", propose_plan_curtailment),
-            ("curtailment:pv", propose_curtailment),
-            ("load_shedding:ev", propose_load_shedding),
-        ):
+        guards = [("curtailment:pv", propose_plan_curtailment)]
+        if self.shield is None:  # with a shield, over-voltage is the shield's to correct
+            guards.append(("curtailment:pv", propose_curtailment))
+        guards.append(("load_shedding:ev", propose_load_shedding))
+        for key, fn in guards:
             if not self.approvals.blocks(key, step) and key not in {a.key for a in found}:
                 action = fn(replace(ctx, setpoints=sp))
                 if action is not None:
@@ -187,6 +206,43 @@ class ConsoleSession:
                         {"title": action.title, "magnitude_kw": action.magnitude_kw},
                     )
         return sp
+
+    def _after_shield(
+        self, ctx: GuardContext, requested: Setpoints, safe: Setpoints, decision
+    ) -> None:
+        """Warn about overrides the shield moved; raise a request for large grid corrections."""
+        for ov in self.overrides.list():
+            attr = SETPOINT_FIELD[ov.asset_kind]
+            want = float(getattr(requested, attr)[ov.index])
+            got = float(getattr(safe, attr)[ov.index])
+            if abs(want - got) > 1e-6:
+                msg = f"shield moved this override from {want:.2f} to {got:.2f} kW"
+                if msg not in ov.warnings:
+                    ov.warnings = [w for w in ov.warnings if not w.startswith("shield moved")]
+                    ov.warnings.append(msg)
+                    self.alert(
+                        "warning", "shield", f"{ov.asset_kind} {ov.index} ({ov.mode}): {msg}"
+                    )
+        if decision.status == "unresolved":
+            self.alert(
+                "critical",
+                "shield",
+                "shield could not remove every violation: " + "; ".join(decision.reasons[:3]),
+            )
+        step = ctx.obs.step
+        moved: dict[str, float] = {}
+        for c in decision.changes:
+            if c.reason in GRID_REASONS:
+                kind = FIELD_KIND[c.kind]
+                moved[kind] = moved.get(kind, 0.0) + abs(c.applied_kw - c.requested_kw)
+        for kind, kw in sorted(moved.items(), key=lambda kv: -kv[1]):
+            if not self.policy.needs_approval("shield_clip", kw):
+                continue
+            if self.approvals.blocks(f"shield_clip:{kind}", step):
+                continue
+            action = shield_action(replace(ctx, setpoints=safe), safe, decision, kind)
+            if action is not None:
+                self.approvals.raise_request(action)
 
     def step(self) -> dict[str, Any]:
         """Advance the twin one step; returns the new dashboard snapshot."""
@@ -213,6 +269,10 @@ class ConsoleSession:
         )
         sp = self._propose(ctx, sp)
         sp = self.overrides.apply(sp, natural)
+        if self.shield is not None:
+            requested = sp
+            sp, self.last_shield = self.shield.project(obs, sp)
+            self._after_shield(ctx, requested, sp, self.last_shield)
         rec = self.twin.advance(obs, sp)
         self._account(rec, obs)
         self._check_overrides(rec)

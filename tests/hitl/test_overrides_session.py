@@ -77,7 +77,9 @@ def test_session_raises_request_holds_no_action_then_fails_safe(scenario_1day, a
     sc = with_vmax(scenario_1day, 1.035)
     policy = ApprovalPolicy(timeout_s=5, curtailment_kw=1.0)
     start = sc.start_step + int(round(11.5 / sc.dt_h))
-    s = ConsoleSession(sc, TouController(), policy, audit=audit, start_step=start, clock=clock)
+    s = ConsoleSession(
+        sc, TouController(), policy, audit=audit, start_step=start, clock=clock, shield=None
+    )
     events = []
     s.add_listener(lambda e, p: events.append(e))
     req = None
@@ -115,3 +117,30 @@ def test_session_kpis_match_the_steps(scenario_1day):
     assert snap["outlook"]["t"] and len(snap["outlook"]["feeder_kw"]) == 16
     low, high = snap["outlook"]["low_kw"], snap["outlook"]["high_kw"]
     assert all(lo <= hi for lo, hi in zip(low, high, strict=True))
+
+
+def test_shield_has_the_last_word_and_its_corrections_are_asked_about(scenario_1day, audit, clock):
+    sc = with_vmax(scenario_1day, 1.035)
+    start = sc.start_step + int(round(11.5 / sc.dt_h))
+    s = ConsoleSession(
+        sc,
+        TouController(),
+        ApprovalPolicy(shield_clip_kw=1.0),
+        audit=audit,
+        start_step=start,
+        clock=clock,
+    )
+    assert s.shield is not None
+    pv0 = int(np.argmax(sc.fleet.pv.peak_kw))
+    s.overrides.pin("pv", pv0, 0.0, "op", "operator")
+    vmax = []
+    for _ in range(4):
+        snap = s.step()
+        vmax.append(snap["vm_max_pu"])
+    # the shield keeps the twin inside the (tightened) band while requests are pending
+    assert max(vmax) <= 1.035 + 1e-6
+    kinds = {r.action.kind for r in s.approvals.pending()}
+    assert "shield_clip" in kinds
+    req = next(r for r in s.approvals.pending() if r.action.kind == "shield_clip")
+    assert "voltage high" in req.action.justification.summary
+    assert np.all(req.action.no_action_kw == 0)
