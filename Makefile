@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/gridsync simulate --controller uncontrolled --controller tou --days 7 --json reports/simulate.json
 
-test: $(STAMP)
+# Browser tests (tests/web/test_browser.py) drive Debian's Chromium; CI runs as root.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check gridsync tests bench scripts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
