@@ -73,6 +73,7 @@ class DispatchRules(_Strict):
     feeder_limit_kw: float = Field(400.0, gt=0)
     price_spike_eur_per_kwh: float | None = Field(None, gt=0)
     planning_hour: float = Field(14.0, ge=0, lt=24)
+    min_event_h: float = Field(1.0, gt=0, le=12, description="shortest event window called")
     rebound_h: float = Field(2.0, ge=0, le=12)
     rebound_share: dict[EndUse, float] = Field(
         default_factory=lambda: {

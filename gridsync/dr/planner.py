@@ -12,7 +12,7 @@ the rebound window after it) and an expected cost ``c_k`` (EUR). The LP (HiGHS) 
          0 <= x_k <= 1, s, u >= 0
 
 It is a multiple-choice knapsack relaxation: a basic optimum has at most two fractional
-customers, which are rounded up (the plan slightly over-delivers rather than under). For
+customers, which are rounded to the nearest integer. For
 very large portfolios, offers far down the cost-per-kW ranking cannot enter an optimum that
 needs only a fraction of them, so only the cheapest offers covering ``screen_factor`` times
 the target are passed to HiGHS (``screen=False`` disables this; tests compare both).
@@ -143,8 +143,10 @@ def plan_event(
         )
         raise PlanningError(msg)
     x = np.asarray(h.getSolution().col_value)[:k]
-    # One offer per customer: keep the largest x of each customer, rounding fractional ones up.
-    picked = np.flatnonzero(x > 1e-6)
+    # One offer per customer: keep the largest x of each customer; the (at most two) fractional
+    # customers are rounded to the nearest, so the plan neither systematically over- nor
+    # under-shoots the target.
+    picked = np.flatnonzero(x >= 0.5)
     best = {}
     for j in picked[np.argsort(-x[picked], kind="stable")]:
         best.setdefault(int(sub.customer[j]), int(j))

@@ -1,0 +1,528 @@
+"""The demand-response agent: forecast peaks, plan events, learn from measured results.
+
+The agent sees what a utility sees: smart-meter readings per customer, device telemetry of
+enrolled devices (EV chargers, thermostats, appliances, batteries) and the feeder-head meter.
+It never reads the customers' hidden response parameters; it starts from the declared priors
+and scales its predictions per program by the ratio of measured (baseline-based) to predicted
+reduction of past events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridsync.dr.config import DRConfig, Program
+from gridsync.dr.customers import END_USES, EU, CustomerBook
+from gridsync.dr.mv import BaselineError, baseline_10of10, baseline_regression
+from gridsync.dr.planner import Offers, Plan, plan_event
+from gridsync.dr.resource import FlexibleResource
+from gridsync.dr.response import CustomerTraits, shed_fraction
+
+FORECAST_DAYS = 3
+FLEX_DAYS = 5
+INTRADAY_LOOKAHEAD_H = 2.0
+CALIBRATION_RATE = 0.5
+# Prior weight (in days of history) of the segment's utilisation in per-customer flexibility.
+SHRINK_DAYS = 4
+
+
+@dataclass
+class DREvent:
+    """One called event: its window (absolute steps), target, the plan and, later, results."""
+
+    id: int
+    reason: str
+    start: int
+    end: int
+    target_kw: float
+    planned_at: int
+    customers: np.ndarray
+    programs: np.ndarray
+    levels_eur_per_kwh: np.ndarray
+    predicted_kw_each: np.ndarray
+    predicted_rebound_kw: float
+    planned_cost_eur: float
+    responding: np.ndarray | None = None
+    results: dict = field(default_factory=dict)
+
+    @property
+    def predicted_kw(self) -> float:
+        return float(self.predicted_kw_each.sum())
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous ``True`` runs of a boolean array as ``(start, end)`` pairs."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+class DRAgent:
+    """Plans and verifies DR events over a scenario run (driven step by step by the twin)."""
+
+    def __init__(self, config: DRConfig, first_event_step: int = 0) -> None:
+        self.cfg = config
+        self.programs: list[Program] = [p for p in config.programs if p.dispatchable]
+        self.first_event_step = first_event_step
+
+    def reset(self, scenario, book: CustomerBook) -> None:
+        self.scenario, self.book = scenario, book
+        self.spd = scenario.steps_per_day
+        self.dt_h = scenario.dt_h
+        n, n_steps, n_p = book.n, scenario.n_steps, len(self.programs)
+        self.meter_kw = np.zeros((n_steps, n))
+        self.device_kw = np.zeros((n_steps, n, len(END_USES)))
+        self.sheddable_kw = np.zeros((n_steps, n, len(END_USES)))
+        self.battery_usable_kwh = np.zeros((n_steps, n))
+        self.feeder_kw = np.full(n_steps, np.nan)
+        self.excluded = np.zeros(n_steps, dtype=bool)
+        self.called = np.zeros((n_steps, n), dtype=bool)
+        idx = scenario.index[scenario.start_step : scenario.end_step]
+        self.weekend = np.asarray(idx.dayofweek >= 5)
+        self.temp_c = scenario.outdoor_temp_c[scenario.start_step : scenario.end_step]
+        self.beliefs = CustomerTraits.prior(self.cfg.customers, n)
+        self.calibration = np.ones(len(END_USES))
+        self.events: list[DREvent] = []
+        self.calls_per_program = np.zeros((n, n_p), dtype=int)
+        rng = np.random.default_rng(self.cfg.seed + 1)
+        self.enrolled = np.zeros((n, n_p), dtype=bool)
+        self.end_use_mask = np.zeros((n_p, len(END_USES)), dtype=bool)
+        for j, p in enumerate(self.programs):
+            self.end_use_mask[j, [EU[e] for e in p.end_uses]] = True
+            eligible = book.has_end_use(p.end_uses)
+            if p.segments is not None:
+                eligible &= np.isin(book.segment, p.segments)
+            self.enrolled[:, j] = eligible & (rng.random(n) < p.enrolment_share)
+        trafo = scenario.feeder.net.trafo
+        self.trafo_kva = float(trafo.sn_mva.sum() * 1e3) if len(trafo) else np.inf
+        self._next_id = 0
+        self._pending_upstream: list[tuple[int, int, int, float]] = []
+
+    # ---- metering -------------------------------------------------------------------------
+    def record(
+        self,
+        i: int,
+        meter_kw: np.ndarray,
+        device_kw: np.ndarray,
+        sheddable_kw: np.ndarray,
+        battery_usable_kwh: np.ndarray,
+    ) -> None:
+        """Store this step's per-customer meter and device telemetry (step ``i`` of the run).
+
+        ``sheddable_kw`` is the device power that was not deadline-bound (EVs and appliances
+        that could still finish in time if paused), as smart chargers and appliances report."""
+        self.meter_kw[i] = meter_kw
+        self.device_kw[i] = device_kw
+        self.sheddable_kw[i] = sheddable_kw
+        self.battery_usable_kwh[i] = battery_usable_kwh
+
+    def record_feeder(self, i: int, feeder_kw: float | None) -> None:
+        if feeder_kw is not None and 0 <= i < len(self.feeder_kw):
+            self.feeder_kw[i] = feeder_kw
+
+    # ---- forecasting ----------------------------------------------------------------------
+    def _same_time_history(self, series: np.ndarray, steps: np.ndarray, known: int, days: int):
+        """Values of ``series`` at the same time of day on up to ``days`` earlier clean days."""
+        k = np.arange(1, days + 8)
+        src = steps[:, None] - k[None, :] * self.spd
+        ok = (src >= 0) & (src < known)
+        src_c = np.clip(src, 0, len(series) - 1)
+        ok &= ~self.excluded[src_c]
+        vals = series[src_c]
+        ok &= np.isfinite(vals)
+        # keep only the first ``days`` clean days per row
+        ok &= np.cumsum(ok, axis=1) <= days
+        return vals, ok
+
+    def forecast_feeder_kw(self, i: int, horizon: int) -> np.ndarray:
+        """Feeder-head import forecast for run steps ``i .. i+horizon-1``: mean of the same time
+        on the last clean days (event and rebound windows excluded), NaN without history."""
+        steps = np.arange(i, i + horizon)
+        vals, ok = self._same_time_history(self.feeder_kw, steps, i, FORECAST_DAYS)
+        cnt = ok.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            return np.where(
+                cnt > 0, np.where(ok, vals, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan
+            )
+
+    def flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
+        """Expected sheddable device power per customer and end use (n, 5) over run steps
+        [start, end): the mean over each customer's last ``FLEX_DAYS`` days at the same time
+        on which *that customer* was not called (so other customers' events do not hide
+        recent history), shrunk towards the customer's segment."""
+        steps = np.arange(start, end)
+        k = np.arange(1, FLEX_DAYS + 8)
+        src = steps[:, None] - k[None, :] * self.spd  # (S, K)
+        valid = ((src >= 0) & (src < i)).all(axis=0)  # (K,)
+        src_c = np.clip(src, 0, len(self.called) - 1)
+        clean = valid[:, None] & ~self.called[src_c].any(axis=0)  # (K, n)
+        clean &= np.cumsum(clean, axis=0) <= FLEX_DAYS
+        n_days = clean.sum(axis=0)  # (n,)
+        if not n_days.any():
+            return np.zeros((self.book.n, len(END_USES)))
+        per_day = self.sheddable_kw[src_c].mean(axis=0)  # (K, n, 5)
+        own = (per_day * clean[:, :, None]).sum(axis=0) / np.maximum(n_days, 1)[:, None]
+        own = np.maximum(own, 0.0)
+        # Shrink each customer's utilisation towards their segment's: with a few days of
+        # history a customer whose car happened to charge at this hour looks more flexible
+        # than they are, and the planner would pick exactly those (winner's curse).
+        owners = (self.book.device_kw > 0) & (n_days > 0)[:, None]
+        util = own / np.maximum(self.book.device_kw, 1e-9)
+        seg = self.book.segment
+        n_seg = seg.max() + 1
+        seg_sum = np.zeros((n_seg, len(END_USES)))
+        seg_cnt = np.zeros((n_seg, len(END_USES)))
+        np.add.at(seg_sum, seg, util * owners)
+        np.add.at(seg_cnt, seg, owners)
+        seg_util = seg_sum / np.maximum(seg_cnt, 1)
+        w = (n_days / (n_days + SHRINK_DAYS))[:, None]
+        shrunk = (w * util + (1 - w) * seg_util[seg]) * self.book.device_kw
+        return np.where(self.book.device_kw > 0, shrunk, 0.0)
+
+    # ---- planning -------------------------------------------------------------------------
+    def _recent_calls(self, step: int) -> np.ndarray:
+        window = self.cfg.customers.fatigue_window_days * self.spd
+        counts = np.zeros(self.book.n, dtype=int)
+        for ev in self.events:
+            if step - window <= ev.start < step:
+                np.add.at(counts, ev.customers, 1)
+        return counts
+
+    def _calls_this_week(self, step: int) -> np.ndarray:
+        counts = np.zeros((self.book.n, len(self.programs)), dtype=int)
+        for ev in self.events:
+            if step - 7 * self.spd <= ev.start < step + 7 * self.spd:
+                np.add.at(counts, (ev.customers, ev.programs), 1)
+        return counts
+
+    def _battery_discharge_kw(self, i: int, start: int, dur_h: float) -> np.ndarray:
+        """Discharge each customer's batteries could sustain over the event: usable energy
+        at the same time on the last few days (battery telemetry), capped by rated power."""
+        src = start - np.arange(1, FORECAST_DAYS + 1) * self.spd
+        src = src[(src >= 0) & (src < i)]
+        if len(src) == 0:
+            return np.zeros(self.book.n)
+        usable = self.battery_usable_kwh[src].mean(axis=0)
+        return np.minimum(self.book.device_kw[:, EU["battery"]], usable / dur_h)
+
+    def build_offers(self, i: int, start: int, end: int) -> Offers:
+        """Every (customer, program, incentive level) the agent may offer for [start, end)."""
+        scen = self.scenario
+        dur_h = (end - start) * self.dt_h
+        lead_h = (start - i) * self.dt_h
+        flex = self.flex_kw(i, start, end)
+        flex[:, EU["battery"]] += self._battery_discharge_kw(i, start, dur_h)
+        flex *= self.calibration
+        rebound_share = np.array([self.cfg.dispatch.rebound_share.get(e, 1.0) for e in END_USES])
+        rebound_h = max(self.cfg.dispatch.rebound_h, self.dt_h)
+        abs_start = scen.start_step + start
+        normal = float(scen.tariff.import_eur_per_kwh[abs_start : scen.start_step + end].mean())
+        recent = self._recent_calls(start)
+        week = self._calls_this_week(start)
+        parts = []
+        for j, p in enumerate(self.programs):
+            if p.notice_h > lead_h + 1e-9 or not (
+                p.min_duration_h - 1e-9 <= dur_h <= p.max_duration_h + 1e-9
+            ):
+                continue
+            ok = self.enrolled[:, j] & (week[:, j] < p.max_events_per_week)
+            cust = np.flatnonzero(ok)
+            if len(cust) == 0:
+                continue
+            eu_kw = flex[cust] * self.end_use_mask[j]
+            base_kw = eu_kw.sum(axis=1)
+            rb_kw = (eu_kw * rebound_share).sum(axis=1) * dur_h / rebound_h
+            b = self.beliefs
+            for level in p.incentive_levels():
+                frac = shed_fraction(
+                    p.kind,
+                    level,
+                    normal,
+                    b.elasticity[cust],
+                    b.opt_out[cust],
+                    b.fatigue[cust],
+                    recent[cust],
+                )
+                expected = frac * base_kw
+                if p.kind == "peak_time_rebate":
+                    per_kwh = level
+                elif p.kind in ("direct_load_control", "emergency"):
+                    per_kwh = p.cost_eur_per_kwh
+                else:
+                    per_kwh = 0.0
+                cost = p.cost_eur_per_customer_event + per_kwh * expected * dur_h
+                parts.append(
+                    (
+                        cust,
+                        np.full(len(cust), j),
+                        np.full(len(cust), level),
+                        expected,
+                        frac * rb_kw,
+                        cost,
+                    )
+                )
+        if not parts:
+            z = np.zeros(0)
+            return Offers(z.astype(int), z.astype(int), z, z, z, z)
+        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        return Offers(*cols)
+
+    def _new_event(
+        self, i: int, start: int, end: int, target: float, reason: str
+    ) -> DREvent | None:
+        if start < self.first_event_step or end <= start or target <= 0:
+            return None
+        if any(start < ev.end + self._rebound_steps() and ev.start < end for ev in self.events):
+            return None
+        offers = self.build_offers(i, start, end)
+        rebound_steps = np.arange(end, end + self._rebound_steps())
+        fc = self.forecast_feeder_kw(i, end + self._rebound_steps() - i)
+        after = fc[rebound_steps - i] if len(rebound_steps) else np.zeros(0)
+        after = after[np.isfinite(after)]
+        headroom = self.cfg.dispatch.feeder_limit_kw - (after.max() if len(after) else 0.0)
+        plan: Plan = plan_event(
+            offers,
+            target,
+            rebound_headroom_kw=max(headroom, 0.0),
+            shortfall_eur_per_kw=self.cfg.dispatch.shortfall_eur_per_kw,
+        )
+        if plan.n_customers == 0:
+            return None
+        ch = plan.chosen
+        ev = DREvent(
+            id=self._next_id,
+            reason=reason,
+            start=start,
+            end=end,
+            target_kw=float(target),
+            planned_at=i,
+            customers=offers.customer[ch],
+            programs=offers.program[ch],
+            levels_eur_per_kwh=offers.level_eur_per_kwh[ch],
+            predicted_kw_each=offers.expected_kw[ch],
+            predicted_rebound_kw=plan.predicted_rebound_kw,
+            planned_cost_eur=plan.cost_eur,
+            results={"plan_solve_s": plan.solve_s, "n_offers": plan.n_offers},
+        )
+        self._next_id += 1
+        self.events.append(ev)
+        stop = min(end + self._rebound_steps(), len(self.excluded))
+        self.excluded[start:stop] = True
+        self.called[start:stop, ev.customers] = True
+        return ev
+
+    def _rebound_steps(self) -> int:
+        return int(round(self.cfg.dispatch.rebound_h / self.dt_h))
+
+    def request(self, received_step: int, start: int, end: int, target_kw: float) -> None:
+        """Queue an upstream request (e.g. from an OpenADR VTN) for run steps [start, end)."""
+        self._pending_upstream.append((received_step, start, end, target_kw))
+
+    def plan(self, i: int, hour: float, last_loading_pct: np.ndarray | None) -> list[DREvent]:
+        """Check the forecast and call events; returns the events created at run step ``i``."""
+        new: list[DREvent] = []
+        d = self.cfg.dispatch
+        for item in list(self._pending_upstream):
+            if item[0] <= i:
+                self._pending_upstream.remove(item)
+                ev = self._new_event(i, item[1], item[2], item[3], "upstream")
+                new += [ev] if ev else []
+        loading = (
+            float(np.nanmax(last_loading_pct))
+            if last_loading_pct is not None and len(last_loading_pct)
+            else 0.0
+        )
+        if loading > d.emergency_loading_pct and np.isfinite(self.feeder_kw[i - 1]):
+            target = self.feeder_kw[i - 1] * (1 - d.emergency_loading_pct / loading)
+            dur = int(round(1.0 / self.dt_h))
+            ev = self._new_event(i, i, i + dur, target, "emergency")
+            new += [ev] if ev else []
+        on_hour = abs(hour - round(hour)) < 1e-6
+        day_ahead = abs(hour - d.planning_hour) < self.dt_h / 2
+        if not (on_hour or day_ahead):
+            return new
+        horizon = self.spd if day_ahead else int(round(INTRADAY_LOOKAHEAD_H / self.dt_h))
+        horizon = min(horizon, len(self.feeder_kw) - i)
+        if horizon <= 0:
+            return new
+        fc = self.forecast_feeder_kw(i, horizon)
+        abs_i = self.scenario.start_step + i
+        price = self.scenario.tariff.import_eur_per_kwh[abs_i : abs_i + horizon]
+        over = np.nan_to_num(fc - d.feeder_limit_kw, nan=0.0)
+        spike = (
+            (price >= d.price_spike_eur_per_kwh)
+            if d.price_spike_eur_per_kwh
+            else np.zeros(horizon, bool)
+        )
+        max_steps = (
+            int(round(max(p.max_duration_h for p in self.programs) / self.dt_h))
+            if self.programs
+            else 0
+        )
+        min_steps = int(round(d.min_event_h / self.dt_h))
+        for lo, hi in _runs((over > 0) | spike):
+            pad = max(min_steps - (hi - lo), 0)
+            lo, hi = max(lo - pad // 2, 0), min(hi + pad - pad // 2, horizon)
+            for s in range(lo, hi, max(max_steps, 1)):
+                e = min(s + max_steps, hi)
+                target = float(over[s:e].max())
+                reason = "feeder_peak"
+                if spike[s:e].any() and target <= 0:
+                    target, reason = 0.15 * float(np.nanmean(fc[s:e])), "price_spike"
+                ev = self._new_event(i, i + s, i + e, target, reason)
+                new += [ev] if ev else []
+        return new
+
+    # ---- verification ----------------------------------------------------------------------
+    def verify(self, ev: DREvent) -> dict:
+        """M&V of a finished event: baselines, delivered kW per customer, payments; then learn."""
+        c = ev.customers
+        actual = self.meter_kw[ev.start : ev.end][:, c]
+        res = {}
+        for name, fn in (
+            (
+                "10of10_adjusted",
+                lambda: baseline_10of10(
+                    self.meter_kw, ev.start, ev.end, self.excluded, self.weekend, self.spd
+                ),
+            ),
+            (
+                "regression",
+                lambda: baseline_regression(
+                    self.meter_kw,
+                    ev.start,
+                    ev.end,
+                    self.excluded,
+                    self.weekend,
+                    self.temp_c,
+                    self.spd,
+                ),
+            ),
+        ):
+            try:
+                base = fn()[:, c]
+                res[name] = (base - actual).mean(axis=0)
+            except BaselineError:
+                res[name] = np.full(len(c), np.nan)
+        delivered_each = res["10of10_adjusted"]
+        shed_each = self._device_shed_kw(ev)
+        dur_h = (ev.end - ev.start) * self.dt_h
+        paid = np.zeros(len(c))
+        for j, p in enumerate(self.programs):
+            m = ev.programs == j
+            if not m.any():
+                continue
+            per_kwh = (
+                ev.levels_eur_per_kwh[m]
+                if p.kind == "peak_time_rebate"
+                else np.full(m.sum(), p.cost_eur_per_kwh)
+            )
+            got = np.nan_to_num(np.maximum(delivered_each[m], 0.0))
+            paid[m] = p.cost_eur_per_customer_event + per_kwh * got * dur_h
+        self._learn(ev, shed_each)
+        ev.results.update(
+            {
+                "delivered_mv_kw_each": delivered_each,
+                "delivered_regression_kw_each": res["regression"],
+                "incentive_paid_eur_each": paid,
+                "device_shed_kw_each": shed_each.sum(axis=1),
+            }
+        )
+        return ev.results
+
+    def _learn(self, ev: DREvent, shed_eu: np.ndarray) -> None:
+        """Scale the flexibility estimate of each end use by measured / predicted shed.
+
+        The prediction per end use is recomputed exactly as planned (``flex_kw`` only reads
+        history before ``planned_at``), split by the customer's predicted response share."""
+        if not np.isfinite(shed_eu).all():
+            return
+        dur_h = (ev.end - ev.start) * self.dt_h
+        flex = self.flex_kw(ev.planned_at, ev.start, ev.end)
+        flex[:, EU["battery"]] += self._battery_discharge_kw(ev.planned_at, ev.start, dur_h)
+        eu_kw = (flex * self.calibration)[ev.customers] * self.end_use_mask[ev.programs]
+        total = eu_kw.sum(axis=1, keepdims=True)
+        share = np.where(total > 1e-9, ev.predicted_kw_each[:, None] / np.maximum(total, 1e-9), 0.0)
+        predicted = (eu_kw * share).sum(axis=0)
+        measured = shed_eu.sum(axis=0)
+        ok = predicted > 0.5
+        ratio = np.clip(measured[ok] / predicted[ok], 0.25, 4.0)
+        self.calibration[ok] = np.clip(self.calibration[ok] * ratio**CALIBRATION_RATE, 0.2, 3.0)
+
+    def _device_shed_kw(self, ev: DREvent) -> np.ndarray:
+        """Reduction of the called devices per customer and end use (k, 5) in kW, from device
+        telemetry against a control group: enrolled customers of the same segment who were not
+        called show, at the same moment and in the same weather, how much of its rated power
+        a device of that end use would have drawn (batteries: their own power just before).
+        This is the agent's learning signal; it
+        needs no history, so weather shifts between days do not bias it."""
+        c = ev.customers
+        n = self.book.n
+        control = np.ones(n, dtype=bool)
+        for other in self.events:
+            if other.start < ev.end and ev.start < other.end:
+                control[other.customers] = False
+        rated = self.book.device_kw
+        used = self.sheddable_kw[ev.start : ev.end].mean(axis=0)  # (n, 5)
+        seg = self.book.segment
+        owners = (rated > 0) & control[:, None]
+        util = used / np.maximum(rated, 1e-9)
+        n_seg = seg.max() + 1
+        tot = np.zeros((n_seg, len(END_USES)))
+        cnt = np.zeros((n_seg, len(END_USES)))
+        np.add.at(tot, seg, util * owners)
+        np.add.at(cnt, seg, owners)
+        pooled = (util * owners).sum(axis=0) / np.maximum(owners.sum(axis=0), 1)
+        seg_util = np.where(cnt > 0, tot / np.maximum(cnt, 1), pooled)
+        if not owners.any():
+            return np.full((len(c), len(END_USES)), np.nan)
+        counterfactual = seg_util[seg[c]] * rated[c]
+        # A battery follows its own state of charge, not its neighbours: persistence of its
+        # power just before the event is the better counterfactual.
+        b = EU["battery"]
+        counterfactual[:, b] = self.device_kw[max(ev.start - 1, 0), c, b]
+        return (counterfactual - used[c]) * self.end_use_mask[ev.programs]
+
+    def forecast_adjustment_kw(self, i: int, horizon: int) -> np.ndarray:
+        """Expected change of feeder import (kW) over run steps ``i..i+horizon-1`` from committed
+        events: minus the predicted reduction during events, plus the rebound after them. An
+        MPC adds this to its net-load forecast."""
+        adj = np.zeros(horizon)
+        rb = self._rebound_steps()
+        for ev in self.events:
+            lo, hi = max(ev.start - i, 0), min(ev.end - i, horizon)
+            if lo < hi:
+                adj[lo:hi] -= ev.predicted_kw
+            lo, hi = max(ev.end - i, 0), min(ev.end + rb - i, horizon)
+            if lo < hi:
+                adj[lo:hi] += ev.predicted_rebound_kw
+        return adj
+
+    def flexible_resources(self, i: int, start: int, end: int) -> list[FlexibleResource]:
+        """The callable flexibility for [start, end) as supply blocks per program and level,
+        cheapest first: what an MPC may buy as a resource instead of a forecast adjustment."""
+        offers = self.build_offers(i, start, end)
+        dur_h = (end - start) * self.dt_h
+        blocks = []
+        for j, p in enumerate(self.programs):
+            for level in np.unique(offers.level_eur_per_kwh[offers.program == j]):
+                m = (offers.program == j) & (offers.level_eur_per_kwh == level)
+                kw = float(offers.expected_kw[m].sum())
+                if kw <= 1e-6:
+                    continue
+                blocks.append(
+                    FlexibleResource(
+                        program=p.name,
+                        level_eur_per_kwh=float(level),
+                        start_step=self.scenario.start_step + start,
+                        end_step=self.scenario.start_step + end,
+                        reduction_kw=kw,
+                        cost_eur_per_kwh=float(offers.cost_eur[m].sum()) / (kw * dur_h),
+                        rebound_kw=float(offers.rebound_kw[m].sum()),
+                        rebound_h=self.cfg.dispatch.rebound_h,
+                        notice_h=p.notice_h,
+                        n_customers=int(m.sum()),
+                    )
+                )
+        return sorted(blocks, key=lambda b: b.cost_eur_per_kwh)

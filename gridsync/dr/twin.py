@@ -1,0 +1,227 @@
+"""DR in the digital twin: customers respond stochastically, devices follow physically.
+
+``DemandResponseController`` wraps any controller (the home energy managers' normal
+behaviour). Each step it meters every customer (base load plus device power, computed with
+the twin's own physics functions so it equals what the simulator applies), lets the
+``DRAgent`` plan, and, while an event runs, overrides the devices of customers who took part:
+
+* EV chargers pause unless the car would otherwise miss its departure energy;
+* thermostats let the home drift up to the customer's own comfort setback past the band;
+* appliances and water heaters pause unless their window would close unfinished;
+* batteries (direct control and emergency programs) discharge.
+
+Whether a called customer takes part is drawn per event from their hidden traits (never seen
+by the agent), so predictions meet an honest, imperfect response. Rebound is not scripted: it
+is the devices catching up after the event.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridsync.dispatch.rules import ev_remaining_kwh, thermostat_kw
+from gridsync.dr.agent import DRAgent, DREvent
+from gridsync.dr.config import DRConfig, load_dr_config
+from gridsync.dr.customers import END_USES, EU, build_customer_book
+from gridsync.dr.response import CustomerTraits, shed_fraction
+from gridsync.model import physics
+from gridsync.sim.controller import Observation, Setpoints
+
+
+class CustomerTwin:
+    """Hidden customer behaviour: who takes part in each event (seeded)."""
+
+    def __init__(self, config: DRConfig, n: int, seed: int) -> None:
+        self.traits = CustomerTraits.draw(config.customers, n, seed)
+        self.rng = np.random.default_rng(seed + 1)
+        self.participations = np.zeros(n, dtype=int)
+
+    def respond(self, ev: DREvent, programs, normal_price: float, recent: np.ndarray) -> np.ndarray:
+        """Draw which called customers take part (Bernoulli on their true shed fraction)."""
+        t, c = self.traits, ev.customers
+        p = np.zeros(len(c))
+        for j, prog in enumerate(programs):
+            m = ev.programs == j
+            if m.any():
+                cm = c[m]
+                p[m] = shed_fraction(
+                    prog.kind,
+                    ev.levels_eur_per_kwh[m],
+                    normal_price,
+                    t.elasticity[cm],
+                    t.opt_out[cm],
+                    t.fatigue[cm],
+                    recent[cm],
+                )
+        take = self.rng.random(len(c)) < p
+        np.add.at(self.participations, c[take], 1)
+        return take
+
+
+class DemandResponseController:
+    """A controller wrapper that runs the DR agent and the customers' response in the twin.
+
+    ``enabled=False`` only meters (the no-DR counterfactual with identical metering).
+    ``first_event_day`` keeps the first days event-free so baselines have history.
+    """
+
+    def __init__(
+        self,
+        base=None,
+        config: DRConfig | None = None,
+        first_event_day: int = 0,
+        enabled: bool = True,
+        truth_seed: int | None = None,
+    ) -> None:
+        if base is None:
+            from gridsync.dispatch.rules import TouController
+
+            base = TouController()
+        self.base = base
+        self.config = config or load_dr_config()
+        self.first_event_day = first_event_day
+        self.enabled = enabled
+        self.truth_seed = self.config.seed + 100 if truth_seed is None else truth_seed
+        self.name = f"{base.name}+dr" if enabled else base.name
+
+    def reset(self, scenario) -> None:
+        self.base.reset(scenario)
+        self.scenario = scenario
+        self.book = build_customer_book(scenario, self.config)
+        self.agent = DRAgent(
+            self.config, first_event_step=self.first_event_day * scenario.steps_per_day
+        )
+        self.agent.reset(scenario, self.book)
+        self.twin = CustomerTwin(self.config, self.book.n, self.truth_seed)
+        self.pending: list[DREvent] = []
+        self.active: list[DREvent] = []
+        self.unverified: list[DREvent] = []
+
+    # ---- the step ---------------------------------------------------------------------------
+    def act(self, obs: Observation) -> Setpoints:
+        scen, agent = self.scenario, self.agent
+        i = obs.step - scen.start_step
+        agent.record_feeder(i - 1, obs.last_feeder_kw)
+        if self.enabled:
+            self._verify_due(i)
+            self.pending += agent.plan(i, obs.hour_of_day, obs.last_branch_loading_pct)
+            self._start_due(i)
+        sp = self.base.act(obs)
+        ctrl = self._controlled_end_uses(i)
+        if ctrl is not None:
+            sp = self._override(sp, obs, ctrl)
+        self._meter(i, obs, sp)
+        return sp
+
+    def finish(self) -> list[DREvent]:
+        """Verify events whose rebound window reached the end of the run; return all events."""
+        for ev in list(self.unverified):
+            self.agent.verify(ev)
+        self.unverified.clear()
+        return self.agent.events
+
+    def _verify_due(self, i: int) -> None:
+        rb = self.agent._rebound_steps()
+        for ev in [e for e in self.unverified if e.end + rb <= i]:
+            self.agent.verify(ev)
+            self.unverified.remove(ev)
+
+    def _start_due(self, i: int) -> None:
+        scen = self.scenario
+        for ev in [e for e in self.pending if e.start <= i]:
+            self.pending.remove(ev)
+            normal = float(
+                scen.tariff.import_eur_per_kwh[
+                    scen.start_step + ev.start : scen.start_step + ev.end
+                ].mean()
+            )
+            recent = self.agent._recent_calls(ev.start)
+            # the event itself is in agent.events already: do not count it as fatigue
+            recent[ev.customers] -= 1
+            ev.responding = self.twin.respond(
+                ev, self.agent.programs, normal, np.maximum(recent, 0)
+            )
+            self.active.append(ev)
+            self.unverified.append(ev)
+        self.active = [e for e in self.active if e.end > i]
+
+    def _controlled_end_uses(self, i: int) -> np.ndarray | None:
+        live = [e for e in self.active if e.start <= i < e.end]
+        if not live:
+            return None
+        ctrl = np.zeros((self.book.n, len(END_USES)), dtype=bool)
+        for ev in live:
+            take = ev.responding
+            ctrl[ev.customers[take]] |= self.agent.end_use_mask[ev.programs[take]]
+        return ctrl
+
+    def _must_run(self, obs: Observation, pause_h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """EVs and appliances that could not pause for ``pause_h`` hours (plus two steps of
+        slack) and still finish by their deadline."""
+        f, slack = self.scenario.fleet, 2 * obs.dt_h + pause_h
+        remaining, hours_left = ev_remaining_kwh(f.ev, obs)
+        must_ev = hours_left - remaining / (f.ev.max_power_kw * f.ev.efficiency) <= slack
+        d = f.deferrable
+        rest_h = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0) / d.power_kw
+        must_d = d.window_end_h - obs.hour_of_day - rest_h <= slack
+        return must_ev, must_d
+
+    def _override(self, sp: Setpoints, obs: Observation, ctrl: np.ndarray) -> Setpoints:
+        f, book = self.scenario.fleet, self.book
+        must_ev, must_d = self._must_run(obs)
+        ev_kw = np.where(ctrl[book.ev_customer, EU["ev"]] & ~must_ev, 0.0, sp.ev_kw)
+
+        th = f.thermal
+        setback = self.twin.traits.setback_c[book.thermal_customer]
+        limit = np.where(obs.hvac_mode > 0, th.comfort_min_c - setback, th.comfort_max_c + setback)
+        hold = thermostat_kw(th, obs.thermal_temp_c, limit, obs)
+        th_on = ctrl[book.thermal_customer, EU["hvac"]]
+        thermal_kw = np.where(th_on, np.minimum(sp.thermal_kw, hold), sp.thermal_kw)
+
+        eu = np.where(book.water_heater, EU["water_heater"], EU["deferrable"])
+        dfr_kw = np.where(ctrl[book.deferrable_customer, eu] & ~must_d, 0.0, sp.deferrable_kw)
+
+        bat = f.battery
+        bat_kw = np.where(ctrl[book.battery_customer, EU["battery"]], -bat.power_kw, sp.battery_kw)
+        return Setpoints(
+            battery_kw=bat_kw,
+            ev_kw=ev_kw,
+            deferrable_kw=dfr_kw,
+            thermal_kw=thermal_kw,
+            pv_curtail_kw=sp.pv_curtail_kw,
+        )
+
+    def _meter(self, i: int, obs: Observation, sp: Setpoints) -> None:
+        """Per-customer consumption this step with the twin's own physics (PV metered apart)."""
+        f, book, dt, n = self.scenario.fleet, self.book, obs.dt_h, self.book.n
+        p_bat, _ = physics.battery_step(f.battery, obs.battery_energy_kwh, sp.battery_kw, dt)
+        p_ev, _ = physics.ev_step(f.ev, obs.ev_delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)
+        p_dfr, _ = physics.deferrable_step(
+            f.deferrable, obs.deferrable_done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
+        )
+        p_th, _ = physics.thermal_step(
+            f.thermal, obs.thermal_temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
+        )
+        # Sheddable = could sit out a whole shortest event; what the agent learns flexibility from.
+        must_ev, must_d = self._must_run(obs, self.config.dispatch.min_event_h)
+        w = book.water_heater
+
+        def per_customer(ev_kw, dfr_kw):
+            dev = np.zeros((n, len(END_USES)))
+            dev[:, EU["ev"]] = np.bincount(book.ev_customer, ev_kw, n)
+            dev[:, EU["hvac"]] = np.bincount(book.thermal_customer, p_th, n)
+            dev[:, EU["deferrable"]] = np.bincount(book.deferrable_customer[~w], dfr_kw[~w], n)
+            dev[:, EU["water_heater"]] = np.bincount(book.deferrable_customer[w], dfr_kw[w], n)
+            dev[:, EU["battery"]] = np.bincount(book.battery_customer, p_bat, n)
+            return dev
+
+        dev = per_customer(p_ev, p_dfr)
+        sheddable = per_customer(np.where(must_ev, 0.0, p_ev), np.where(must_d, 0.0, p_dfr))
+        base = book.base_kw[obs.step]
+        bat = f.battery
+        usable = (
+            np.maximum(obs.battery_energy_kwh - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge
+        )
+        self.agent.record(
+            i, base + dev.sum(axis=1), dev, sheddable, np.bincount(book.battery_customer, usable, n)
+        )
