@@ -8,6 +8,14 @@ from __future__ import annotations
 from importlib import import_module
 
 CONTROLLERS: dict[str, tuple[str, str]] = {
+    "tou+dr": (
+        "gridsync.dr.twin:tou_dr",
+        "tou devices plus the demand-response agent (events on forecast feeder peaks)",
+    ),
+    "uncontrolled+dr": (
+        "gridsync.dr.twin:uncontrolled_dr",
+        "uncontrolled devices plus the demand-response agent",
+    ),
     "uncontrolled": (
         "gridsync.dispatch.rules:UncontrolledController",
         "EVs charge on arrival, batteries self-consume PV",

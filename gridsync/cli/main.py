@@ -9,6 +9,10 @@ import click
 
 # name -> (module:attribute, one-line help). Agents add their commands here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "dr": (
+        "gridsync.dr.cli:dr",
+        "Demand response: plan events, simulate customers' response, verify delivery.",
+    ),
     "console-user": (
         "gridsync.web.cli:console_user",
         "Hash a password into a user entry for the operator console.",

@@ -225,3 +225,17 @@ class DemandResponseController:
         self.agent.record(
             i, base + dev.sum(axis=1), dev, sheddable, np.bincount(book.battery_customer, usable, n)
         )
+
+
+def tou_dr() -> DemandResponseController:
+    """``tou+dr`` for ``gridsync simulate``: time-of-use devices plus the DR agent."""
+    from gridsync.dispatch.rules import TouController
+
+    return DemandResponseController(TouController())
+
+
+def uncontrolled_dr() -> DemandResponseController:
+    """``uncontrolled+dr`` for ``gridsync simulate``: uncontrolled devices plus the DR agent."""
+    from gridsync.dispatch.rules import UncontrolledController
+
+    return DemandResponseController(UncontrolledController())
