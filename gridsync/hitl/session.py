@@ -94,6 +94,7 @@ class ConsoleSession:
         if self.shield is not None:
             self.shield.reset(scenario)
         self.last_shield = None
+        self._shield_active = False
         self.error_q = naive_error_quantiles(scenario)
         self.listeners: list[Listener] = []
         self.alerts: deque[dict[str, Any]] = deque(maxlen=60)
@@ -223,6 +224,18 @@ class ConsoleSession:
                     self.alert(
                         "warning", "shield", f"{ov.asset_kind} {ov.index} ({ov.mode}): {msg}"
                     )
+        correcting = decision.status in ("corrected", "unresolved")
+        if correcting and not self._shield_active:
+            self.alert(
+                "warning",
+                "shield",
+                f"shield correcting setpoints: highest voltage {decision.vm_max_before_pu:.3f} -> "
+                f"{decision.vm_max_pu:.3f} p.u., loading {decision.loading_max_before_pct:.0f} -> "
+                f"{decision.loading_max_pct:.0f} %, {decision.intervention_kw:.1f} kW moved",
+            )
+        elif not correcting and self._shield_active:
+            self.alert("info", "shield", "shield no longer needs to correct setpoints")
+        self._shield_active = correcting
         if decision.status == "unresolved":
             self.alert(
                 "critical",
