@@ -2,9 +2,8 @@
 
 The market talks only to ``LedgerBackend``: append one entry (signed on its own) or a block of
 entries (one signature seals the block through the hash chain), read entries back, verify.
-An EVM smart-contract backend would implement the same four methods by submitting each block's
-head hash and signature to a contract that stores the chain head (``prev`` -> ``hash``); it is
-not built here (see the module docs of ``gridsync.ledger``).
+``JsonlLedger`` keeps records in a file; ``gridsync.ledger.evm.EvmLedger`` keeps them in an
+EVM smart contract that itself enforces the hash chain (tested on an in-process chain).
 """
 
 from __future__ import annotations
@@ -51,7 +50,60 @@ class LedgerBackend(ABC):
         """Check hashes, links and signatures of the whole ledger."""
 
 
-class JsonlLedger(LedgerBackend):
+class ChainedLedger(LedgerBackend):
+    """Builds, hashes and signs records; subclasses only store them (``_store``)."""
+
+    signer: LedgerSigner
+    _count: int
+    _head: str
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def head_hash(self) -> str:
+        return self._head
+
+    def _start(self) -> None:
+        self._count, self._head = 0, ZERO_HASH
+        self.append(
+            "genesis", {"format": FORMAT, "public_key": public_key_hex(self.signer.public_key)}
+        )
+
+    def _build(self, kind: str, data: dict, sign: bool) -> dict:
+        rec = {"i": self._count, "t": time.time(), "kind": kind, "data": data, "prev": self._head}
+        rec["hash"] = record_hash(rec)
+        if sign:
+            rec["sig"] = self.signer.sign(rec["hash"])
+        self._count += 1
+        self._head = rec["hash"]
+        return rec
+
+    @abstractmethod
+    def _store(self, records: list[dict]) -> None:
+        """Persist a block of records (the last one signed)."""
+
+    def append(self, kind: str, data: dict) -> dict:
+        rec = self._build(kind, data, sign=True)
+        self._store([rec])
+        return rec
+
+    def append_many(self, entries: Iterable[Entry], block_size: int = 1000) -> int:
+        if block_size < 1:
+            msg = f"block_size must be >= 1, got {block_size}"
+            raise ValueError(msg)
+        entries = list(entries)
+        block: list[dict] = []
+        for k, (kind, data) in enumerate(entries):
+            last_of_block = (k + 1) % block_size == 0 or k == len(entries) - 1
+            block.append(self._build(kind, data, sign=last_of_block))
+            if last_of_block:
+                self._store(block)
+                block = []
+        return len(entries)
+
+
+class JsonlLedger(ChainedLedger):
     """A ledger in a JSON-lines file: one record per line, only ever appended to.
 
     Opening an existing file continues its chain; the signer must hold the key named in its
@@ -62,18 +114,16 @@ class JsonlLedger(LedgerBackend):
         self.path = Path(path)
         self.signer = signer
         self.durable = durable
-        self._key_hex = public_key_hex(signer.public_key)
         if self.path.exists() and self.path.stat().st_size > 0:
             self._open_existing()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._count, self._head = 0, ZERO_HASH
-            self.append("genesis", {"format": FORMAT, "public_key": self._key_hex})
+            self._start()
 
     def _open_existing(self) -> None:
         with self.path.open("rb") as fh:
             genesis = json.loads(fh.readline())
-            if genesis.get("data", {}).get("public_key") != self._key_hex:
+            if genesis.get("data", {}).get("public_key") != public_key_hex(self.signer.public_key):
                 msg = (
                     f"ledger {self.path} was created with another key; sign it with that key "
                     "or start a new ledger file"
@@ -84,47 +134,12 @@ class JsonlLedger(LedgerBackend):
         tail = json.loads(last)
         self._count, self._head = tail["i"] + 1, tail["hash"]
 
-    def __len__(self) -> int:
-        return self._count
-
-    @property
-    def head_hash(self) -> str:
-        return self._head
-
-    def _build(self, kind: str, data: dict, sign: bool) -> str:
-        rec = {"i": self._count, "t": time.time(), "kind": kind, "data": data, "prev": self._head}
-        rec["hash"] = record_hash(rec)
-        if sign:
-            rec["sig"] = self.signer.sign(rec["hash"])
-        self._count += 1
-        self._head = rec["hash"]
-        return canonical_json(rec)
-
-    def _write(self, lines: list[str]) -> None:
+    def _store(self, records: list[dict]) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
+            fh.write("\n".join(canonical_json(r) for r in records) + "\n")
             if self.durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-
-    def append(self, kind: str, data: dict) -> dict:
-        line = self._build(kind, data, sign=True)
-        self._write([line])
-        return json.loads(line)
-
-    def append_many(self, entries: Iterable[Entry], block_size: int = 1000) -> int:
-        if block_size < 1:
-            msg = f"block_size must be >= 1, got {block_size}"
-            raise ValueError(msg)
-        entries = list(entries)
-        lines: list[str] = []
-        for k, (kind, data) in enumerate(entries):
-            last_of_block = (k + 1) % block_size == 0 or k == len(entries) - 1
-            lines.append(self._build(kind, data, sign=last_of_block))
-            if last_of_block:
-                self._write(lines)
-                lines = []
-        return len(entries)
 
     def records(self) -> Iterator[dict]:
         with self.path.open("r", encoding="utf-8") as fh:
