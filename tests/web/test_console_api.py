@@ -147,3 +147,19 @@ def test_static_assets_are_local(client):
     js = c.get("/console/vendor/plotly.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000
     assert c.get("/console/static/console.js").status_code == 200
+
+
+def test_approval_events_are_mirrored_on_the_runtime_bus(client):
+    import time
+
+    c, session = client
+    req = session.approvals.raise_request(make_action())
+    rt = c.app.state.runtime
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        mirrored = [a for a in rt.state.approvals if a.get("id") == req.id]
+        if mirrored:
+            break
+        time.sleep(0.05)
+    assert mirrored and mirrored[0]["kind"] == "approval_request"
+    assert mirrored[0]["status"] == "pending"
