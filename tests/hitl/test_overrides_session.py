@@ -144,3 +144,16 @@ def test_shield_has_the_last_word_and_its_corrections_are_asked_about(scenario_1
     req = next(r for r in s.approvals.pending() if r.action.kind == "shield_clip")
     assert "voltage high" in req.action.justification.summary
     assert np.all(req.action.no_action_kw == 0)
+
+
+def test_real_dispatch_binding_constraints_are_accepted():
+    from gridsync.dispatch.plan import BindingConstraint
+
+    b = BindingConstraint(
+        "feeder_peak", "feeder peak import 400.0 kW is set at Fri 18:15", 3, -1.25, "kW"
+    )
+    plan = type("Plan", (), {"binding": [b]})()
+    (out,) = binding_from_plan(plan)
+    assert out["text"] == (
+        "feeder peak import 400.0 kW is set at Fri 18:15; each extra kW of headroom is worth 1.25 EUR"
+    )
