@@ -23,19 +23,22 @@ import numpy as np
 
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.hitl.approvals import SETPOINT_FIELD, ApprovalManager, ApprovalRequest, AuditSink
-from gridsync.hitl.guard import (
+from gridsync.hitl.gates import (
     FIELD_KIND,
     GRID_REASONS,
+    propose_plan_curtailment,
+    shield_action,
+)
+from gridsync.hitl.guard import (
     GuardContext,
     propose_consent,
     propose_curtailment,
     propose_load_shedding,
-    propose_plan_curtailment,
-    shield_action,
 )
 from gridsync.hitl.lookahead import naive_error_quantiles, outlook
 from gridsync.hitl.overrides import OverrideTable
 from gridsync.hitl.policy import ApprovalPolicy
+from gridsync.hitl.snapshot import build_snapshot, topology
 from gridsync.hitl.twin import SteppedTwin, StepRecord
 from gridsync.sim.controller import Setpoints
 
@@ -58,10 +61,6 @@ def default_shield():
     except ImportError:
         return None
     return SafetyShield()
-
-
-def _r(a, nd: int = 4) -> list:
-    return [None if not np.isfinite(x) else round(float(x), nd) for x in np.asarray(a, float)]
 
 
 class ConsoleSession:
@@ -367,100 +366,13 @@ class ConsoleSession:
 
     # snapshot ----------------------------------------------------------------------------
     def _build_snapshot(self, rec: StepRecord, obs) -> dict[str, Any]:
-        sc, f = self.scenario, self.scenario.fleet
-        t = sc.index[rec.step]
+        t = self.scenario.index[rec.step]
         self.history.append((t.isoformat(), rec.feeder_kw))
-        soc = np.divide(
-            self.twin.energy_kwh,
-            f.battery.capacity_kwh,
-            out=np.zeros(len(f.battery)),
-            where=f.battery.capacity_kwh > 0,
-        )
-        plugged = obs.ev_active_session >= 0
-        d = f.deferrable
-        hour = obs.hour_of_day
-        in_window = (d.window_start_h <= hour) & (hour < d.window_end_h)
-        k = dict(self.kpi)
-        days = max(k["steps"] * sc.dt_h / 24.0, 1e-9)
-        k["demand_charge_eur"] = sc.tariff.demand_charge_eur(k["peak_import_kw"], days)
-        k["total_cost_eur"] = k["energy_cost_eur"] + k["demand_charge_eur"] + k["degradation_eur"]
-        ol = self.last_outlook
-        return {
-            "step": rec.step,
-            "sim_time": t.isoformat(),
-            "wall_s": self.clock(),
-            "feeder_kw": round(rec.feeder_kw, 2),
-            "losses_kw": round(rec.losses_kw, 3) if np.isfinite(rec.losses_kw) else None,
-            "price_eur_per_kwh": obs.import_price_eur_per_kwh,
-            "vm_pu": _r(rec.vm_pu),
-            "loading_pct": _r(rec.branch_loading_pct, 1),
-            "vm_max_pu": float(np.nanmax(rec.vm_pu)) if not rec.pf_failed else None,
-            "vm_min_pu": float(np.nanmin(rec.vm_pu)) if not rec.pf_failed else None,
-            "loading_max_pct": float(np.nanmax(rec.branch_loading_pct))
-            if not rec.pf_failed
-            else None,
-            "history": {
-                "t": [h[0] for h in self.history],
-                "feeder_kw": [round(h[1], 2) for h in self.history],
-            },
-            "outlook": None
-            if ol is None
-            else {
-                "t": ol.times,
-                "feeder_kw": _r(ol.feeder_kw, 2),
-                "low_kw": _r(ol.band_low_kw, 2),
-                "high_kw": _r(ol.band_high_kw, 2),
-                "planned_flexible_kw": _r(ol.planned_flexible_kw, 2),
-            },
-            "fleet": {
-                "battery_soc_mean": float(soc.mean()) if len(soc) else None,
-                "battery_soc": _r(soc, 3),
-                "battery_kw": round(float(rec.battery_kw.sum()), 2),
-                "ev_plugged": int(plugged.sum()),
-                "ev_charging": int((rec.ev_kw > 0.05).sum()),
-                "ev_kw": round(float(rec.ev_kw.sum()), 2),
-                "ev_total": len(f.ev),
-                "deferrable_running": int((rec.deferrable_kw > 0.05).sum()),
-                "deferrable_waiting": int(
-                    (
-                        in_window
-                        & (self.twin.done_kwh < d.energy_kwh - 1e-6)
-                        & (rec.deferrable_kw <= 0.05)
-                    ).sum()
-                ),
-                "deferrable_total": len(d),
-                "thermal_on": int((rec.thermal_kw > 0.05).sum()),
-                "thermal_mean_temp_c": round(float(self.twin.temp_c.mean()), 2)
-                if len(self.twin.temp_c)
-                else None,
-                "thermal_kw": round(float(rec.thermal_kw.sum()), 2),
-                "pv_kw": round(float(rec.pv_kw.sum()), 2),
-                "curtailed_kw": round(float(rec.curtailed_kw.sum()), 2),
-            },
-            "kpi": {key: (round(v, 3) if isinstance(v, float) else v) for key, v in k.items()},
-            "alerts": list(self.alerts)[:15],
-            "approvals": {
-                "pending": [r.to_dict(self.clock()) for r in self.approvals.pending()],
-                "recent": [r.to_dict(self.clock()) for r in self.approvals.recent(8)],
-            },
-            "overrides": [o.to_dict() for o in self.overrides.list()],
-        }
+        return build_snapshot(self, rec, obs)
 
     def topology(self) -> dict[str, Any]:
         """Static feeder geometry for the one-line diagram."""
-        fd = self.scenario.feeder
-        xy = np.asarray(fd.bus_xy, dtype=float)
-        return {
-            "bus_names": [str(n) for n in fd.bus_names],
-            "x": _r(xy[:, 0], 6),
-            "y": _r(xy[:, 1], 6),
-            "slack": int(fd.slack_pos),
-            "branch_from": [int(i) for i in self.pf.branch_from_pos],
-            "branch_to": [int(i) for i in self.pf.branch_to_pos],
-            "branch_names": [str(n) for n in self.pf.branch_names],
-            "limits": self.scenario.config.limits.model_dump(),
-            "fleet": self.scenario.fleet.counts(),
-        }
+        return topology(self.scenario, self.pf)
 
     # the loop -----------------------------------------------------------------------------
     async def run(

@@ -144,7 +144,7 @@ def test_consent_requests_for_customers_who_asked(scenario_1day):
 
 
 def test_plan_curtailment_is_gated_with_the_plans_binding_constraints(noon):
-    from gridsync.hitl.guard import propose_plan_curtailment
+    from gridsync.hitl.gates import propose_plan_curtailment
     from tests.hitl.test_overrides_session import FakeBinding
 
     sc, twin, obs, sp, nat = noon
