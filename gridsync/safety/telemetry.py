@@ -1,0 +1,68 @@
+"""Scenario glue: the true grid trajectory of a scenario, its pseudo-measurements and a
+calibrated measurement plan, ready for the estimator and the anomaly detectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridsync.grid.estimation.twin import (
+    MeasurementConfig,
+    MeasurementPlan,
+    Truth,
+    truth_from_loads,
+)
+
+
+@dataclass
+class Telemetry:
+    """Everything the operator side sees for steps ``0..T`` of a scenario's index.
+
+    ``readings`` (T, m) are device readings (NaN = nothing arrived); ``pseudo_p_kw`` /
+    ``pseudo_q_kvar`` (T, n_bus) are pseudo-measurements (yesterday's load minus today's PV
+    estimated from irradiance and the PV registry); ``truth`` is kept for scoring only.
+    """
+
+    plan: MeasurementPlan
+    truth: Truth
+    readings: np.ndarray
+    pseudo_p_kw: np.ndarray
+    pseudo_q_kvar: np.ndarray
+    first_step: int
+
+    def snapshot(self, step: int, readings: np.ndarray | None = None):
+        r = self.readings if readings is None else readings
+        return self.plan.snapshot(r, step, self.pseudo_p_kw[step], self.pseudo_q_kvar[step])
+
+
+def scenario_telemetry(
+    scenario, config: MeasurementConfig | None = None, end_step: int | None = None
+) -> Telemetry:
+    """True flows of the scenario's inflexible load and PV (no flexible assets), pseudo-
+    measurements, and a plan calibrated on the history before ``scenario.start_step``.
+
+    Needs at least two days of history (one for pseudo-measurements, one to calibrate).
+    """
+    spd = scenario.steps_per_day
+    if scenario.start_step < 2 * spd:
+        msg = (
+            f"scenario has {scenario.start_step / spd:g} history days; "
+            "telemetry needs >= 2 (load_scenario(history_days=2) or more)"
+        )
+        raise ValueError(msg)
+    end = scenario.end_step if end_step is None else end_step
+    pf = scenario.powerflow()
+    steps = slice(0, end)
+    truth = truth_from_loads(pf, scenario.net_inflexible_kw(steps), scenario.base_load_kvar[steps])
+    pseudo_p = np.zeros_like(truth.p_kw)
+    pseudo_q = np.zeros_like(truth.q_kvar)
+    pseudo_p[spd:] = scenario.base_load_kw[: end - spd] - scenario.pv_by_bus_kw(slice(spd, end))
+    pseudo_q[spd:] = scenario.base_load_kvar[: end - spd]
+    feeder = scenario.feeder
+    plan = MeasurementPlan(pf, feeder.slack_pos, feeder.customer_buses, config)
+    hist = slice(spd, scenario.start_step)
+    plan.calibrate(
+        Truth(truth.v[hist], truth.p_kw[hist], truth.q_kvar[hist]), pseudo_p[hist], pseudo_q[hist]
+    )
+    return Telemetry(plan, truth, plan.readings(truth), pseudo_p, pseudo_q, scenario.start_step)
