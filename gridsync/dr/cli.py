@@ -188,9 +188,9 @@ def _run(
     for c in ["id", *cols]:
         t.add_column(c, justify="right")
     for e in s["events"]:
-        t.add_row(
-            str(e["id"]), *(f"{e[c]:,.1f}" if isinstance(e[c], float) else str(e[c]) for c in cols)
-        )
+        cells = [f"{e[c]:,.1f}" if isinstance(e[c], float) else str(e[c]) for c in cols]
+        cells[0] = e["start"][5:16]
+        t.add_row(str(e["id"]), *cells)
     out.print(t)
     t = Table(title="Baseline accuracy on non-event days")
     for c in ["method", "n_days", "portfolio_mape_pct", "customer_cv_rmse_pct", "bias_pct"]:

@@ -194,7 +194,7 @@ def _summarise(scenario, cfg, base, warmup_days, r0, r1, ref, ctl, events) -> di
         spd,
         slots,
         enrolled_any,
-        first_step=7 * spd,
+        first_step=3 * spd,
     )
     k0, k1 = compute_kpis(r0, scenario), compute_kpis(r1, scenario)
     total0 = m0["energy_cost_eur"] + m0["demand_charge_eur"]

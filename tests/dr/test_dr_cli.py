@@ -1,0 +1,36 @@
+"""``gridsync dr``: help text and clear errors before any simulation starts."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from gridsync.cli.main import cli
+
+
+def test_dr_help_lists_commands():
+    res = CliRunner().invoke(cli, ["dr", "--help"])
+    assert res.exit_code == 0
+    assert "run" in res.output and "simulate" in res.output
+    res = CliRunner().invoke(cli, ["dr", "run", "--help"])
+    assert res.exit_code == 0 and "--warmup-days" in res.output and "--json" in res.output
+
+
+def test_bad_inputs_are_named(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["dr", "run", "--only", "nope", "--quiet"])
+    assert res.exit_code != 0 and "no DR program named 'nope'" in res.output
+    res = runner.invoke(cli, ["dr", "run", "--base", "nope", "--quiet"])
+    assert res.exit_code != 0 and "--base" in res.output
+    bad = tmp_path / "p.toml"
+    bad.write_text(
+        '[[programs]]\nname = "x"\nkind = "direct_load_control"\nenrolment_share = 2\nend_uses = ["ev"]\n'
+    )
+    res = runner.invoke(cli, ["dr", "run", "--programs", str(bad), "--quiet"])
+    assert res.exit_code != 0 and "programs.0.enrolment_share" in res.output
+
+
+def test_dr_controller_is_registered():
+    from gridsync.cli.controllers import make_controller
+
+    ctl = make_controller("tou+dr")
+    assert ctl.name == "tou+dr"

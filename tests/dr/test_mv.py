@@ -1,0 +1,64 @@
+"""Baselines on hand-built meter data where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridsync.dr.mv import BaselineError, baseline_10of10, baseline_regression
+
+SPD = 24  # hourly steps keep the arithmetic readable
+
+
+def _days(n_days: int, n_cust: int = 2):
+    t = np.arange(n_days * SPD)
+    shape = 1.0 + np.sin(2 * np.pi * (t % SPD) / SPD) ** 2
+    meter = np.c_[shape, 2 * shape][:, :n_cust]
+    return meter, np.zeros(len(t), bool), np.zeros(len(t), bool)
+
+
+def test_10of10_repeats_identical_days_exactly():
+    meter, excluded, weekend = _days(12)
+    start = 11 * SPD + 17
+    base = baseline_10of10(meter, start, start + 3, excluded, weekend, SPD)
+    np.testing.assert_allclose(base, meter[start : start + 3])
+
+
+def test_10of10_same_day_adjustment_is_capped():
+    meter, excluded, weekend = _days(12)
+    start = 11 * SPD + 17
+    meter[11 * SPD :, 0] *= 1.1  # customer 0 runs 10 % high all day: fully adjusted
+    meter[11 * SPD :, 1] *= 1.5  # customer 1 runs 50 % high: capped at +20 %
+    base = baseline_10of10(meter, start, start + 3, excluded, weekend, SPD)
+    np.testing.assert_allclose(base[:, 0], meter[start : start + 3, 0])
+    np.testing.assert_allclose(base[:, 1], meter[start : start + 3, 1] / 1.5 * 1.2)
+
+
+def test_10of10_skips_event_days_and_other_day_types():
+    meter, excluded, weekend = _days(12)
+    start = 11 * SPD + 17
+    meter[10 * SPD + 17 : 10 * SPD + 20] += 100.0  # yesterday was an event with odd load
+    excluded[10 * SPD + 17 : 10 * SPD + 20] = True
+    weekend[9 * SPD : 10 * SPD] = True  # and the day before was a weekend day
+    meter[9 * SPD : 10 * SPD] += 50.0
+    base = baseline_10of10(meter, start, start + 3, excluded, weekend, SPD)
+    np.testing.assert_allclose(base, meter[start : start + 3])
+
+
+def test_no_history_is_a_clear_error():
+    meter, excluded, weekend = _days(2)
+    with pytest.raises(BaselineError, match="warm-up"):
+        baseline_10of10(meter, 5, 8, excluded, weekend, SPD)
+
+
+def test_regression_recovers_temperature_dependence():
+    rng = np.random.default_rng(0)
+    n_days = 20
+    meter, excluded, weekend = _days(n_days)
+    temp = rng.uniform(10, 30, len(meter))
+    meter = meter + np.c_[0.3 * temp, 0.1 * temp]  # kW per °C, different per customer
+    start = (n_days - 1) * SPD + 14
+    base = baseline_regression(meter, start, start + 4, excluded, weekend, temp, SPD)
+    np.testing.assert_allclose(base, meter[start : start + 4], atol=1e-9)
+    with pytest.raises(BaselineError, match=">= 3"):
+        baseline_regression(meter, SPD + 2, SPD + 4, excluded, weekend, temp, SPD)
