@@ -46,8 +46,10 @@ class GlobalLightGBM(Forecaster):
         subdiv: str | None = None,
         num_threads: int = 1,
         seed: int = 0,
+        ar_offset: bool = True,
     ) -> None:
         super().__init__(quantiles)
+        self.ar_offset = ar_offset
         self.max_lead_h = max_lead_h
         self.max_rows = max_rows
         self.params = {
@@ -88,7 +90,7 @@ class GlobalLightGBM(Forecaster):
     def _baseline(self, x: np.ndarray, lead: np.ndarray) -> np.ndarray:
         """Seasonal naive (day) plus the current anomaly decayed as AR(1): the model's offset."""
         anomaly = x[:, FEATURES.index("last_vs_lag_day")]
-        return x[:, FEATURES.index("lag_day")] + self._rho**lead * anomaly
+        return x[:, FEATURES.index("lag_day")] + self._rho**lead * anomaly * self.ar_offset
 
     def _train(self, x: np.ndarray, target: np.ndarray, quantiles=None) -> list:
         import lightgbm as lgb

@@ -85,6 +85,8 @@ class LearnedForecaster:
         weather: SyntheticWeatherForecast | None = None,
         country: str | None = "DE",
         seed: int = 0,
+        load_max_rows: int = 60_000,
+        pv_max_rows: int = 60_000,
     ) -> None:
         self.train_days = train_days
         self.refit_every_h = refit_every_h
@@ -93,6 +95,7 @@ class LearnedForecaster:
         self.weather = SyntheticWeatherForecast(seed=seed) if weather is None else weather
         self.country = country
         self.seed = seed
+        self.load_max_rows, self.pv_max_rows = load_max_rows, pv_max_rows
         self.mode = "unfitted"
         self._scenario_id: int | None = None
         self._fit_step: int | None = None
@@ -125,7 +128,7 @@ class LearnedForecaster:
             model = GlobalLightGBM(
                 self.quantiles,
                 max_lead_h=self.max_lead_h,
-                max_rows=60_000,
+                max_rows=self.load_max_rows,
                 n_estimators=150,
                 country=self.country,
                 seed=self.seed,
@@ -150,7 +153,7 @@ class LearnedForecaster:
         self._q_icpt = q.mean(axis=0) - self._q_slope * p.mean(axis=0)
         rng = np.random.default_rng([self.seed, step])
         weather = self.weather
-        self._pv = PVCorrection(self.quantiles, seed=self.seed).fit(
+        self._pv = PVCorrection(self.quantiles, max_rows=self.pv_max_rows, seed=self.seed).fit(
             scenario.pv_per_kwp[lo:step],
             self._clear[lo:step],
             self._hour[lo:],

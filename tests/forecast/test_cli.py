@@ -1,0 +1,104 @@
+"""``gridsync forecast`` end to end through click."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from click.testing import CliRunner
+
+from gridsync.cli.main import cli
+from tests.forecast.conftest import double_seasonal
+
+
+def _write(tmp_path, series: pd.Series, name="meter.csv"):
+    path = tmp_path / name
+    pd.DataFrame({"timestamp": series.index.strftime("%Y-%m-%dT%H:%M:%S%z"), "kw": series}).to_csv(
+        path, sep=";", index=False
+    )
+    return path
+
+
+def test_backtest_on_a_user_csv_writes_the_documented_json(tmp_path):
+    y = double_seasonal(days=24, per_day=96, noise=2.0).tz_localize("Europe/Berlin")
+    path = _write(tmp_path, y)
+    out = tmp_path / "bt.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "forecast",
+            "backtest",
+            "--csv",
+            str(path),
+            "--time-col",
+            "timestamp",
+            "--value-col",
+            "kw",
+            "--freq",
+            "30min",
+            "--horizon-h",
+            "6",
+            "--train-days",
+            "15",
+            "--issue-every-h",
+            "24",
+            "--model",
+            "seasonal_naive_day",
+            "--model",
+            "holt_winters",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "averaged 0 days 00:15:00 readings onto 0 days 00:30:00" in result.output
+    assert "UTC offsets" in result.output
+    report = json.loads(out.read_text())
+    models = report["models"]
+    assert set(models) == {"seasonal_naive_day", "holt_winters"}
+    for m in models.values():
+        assert list(m["mape_by_lead_h"]) == ["1", "2", "3", "4", "5", "6"]
+        assert 0 < m["mape_mean"] < 10
+        assert 0 <= m["coverage_p10_p90"] <= 100
+        assert m["pinball_mean"] > 0
+    assert "MAPE % by lead hour" in result.output
+
+
+def test_backtest_bad_input_exits_with_the_reason(tmp_path):
+    y = double_seasonal(days=20)
+    frame = pd.DataFrame({"t": y.index.astype(str), "v": y.to_numpy().astype(str)})
+    frame.loc[7, "v"] = "ERR"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    result = CliRunner().invoke(
+        cli, ["forecast", "backtest", "--csv", str(path), "--time-col", "t", "--value-col", "v"]
+    )
+    assert result.exit_code == 2
+    assert "non-numeric value 'ERR' at CSV line(s) 9" in result.output
+
+
+def test_backtest_too_short_for_training_window(tmp_path):
+    path = _write(tmp_path, double_seasonal(days=10).tz_localize("UTC"))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "forecast",
+            "backtest",
+            "--csv",
+            str(path),
+            "--time-col",
+            "timestamp",
+            "--value-col",
+            "kw",
+            "--train-days",
+            "28",
+        ],
+    )
+    assert result.exit_code == 2 and "needs at least 29 days" in result.output
+
+
+def test_help_teaches():
+    result = CliRunner().invoke(cli, ["forecast", "backtest", "--help"])
+    assert result.exit_code == 0
+    assert "--train-days" in result.output and "P10-P90" in result.output
