@@ -58,6 +58,65 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
+def make_offers(
+    programs: list[Program],
+    end_use_mask: np.ndarray,
+    eligible: np.ndarray,
+    flex_kw: np.ndarray,
+    beliefs: CustomerTraits,
+    recent_calls: np.ndarray,
+    normal_price_eur_per_kwh: float,
+    lead_h: float,
+    dur_h: float,
+    rebound_share: np.ndarray,
+    rebound_h: float,
+) -> Offers:
+    """Offers for one event window, vectorised over customers (one block per program/level).
+
+    ``eligible`` (n, P) is enrolment minus customers at their weekly event cap; ``flex_kw``
+    (n, 5) the expected sheddable power per end use. Programs whose notice or duration rules
+    the window breaks get no offers. Expected cost = fixed payment per called customer +
+    per-kWh incentive (rebate, or the program's per-kWh payment) on the expected reduction.
+    """
+    parts = []
+    for j, p in enumerate(programs):
+        if p.notice_h > lead_h + 1e-9 or not (
+            p.min_duration_h - 1e-9 <= dur_h <= p.max_duration_h + 1e-9
+        ):
+            continue
+        cust = np.flatnonzero(eligible[:, j])
+        if len(cust) == 0:
+            continue
+        eu_kw = flex_kw[cust] * end_use_mask[j]
+        base_kw = eu_kw.sum(axis=1)
+        rb_kw = (eu_kw * rebound_share).sum(axis=1) * dur_h / rebound_h
+        b = beliefs
+        for level in p.incentive_levels():
+            frac = shed_fraction(
+                p.kind,
+                level,
+                normal_price_eur_per_kwh,
+                b.elasticity[cust],
+                b.opt_out[cust],
+                b.fatigue[cust],
+                recent_calls[cust],
+            )
+            expected = frac * base_kw
+            if p.kind == "peak_time_rebate":
+                per_kwh = level
+            elif p.kind in ("direct_load_control", "emergency"):
+                per_kwh = p.cost_eur_per_kwh
+            else:
+                per_kwh = 0.0
+            cost = p.cost_eur_per_customer_event + per_kwh * expected * dur_h
+            n = len(cust)
+            parts.append((cust, np.full(n, j), np.full(n, level), expected, frac * rb_kw, cost))
+    if not parts:
+        z = np.zeros(0)
+        return Offers(z.astype(int), z.astype(int), z, z, z, z)
+    return Offers(*(np.concatenate(c) for c in zip(*parts, strict=True)))
+
+
 class DRAgent:
     """Plans and verifies DR events over a scenario run (driven step by step by the twin)."""
 
@@ -210,63 +269,28 @@ class DRAgent:
         """Every (customer, program, incentive level) the agent may offer for [start, end)."""
         scen = self.scenario
         dur_h = (end - start) * self.dt_h
-        lead_h = (start - i) * self.dt_h
         flex = self.flex_kw(i, start, end)
         flex[:, EU["battery"]] += self._battery_discharge_kw(i, start, dur_h)
         flex *= self.calibration
-        rebound_share = np.array([self.cfg.dispatch.rebound_share.get(e, 1.0) for e in END_USES])
-        rebound_h = max(self.cfg.dispatch.rebound_h, self.dt_h)
-        abs_start = scen.start_step + start
-        normal = float(scen.tariff.import_eur_per_kwh[abs_start : scen.start_step + end].mean())
-        recent = self._recent_calls(start)
-        week = self._calls_this_week(start)
-        parts = []
-        for j, p in enumerate(self.programs):
-            if p.notice_h > lead_h + 1e-9 or not (
-                p.min_duration_h - 1e-9 <= dur_h <= p.max_duration_h + 1e-9
-            ):
-                continue
-            ok = self.enrolled[:, j] & (week[:, j] < p.max_events_per_week)
-            cust = np.flatnonzero(ok)
-            if len(cust) == 0:
-                continue
-            eu_kw = flex[cust] * self.end_use_mask[j]
-            base_kw = eu_kw.sum(axis=1)
-            rb_kw = (eu_kw * rebound_share).sum(axis=1) * dur_h / rebound_h
-            b = self.beliefs
-            for level in p.incentive_levels():
-                frac = shed_fraction(
-                    p.kind,
-                    level,
-                    normal,
-                    b.elasticity[cust],
-                    b.opt_out[cust],
-                    b.fatigue[cust],
-                    recent[cust],
-                )
-                expected = frac * base_kw
-                if p.kind == "peak_time_rebate":
-                    per_kwh = level
-                elif p.kind in ("direct_load_control", "emergency"):
-                    per_kwh = p.cost_eur_per_kwh
-                else:
-                    per_kwh = 0.0
-                cost = p.cost_eur_per_customer_event + per_kwh * expected * dur_h
-                parts.append(
-                    (
-                        cust,
-                        np.full(len(cust), j),
-                        np.full(len(cust), level),
-                        expected,
-                        frac * rb_kw,
-                        cost,
-                    )
-                )
-        if not parts:
-            z = np.zeros(0)
-            return Offers(z.astype(int), z.astype(int), z, z, z, z)
-        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-        return Offers(*cols)
+        normal = float(
+            scen.tariff.import_eur_per_kwh[scen.start_step + start : scen.start_step + end].mean()
+        )
+        return make_offers(
+            self.programs,
+            self.end_use_mask,
+            self.enrolled & (self._calls_this_week(start) < self._week_caps()),
+            flex,
+            self.beliefs,
+            self._recent_calls(start),
+            normal,
+            lead_h=(start - i) * self.dt_h,
+            dur_h=dur_h,
+            rebound_share=np.array([self.cfg.dispatch.rebound_share.get(e, 1.0) for e in END_USES]),
+            rebound_h=max(self.cfg.dispatch.rebound_h, self.dt_h),
+        )
+
+    def _week_caps(self) -> np.ndarray:
+        return np.array([p.max_events_per_week for p in self.programs])
 
     def _new_event(
         self, i: int, start: int, end: int, target: float, reason: str

@@ -69,9 +69,13 @@ def run_dr_week(
     warmup_days: int = 14,
     truth_seed: int | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
+    reuse: DRRun | None = None,
 ) -> DRRun:
     """Simulate ``warmup_days`` without events, then ``days`` with the DR agent, and compare
-    with the base controller alone over the same period."""
+    with the base controller alone over the same period.
+
+    ``reuse`` takes the scenario and the no-DR run of an earlier ``DRRun`` with the same
+    scenario, base controller and days (to compare several DR configs cheaply)."""
     from gridsync.model.scenario_config import load_scenario_config
     from gridsync.sim.builder import default_scenario_path, load_scenario
 
@@ -79,17 +83,20 @@ def run_dr_week(
         msg = f"days and warmup_days must be >= 1 (got days={days}, warmup_days={warmup_days})"
         raise ValueError(msg)
     cfg = dr_config or load_dr_config()
-    scen_cfg = load_scenario_config(scenario_path or default_scenario_path())
-    start = scen_cfg.time.start - dt.timedelta(days=warmup_days)
-    scenario = load_scenario(scenario_path, start=start, days=warmup_days + days)
-    ref = DemandResponseController(
-        _make_base(base), cfg, warmup_days, enabled=False, truth_seed=truth_seed
-    )
+    cb = (lambda tag: lambda i, n: on_step(tag, i, n)) if on_step else (lambda tag: None)
+    if reuse is not None:
+        scenario, r0, ref = reuse.scenario, reuse.no_dr, reuse.reference
+    else:
+        scen_cfg = load_scenario_config(scenario_path or default_scenario_path())
+        start = scen_cfg.time.start - dt.timedelta(days=warmup_days)
+        scenario = load_scenario(scenario_path, start=start, days=warmup_days + days)
+        ref = DemandResponseController(
+            _make_base(base), cfg, warmup_days, enabled=False, truth_seed=truth_seed
+        )
+        r0 = simulate(scenario, ref, on_step=cb("no DR"))
     ctl = DemandResponseController(
         _make_base(base), cfg, warmup_days, enabled=True, truth_seed=truth_seed
     )
-    cb = (lambda tag: lambda i, n: on_step(tag, i, n)) if on_step else (lambda tag: None)
-    r0 = simulate(scenario, ref, on_step=cb("no DR"))
     r1 = simulate(scenario, ctl, on_step=cb("with DR"))
     events = ctl.finish()
     summary = _summarise(scenario, cfg, base, warmup_days, r0, r1, ref, ctl, events)
