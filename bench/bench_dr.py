@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gridsync.dr.agent import make_offers
 from gridsync.dr.config import END_USES, load_dr_config
+from gridsync.dr.offers import make_offers
 from gridsync.dr.planner import plan_event
 from gridsync.dr.response import CustomerTraits
 from gridsync.dr.run import fixed_program_config, run_dr_week

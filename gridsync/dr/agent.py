@@ -2,9 +2,9 @@
 
 The agent sees what a utility sees: smart-meter readings per customer, device telemetry of
 enrolled devices (EV chargers, thermostats, appliances, batteries) and the feeder-head meter.
-It never reads the customers' hidden response parameters; it starts from the declared priors
-and scales its predictions per program by the ratio of measured (baseline-based) to predicted
-reduction of past events.
+It never reads the customers' hidden response parameters: it starts from the declared priors
+and, after each event, scales its flexibility estimate per end use by the ratio of measured
+(device telemetry against a control group of uncalled customers) to predicted shed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import numpy as np
 from gridsync.dr.config import DRConfig, Program
 from gridsync.dr.customers import END_USES, EU, CustomerBook
 from gridsync.dr.mv import BaselineError, baseline_10of10, baseline_regression
+from gridsync.dr.offers import make_offers
 from gridsync.dr.planner import Offers, Plan, plan_event
 from gridsync.dr.resource import FlexibleResource
-from gridsync.dr.response import CustomerTraits, shed_fraction
+from gridsync.dr.response import CustomerTraits
 
 FORECAST_DAYS = 3
 FLEX_DAYS = 5
@@ -56,65 +57,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Contiguous ``True`` runs of a boolean array as ``(start, end)`` pairs."""
     edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
-
-
-def make_offers(
-    programs: list[Program],
-    end_use_mask: np.ndarray,
-    eligible: np.ndarray,
-    flex_kw: np.ndarray,
-    beliefs: CustomerTraits,
-    recent_calls: np.ndarray,
-    normal_price_eur_per_kwh: float,
-    lead_h: float,
-    dur_h: float,
-    rebound_share: np.ndarray,
-    rebound_h: float,
-) -> Offers:
-    """Offers for one event window, vectorised over customers (one block per program/level).
-
-    ``eligible`` (n, P) is enrolment minus customers at their weekly event cap; ``flex_kw``
-    (n, 5) the expected sheddable power per end use. Programs whose notice or duration rules
-    the window breaks get no offers. Expected cost = fixed payment per called customer +
-    per-kWh incentive (rebate, or the program's per-kWh payment) on the expected reduction.
-    """
-    parts = []
-    for j, p in enumerate(programs):
-        if p.notice_h > lead_h + 1e-9 or not (
-            p.min_duration_h - 1e-9 <= dur_h <= p.max_duration_h + 1e-9
-        ):
-            continue
-        cust = np.flatnonzero(eligible[:, j])
-        if len(cust) == 0:
-            continue
-        eu_kw = flex_kw[cust] * end_use_mask[j]
-        base_kw = eu_kw.sum(axis=1)
-        rb_kw = (eu_kw * rebound_share).sum(axis=1) * dur_h / rebound_h
-        b = beliefs
-        for level in p.incentive_levels():
-            frac = shed_fraction(
-                p.kind,
-                level,
-                normal_price_eur_per_kwh,
-                b.elasticity[cust],
-                b.opt_out[cust],
-                b.fatigue[cust],
-                recent_calls[cust],
-            )
-            expected = frac * base_kw
-            if p.kind == "peak_time_rebate":
-                per_kwh = level
-            elif p.kind in ("direct_load_control", "emergency"):
-                per_kwh = p.cost_eur_per_kwh
-            else:
-                per_kwh = 0.0
-            cost = p.cost_eur_per_customer_event + per_kwh * expected * dur_h
-            n = len(cust)
-            parts.append((cust, np.full(n, j), np.full(n, level), expected, frac * rb_kw, cost))
-    if not parts:
-        z = np.zeros(0)
-        return Offers(z.astype(int), z.astype(int), z, z, z, z)
-    return Offers(*(np.concatenate(c) for c in zip(*parts, strict=True)))
 
 
 class DRAgent:
