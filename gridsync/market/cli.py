@@ -173,14 +173,47 @@ def run(scenario_path, days, start, json_path, rule, ledger_path, key_dir, state
     console.print(f"ledger: {ledger_path} ({len(ledger)} records, head {ledger.head_hash[:16]})")
     s["ledger"] = {"path": str(ledger_path), "records": len(ledger), "head_hash": ledger.head_hash}
     if statements_dir:
-        out = Path(statements_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for p, name in enumerate(result.pseudonyms):
-            (out / f"{name}.json").write_text(json.dumps(result.statement(p), indent=1))
-        console.print(f"statements: {len(result.pseudonyms)} files in {out}")
+        _write_statements(result, signer, Path(statements_dir), Path(key_dir).expanduser())
+        console.print(
+            f"statements: {len(result.pseudonyms)} encrypted files in {statements_dir}; "
+            f"participant keys in {Path(key_dir).expanduser() / 'participant_keys.json'}"
+        )
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(s, indent=2, default=float))
+
+
+def _write_statements(result, signer, out: Path, key_dir: Path) -> None:
+    """One encrypted statement per participant; the keys go next to the operator key (0600)."""
+    import os
+
+    from gridsync.market.run import seal_statement, statement_key
+
+    secret = signer.pseudonym_secret()
+    out.mkdir(parents=True, exist_ok=True)
+    keys = {}
+    for p, name in enumerate(result.pseudonyms):
+        key = statement_key(secret, name)
+        keys[name] = key.decode()
+        (out / f"{name}.json.enc").write_bytes(seal_statement(result.statement(p), key))
+    path = key_dir / "participant_keys.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(keys, fh, indent=1)
+
+
+@market.command("statement")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", "key", required=True, help="The participant's statement key.")
+def statement_cmd(file: str, key: str) -> None:
+    """Decrypt and print one participant's statement (their own trades and bill only)."""
+    from gridsync.market.run import open_statement
+
+    try:
+        st = open_statement(Path(file).read_bytes(), key.encode())
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(st, indent=1))
 
 
 def _fmt(v) -> str:

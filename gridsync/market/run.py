@@ -2,14 +2,17 @@
 
 Privacy: the ledger and the public summary never carry participant numbers. Participants
 appear under keyed pseudonyms (HMAC-SHA256 with the operator's secret), so an auditor can check
-that trades, meter readings and credits add up without learning who is who, and each
-participant, given their pseudonym, sees only their own statement (``statement``).
+that trades, meter readings and credits add up without learning who is who. Each participant
+sees only their own statement (``statement``); statements are stored encrypted (Fernet,
+AES-128-CBC + HMAC) under a key derived per participant, so one key opens one statement.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,6 +57,29 @@ class MarketRun:
 
 def pseudonym(secret: bytes, participant: int) -> str:
     return hmac.new(secret, f"participant:{participant}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def statement_key(secret: bytes, name: str) -> bytes:
+    """The Fernet key that opens the statement of the participant called ``name``."""
+    digest = hmac.new(secret, f"statement:{name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+def seal_statement(statement: dict, key: bytes) -> bytes:
+    from cryptography.fernet import Fernet
+
+    return Fernet(key).encrypt(json.dumps(statement).encode())
+
+
+def open_statement(token: bytes, key: bytes) -> dict:
+    """Decrypt a sealed statement; a wrong key or an altered file raises ``ValueError``."""
+    from cryptography.fernet import Fernet, InvalidToken
+
+    try:
+        return json.loads(Fernet(key).decrypt(token))
+    except (InvalidToken, ValueError) as err:
+        msg = "statement: wrong key, or the file was altered"
+        raise ValueError(msg) from err
 
 
 def run_market(

@@ -108,6 +108,18 @@ def test_statement_shows_only_own_trades(market_run):
         run.statement(999)
 
 
+def test_statements_are_sealed_per_participant(market_run):
+    from gridsync.market.run import open_statement, seal_statement, statement_key
+
+    run, _ = market_run
+    a, b = run.pseudonyms[0], run.pseudonyms[1]
+    token = seal_statement(run.statement(0), statement_key(b"test-secret", a))
+    assert a.encode() not in token and b"bill_eur" not in token
+    assert open_statement(token, statement_key(b"test-secret", a))["pseudonym"] == a
+    with pytest.raises(ValueError, match="wrong key"):
+        open_statement(token, statement_key(b"test-secret", b))
+
+
 def test_cli_market_run_writes_a_verifiable_ledger(scenario_1day, tmp_path, monkeypatch):
     import gridsync.sim.builder as builder
     from gridsync.cli.main import cli
@@ -128,6 +140,8 @@ def test_cli_market_run_writes_a_verifiable_ledger(scenario_1day, tmp_path, monk
             str(keys),
             "--json",
             str(out),
+            "--statements-dir",
+            str(tmp_path / "st"),
             "--quiet",
         ],
     )
@@ -138,3 +152,10 @@ def test_cli_market_run_writes_a_verifiable_ledger(scenario_1day, tmp_path, monk
         cli, ["ledger", "verify", str(led), "--public-key", str(keys / "ledger_ed25519.pub.pem")]
     )
     assert ok.exit_code == 0, ok.output
+    keyfile = keys / "participant_keys.json"
+    assert keyfile.stat().st_mode & 0o777 == 0o600
+    name, key = next(iter(json.loads(keyfile.read_text()).items()))
+    shown = runner.invoke(
+        cli, ["market", "statement", str(tmp_path / "st" / f"{name}.json.enc"), "--key", key]
+    )
+    assert shown.exit_code == 0 and json.loads(shown.output)["pseudonym"] == name
