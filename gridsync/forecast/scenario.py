@@ -11,6 +11,9 @@ re-issued cheaply from every new step in between.
 - Reactive load: per-bus least-squares ``q = a p + b`` on the training history, applied to the
   active-power quantiles.
 - PV per kWp: pvlib clear sky x learned clear-sky index (``gridsync.forecast.pv``).
+- Net load per bus and at the head (``quantiles["net_load_kw"]``, ``["feeder_net_kw"]``):
+  load quantile minus the opposite PV quantile, an outer bound (errors are not modelled
+  jointly); the P50 is load P50 minus PV P50.
 - Weather: the scenario has no archived weather forecast, so ``SyntheticWeatherForecast``
   degrades the realised weather with lead-growing, autocorrelated errors (seeded per issue
   step, so runs are reproducible). Pass ``weather=None`` to use no future weather at all.
@@ -115,6 +118,9 @@ class LearnedForecaster:
         self._ghi_index = np.where(
             day, np.clip(scenario.ghi_w_m2 / np.where(day, ghi_clear, 1.0), 0, 1.5), 0.0
         )
+        pv = scenario.fleet.pv
+        self._pv_to_bus = np.zeros((scenario.pv_per_kwp.shape[1], scenario.base_load_kw.shape[1]))
+        np.add.at(self._pv_to_bus, (scenario.pv_orientation, pv.bus), pv.peak_kw)
         self._hour = (scenario.index.hour + scenario.index.minute / 60).to_numpy(dtype=float)
 
     def _fit(self, scenario, step: int) -> None:
@@ -212,6 +218,10 @@ class LearnedForecaster:
         kvar_q[:, 0] = scenario.base_load_kvar[step]
         mid = qs.index(0.5)
         band = {q: k for k, q in enumerate(qs) if q != 0.5}
+        # net load per bus: load quantile minus the opposite PV quantile (outer bound, since
+        # load and PV errors are not modelled jointly)
+        pv_bus = pv_q @ self._pv_to_bus
+        net_q = load_q - pv_bus[::-1]
         return ExogenousForecast(
             base_load_kw=load_q[mid],
             base_load_kvar=kvar_q[mid],
@@ -222,6 +232,8 @@ class LearnedForecaster:
                 "base_load_kvar": {q: kvar_q[k] for q, k in band.items()},
                 "pv_per_kwp": {q: pv_q[k] for q, k in band.items()},
                 "feeder_load_kw": {q: feeder_q[k] for k, q in enumerate(qs)},
+                "net_load_kw": {q: net_q[k] for k, q in enumerate(qs)},
+                "feeder_net_kw": {q: net_q[k].sum(axis=1) for k, q in enumerate(qs)},
             },
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from gridsync.cli.main import cli
@@ -102,3 +103,13 @@ def test_help_teaches():
     result = CliRunner().invoke(cli, ["forecast", "backtest", "--help"])
     assert result.exit_code == 0
     assert "--train-days" in result.output and "P10-P90" in result.output
+
+
+@pytest.mark.slow
+def test_run_issues_the_dispatch_forecast(tmp_path):
+    out = tmp_path / "fc.json"
+    result = CliRunner().invoke(cli, ["forecast", "run", "--days", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert len(summary["rows"]) == 96
+    assert summary["load_mape_pct"] < 40 and abs(summary["pv_energy_error_pct"]) < 40

@@ -12,6 +12,15 @@ from gridsync.forecast.scenario import LearnedForecaster, feeder_summary
 from gridsync.sim.forecasts import ExogenousForecast
 
 
+def _pv_to_bus(sc):
+    w = np.zeros((sc.pv_per_kwp.shape[1], sc.base_load_kw.shape[1]))
+    for orient, bus, kwp in zip(
+        sc.pv_orientation, sc.fleet.pv.bus, sc.fleet.pv.peak_kw, strict=True
+    ):
+        w[orient, bus] += kwp
+    return w
+
+
 @pytest.fixture(scope="module")
 def issued(scenario_1day):
     f = LearnedForecaster(pv_max_rows=8_000)
@@ -35,6 +44,9 @@ def test_protocol_shapes_and_current_step_exact(scenario_1day, issued):
         assert (lo <= mid + 1e-9).all() and (mid <= hi + 1e-9).all()
     head = fc.quantiles["feeder_load_kw"]
     assert (head[0.1] <= head[0.5]).all() and (head[0.5] <= head[0.9]).all()
+    net = fc.quantiles["net_load_kw"]
+    np.testing.assert_allclose(net[0.5], fc.base_load_kw - fc.pv_per_kwp @ _pv_to_bus(sc))
+    assert (net[0.1] <= net[0.5] + 1e-9).all() and (net[0.5] <= net[0.9] + 1e-9).all()
     unloaded = np.abs(sc.base_load_kw).sum(axis=0) == 0
     assert (fc.base_load_kw[:, unloaded] == 0).all()
 
