@@ -96,8 +96,27 @@ def _load(scenario_path, days, start):
     default=None,
     help="Write one JSON statement per participant (own trades and bill only) here.",
 )
+@click.option(
+    "--forecast",
+    type=click.Choice(["persistence", "naive", "perfect"]),
+    default="persistence",
+    show_default=True,
+    help="What agents trade on: last interval's metered value, yesterday's day-ahead "
+    "(seasonal naive), or the truth (shows the mechanism without forecast error).",
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run(scenario_path, days, start, json_path, rule, ledger_path, key_dir, statements_dir, quiet):
+def run(
+    scenario_path,
+    days,
+    start,
+    json_path,
+    rule,
+    ledger_path,
+    key_dir,
+    statements_dir,
+    forecast,
+    quiet,
+):
     """Run the P2P market with settlement, credits and carbon; print a summary.
 
     Each interval every prosumer agent offers its forecast surplus and bids for its deficit
@@ -126,8 +145,21 @@ def run(scenario_path, days, start, json_path, rule, ledger_path, key_dir, state
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     secret = signer.pseudonym_secret()
+    forecast_kw = None
+    if forecast != "persistence":
+        from gridsync.market.p2p import day_ahead_forecast_kw
+        from gridsync.sim.forecasts import NaiveForecaster, PerfectForecaster
+
+        model = NaiveForecaster() if forecast == "naive" else PerfectForecaster()
+        forecast_kw = day_ahead_forecast_kw(scenario, model)
     with console.status(f"trading {scenario.n_steps} intervals ({rule})..."):
-        result = run_market(scenario, MarketConfig(rule=rule), ledger=ledger, secret=secret)
+        result = run_market(
+            scenario,
+            MarketConfig(rule=rule),
+            ledger=ledger,
+            secret=secret,
+            forecast_net_kw=forecast_kw,
+        )
     s = result.summary
     table = Table(title=f"P2P market, {scenario.config.name}, {days} day(s), {rule} pricing")
     table.add_column("metric")

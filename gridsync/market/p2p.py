@@ -65,6 +65,25 @@ def persistence_forecast_kw(scenario) -> np.ndarray:
     return scenario.net_inflexible_kw(slice(s - 1, scenario.end_step - 1))
 
 
+def day_ahead_forecast_kw(scenario, forecaster) -> np.ndarray:
+    """Net inflexible load per bus for the window from any ``ExogenousForecaster``.
+
+    Issued once per day at the first interval of the day for the whole day (day-ahead), so
+    learned forecasters from ``gridsync.forecast`` plug in unchanged.
+    """
+    pv = scenario.fleet.pv
+    n_bus = scenario.feeder.n_bus
+    weights = np.zeros((scenario.pv_per_kwp.shape[1], n_bus))
+    np.add.at(weights, (scenario.pv_orientation, pv.bus), pv.peak_kw)
+    out = np.empty((scenario.n_steps, n_bus))
+    day = scenario.steps_per_day
+    for first in range(0, scenario.n_steps, day):
+        h = min(day, scenario.n_steps - first)
+        fc = forecaster.forecast(scenario, scenario.start_step + first, h)
+        out[first : first + h] = fc.base_load_kw[:h] - fc.pv_per_kwp[:h] @ weights
+    return out
+
+
 def run_p2p(
     scenario,
     cfg: MarketConfig | None = None,

@@ -48,6 +48,22 @@ def test_nobody_is_worse_off_with_accurate_forecasts(scenario_1day, rule):
         assert s["operator_surplus_eur"] > 0
 
 
+def test_day_ahead_forecast_from_the_forecaster_interface(scenario_1day):
+    from gridsync.market.p2p import day_ahead_forecast_kw
+    from gridsync.sim.forecasts import NaiveForecaster, PerfectForecaster
+
+    window = slice(scenario_1day.start_step, scenario_1day.end_step)
+    truth = scenario_1day.net_inflexible_kw(window)
+    np.testing.assert_allclose(day_ahead_forecast_kw(scenario_1day, PerfectForecaster()), truth)
+    naive = day_ahead_forecast_kw(scenario_1day, NaiveForecaster())
+    day = scenario_1day.steps_per_day
+    s0 = scenario_1day.start_step
+    # seasonal naive = yesterday, except the issue step which is metered
+    yesterday = scenario_1day.net_inflexible_kw(slice(s0 - day, s0 - day + len(truth)))
+    np.testing.assert_allclose(naive[1:], yesterday[1:])
+    np.testing.assert_allclose(naive[0], truth[0])
+
+
 def test_default_forecast_run_is_balanced_and_near_rational(market_run):
     run, _ = market_run
     s = run.summary
