@@ -111,8 +111,10 @@ def run_p2p(
     q_kvar = scenario.base_load_kvar[window]
     imp = scenario.tariff.import_eur_per_kwh[window]
     exp = scenario.tariff.export_eur_per_kwh[window]
-    day = np.arange(n_t) // scenario.steps_per_day
-    day_peak = np.array([imp[day == d].max() for d in day])
+    spd = scenario.steps_per_day
+    day = (np.arange(n_t) + scenario.start_step % spd) // spd
+    first = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    day_peak = np.maximum.reduceat(imp, first)[day - day[0]]
     is_peak = imp >= day_peak - 1e-12
     own_peak_need = _own_outlook_kwh(scenario, parts.bus, surplus=False, mask=is_peak)
     has_batt = parts.battery_kwh > 0
