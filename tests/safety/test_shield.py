@@ -152,3 +152,19 @@ def test_shield_relieves_an_overloaded_transformer(scenario_1day, baseline):
     res = simulate(tight, ctrl)
     assert compute_kpis(res, tight)["overload_branch_steps"] == 0
     assert ctrl.summary()["changes_overload"] > 0
+
+
+def test_shielded_baselines_are_registered_for_the_cli():
+    from gridsync.cli.controllers import make_controller
+
+    ctrl = make_controller("tou+shield")
+    assert isinstance(ctrl, ShieldedController)
+    assert ctrl.name == "tou+shield"
+    assert make_controller("uncontrolled+shield").name == "uncontrolled+shield"
+
+
+def test_shield_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="ramp_frac_per_step"):
+        ShieldConfig(ramp_frac_per_step=0.0)
+    with pytest.raises(ValueError, match="voltage_margin_pu"):
+        ShieldConfig(voltage_margin_pu=-0.1)
