@@ -216,3 +216,25 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
             return True
         await asyncio.sleep(0.1)
     return predicate()
+
+
+def request_sink(
+    agent, run_index, now_step: Callable[[], int]
+) -> Callable[[UpstreamRequest], bool]:
+    """Adapter for ``DRVen(on_request=...)``: queue an upstream request with the agent.
+
+    ``run_index`` holds the timestamps of the run's steps (scenario time, naive; upstream
+    times are read as UTC wall time of the scenario). Requests outside the run are refused
+    (the VEN answers optOut).
+    """
+
+    def sink(req: UpstreamRequest) -> bool:
+        t0 = _utc(req.start).replace(tzinfo=None)
+        start = int(run_index.searchsorted(t0))
+        end = int(run_index.searchsorted(t0 + req.duration))
+        if start >= len(run_index) or end <= start or req.reduction_kw <= 0:
+            return False
+        agent.request(now_step(), start, end, req.reduction_kw)
+        return True
+
+    return sink

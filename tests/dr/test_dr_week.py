@@ -113,3 +113,20 @@ def test_fixed_program_config_keeps_one_level():
     assert cfg.programs[0].rebate_levels_eur_per_kwh == [1.0]
     with pytest.raises(KeyError, match="no DR program"):
         fixed_program_config(load_dr_config(), "nope")
+
+
+def test_upstream_openadr_request_maps_onto_run_steps(dr_run):
+    import datetime as dt
+
+    from gridsync.dr.openadr import UpstreamRequest, request_sink
+
+    s = dr_run.scenario
+    agent = dr_run.controller.agent
+    run_index = s.index[s.start_step : s.end_step]
+    sink = request_sink(agent, run_index, now_step=lambda: 10)
+    t = run_index[40].to_pydatetime().replace(tzinfo=dt.UTC)
+    ok = sink(UpstreamRequest("e1", t, dt.timedelta(hours=1), 25.0, "oadr://utility"))
+    assert ok and agent._pending_upstream[-1] == (10, 40, 44, 25.0)
+    late = t + dt.timedelta(days=400)
+    assert not sink(UpstreamRequest("e2", late, dt.timedelta(hours=1), 25.0, "oadr://utility"))
+    agent._pending_upstream.clear()
