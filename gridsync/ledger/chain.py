@@ -86,6 +86,7 @@ def verify_records(
     if trusted_key is not None:
         report.key_fingerprint = fingerprint(trusted_key)
     expected_prev: str | None = ZERO_HASH
+    expected_index = 0
     first_unsealed: int | None = None
     pos = -1
     for pos, line in enumerate(lines):
@@ -97,17 +98,20 @@ def verify_records(
         except (ValueError, KeyError, TypeError) as err:
             report.issues.append(VerifyIssue(pos, "unreadable", f"not a ledger record ({err})"))
             expected_prev = None
+            expected_index += 1
             first_unsealed = pos if first_unsealed is None else first_unsealed
             continue
-        if rec["i"] != pos:
+        if rec["i"] != expected_index:
             report.issues.append(
                 VerifyIssue(
                     pos,
                     "out of sequence",
-                    f"record claims index {rec['i']} at position {pos}: records were deleted, "
-                    "inserted or reordered here",
+                    f"record claims index {rec['i']} at position {pos}, expected "
+                    f"{expected_index}: records were deleted, inserted or reordered here",
                 )
             )
+        # Follow the claimed numbering so one gap is reported once, not on every later record.
+        expected_index = rec["i"] + 1 if isinstance(rec["i"], int) else expected_index + 1
         if computed != stored_hash:
             report.issues.append(
                 VerifyIssue(pos, "content altered", "the stored hash does not match the record")
