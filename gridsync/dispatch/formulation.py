@@ -132,11 +132,18 @@ def _chain(n_assets: int, H: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deferrable_jobs(hd: HorizonData):
-    """In-window (asset, step) pairs and one job per (asset, day) window that the horizon touches."""
+    """In-window (asset, block) pairs and one job per (asset, day) window the horizon touches.
+
+    A block counts as in the window when it starts inside it; its power is capped by the share
+    of the block before the window closes. Energy the appliance can still take in native steps
+    after the horizon lowers what the job needs inside it.
+    """
     d = hd.fleet.deferrable
     H, dt = hd.horizon, hd.dt_h
-    ext = H + hd.steps_per_day
-    abs_h = hd.hour_of_day[0] + dt * np.arange(ext)
+    total = int(hd.block_steps.sum())
+    offset_h = np.r_[hd.block_start * dt, (total + np.arange(hd.steps_per_day)) * dt]
+    dur_h = np.r_[hd.step_h, np.full(hd.steps_per_day, dt)]
+    abs_h = hd.hour_of_day[0] + offset_h if H else offset_h
     hour = np.mod(abs_h, 24.0)
     day = np.floor(abs_h / 24.0 + 1e-9).astype(int)
     hour = np.where(np.isclose(hour, 24.0), 0.0, hour)
@@ -144,21 +151,24 @@ def _deferrable_jobs(hd: HorizonData):
         hour[None, :] + 1e-9 < d.window_end_h[:, None]
     )
     j_all, t_all = np.nonzero(inside)
-    key_all = j_all * (day.max() + 1) + day[t_all]
+    n_day = int(day.max()) + 1 if len(day) else 1
+    key_all = j_all * n_day + day[t_all]
     in_h = t_all < H
     keys, job_of_pair = np.unique(key_all[in_h], return_inverse=True)
-    after = np.zeros(len(keys))
+    after_h = np.zeros(len(keys))
     late = ~in_h
     pos = np.searchsorted(keys, key_all[late])
     hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == key_all[late])
-    np.add.at(after, pos[hit], 1.0)
-    job_asset = keys // (day.max() + 1)
-    job_day = keys % (day.max() + 1)
-    current = (job_day == 0) & inside[job_asset, 0]
+    np.add.at(after_h, pos[hit], dur_h[t_all[late][hit]])
+    job_asset = keys // n_day
+    job_day = keys % n_day
+    current = (job_day == 0) & inside[job_asset, 0] if H else np.zeros(len(keys), bool)
     done = np.where(current, hd.state.deferrable_done_kwh[job_asset], 0.0)
     remaining = np.maximum(d.energy_kwh[job_asset] - done, 0.0)
-    need = np.maximum(remaining - d.power_kw[job_asset] * dt * after, 0.0)
-    return j_all[in_h], t_all[in_h], job_of_pair, job_asset, job_day, need, remaining
+    need = np.maximum(remaining - d.power_kw[job_asset] * after_h, 0.0)
+    j, t = j_all[in_h], t_all[in_h]
+    frac = np.clip((d.window_end_h[j] - hour[t]) / dur_h[t], 0.0, 1.0)
+    return j, t, frac, job_of_pair, job_asset, job_day, need, remaining
 
 
 def build_dispatch_lp(
@@ -170,7 +180,8 @@ def build_dispatch_lp(
     """Build the dispatch LP for one horizon (vectorised; no per-asset Python loops)."""
     opts = opts or Options()
     f = hd.fleet
-    H, dt = hd.horizon, hd.dt_h
+    H = hd.horizon
+    dt = hd.step_h  # (H,) block lengths in hours
     lp = LinearProgram()
     flex_bus = flexible_buses(f)
     fpos = np.full(hd.n_bus, -1)
@@ -186,7 +197,8 @@ def build_dispatch_lp(
     # Batteries: e_t = e_{t-1} + eta_c c dt - d dt / eta_d
     b = f.battery
     nb = len(b)
-    deg = np.repeat(b.degradation_eur_per_kwh, H) * dt
+    dt_b = np.tile(dt, nb)
+    deg = np.repeat(b.degradation_eur_per_kwh, H) * dt_b
     pmax = np.repeat(b.power_kw, H)
     c = lp.add_cols("bat_c", nb * H, 0.0, pmax, deg)
     d_ = lp.add_cols("bat_d", nb * H, 0.0, pmax, deg)
@@ -207,8 +219,8 @@ def build_dispatch_lp(
         np.r_[e, c, d_, e[rows[has_prev] - 1]],
         np.r_[
             np.ones(nb * H),
-            -np.repeat(b.efficiency_charge, H) * dt,
-            dt / np.repeat(b.efficiency_discharge, H),
+            -np.repeat(b.efficiency_charge, H) * dt_b,
+            dt_b / np.repeat(b.efficiency_discharge, H),
             -np.ones(int(has_prev.sum())),
         ],
         rhs,
@@ -247,7 +259,12 @@ def build_dispatch_lp(
         n_pair,
         np.r_[r, r, r, r[~first]],
         np.r_[x, evc, evd, x[r[~first] - 1]],
-        np.r_[np.ones(n_pair), -eta * dt, dt / eta, -np.ones(int((~first).sum()))],
+        np.r_[
+            np.ones(n_pair),
+            -eta * dt[pair_t],
+            dt[pair_t] / eta,
+            -np.ones(int((~first).sum())),
+        ],
         rhs,
         rhs,
     )
@@ -271,8 +288,8 @@ def build_dispatch_lp(
     )
 
     # Deferrable loads: energy per (asset, day) job, inside the daily window
-    dj, dtt, job_of_pair, job_asset, job_day, need, remaining = _deferrable_jobs(hd)
-    dp = lp.add_cols("dfr_p", len(dj), 0.0, f.deferrable.power_kw[dj])
+    dj, dtt, frac, job_of_pair, job_asset, job_day, need, remaining = _deferrable_jobs(hd)
+    dp = lp.add_cols("dfr_p", len(dj), 0.0, f.deferrable.power_kw[dj] * frac)
     n_job = len(job_asset)
     unmet_ub = 0.0 if opts.hard_deferrable else INF
     dfr_unmet = lp.add_cols("dfr_unmet", n_job, 0.0, unmet_ub, w.unmet_deferrable_eur_per_kwh)
@@ -282,7 +299,7 @@ def build_dispatch_lp(
         n_job,
         np.r_[job_of_pair, jr],
         np.r_[dp, dfr_unmet],
-        np.r_[np.full(len(dp), dt), np.ones(n_job)],
+        np.r_[dt[dtt], np.ones(n_job)],
         need,
         np.maximum(remaining, need),
         meta=np.c_[job_asset, job_day],
@@ -294,10 +311,11 @@ def build_dispatch_lp(
     nt = len(th)
     tp = lp.add_cols("th_p", nt * H, 0.0, np.repeat(th.max_power_kw, H))
     temp = lp.add_cols("th_temp", nt * H, -INF, INF)
-    comfort = w.comfort_eur_per_degree_hour * dt
+    dt_th = np.tile(dt, nt)
+    comfort = w.comfort_eur_per_degree_hour * dt_th
     lo = lp.add_cols("th_lo", nt * H, 0.0, INF, comfort)
     hi = lp.add_cols("th_hi", nt * H, 0.0, INF, comfort)
-    a = np.repeat(np.exp(-dt / (th.resistance_c_per_kw * th.capacitance_kwh_per_c)), H)
+    a = np.exp(-dt_th / np.repeat(th.resistance_c_per_kw * th.capacitance_kwh_per_c, H))
     gain = (1.0 - a) * np.repeat(th.resistance_c_per_kw * th.cop, H) * np.tile(hd.hvac_mode[:H], nt)
     rows, has_prev = _chain(nt, H)
     rhs = (1.0 - a) * np.tile(hd.outdoor_temp_c[:H], nt)
@@ -338,7 +356,7 @@ def build_dispatch_lp(
         len(pv_i),
         0.0,
         hd.pv_available_kw[pv_t, pv_i],
-        w.curtailment_eur_per_kwh * dt,
+        w.curtailment_eur_per_kwh * dt[pv_t],
     )
     to_balance(f.pv.bus[pv_i], pv_t, q, 1.0)
 
@@ -365,7 +383,9 @@ def build_dispatch_lp(
     export_price = np.minimum(hd.export_eur_per_kwh[:H], hd.import_eur_per_kwh[:H])
     exp = lp.add_cols("export", H, 0.0, limit, -export_price * dt)
     n_excess = H if opts.elastic_feeder_limit else 0
-    excess = lp.add_cols("feeder_excess", n_excess, 0.0, INF, w.feeder_excess_eur_per_kwh * dt)
+    excess = lp.add_cols(
+        "feeder_excess", n_excess, 0.0, INF, w.feeder_excess_eur_per_kwh * dt[:n_excess]
+    )
     losses = np.zeros(H) if hd.losses_kw is None else hd.losses_kw[:H]
     head_rhs = hd.inflexible_kw[:H].sum(axis=1) + losses
     ht = np.arange(H)

@@ -50,10 +50,14 @@ class EVHorizon:
 
 @dataclass
 class HorizonData:
-    """Exogenous inputs, prices and states over steps ``step0 .. step0 + H - 1``."""
+    """Exogenous inputs, prices and states over the horizon's H blocks from ``step0``.
+
+    A block is ``block_steps[t]`` native steps long (``step_h[t]`` hours): 1 near the present,
+    longer further out, so a 24-h horizon needs far fewer LP columns. Series are block means.
+    """
 
     step0: int
-    dt_h: float
+    dt_h: float  # native step length (h)
     hour_of_day: np.ndarray  # (H,)
     times: object  # pandas DatetimeIndex of the horizon, for messages
     import_eur_per_kwh: np.ndarray  # (H,)
@@ -71,10 +75,25 @@ class HorizonData:
     peak_floor_kw: float = 0.0
     demand_eur_per_kw: float = 0.0
     losses_kw: np.ndarray | None = None  # (H,) from the last AC check
+    block_steps: np.ndarray | None = None  # (H,) native steps per block; None = all 1
+
+    def __post_init__(self) -> None:
+        if self.block_steps is None:
+            self.block_steps = np.ones(len(self.hour_of_day), dtype=int)
 
     @property
     def horizon(self) -> int:
         return len(self.hour_of_day)
+
+    @property
+    def step_h(self) -> np.ndarray:
+        """Length of each block in hours, (H,)."""
+        return self.block_steps * self.dt_h
+
+    @property
+    def block_start(self) -> np.ndarray:
+        """Offset of each block's first native step from ``step0``, (H,)."""
+        return np.r_[0, np.cumsum(self.block_steps)[:-1]].astype(int)
 
     @property
     def steps_per_day(self) -> int:
@@ -82,9 +101,18 @@ class HorizonData:
 
 
 def ev_horizon(
-    fleet: Fleet, step0: int, horizon: int, delivered_kwh: np.ndarray, dt_h: float, known: bool
+    fleet: Fleet,
+    step0: int,
+    horizon: int,
+    delivered_kwh: np.ndarray,
+    dt_h: float,
+    known: bool,
+    block_steps: np.ndarray | None = None,
 ) -> EVHorizon:
-    """Sessions plugged in at some step of the horizon; future arrivals only when ``known``."""
+    """Sessions plugged in during the horizon (``horizon`` native steps); future arrivals only
+    when ``known``. Steps are block indices: a session uses the blocks it is plugged in for
+    entirely (``first_t`` = first block starting at or after arrival, ``end_t`` = blocks that
+    end by departure)."""
     s = fleet.ev.sessions
     end = step0 + horizon
     keep = (s.arrival_step < end) & (s.departure_step > step0)
@@ -92,14 +120,22 @@ def ev_horizon(
         keep &= s.arrival_step <= step0
     idx = np.flatnonzero(keep)
     charger = s.charger[idx]
-    first = np.maximum(s.arrival_step[idx] - step0, 0)
-    stop = np.minimum(s.departure_step[idx] - step0, horizon)
+    blocks = np.ones(horizon, dtype=int) if block_steps is None else np.asarray(block_steps)
+    edges = np.r_[0, np.cumsum(blocks)]
+    arr_off = np.maximum(s.arrival_step[idx] - step0, 0)
+    dep_off = np.minimum(s.departure_step[idx] - step0, horizon)
+    first = np.searchsorted(edges[:-1], arr_off, side="left")
+    stop = np.maximum(np.searchsorted(edges, dep_off, side="right") - 1, first)
     started = s.arrival_step[idx] <= step0
     delivered0 = np.where(started, delivered_kwh[idx] if len(delivered_kwh) else 0.0, 0.0)
     departs = s.departure_step[idx] <= end
-    after_h = np.maximum(s.departure_step[idx] - end, 0) * dt_h
+    after_h = (np.maximum(s.departure_step[idx] - end, 0) + (dep_off - edges[stop])) * dt_h
     chargeable_after = fleet.ev.efficiency[charger] * fleet.ev.max_power_kw[charger] * after_h
-    need = np.where(departs, s.energy_need_kwh[idx], s.energy_need_kwh[idx] - chargeable_after)
+    need = np.where(
+        departs & (after_h == 0),
+        s.energy_need_kwh[idx],
+        s.energy_need_kwh[idx] - chargeable_after,
+    )
     return EVHorizon(
         session=idx,
         charger=charger,
@@ -114,6 +150,24 @@ def ev_horizon(
     )
 
 
+def block_lengths(horizon: int, fine_steps: int, coarse_steps: int) -> np.ndarray:
+    """Native steps per block: ``fine_steps`` single steps, then blocks of ``coarse_steps``."""
+    fine = min(fine_steps, horizon)
+    rest = horizon - fine
+    n_coarse, tail = divmod(rest, max(coarse_steps, 1))
+    return np.r_[
+        np.ones(fine, dtype=int), np.full(n_coarse, coarse_steps, dtype=int), [tail] * (tail > 0)
+    ].astype(int)
+
+
+def block_mean(x: np.ndarray, block_steps: np.ndarray) -> np.ndarray:
+    """Mean of ``x`` (native steps on axis 0) over consecutive blocks."""
+    starts = np.r_[0, np.cumsum(block_steps)[:-1]]
+    sums = np.add.reduceat(np.asarray(x, dtype=float), starts, axis=0)
+    shape = (-1,) + (1,) * (np.ndim(x) - 1)
+    return sums / block_steps.reshape(shape)
+
+
 def horizon_from_scenario(
     scenario,
     step: int,
@@ -122,16 +176,21 @@ def horizon_from_scenario(
     forecast: ExogenousForecast,
     known_future_sessions: bool,
     peak_floor_kw: float = 0.0,
-    losses_kw: np.ndarray | None = None,
+    fine_steps: int | None = None,
+    coarse_steps: int = 1,
 ) -> HorizonData:
     """Assemble the horizon from a scenario (prices, modes), a forecast and the fleet state.
 
-    The horizon is cut to what the forecast covers (the scenario's look-ahead data ends).
+    The first ``fine_steps`` steps keep the native resolution, later ones are averaged into
+    blocks of ``coarse_steps`` (all native when ``fine_steps`` is None). The horizon is cut to
+    what the forecast covers (the scenario's look-ahead data ends).
     """
     h = min(horizon, forecast.horizon)
     if h <= 0:
         msg = f"no forecast data at step {step}: the scenario index ends at {len(scenario.index)}"
         raise ValueError(msg)
+    blocks = block_lengths(h, h if fine_steps is None else fine_steps, coarse_steps)
+    starts = np.r_[0, np.cumsum(blocks)[:-1]]
     sl = slice(step, step + h)
     fleet = scenario.fleet
     pv_avail = forecast.pv_per_kwp[:h][:, scenario.pv_orientation] * fleet.pv.peak_kw
@@ -141,7 +200,7 @@ def horizon_from_scenario(
         weights = np.zeros((len(fleet.pv), n_bus))
         weights[np.arange(len(fleet.pv)), fleet.pv.bus] = 1.0
         pv_bus = pv_avail @ weights
-    times = scenario.index[sl]
+    times = scenario.index[step + starts]
     hours = np.asarray(times.hour + times.minute / 60 + times.second / 3600, dtype=float)
     tariff = scenario.tariff
     window_days = scenario.n_steps * scenario.dt_h / 24.0
@@ -150,19 +209,27 @@ def horizon_from_scenario(
         dt_h=scenario.dt_h,
         hour_of_day=hours,
         times=times,
-        import_eur_per_kwh=tariff.import_eur_per_kwh[sl],
-        export_eur_per_kwh=tariff.export_eur_per_kwh[sl],
-        carbon_g_per_kwh=scenario.carbon_g_per_kwh[sl],
-        inflexible_kw=forecast.base_load_kw[:h] - pv_bus,
-        base_kvar=forecast.base_load_kvar[:h],
-        pv_available_kw=pv_avail,
-        outdoor_temp_c=forecast.outdoor_temp_c[:h],
-        hvac_mode=scenario.hvac_mode[sl],
+        import_eur_per_kwh=block_mean(tariff.import_eur_per_kwh[sl], blocks),
+        export_eur_per_kwh=block_mean(tariff.export_eur_per_kwh[sl], blocks),
+        carbon_g_per_kwh=block_mean(scenario.carbon_g_per_kwh[sl], blocks),
+        inflexible_kw=block_mean(forecast.base_load_kw[:h] - pv_bus, blocks),
+        base_kvar=block_mean(forecast.base_load_kvar[:h], blocks),
+        pv_available_kw=block_mean(pv_avail, blocks),
+        outdoor_temp_c=block_mean(forecast.outdoor_temp_c[:h], blocks),
+        hvac_mode=scenario.hvac_mode[step + starts],
         fleet=fleet,
         state=state,
-        ev=ev_horizon(fleet, step, h, state.ev_delivered_kwh, scenario.dt_h, known_future_sessions),
+        ev=ev_horizon(
+            fleet,
+            step,
+            h,
+            state.ev_delivered_kwh,
+            scenario.dt_h,
+            known_future_sessions,
+            blocks,
+        ),
         n_bus=n_bus,
         peak_floor_kw=peak_floor_kw,
         demand_eur_per_kw=tariff.demand_charge_eur(1.0, window_days),
-        losses_kw=None if losses_kw is None else losses_kw[:h],
+        block_steps=blocks,
     )

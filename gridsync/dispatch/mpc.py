@@ -19,7 +19,12 @@ import numpy as np
 
 from gridsync.dispatch.diagnosis import diagnose
 from gridsync.dispatch.formulation import Options, Weights, build_dispatch_lp, flexible_buses
-from gridsync.dispatch.horizon import FleetState, HorizonData, horizon_from_scenario
+from gridsync.dispatch.horizon import (
+    FleetState,
+    HorizonData,
+    block_mean,
+    horizon_from_scenario,
+)
 from gridsync.dispatch.network import NetworkLimits
 from gridsync.dispatch.plan import (
     DispatchPlan,
@@ -41,10 +46,14 @@ class MPCConfig:
 
     ``resolve_every`` > 1 re-plans every k steps and follows the last plan in between.
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
-    (the oracle does; a real MPC only knows cars that are plugged in).
+    (the oracle does; a real MPC only knows cars that are plugged in). The first
+    ``fine_steps`` steps of the horizon are planned at the native resolution, the rest in
+    blocks of ``coarse_steps`` steps (1 h at 15 min), which cuts the LP to about a third.
     """
 
     horizon_steps: int = 96
+    fine_steps: int = 16
+    coarse_steps: int = 4
     resolve_every: int = 1
     time_limit_s: float = 10.0
     network: bool = True
@@ -60,6 +69,8 @@ class MPCConfig:
         checks = {
             "horizon_steps": (self.horizon_steps, self.horizon_steps >= 1, ">= 1"),
             "resolve_every": (self.resolve_every, self.resolve_every >= 1, ">= 1"),
+            "fine_steps": (self.fine_steps, self.fine_steps >= 1, ">= 1"),
+            "coarse_steps": (self.coarse_steps, self.coarse_steps >= 1, ">= 1"),
             "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
             "max_network_passes": (
                 self.max_network_passes,
@@ -194,17 +205,21 @@ class MPCController:
             fc,
             self.config.known_future_sessions,
             peak_floor_kw=self.peak_kw,
+            fine_steps=self.config.fine_steps,
+            coarse_steps=self.config.coarse_steps,
         )
 
     def _previous_z(self, hd: HorizonData) -> np.ndarray:
-        z0 = np.zeros((hd.horizon, len(self.flex_bus)))
+        """The last plan's flexible bus power, shifted to this horizon, as block means."""
+        total = int(hd.block_steps.sum())
+        z0 = np.zeros((total, len(self.flex_bus)))
         if self._z_plan is not None:
             step, z = self._z_plan
             shift = hd.step0 - step
-            n = max(0, min(len(z) - shift, hd.horizon))
+            n = max(0, min(len(z) - shift, total))
             if shift >= 0 and n:
                 z0[:n] = z[shift : shift + n]
-        return z0
+        return block_mean(z0, hd.block_steps)
 
     def _optimise(self, obs: Observation, t0: float) -> DispatchPlan:
         cfg = self.config
@@ -264,11 +279,12 @@ class MPCController:
             hd.losses_kw = checked.losses_kw
             sens = net.sensitivity(hd, z0, res)
         if net is not None:
-            plan.vm_max_pu = res.vm_pu.max(axis=1)
-            plan.vm_min_pu = res.vm_pu.min(axis=1)
-            plan.max_loading_pct = res.branch_loading_pct.max(axis=1)
-            plan.feeder_kw = res.p_slack_kw
-            self._z_plan = (hd.step0, z0)
+            native = lambda a: np.repeat(a, hd.block_steps, axis=0)  # noqa: E731
+            plan.vm_max_pu = native(res.vm_pu.max(axis=1))
+            plan.vm_min_pu = native(res.vm_pu.min(axis=1))
+            plan.max_loading_pct = native(res.branch_loading_pct.max(axis=1))
+            plan.feeder_kw = native(res.p_slack_kw)
+            self._z_plan = (hd.step0, native(z0))
             bus_names = self.scenario.feeder.bus_names
             branch_names = net.pf.branch_names
         else:

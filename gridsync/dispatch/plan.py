@@ -72,7 +72,8 @@ class DispatchPlan:
 
 
 def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
-    """Per-asset power arrays from an optimal LP solution."""
+    """Per-asset power arrays from an optimal LP solution, at the native step (block values
+    repeated over their steps)."""
     x = sol.x
     f = hd.fleet
     H = lay.H
@@ -86,22 +87,23 @@ def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
     feeder = x[lay.imp] - x[lay.exp]
     if len(lay.excess):
         feeder = feeder + x[lay.excess]
+    native = lambda a: np.repeat(a, hd.block_steps, axis=0)  # noqa: E731  blocks -> steps
     return DispatchPlan(
         step=hd.step0,
         status="optimal",
         reason="",
-        battery_kw=(x[lay.bat_c] - x[lay.bat_d]).reshape(nb, H).T,
-        ev_kw=ev_kw,
-        deferrable_kw=dfr,
-        thermal_kw=x[lay.th_p].reshape(nt, H).T,
-        pv_curtail_kw=curtail,
-        feeder_kw=feeder,
+        battery_kw=native((x[lay.bat_c] - x[lay.bat_d]).reshape(nb, H).T),
+        ev_kw=native(ev_kw),
+        deferrable_kw=native(dfr),
+        thermal_kw=native(x[lay.th_p].reshape(nt, H).T),
+        pv_curtail_kw=native(curtail),
+        feeder_kw=native(feeder),
         objective_eur=sol.objective,
     )
 
 
 def flexible_bus_kw(hd: HorizonData, lay: Layout, sol: LPResult) -> np.ndarray:
-    """Net flexible consumption per flexible bus, (H, n_flex)."""
+    """Net flexible consumption per flexible bus and block, (H, n_flex)."""
     return sol.x[lay.z].reshape(len(lay.flex_bus), lay.H).T
 
 
@@ -129,6 +131,7 @@ def binding_constraints(
             found.append((abs(float(duals[i])), name, int(i), block.start))
     found.sort(reverse=True)
     out = []
+    at = hd.step0 + hd.block_start  # absolute native step of each block
     for _, name, i, start in found[:limit]:
         block = lp.row_blocks[name]
         meta = block.meta[i]
@@ -138,7 +141,7 @@ def binding_constraints(
             t = int(meta[0])
             peak = float(sol.x[lp.cols("peak")][0])
             text = f"feeder peak import {peak:.1f} kW is set at {_when(hd, t)}"
-            out.append(BindingConstraint("feeder_peak", text, hd.step0 + t, dual, "kW"))
+            out.append(BindingConstraint("feeder_peak", text, int(at[t]), dual, "kW"))
         elif name == "ev_deadline":
             k = int(meta[0])
             ev = hd.ev
@@ -147,7 +150,7 @@ def binding_constraints(
                 f"EV at charger {int(ev.charger[k])} (session {int(ev.session[k])}) must have "
                 f"{ev.need_kwh[k]:.1f} kWh by {_when(hd, t)}"
             )
-            out.append(BindingConstraint("ev_deadline", text, hd.step0 + t, dual, "kWh"))
+            out.append(BindingConstraint("ev_deadline", text, int(at[t]), dual, "kWh"))
         elif name == "deferrable_job":
             j, day = int(meta[0]), int(meta[1])
             text = f"appliance {j} must finish its {value:.2f} kWh job in its window (day +{day})"
@@ -156,10 +159,10 @@ def binding_constraints(
             t, b = int(meta[0]), int(meta[1])
             bus = str(bus_names[b]) if bus_names is not None else f"bus {b}"
             text = f"voltage at {bus} held at its limit at {_when(hd, t)}"
-            out.append(BindingConstraint("voltage", text, hd.step0 + t, dual, "p.u."))
+            out.append(BindingConstraint("voltage", text, int(at[t]), dual, "p.u."))
         else:
             t, br = int(meta[0]), int(meta[1])
             branch = str(branch_names[br]) if branch_names is not None else f"branch {br}"
             text = f"loading of {branch} held at its limit at {_when(hd, t)}"
-            out.append(BindingConstraint("branch_loading", text, hd.step0 + t, dual, "%"))
+            out.append(BindingConstraint("branch_loading", text, int(at[t]), dual, "%"))
     return out

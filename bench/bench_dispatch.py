@@ -1,0 +1,218 @@
+"""Dispatch optimizer benchmarks: the default week (MPC vs oracle vs baselines) and scaling.
+
+    .venv/bin/python bench/bench_dispatch.py week [--days 7] [--resolve-every 4]
+    .venv/bin/python bench/bench_dispatch.py scaling [--sizes 100 1000 10000]
+
+Each part prints a table and updates its section of bench/results/bench_dispatch.json.
+``week``: KPIs of uncontrolled, tou, mpc (seasonal-naive forecasts) and oracle (perfect
+foresight) on the bundled scenario, the share of the oracle's saving the MPC captures, and
+solve-time statistics. ``scaling``: build + solve time of the dispatch LP for synthetic
+fleets of N assets over 96 steps, vectorised build vs a per-asset-loop reference build of the
+same LP (objective values compared), plus per-bus aggregation with its optimality gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "bench_dispatch.json"
+sys.path.insert(0, str(ROOT))
+
+
+def _save(section: str, payload: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[section] = payload
+    data["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
+    RESULTS.write_text(json.dumps(data, indent=2))
+    print(f"wrote {RESULTS.relative_to(ROOT)} [{section}]")
+
+
+def week(days: int, resolve_every: int, time_limit_s: float) -> None:
+    from gridsync.dispatch.mpc import MPCConfig, MPCController, OracleController
+    from gridsync.dispatch.rules import TouController, UncontrolledController
+    from gridsync.sim.builder import load_scenario
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.simulator import simulate
+
+    s = load_scenario(days=days)
+    cfg = MPCConfig(resolve_every=resolve_every, time_limit_s=time_limit_s)
+    runs = {}
+    logs = {}
+    for ctrl in (
+        UncontrolledController(),
+        TouController(),
+        MPCController(config=cfg),
+        OracleController(cfg),
+    ):
+        t0 = time.perf_counter()
+        res = simulate(s, ctrl)
+        runs[ctrl.name] = compute_kpis(res, s)
+        print(f"{ctrl.name:>12}: {time.perf_counter() - t0:7.1f} s", flush=True)
+        if hasattr(ctrl, "solve_log"):
+            log = ctrl.solve_log
+            total = np.array([r.timings_s.get("total", np.nan) for r in log])
+            solve = np.array([r.timings_s.get("solve", np.nan) for r in log])
+            statuses = [r.status for r in log]
+            logs[ctrl.name] = {
+                "solves": len(log),
+                "statuses": {k: statuses.count(k) for k in sorted(set(statuses))},
+                "total_s_mean": float(np.nanmean(total)),
+                "total_s_p95": float(np.nanpercentile(total, 95)),
+                "solve_s_mean": float(np.nanmean(solve)),
+                "network_passes_mean": float(np.mean([r.network_passes for r in log])),
+            }
+    base = runs["uncontrolled"]["total_cost_eur"]
+    saving = {k: base - v["total_cost_eur"] for k, v in runs.items()}
+    captured = saving["mpc"] / saving["oracle"] if saving["oracle"] > 0 else float("nan")
+    keys = [
+        "total_cost_eur",
+        "energy_cost_eur",
+        "demand_charge_eur",
+        "peak_import_kw",
+        "emissions_kg",
+        "voltage_violation_bus_steps",
+        "overload_branch_steps",
+        "max_voltage_pu",
+        "unmet_ev_kwh",
+        "unmet_deferrable_kwh",
+        "comfort_violation_degree_hours",
+        "curtailed_kwh",
+        "runtime_s",
+    ]
+    print(f"\n{'kpi':<32}" + "".join(f"{k:>14}" for k in runs))
+    for k in keys:
+        print(f"{k:<32}" + "".join(f"{runs[c][k]:>14.2f}" for c in runs))
+    print(
+        f"\nMPC captures {captured:.1%} of the oracle's saving over uncontrolled (target >= 80 %)"
+    )
+    _save(
+        "week",
+        {
+            "scenario": s.config.name,
+            "days": days,
+            "steps": s.n_steps,
+            "horizon_steps": cfg.horizon_steps,
+            "resolve_every_steps": resolve_every,
+            "fine_steps": cfg.fine_steps,
+            "coarse_steps": cfg.coarse_steps,
+            "solve_budget_s": time_limit_s,
+            "kpis": {c: {k: runs[c][k] for k in keys} for c in runs},
+            "saving_vs_uncontrolled_eur": saving,
+            "mpc_share_of_oracle_saving": captured,
+            "solver": logs,
+        },
+    )
+
+
+def synthetic_horizon(base, n_assets: int, horizon: int = 96):
+    """``HorizonData`` for a fleet of about ``n_assets`` assets in the default mix (PV,
+    batteries, EV chargers, appliances, heat pumps) on the base scenario's feeder, with the
+    inflexible load scaled by the same factor, perfect forecasts, states at the window start."""
+    from gridsync.dispatch.horizon import FleetState, horizon_from_scenario
+    from gridsync.sim.builder import build_fleet
+    from gridsync.sim.forecasts import PerfectForecaster
+
+    fc = base.config.fleet
+    scale = n_assets / base.fleet.size
+    counts = {
+        kind: max(1, round(getattr(fc, kind).count * scale))
+        for kind in ("pv", "battery", "ev", "deferrable", "thermal")
+    }
+    cfg = fc.model_copy(
+        update={k: getattr(fc, k).model_copy(update={"count": n}) for k, n in counts.items()}
+    )
+    fleet = build_fleet(cfg, base.config.seed, base.feeder, base.index, base.start_step, base.dt_h)
+    orient = np.random.default_rng(0).integers(0, base.pv_per_kwp.shape[1], len(fleet.pv))
+    s = dataclasses.replace(
+        base,
+        fleet=fleet,
+        pv_orientation=orient,
+        base_load_kw=base.base_load_kw * scale,
+        base_load_kvar=base.base_load_kvar * scale,
+    )
+    state = FleetState(
+        battery_energy_kwh=fleet.battery.capacity_kwh * fleet.battery.soc_initial_frac,
+        ev_delivered_kwh=np.zeros(len(fleet.ev.sessions)),
+        deferrable_done_kwh=np.zeros(len(fleet.deferrable)),
+        thermal_temp_c=fleet.thermal.initial_temp_c.astype(float),
+    )
+    step = base.start_step
+    forecast = PerfectForecaster().forecast(s, step, horizon)
+    return horizon_from_scenario(s, step, horizon, state, forecast, known_future_sessions=True)
+
+
+def scaling(sizes: list[int], time_limit_s: float) -> None:
+    from gridsync.dispatch.formulation import Weights, build_dispatch_lp
+    from gridsync.dispatch.reference import build_reference_lp
+    from gridsync.sim.builder import load_scenario
+
+    base = load_scenario(days=1, history_days=1)
+    w = Weights.from_config(base.config.objective)
+    rows = []
+    for n in sizes:
+        hd = synthetic_horizon(base, n)
+        t0 = time.perf_counter()
+        lp, _ = build_dispatch_lp(hd, w)
+        build_s = time.perf_counter() - t0
+        sol = lp.solve(time_limit_s)
+        t0 = time.perf_counter()
+        ref = build_reference_lp(hd, w)
+        ref_build_s = time.perf_counter() - t0
+        ref_sol = ref.solve(time_limit_s)
+        row = {
+            "assets": int(hd.fleet.size),
+            "steps": hd.horizon,
+            "columns": lp.n_col,
+            "rows": lp.n_row,
+            "nonzeros": int(lp.matrix().nnz),
+            "build_s": build_s,
+            "solve_s": sol.solve_s,
+            "total_s": build_s + sol.solve_s,
+            "status": sol.status,
+            "objective_eur": sol.objective,
+            "reference_build_s": ref_build_s,
+            "reference_solve_s": ref_sol.solve_s,
+            "reference_status": ref_sol.status,
+            "reference_objective_eur": ref_sol.objective,
+            "build_speedup_vs_reference": ref_build_s / build_s,
+        }
+        rows.append(row)
+        print(
+            f"{row['assets']:>6} assets x {hd.horizon}: {lp.n_col:>8} cols, build "
+            f"{build_s:6.3f} s (reference {ref_build_s:6.2f} s, x{row['build_speedup_vs_reference']:.0f}), "
+            f"solve {sol.solve_s:7.2f} s [{sol.status}] obj {sol.objective:10.2f} "
+            f"(reference {ref_sol.objective:10.2f} [{ref_sol.status}])",
+            flush=True,
+        )
+    _save("scaling", {"time_limit_s": time_limit_s, "rows": rows})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="part", required=True)
+    w = sub.add_parser("week")
+    w.add_argument("--days", type=int, default=7)
+    w.add_argument("--resolve-every", type=int, default=4)
+    w.add_argument("--solve-budget-s", type=float, default=30.0)
+    sc = sub.add_parser("scaling")
+    sc.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    sc.add_argument("--time-limit-s", type=float, default=120.0)
+    args = ap.parse_args()
+    if args.part == "week":
+        week(args.days, args.resolve_every, args.solve_budget_s)
+    else:
+        scaling(args.sizes, args.time_limit_s)
+
+
+if __name__ == "__main__":
+    main()
