@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.web.cli:console_user",
         "Hash a password into a user entry for the operator console.",
     ),
+    "serve": (
+        "gridsync.web.cli:serve",
+        "Serve the REST API and the live operator console (--demo to try it).",
+    ),
     "simulate": (
         "gridsync.cli.simulate:simulate",
         "Run controllers on the digital twin and compare KPIs.",

@@ -416,7 +416,7 @@ def mount_console(
             if run_loop:
                 con.first_viewer = asyncio.Event() if demo else None
                 con.task = asyncio.create_task(
-                    session.run(step_interval_s, start=con.first_viewer), name="console:twin"
+                    session.run(con.step_interval_s, start=con.first_viewer), name="console:twin"
                 )
             try:
                 yield st

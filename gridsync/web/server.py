@@ -41,7 +41,7 @@ def attach_console(
     scenario_path: str | Path | None = None,
     days: int | None = None,
     controller: str = "tou",
-    step_interval_s: float = 2.0,
+    step_interval_s: float | None = None,
     timeout_s: float | None = None,
     policy: ApprovalPolicy | None = None,
     users: UserStore | None = None,
@@ -51,14 +51,16 @@ def attach_console(
 
     Users come from the environment (:meth:`UserStore.from_env`) plus, with ``demo``, the
     demo accounts. Without any user the console refuses to start (nobody could log in).
-    ``GRIDSYNC_CONSOLE_STEP_S`` (seconds per twin step), ``GRIDSYNC_CONSOLE_TIMEOUT_S``
-    (approval timeout) and ``GRIDSYNC_CONSOLE_CONTROLLER`` override the arguments.
+    ``GRIDSYNC_CONSOLE_STEP_S`` (seconds per twin step, default 2) and
+    ``GRIDSYNC_CONSOLE_TIMEOUT_S`` (approval timeout) apply when the arguments are None;
+    ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``.
     """
     from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
 
     env = os.environ
-    step_interval_s = float(env.get("GRIDSYNC_CONSOLE_STEP_S", step_interval_s))
+    if step_interval_s is None:
+        step_interval_s = float(env.get("GRIDSYNC_CONSOLE_STEP_S", 2.0))
     if timeout_s is None and env.get("GRIDSYNC_CONSOLE_TIMEOUT_S"):
         timeout_s = float(env["GRIDSYNC_CONSOLE_TIMEOUT_S"])
     controller = env.get("GRIDSYNC_CONSOLE_CONTROLLER", controller)
@@ -105,17 +107,3 @@ def banner(host: str, port: int, demo: bool) -> str:
         accounts = ", ".join(f"{name} ({role})" for name, role in DEMO_USERS.items())
         lines.append(f"Demo login: {accounts}; password: {DEMO_PASSWORD}")
     return "\n".join(lines)
-
-
-def run_console_server(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> None:
-    """API + console on uvicorn (what ``gridsync serve`` does when the runtime has no agents
-    to add). Prints the console URL and, in demo mode, the demo login."""
-    import click
-    import uvicorn
-
-    from gridsync.api.app import create_app
-
-    app = create_app()
-    attach_console(app, demo=demo)
-    click.echo(banner(host, port, demo))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
