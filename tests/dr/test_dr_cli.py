@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from click.testing import CliRunner
 
 from gridsync.cli.main import cli
@@ -34,3 +37,30 @@ def test_dr_controller_is_registered():
 
     ctl = make_controller("tou+dr")
     assert ctl.name == "tou+dr"
+
+
+@pytest.mark.slow
+def test_dr_run_end_to_end_writes_json_and_report(tmp_path):
+    out = tmp_path / "dr.json"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "dr",
+            "run",
+            "--days",
+            "1",
+            "--warmup-days",
+            "3",
+            "--quiet",
+            "--json",
+            str(out),
+            "--report-dir",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())
+    assert set(s) >= {"events", "programs", "overall", "baseline_accuracy"}
+    assert s["overall"]["events_called"] == len(s["events"])
+    assert "events_called" in res.output
+    assert (tmp_path / f"dr_{s['scenario']}.html").stat().st_size > 100_000  # plotly inlined
