@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 class MPCConfig:
     """Settings of the receding-horizon optimizer.
 
-    ``resolve_every`` > 1 re-plans every k steps and follows the last plan in between.
+    ``resolve_every``: re-plan every k steps (default 4, hourly at 15 min) and follow the last
+    plan in between; 1 re-plans every step.
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
     (the oracle does; a real MPC only knows cars that are plugged in). The first
     ``fine_steps`` steps of the horizon are planned at the native resolution, the rest in
@@ -54,7 +55,7 @@ class MPCConfig:
     horizon_steps: int = 96
     fine_steps: int = 16
     coarse_steps: int = 4
-    resolve_every: int = 1
+    resolve_every: int = 4
     time_limit_s: float = 10.0
     network: bool = True
     max_network_passes: int = 3

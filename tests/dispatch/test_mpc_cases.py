@@ -146,7 +146,8 @@ def test_deferrable_runs_in_its_window_at_the_cheapest_hours():
 def test_time_out_falls_back_to_rules_then_to_the_previous_plan_shifted():
     fleet = dataclasses.replace(empty_fleet(), battery=battery(eta=0.9))
     s = tiny_scenario(fleet, TWO_PRICE)
-    c = MPCController(PerfectForecaster(), MPCConfig(horizon_steps=8, time_limit_s=0.0))
+    fast = {"horizon_steps": 8, "resolve_every": 1}
+    c = MPCController(PerfectForecaster(), MPCConfig(**fast, time_limit_s=0.0))
     c.reset(s)
     obs = observe(s)
     sp = c.act(obs)
@@ -156,10 +157,10 @@ def test_time_out_falls_back_to_rules_then_to_the_previous_plan_shifted():
     rules.reset(s)
     assert sp.battery_kw == pytest.approx(rules.act(obs).battery_kw)
 
-    c.config = MPCConfig(horizon_steps=8)
+    c.config = MPCConfig(**fast)
     good = c.plan(obs)
     assert good.status == "optimal"
-    c.config = MPCConfig(horizon_steps=8, time_limit_s=0.0)
+    c.config = MPCConfig(**fast, time_limit_s=0.0)
     obs1 = observe(s, step=1, battery_energy_kwh=np.array([0.9 * good.battery_kw[0, 0]]))
     sp1 = c.act(obs1)
     assert c.last_plan.status == "fallback-previous"
