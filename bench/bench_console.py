@@ -151,7 +151,9 @@ def main() -> None:
         result["twin_step_compute_ms"],
     )
     print(f"{'measure':44s} {'median':>9s} {'p95':>9s}")
-    print(f"{'approval raised -> rendered in Chromium (ms)':44s} {a['median']:9.1f} {a['p95']:9.1f}")
+    print(
+        f"{'approval raised -> rendered in Chromium (ms)':44s} {a['median']:9.1f} {a['p95']:9.1f}"
+    )
     print(f"{'baseline: twin state frame -> browser (ms)':44s} {b['median']:9.1f} {b['p95']:9.1f}")
     print(f"{'twin step compute (ms)':44s} {c['median']:9.1f} {c['p95']:9.1f}")
     print(f"target median < 1000 ms: {'met' if result['meets_target'] else 'NOT met'}; wrote {OUT}")
