@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -114,6 +115,7 @@ class JsonlLedger(ChainedLedger):
         self.path = Path(path)
         self.signer = signer
         self.durable = durable
+        self._fh = None
         if self.path.exists() and self.path.stat().st_size > 0:
             self._open_existing()
         else:
@@ -135,11 +137,24 @@ class JsonlLedger(ChainedLedger):
         self._count, self._head = tail["i"] + 1, tail["hash"]
 
     def _store(self, records: list[dict]) -> None:
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(canonical_json(r) for r in records) + "\n")
-            if self.durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+        if self._fh is None:
+            self._fh = self.path.open("a", encoding="utf-8")
+            weakref.finalize(self, self._fh.close)
+        self._fh.write("\n".join(canonical_json(r) for r in records) + "\n")
+        self._fh.flush()
+        if self.durable:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> JsonlLedger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def records(self) -> Iterator[dict]:
         with self.path.open("r", encoding="utf-8") as fh:
