@@ -126,12 +126,17 @@ class BaselineAccuracy:
     bias_pct: float
 
     def as_dict(self) -> dict:
+        """JSON-ready; metrics without any clean test day are None (not NaN)."""
+
+        def num(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
         return {
             "method": self.method,
             "n_days": self.n_days,
-            "portfolio_mape_pct": self.mape_pct,
-            "customer_cv_rmse_pct": self.cv_rmse_pct,
-            "bias_pct": self.bias_pct,
+            "portfolio_mape_pct": num(self.mape_pct),
+            "customer_cv_rmse_pct": num(self.cv_rmse_pct),
+            "bias_pct": num(self.bias_pct),
         }
 
 

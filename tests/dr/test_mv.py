@@ -62,3 +62,26 @@ def test_regression_recovers_temperature_dependence():
     np.testing.assert_allclose(base, meter[start : start + 4], atol=1e-9)
     with pytest.raises(BaselineError, match=">= 3"):
         baseline_regression(meter, SPD + 2, SPD + 4, excluded, weekend, temp, SPD)
+
+
+def test_accuracy_backtest_is_exact_on_repeating_days_and_reports_noise():
+    from gridsync.dr.mv import baseline_accuracy
+
+    meter, excluded, weekend = _days(15)
+    temp = np.full(len(meter), 20.0)
+    acc = baseline_accuracy(
+        meter, excluded, weekend, temp, SPD, [(17, 20)], np.array([0, 1]), first_step=4 * SPD
+    )
+    for a in acc.values():
+        assert a.n_days == 11
+        assert a.mape_pct == pytest.approx(0.0, abs=1e-9)
+        assert a.cv_rmse_pct == pytest.approx(0.0, abs=1e-9)
+    # Day 12 breaks the pattern: its window is 30 % high, so the portfolio error that day is
+    # 1 - 1/1.3 and the 11-day mean MAPE is that over 11.
+    meter[12 * SPD + 17 : 12 * SPD + 20] *= 1.3
+    acc = baseline_accuracy(
+        meter, excluded, weekend, temp, SPD, [(17, 20)], np.array([0, 1]), first_step=4 * SPD
+    )
+    # later days average the odd day into their 10-of-10 history, so only a lower bound is exact
+    assert acc["10of10_adjusted"].mape_pct >= 100 * (1 - 1 / 1.3) / 11 - 1e-9
+    assert acc["10of10_adjusted"].as_dict()["portfolio_mape_pct"] > 0
