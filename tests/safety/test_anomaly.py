@@ -114,7 +114,7 @@ def test_stealthy_injection_passes_residual_test_but_not_pmu_crosscheck(scenario
     fake = truth_from_loads(pf, p[None], tel.truth.q_kvar[step][None])
     a = plan.fn.h(fake.v[0]) - plan.fn.h(tel.truth.v[step])
     r = tel.readings.copy()
-    no_latency = plan.latency == 0
+    saved_latency = plan.latency.copy()
     plan.latency[:] = 0  # compare fresh readings only
     try:
         r[step] = plan.fn.h(tel.truth.v[step]) + 0.0
@@ -128,7 +128,7 @@ def test_stealthy_injection_passes_residual_test_but_not_pmu_crosscheck(scenario
         ms = tel.snapshot(step, attacked)
         verdict = checker.check(ms, device_rows_of(attacked[step], ms))
     finally:
-        plan.latency[~no_latency] = 1
+        plan.latency[:] = saved_latency
     assert not honest.pmu_alarm and len(honest.rejected_rows) == 0
     # without the PMUs the forged snapshot is perfectly consistent: the residual test passes
     no_pmu = ms.subset(ms.source != "pmu")
