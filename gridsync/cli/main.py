@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.web.cli:serve",
         "Serve the REST API and the live operator console (--demo to try it).",
     ),
+    "runtime": (
+        "gridsync.runtime.cli:serve",
+        "Run the live service: MQTT ingestion, bus, store, agents and REST API (--demo).",
+    ),
     "simulate": (
         "gridsync.cli.simulate:simulate",
         "Run controllers on the digital twin and compare KPIs.",
