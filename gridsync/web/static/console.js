@@ -56,7 +56,7 @@
       x: topo.x, y: topo.y, mode: "markers", type: "scatter", name: "buses",
       text: topo.bus_names.map((n, i) => `${n}: ${fmt(s.vm_pu[i], 4)} p.u.`), hoverinfo: "text",
       marker: { size: topo.bus_names.map((_, i) => (i === topo.slack ? 14 : 8)),
-                color: s.vm_pu, cmin: 0.94, cmax: 1.06, colorscale: "RdBu",
+                color: s.vm_pu, cmin: topo.limits.voltage_min_pu, cmax: topo.limits.voltage_max_pu, colorscale: "RdBu",
                 colorbar: { title: { text: "p.u." }, thickness: 12 }, line: { width: 0.5, color: "#333" } },
     });
     Plotly.react("diagram", traces, {
