@@ -116,9 +116,10 @@ def load_jump_flags(
     is still there one step later (a level shift, not a one-off spike). Other rows stay False."""
     resid = readings[:, model.rows] - _aligned_pseudo(plan, model.rows, pseudo_p_kw)
     thr = model.threshold_kw
+    # a lost reading is not a reset: compare with the last one that arrived
+    resid = _forward_fill(resid)
     # a spike is not a level shift: hold the previous value over it before looking for steps
     spikes = _spikes(resid, thr)
-    resid = resid.copy()
     for t in np.flatnonzero(spikes.any(axis=1)):
         if t > 0:
             resid[t, spikes[t]] = resid[t - 1, spikes[t]]
@@ -142,6 +143,13 @@ def spike_flags(
     flags = np.zeros(readings.shape, dtype=bool)
     flags[:, model.rows] = _spikes(resid, model.threshold_kw)
     return flags
+
+
+def _forward_fill(x: np.ndarray) -> np.ndarray:
+    """Replace NaN by the last finite value above it in the same column (NaN before any)."""
+    idx = np.where(np.isfinite(x), np.arange(len(x))[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    return np.take_along_axis(x, idx, axis=0)
 
 
 def _spikes(resid: np.ndarray, thr: np.ndarray) -> np.ndarray:

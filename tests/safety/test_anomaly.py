@@ -64,6 +64,9 @@ def test_load_jump_and_spike_are_told_apart():
     assert spike[15, 1] and not spike[10, 0]
     assert jump.sum() == 2 and spike.sum() == 1  # load on, load off; one spike
     assert not jump[:, 2].any()
+    # the onset reading is lost: the jump is still seen against the last reading that arrived
+    r[10, 0] = np.nan
+    assert load_jump_flags(model, _Plan, r, pseudo)[11, 0]
 
 
 def test_setpoint_following():
