@@ -83,7 +83,7 @@ async def current_state(request: Request, _: Reader) -> dict[str, Any]:
     twin = st.twin or {}
     return {
         "snapshot": st.snapshot,
-        "twin": {k: v for k, v in twin.items() if not isinstance(v, list)},
+        "twin": {k: v for k, v in twin.items() if v is None or isinstance(v, str | int | float)},
         "counters": dict(st.counters),
         "scenario": st.scenario,
     }

@@ -95,7 +95,15 @@ def test_device_telemetry_reaches_state_and_history(api):
         snap = client.get("/api/v1/state", headers=h(tok["viewer"])).json()["snapshot"]
         return snap if snap and "meter-1/p" in snap["series"] else None
 
+    rt.state.twin = {
+        "kind": "twin",
+        "step": 7,
+        "vm_pu": __import__("numpy").ones(3),
+        "feeder_kw": 1.5,
+    }
     series = wait_for(state)["series"]
+    twin = client.get("/api/v1/state", headers=h(tok["viewer"])).json()["twin"]
+    assert twin == {"kind": "twin", "step": 7, "feeder_kw": 1.5}
     assert series["meter-1/p"]["value"] == pytest.approx(1.5)  # W -> kW
     assert series["meter-1/v"]["value"] == pytest.approx(1.03)
 

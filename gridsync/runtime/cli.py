@@ -1,0 +1,265 @@
+"""``gridsync runtime``: the REST API plus the full agent loop (MQTT bridge, bus, store) in one
+process. (``gridsync serve`` is the operator-console server built on the same API.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+
+import click
+
+from gridsync.api.auth import TokenRegistry, hash_token
+
+
+def _emitter(runtime, mqtt_url: str | None, source: str):
+    """Where the demo twin's meters send telemetry: MQTT when a broker answers, otherwise the
+    in-process ingestor. Returns (emit, bridge_or_None, publisher_or_None, description)."""
+    if mqtt_url:
+        from gridsync.data.ingest_mqtt import MqttBridge, MqttTelemetryPublisher, MqttUnavailable
+
+        host, _, port = mqtt_url.partition(":")
+        pub = MqttTelemetryPublisher(source, host, int(port or 1883))
+        bridge = MqttBridge(
+            runtime.ingestor, host, int(port or 1883), client_id=f"gridsync-bridge-{os.getpid()}"
+        )
+        try:
+            pub.connect(timeout_s=2)
+        except MqttUnavailable as err:
+            click.echo(f"  MQTT: {err}; falling back to the in-process bus")
+        else:
+
+            async def emit(raw: bytes) -> None:
+                pub.publish_raw(raw)
+
+            return emit, bridge, pub, f"MQTT {host}:{port or 1883} -> bridge -> bus"
+    return runtime.ingestor.submit, None, None, "in-process ingestion (no broker)"
+
+
+def _agents(scenario, emit, controller: str, forecaster: str, period_s: float):
+    from gridsync.runtime.agents import DispatchAgent, ForecastAgent, SafetyAgent, TwinAgent
+
+    return [
+        TwinAgent(scenario, emit, period_s=period_s, wait_for_setpoints_s=min(1.0, period_s / 2)),
+        ForecastAgent(scenario, forecaster, period_s=period_s),
+        DispatchAgent(scenario, controller, period_s=period_s / 5, hold_s=6 * period_s),
+        SafetyAgent(scenario, period_s=period_s / 5, max_plan_age_s=6 * period_s),
+    ]
+
+
+@click.command("runtime")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Run the digital twin as a live feeder: its smart meters publish telemetry every step.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="API port.")
+@click.option(
+    "--bus",
+    "bus_url",
+    default="inprocess",
+    show_default=True,
+    help="'inprocess' or nats://host:4222 (JetStream).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="sqlite:///file.db or postgresql://...; default: a SQLite file in the temp dir.",
+)
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default="127.0.0.1:1883",
+    show_default=True,
+    help="MQTT broker host:port for device telemetry; 'none' to disable.",
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default="default",
+    show_default=True,
+    help="Scenario the twin runs (see /api/v1/scenarios).",
+)
+@click.option(
+    "--days",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Days of the scenario window the twin loops over.",
+)
+@click.option(
+    "--controller",
+    default="tou",
+    show_default=True,
+    help="Dispatcher (any `gridsync simulate --controller` name).",
+)
+@click.option("--forecaster", default="naive", show_default=True, help="naive or perfect.")
+@click.option(
+    "--step-s",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="Seconds per twin step (one 15-min scenario step) and state-buffer step.",
+)
+@click.option(
+    "--duration",
+    default=None,
+    type=float,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+@click.option(
+    "--hash-token",
+    "token_to_hash",
+    default=None,
+    help="Print the sha256 line for a tokens file and exit.",
+)
+def serve(
+    demo,
+    host,
+    port,
+    bus_url,
+    store_url,
+    mqtt_url,
+    scenario_name,
+    days,
+    controller,
+    forecaster,
+    step_s,
+    duration,
+    token_to_hash,
+) -> None:
+    """Start the GridSync service: REST API (OpenAPI docs at /docs) and agents.
+
+    \b
+    Quick look:   gridsync runtime --demo
+    It prints the URL and a one-time operator token; then e.g.
+      curl -H "Authorization: Bearer <token>" http://127.0.0.1:8000/api/v1/state
+
+    Tokens come from GRIDSYNC_API_TOKENS ("role:token,...") or GRIDSYNC_API_TOKENS_FILE
+    (TOML [[token]] entries with name, role, sha256; make the sha256 with --hash-token).
+    Roles: operator (read + plans, approvals, scenarios), viewer (read), device (telemetry).
+    """
+    if token_to_hash:
+        click.echo(
+            f'[[token]]\nname = "CHANGE-ME"\nrole = "viewer"\nsha256 = "{hash_token(token_to_hash)}"'
+        )
+        return
+    asyncio.run(
+        _serve(
+            demo,
+            host,
+            port,
+            bus_url,
+            store_url,
+            mqtt_url,
+            scenario_name,
+            days,
+            controller,
+            forecaster,
+            step_s,
+            duration,
+        )
+    )
+
+
+async def _serve(
+    demo,
+    host,
+    port,
+    bus_url,
+    store_url,
+    mqtt_url,
+    scenario_name,
+    days,
+    controller,
+    forecaster,
+    step_s,
+    duration,
+) -> None:
+    import uvicorn
+
+    from gridsync.api.app import create_app
+    from gridsync.bus import make_bus
+    from gridsync.runtime.runtime import Runtime
+    from gridsync.runtime.scenarios import ScenarioCatalog
+    from gridsync.sim.builder import load_scenario
+    from gridsync.store import make_store
+
+    tokens = TokenRegistry.from_env()
+    store_url = store_url or f"sqlite:///{tempfile.gettempdir()}/gridsync-runtime-{os.getpid()}.db"
+    catalog = ScenarioCatalog(
+        upload_dir=os.path.join(tempfile.gettempdir(), "gridsync-scenarios"), current=scenario_name
+    )
+    mqtt = None if mqtt_url.lower() == "none" else mqtt_url
+    parts: dict = {}
+
+    async def build(rt: Runtime, name: str, n_days: int | None) -> None:
+        t0 = time.perf_counter()
+        click.echo(f"  building scenario {name!r} ({n_days or days} day(s)) ...")
+        sc = await asyncio.to_thread(
+            load_scenario, catalog.path(name), days=n_days or days, history_days=7
+        )
+        await rt.supervisor.stop()
+        for a in _agents(sc, parts["emit"], controller, forecaster, step_s):
+            rt.supervisor.start(a)
+        rt.state.scenario = {
+            "name": name,
+            "title": sc.config.name,
+            "days": n_days or days,
+            "buses": sc.feeder.n_bus,
+            "assets": sc.fleet.size,
+        }
+        click.echo(
+            f"  scenario ready in {time.perf_counter() - t0:.1f} s: {sc.feeder.n_bus} buses, {sc.fleet.size} assets"
+        )
+
+    rt = Runtime(
+        make_bus(bus_url),
+        make_store(store_url),
+        step_s=step_s,
+        catalog=catalog,
+        on_scenario_change=build if demo else None,
+    )
+    click.echo(f"GridSync runtime: bus={rt.bus.kind} store={store_url}")
+    await rt.start()
+    emit, bridge, pub, how = _emitter(rt, mqtt, "twin")
+    parts["emit"] = emit
+    if bridge is not None:
+        await bridge.start()
+        click.echo(f"  MQTT bridge listening on {bridge.topic}")
+    if demo:
+        click.echo(f"  demo twin telemetry: {how}")
+        await build(rt, scenario_name, days)
+        op = tokens.issue("demo-operator", "operator")
+        viewer = tokens.issue("demo-viewer", "viewer")
+        click.echo(
+            f"\n  API:   http://{host}:{port}/docs\n  operator token: {op}\n  viewer token:   {viewer}\n"
+        )
+    elif len(tokens) == 0:
+        click.echo(
+            "  warning: no API tokens configured (set GRIDSYNC_API_TOKENS); every call will get 401"
+        )
+    app = create_app(rt, tokens=tokens, manage_runtime=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    )
+    click.echo(f"serving on http://{host}:{port} (Ctrl-C to stop)", err=False)
+    task = asyncio.create_task(server.serve())
+    try:
+        if duration is not None:
+            await asyncio.wait({task}, timeout=duration)
+            server.should_exit = True
+        await task
+    finally:
+        if bridge is not None:
+            await bridge.stop()
+        if pub is not None:
+            pub.close()
+        with contextlib.suppress(Exception):
+            await rt.stop()
+        rt.store.close()
+        click.echo("stopped")
