@@ -3,8 +3,9 @@
 The agent sees what a utility sees: smart-meter readings per customer, device telemetry of
 enrolled devices (EV chargers, thermostats, appliances, batteries) and the feeder-head meter.
 It never reads the customers' hidden response parameters: it starts from the declared priors
-and, after each event, scales its flexibility estimate per end use by the ratio of measured
-(device telemetry against a control group of uncalled customers) to predicted shed.
+and, after each event, learns each customer's participation rate (observed opt-ins against
+the response model) and each end use's flexibility (device telemetry against a control group
+of uncalled customers).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import numpy as np
 
 from gridsync.dr.config import DRConfig, Program
 from gridsync.dr.customers import END_USES, EU, CustomerBook
-from gridsync.dr.mv import BaselineError, baseline_10of10, baseline_regression
+from gridsync.dr.mv import (
+    BaselineError,
+    baseline_10of10,
+    baseline_regression,
+    control_group_shed_kw,
+)
 from gridsync.dr.offers import make_offers
 from gridsync.dr.planner import Offers, Plan, plan_event
 from gridsync.dr.resource import FlexibleResource
@@ -27,6 +33,8 @@ INTRADAY_LOOKAHEAD_H = 2.0
 CALIBRATION_RATE = 0.5
 # Prior weight (in days of history) of the segment's utilisation in per-customer flexibility.
 SHRINK_DAYS = 4
+# Prior strength (in expected participations) of the response model per customer.
+PARTICIPATION_PRIOR = 3.0
 
 
 @dataclass
@@ -84,6 +92,9 @@ class DRAgent:
         self.temp_c = scenario.outdoor_temp_c[scenario.start_step : scenario.end_step]
         self.beliefs = CustomerTraits.prior(self.cfg.customers, n)
         self.calibration = np.ones(len(END_USES))
+        self.participation_scale = np.ones(n)
+        self._participated = np.zeros(n)
+        self._modelled = np.zeros(n)
         self.events: list[DREvent] = []
         self.calls_per_program = np.zeros((n, n_p), dtype=int)
         rng = np.random.default_rng(self.cfg.seed + 1)
@@ -211,9 +222,7 @@ class DRAgent:
         """Every (customer, program, incentive level) the agent may offer for [start, end)."""
         scen = self.scenario
         dur_h = (end - start) * self.dt_h
-        flex = self.flex_kw(i, start, end)
-        flex[:, EU["battery"]] += self._battery_discharge_kw(i, start, dur_h)
-        flex *= self.calibration
+        flex = self._calibrated_flex_kw(i, start, end)
         normal = float(
             scen.tariff.import_eur_per_kwh[scen.start_step + start : scen.start_step + end].mean()
         )
@@ -229,7 +238,15 @@ class DRAgent:
             dur_h=dur_h,
             rebound_share=np.array([self.cfg.dispatch.rebound_share.get(e, 1.0) for e in END_USES]),
             rebound_h=max(self.cfg.dispatch.rebound_h, self.dt_h),
+            participation_scale=self.participation_scale,
         )
+
+    def _calibrated_flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
+        """Sheddable kW per customer and end use for [start, end) as planned at step ``i``:
+        learned device power plus battery discharge, times the learned end-use calibration."""
+        flex = self.flex_kw(i, start, end)
+        flex[:, EU["battery"]] += self._battery_discharge_kw(i, start, (end - start) * self.dt_h)
+        return flex * self.calibration
 
     def _week_caps(self) -> np.ndarray:
         return np.array([p.max_events_per_week for p in self.programs])
@@ -271,6 +288,11 @@ class DRAgent:
             planned_cost_eur=plan.cost_eur,
             results={"plan_solve_s": plan.solve_s, "n_offers": plan.n_offers},
         )
+        eu_total = (
+            self._calibrated_flex_kw(i, start, end)[ev.customers] * self.end_use_mask[ev.programs]
+        ).sum(axis=1)
+        rate = np.where(eu_total > 1e-9, ev.predicted_kw_each / np.maximum(eu_total, 1e-9), 0.0)
+        ev.results["modelled_participation"] = rate / self.participation_scale[ev.customers]
         self._next_id += 1
         self.events.append(ev)
         stop = min(end + self._rebound_steps(), len(self.excluded))
@@ -398,57 +420,52 @@ class DRAgent:
         return ev.results
 
     def _learn(self, ev: DREvent, shed_eu: np.ndarray) -> None:
-        """Scale the flexibility estimate of each end use by measured / predicted shed.
+        """Learn from a finished event, keeping behaviour and devices apart.
 
-        The prediction per end use is recomputed exactly as planned (``flex_kw`` only reads
-        history before ``planned_at``), split by the customer's predicted response share."""
-        if not np.isfinite(shed_eu).all():
+        * Behaviour: who took part is observed (OpenADR opt-in/opt-out and device telemetry).
+          Each customer's response rate is scaled by (prior + times they took part) /
+          (prior + times the response model expected), a shrunk ratio estimator that soaks
+          up individual elasticity, opt-out habit and fatigue the priors do not know.
+        * Devices: among customers who took part, measured shed per end use (control group)
+          over predicted sheddable power scales that end use's flexibility estimate.
+        """
+        c, took_part = ev.customers, ev.responding
+        np.add.at(self._participated, c, took_part.astype(float))
+        np.add.at(self._modelled, c, ev.results["modelled_participation"])
+        self.participation_scale = np.clip(
+            (PARTICIPATION_PRIOR + self._participated) / (PARTICIPATION_PRIOR + self._modelled),
+            0.2,
+            3.0,
+        )
+        if not np.isfinite(shed_eu).all() or not took_part.any():
             return
-        dur_h = (ev.end - ev.start) * self.dt_h
         flex = self.flex_kw(ev.planned_at, ev.start, ev.end)
-        flex[:, EU["battery"]] += self._battery_discharge_kw(ev.planned_at, ev.start, dur_h)
-        eu_kw = (flex * self.calibration)[ev.customers] * self.end_use_mask[ev.programs]
-        total = eu_kw.sum(axis=1, keepdims=True)
-        share = np.where(total > 1e-9, ev.predicted_kw_each[:, None] / np.maximum(total, 1e-9), 0.0)
-        predicted = (eu_kw * share).sum(axis=0)
-        measured = shed_eu.sum(axis=0)
+        flex[:, EU["battery"]] += self._battery_discharge_kw(
+            ev.planned_at, ev.start, (ev.end - ev.start) * self.dt_h
+        )
+        eu_kw = (flex * self.calibration)[c] * self.end_use_mask[ev.programs]
+        predicted = eu_kw[took_part].sum(axis=0)
+        measured = shed_eu[took_part].sum(axis=0)
         ok = predicted > 0.5
         ratio = np.clip(measured[ok] / predicted[ok], 0.25, 4.0)
         self.calibration[ok] = np.clip(self.calibration[ok] * ratio**CALIBRATION_RATE, 0.2, 3.0)
 
     def _device_shed_kw(self, ev: DREvent) -> np.ndarray:
-        """Reduction of the called devices per customer and end use (k, 5) in kW, from device
-        telemetry against a control group: enrolled customers of the same segment who were not
-        called show, at the same moment and in the same weather, how much of its rated power
-        a device of that end use would have drawn (batteries: their own power just before).
-        This is the agent's learning signal; it
-        needs no history, so weather shifts between days do not bias it."""
-        c = ev.customers
-        n = self.book.n
-        control = np.ones(n, dtype=bool)
+        """Shed of the called devices per customer and end use (k, 5), by control group."""
+        control = np.ones(self.book.n, dtype=bool)
         for other in self.events:
             if other.start < ev.end and ev.start < other.end:
                 control[other.customers] = False
-        rated = self.book.device_kw
-        used = self.sheddable_kw[ev.start : ev.end].mean(axis=0)  # (n, 5)
-        seg = self.book.segment
-        owners = (rated > 0) & control[:, None]
-        util = used / np.maximum(rated, 1e-9)
-        n_seg = seg.max() + 1
-        tot = np.zeros((n_seg, len(END_USES)))
-        cnt = np.zeros((n_seg, len(END_USES)))
-        np.add.at(tot, seg, util * owners)
-        np.add.at(cnt, seg, owners)
-        pooled = (util * owners).sum(axis=0) / np.maximum(owners.sum(axis=0), 1)
-        seg_util = np.where(cnt > 0, tot / np.maximum(cnt, 1), pooled)
-        if not owners.any():
-            return np.full((len(c), len(END_USES)), np.nan)
-        counterfactual = seg_util[seg[c]] * rated[c]
-        # A battery follows its own state of charge, not its neighbours: persistence of its
-        # power just before the event is the better counterfactual.
-        b = EU["battery"]
-        counterfactual[:, b] = self.device_kw[max(ev.start - 1, 0), c, b]
-        return (counterfactual - used[c]) * self.end_use_mask[ev.programs]
+        shed = control_group_shed_kw(
+            self.sheddable_kw[ev.start : ev.end].mean(axis=0),
+            self.book.device_kw,
+            self.book.segment,
+            control,
+            ev.customers,
+            battery_before_kw=self.device_kw[max(ev.start - 1, 0), ev.customers, EU["battery"]],
+            battery_col=EU["battery"],
+        )
+        return shed * self.end_use_mask[ev.programs]
 
     def forecast_adjustment_kw(self, i: int, horizon: int) -> np.ndarray:
         """Expected change of feeder import (kW) over run steps ``i..i+horizon-1`` from committed

@@ -115,6 +115,41 @@ def baseline_regression(
     return design(window, np.arange(w)) @ coef
 
 
+def control_group_shed_kw(
+    used_kw: np.ndarray,
+    rated_kw: np.ndarray,
+    segment: np.ndarray,
+    control: np.ndarray,
+    called: np.ndarray,
+    battery_before_kw: np.ndarray,
+    battery_col: int,
+) -> np.ndarray:
+    """Device shed (k, n_end_uses) of the ``called`` customers during an event, in kW.
+
+    ``used_kw`` (n, n_end_uses) is every customer's mean device power in the event window.
+    Customers in ``control`` (not called) of the same segment show, at the same moment and in
+    the same weather, what share of its rated power a device of each end use would have drawn;
+    that share times the called customer's rating is the counterfactual (the pooled share when
+    a segment has no control customer). Batteries follow their own state of charge rather
+    than their neighbours, so their counterfactual is their power just before the event.
+    Needing no history, this is immune to weather shifts between days.
+    """
+    owners = (rated_kw > 0) & control[:, None]
+    if not owners.any():
+        return np.full((len(called), rated_kw.shape[1]), np.nan)
+    util = used_kw / np.maximum(rated_kw, 1e-9)
+    n_seg = segment.max() + 1
+    tot = np.zeros((n_seg, rated_kw.shape[1]))
+    cnt = np.zeros((n_seg, rated_kw.shape[1]))
+    np.add.at(tot, segment, util * owners)
+    np.add.at(cnt, segment, owners)
+    pooled = (util * owners).sum(axis=0) / np.maximum(owners.sum(axis=0), 1)
+    seg_util = np.where(cnt > 0, tot / np.maximum(cnt, 1), pooled)
+    counterfactual = seg_util[segment[called]] * rated_kw[called]
+    counterfactual[:, battery_col] = battery_before_kw
+    return counterfactual - used_kw[called]
+
+
 @dataclass
 class BaselineAccuracy:
     """Error of a baseline method on days with no event (where the truth is the meter)."""

@@ -22,6 +22,7 @@ def make_offers(
     dur_h: float,
     rebound_share: np.ndarray,
     rebound_h: float,
+    participation_scale: np.ndarray | None = None,
 ) -> Offers:
     """Offers for one event window, vectorised over customers (one block per program/level).
 
@@ -29,6 +30,8 @@ def make_offers(
     (n, 5) the expected sheddable power per end use. Programs whose notice or duration rules
     the window breaks get no offers. Expected cost = fixed payment per called customer +
     per-kWh incentive (rebate, or the program's per-kWh payment) on the expected reduction.
+    ``participation_scale`` (n,) corrects each customer's modelled response rate by what the
+    agent has observed of them (see ``DRAgent._learn``).
     """
     parts = []
     for j, p in enumerate(programs):
@@ -53,6 +56,8 @@ def make_offers(
                 b.fatigue[cust],
                 recent_calls[cust],
             )
+            if participation_scale is not None:
+                frac = np.clip(frac * participation_scale[cust], 0.0, 1.0)
             expected = frac * base_kw
             if p.kind == "peak_time_rebate":
                 per_kwh = level

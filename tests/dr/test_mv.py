@@ -85,3 +85,22 @@ def test_accuracy_backtest_is_exact_on_repeating_days_and_reports_noise():
     # later days average the odd day into their 10-of-10 history, so only a lower bound is exact
     assert acc["10of10_adjusted"].mape_pct >= 100 * (1 - 1 / 1.3) / 11 - 1e-9
     assert acc["10of10_adjusted"].as_dict()["portfolio_mape_pct"] > 0
+
+
+def test_control_group_shed_hand_solved():
+    from gridsync.dr.mv import control_group_shed_kw
+
+    # 4 customers, 2 end uses (col 1 = battery), one segment. Customers 2 and 3 are the
+    # control group: their devices ran at 50 % and 30 % of rating -> 40 % expected.
+    rated = np.array([[10.0, 5.0], [5.0, 5.0], [4.0, 5.0], [10.0, 5.0]])
+    used = np.array([[0.0, -5.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    shed = control_group_shed_kw(
+        used,
+        rated,
+        np.zeros(4, int),
+        np.array([False, False, True, True]),
+        np.array([0, 1]),
+        battery_before_kw=np.array([1.0, 0.0]),
+        battery_col=1,
+    )
+    np.testing.assert_allclose(shed, [[4.0, 6.0], [1.0, 0.0]])
