@@ -271,9 +271,10 @@ def run(scenario_path, days, step_offset, horizon_h, json_path):
         sys.exit(2)
     step = scenario.start_step + step_offset
     horizon = int(round(horizon_h / scenario.dt_h))
+    forecaster = LearnedForecaster()
     with console.status("training on the scenario history"):
-        fc = LearnedForecaster().forecast(scenario, step, horizon)
-    summary = feeder_summary(scenario, step, fc)
+        fc = forecaster.forecast(scenario, step, horizon)
+    summary = {"model": forecaster.mode, **feeder_summary(scenario, step, fc)}
     table = Table(title=f"Feeder head forecast issued {scenario.index[step]}")
     for col in ("time", "load P10", "load P50", "load P90", "load true", "PV P50", "PV true"):
         table.add_column(col, justify="right")

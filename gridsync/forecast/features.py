@@ -28,6 +28,7 @@ FEATURES = (
     "slope",
     "shape_day",
     "shape_week",
+    "last_vs_lag_week",
 )
 
 
@@ -120,6 +121,7 @@ def build_features(
         last - y_scaled[origin - 1, series],
         lag_day - y_scaled[origin - s_day, series],
         lag_week - y_scaled[origin - s_week, series],
+        last - y_scaled[origin - s_week, series],
     ]
     for values in (exog or {}).values():
         # exogenous values (temperature, irradiance) at the target time and at the origin

@@ -47,9 +47,13 @@ class GlobalLightGBM(Forecaster):
         num_threads: int = 1,
         seed: int = 0,
         ar_offset: bool = True,
+        season: str = "day",
     ) -> None:
         super().__init__(quantiles)
+        if season not in ("day", "week"):
+            raise ValueError(f"season: {season!r}; expected 'day' or 'week'")
         self.ar_offset = ar_offset
+        self.season = season
         self.max_lead_h = max_lead_h
         self.max_rows = max_rows
         self.params = {
@@ -88,9 +92,12 @@ class GlobalLightGBM(Forecaster):
         return np.minimum((lead - 1) * self.lead_buckets // self._max_lead, self.lead_buckets - 1)
 
     def _baseline(self, x: np.ndarray, lead: np.ndarray) -> np.ndarray:
-        """Seasonal naive (day) plus the current anomaly decayed as AR(1): the model's offset."""
-        anomaly = x[:, FEATURES.index("last_vs_lag_day")]
-        return x[:, FEATURES.index("lag_day")] + self._rho**lead * anomaly * self.ar_offset
+        """Seasonal naive (day or week) plus the current anomaly decayed as AR(1): the offset
+        the trees correct."""
+        anomaly = x[:, FEATURES.index(f"last_vs_lag_{self.season}")]
+        return (
+            x[:, FEATURES.index(f"lag_{self.season}")] + self._rho**lead * anomaly * self.ar_offset
+        )
 
     def _train(self, x: np.ndarray, target: np.ndarray, quantiles=None) -> list:
         import lightgbm as lgb
@@ -132,10 +139,9 @@ class GlobalLightGBM(Forecaster):
         x = build_features(
             ys, stats, cal, self._s_day, self._s_week, series, origin, lead, step_h, ex
         )
-        day_diff = ys[self._s_day :] - ys[: -self._s_day]
-        self._rho = float(
-            np.clip(np.corrcoef(day_diff[1:].ravel(), day_diff[:-1].ravel())[0, 1], 0, 0.999)
-        )
+        lag = self._s_day if self.season == "day" else self._s_week
+        diff = ys[lag:] - ys[:-lag]
+        self._rho = float(np.clip(np.corrcoef(diff[1:].ravel(), diff[:-1].ravel())[0, 1], 0, 0.999))
         base = self._baseline(x, lead)
         target = ys[origin + lead, series] - base
         calib = origin + lead >= t - int(self.calib_days * self._s_day)

@@ -5,7 +5,8 @@ simplified-Solis clear sky pushed through the same transposition / cell-temperat
 chain the twin uses (``gridsync.data.weather.pv_output_per_kwp``). Learned part: a LightGBM
 quantile model of the clear-sky index ``k = pv / pv_clear`` at the target time from the lead,
 time of day, the index over the last two hours, yesterday's daily index and (when a weather
-forecast is supplied) the forecast GHI clear-sky index. PV = clear-sky x k, so night is zero
+forecast is supplied) the forecast GHI clear-sky index, trained on the residual from that
+forecast index (or from yesterday's index without one) so trees need not extrapolate. PV = clear-sky x k, so night is zero
 and output never exceeds what the physics allows (k is capped at 1.3).
 """
 
@@ -94,6 +95,12 @@ class PVCorrection:
         day = clear > MIN_CLEAR_FRACTION * max(clear.max(), 1e-9)
         return np.where(day, np.clip(pv / np.where(day, clear, 1.0), 0.0, K_MAX), np.nan)
 
+    def _base(self, x: np.ndarray) -> np.ndarray:
+        """The physics-side guess the trees correct: the forecast GHI clear-sky index when a
+        weather forecast is given (so cloudier-than-ever days extrapolate), else yesterday's."""
+        guess = x[:, 4] if self._uses_weather else x[:, 3]
+        return np.where(np.isnan(guess), 0.7, guess)
+
     def _features(self, k, k_ghi_fc, hour, s_day, origin, lead, orient, dt_h):
         k_recent = _nanmean([k[origin - i, orient] for i in range(max(1, int(round(2 / dt_h))))])
         k_yesterday = _nanmean([k[origin - i, orient] for i in range(s_day)])
@@ -124,7 +131,7 @@ class PVCorrection:
         if self._uses_weather:
             k_fc = ghi_index[origin + lead] + ghi_fc_error(origin, lead)
         x = self._features(k, k_fc, hour, s_day, origin, lead, orient, dt_h)
-        y = k[origin + lead, orient]
+        y = k[origin + lead, orient] - self._base(x)
         params = {
             "num_leaves": 31,
             "learning_rate": 0.08,
@@ -157,6 +164,7 @@ class PVCorrection:
                 raise ValueError("ghi_index_fc: model was trained with a weather forecast")
             k_fc = np.repeat(ghi_index_fc, n)
         x = self._features(k, k_fc, hour, self._s_day, o, lead, orient, self._dt_h)
-        k_q = np.stack([m.predict(x) for m in self._models]).reshape(-1, horizon, n)
+        base = self._base(x)
+        k_q = np.stack([base + m.predict(x) for m in self._models]).reshape(-1, horizon, n)
         k_q = np.sort(np.clip(k_q, 0.0, K_MAX), axis=0)
         return k_q * clear[origin + 1 : origin + 1 + horizon][None]

@@ -76,6 +76,11 @@ def test_quantiles_never_cross_and_include_median():
         SeasonalNaive("1D", quantiles=(0.1, 0.9))
 
 
+def test_lightgbm_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="season: 'month'"):
+        GlobalLightGBM(season="month")
+
+
 def test_lightgbm_rejects_horizon_beyond_training():
     y = double_seasonal(days=20)
     model = GlobalLightGBM(max_lead_h=6, n_estimators=20).fit(y)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gridsync.forecast.pv import K_MAX, clear_sky
-from gridsync.forecast.scenario import LearnedForecaster, feeder_summary
+from gridsync.forecast.scenario import LearnedForecaster
 from gridsync.sim.forecasts import ExogenousForecast
 
 
@@ -93,17 +93,3 @@ def test_reissue_between_refits_is_cheap_and_consistent(scenario_1day, issued):
     np.testing.assert_array_equal(nxt.base_load_kw[0], scenario_1day.base_load_kw[step + 1])
     with pytest.raises(ValueError, match="exceeds max_lead_h"):
         f.forecast(scenario_1day, step, 200)
-
-
-@pytest.mark.slow
-def test_learned_mode_on_enough_history():
-    from gridsync.sim.builder import load_scenario
-
-    sc = load_scenario(days=1, history_days=18)
-    f = LearnedForecaster(train_days=18)
-    fc = f.forecast(sc, sc.start_step, 96)
-    assert f.mode == "lightgbm"
-    summary = feeder_summary(sc, sc.start_step, fc)
-    assert summary["load_mape_pct"] < 35
-    assert summary["load_coverage_pct"] > 50
-    assert abs(summary["pv_energy_error_pct"]) < 35
