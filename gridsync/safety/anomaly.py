@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from gridsync.grid.estimation.measurements import MeasurementFunction, MeasurementSet, P
+from gridsync.grid.estimation.measurements import MeasurementFunction, MeasurementSet, P, Q
 from gridsync.grid.estimation.twin import MeasurementPlan
 from gridsync.grid.estimation.wls import estimate
 from gridsync.grid.powerflow import PowerFlowModel
@@ -89,32 +89,52 @@ def calibrate_load_jumps(
     plan: MeasurementPlan,
     readings: np.ndarray,
     pseudo_p_kw: np.ndarray,
+    pseudo_q_kvar: np.ndarray | None = None,
     quantile: float = 99.9,
     factor: float = 1.5,
     floor_kw: float = 1.0,
 ) -> LoadJumpModel:
-    """Thresholds from a clean history: ``factor`` x the ``quantile`` of |jump| per meter."""
-    rows = np.flatnonzero((plan.kind == P) & (plan.source == "meter"))
-    bus = plan.loc[rows]
-    resid = readings[:, rows] - _aligned_pseudo(plan, rows, pseudo_p_kw)
-    jumps = np.abs(np.diff(resid, axis=0))
+    """Thresholds from a clean history: ``factor`` x the ``quantile`` of |jump| per meter row
+    (P rows, and Q rows too when ``pseudo_q_kvar`` is given)."""
+    kinds = (P, Q) if pseudo_q_kvar is not None else (P,)
+    rows = np.flatnonzero(np.isin(plan.kind, kinds) & (plan.source == "meter"))
+    resid = readings[:, rows] - _aligned_pseudo(plan, rows, pseudo_p_kw, pseudo_q_kvar)
+    jumps = np.abs(np.diff(_forward_fill(resid), axis=0))
     q = np.nanpercentile(jumps, quantile, axis=0)
-    return LoadJumpModel(rows, bus, np.maximum(factor * np.nan_to_num(q, nan=floor_kw), floor_kw))
+    threshold = np.maximum(factor * np.nan_to_num(q, nan=floor_kw), floor_kw)
+    return LoadJumpModel(rows, plan.loc[rows], threshold)
 
 
-def _aligned_pseudo(plan: MeasurementPlan, rows: np.ndarray, pseudo_p_kw: np.ndarray) -> np.ndarray:
-    """Pseudo-measurements at the time each delayed reading refers to."""
+def _aligned_pseudo(
+    plan: MeasurementPlan,
+    rows: np.ndarray,
+    pseudo_p_kw: np.ndarray,
+    pseudo_q_kvar: np.ndarray | None = None,
+) -> np.ndarray:
+    """Pseudo-measurements (P or Q by row) at the time each delayed reading refers to."""
     lat = plan.latency[rows]
-    t = np.arange(len(pseudo_p_kw))[:, None] - lat[None, :]
-    return pseudo_p_kw[np.clip(t, 0, None), plan.loc[rows][None, :]]
+    t = np.clip(np.arange(len(pseudo_p_kw))[:, None] - lat[None, :], 0, None)
+    bus = plan.loc[rows][None, :]
+    is_q = plan.kind[rows] == Q
+    if is_q.any() and pseudo_q_kvar is None:
+        msg = "the load-jump model has reactive-power rows: pass pseudo_q_kvar as well"
+        raise ValueError(msg)
+    out = pseudo_p_kw[t, bus]
+    if is_q.any():
+        out = np.where(is_q[None, :], pseudo_q_kvar[t, bus], out)
+    return out
 
 
 def load_jump_flags(
-    model: LoadJumpModel, plan: MeasurementPlan, readings: np.ndarray, pseudo_p_kw: np.ndarray
+    model: LoadJumpModel,
+    plan: MeasurementPlan,
+    readings: np.ndarray,
+    pseudo_p_kw: np.ndarray,
+    pseudo_q_kvar: np.ndarray | None = None,
 ) -> np.ndarray:
     """Flag meter readings where the unexplained load steps by more than the threshold and
     is still there one step later (a level shift, not a one-off spike). Other rows stay False."""
-    resid = readings[:, model.rows] - _aligned_pseudo(plan, model.rows, pseudo_p_kw)
+    resid = readings[:, model.rows] - _aligned_pseudo(plan, model.rows, pseudo_p_kw, pseudo_q_kvar)
     thr = model.threshold_kw
     # a lost reading is not a reset: compare with the last one that arrived
     resid = _forward_fill(resid)
@@ -135,11 +155,15 @@ def load_jump_flags(
 
 
 def spike_flags(
-    model: LoadJumpModel, plan: MeasurementPlan, readings: np.ndarray, pseudo_p_kw: np.ndarray
+    model: LoadJumpModel,
+    plan: MeasurementPlan,
+    readings: np.ndarray,
+    pseudo_p_kw: np.ndarray,
+    pseudo_q_kvar: np.ndarray | None = None,
 ) -> np.ndarray:
     """Flag one-step spikes of a meter's unexplained load: away from both neighbours by more
     than the jump threshold, in opposite directions (a gross reading, not a load change)."""
-    resid = readings[:, model.rows] - _aligned_pseudo(plan, model.rows, pseudo_p_kw)
+    resid = readings[:, model.rows] - _aligned_pseudo(plan, model.rows, pseudo_p_kw, pseudo_q_kvar)
     flags = np.zeros(readings.shape, dtype=bool)
     flags[:, model.rows] = _spikes(resid, model.threshold_kw)
     return flags

@@ -93,16 +93,19 @@ class AnomalyBenchmark:
         self.steps = np.asarray(eval_steps)
         self.rng = np.random.default_rng(seed)
         hist = slice(scenario.steps_per_day + 1, int(self.steps[0]))
-        self.jumps = calibrate_load_jumps(self.plan, tel.readings[hist], tel.pseudo_p_kw[hist])
+        self.jumps = calibrate_load_jumps(
+            self.plan, tel.readings[hist], tel.pseudo_p_kw[hist], tel.pseudo_q_kvar[hist]
+        )
         self.device = np.isin(self.plan.source, ("scada", "pmu", "meter"))
 
     # --- detectors -------------------------------------------------------------------
     def series_flags(self, readings: np.ndarray) -> dict[str, np.ndarray]:
+        pseudo = (self.tel.pseudo_p_kw, self.tel.pseudo_q_kvar)
         return {
             "frozen": frozen_flags(readings, self.plan.period),
             "dropout": dropout_flags(readings),
-            "load_jump": load_jump_flags(self.jumps, self.plan, readings, self.tel.pseudo_p_kw),
-            "spike": spike_flags(self.jumps, self.plan, readings, self.tel.pseudo_p_kw),
+            "load_jump": load_jump_flags(self.jumps, self.plan, readings, *pseudo),
+            "spike": spike_flags(self.jumps, self.plan, readings, *pseudo),
         }
 
     def snapshot(self, readings: np.ndarray, step: int, checker: StateChecker):
