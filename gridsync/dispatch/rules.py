@@ -55,7 +55,7 @@ class _RuleBase:
     def _self_consumption_kw(self, obs: Observation, allow_discharge: bool = True) -> np.ndarray:
         bat = self.fleet.battery
         share = self._bus_net_kw(obs)[bat.bus] / self.bat_per_bus[bat.bus]
-        p = -share
+        p = np.clip(-share, -bat.power_kw, bat.power_kw)
         return p if allow_discharge else np.maximum(p, 0.0)
 
     def _deferrable_rest_kw(self, obs: Observation) -> np.ndarray:
