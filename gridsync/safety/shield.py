@@ -76,6 +76,17 @@ class Change:
 
 
 @dataclass
+class _ChangeBlock:
+    """Changed actions of one kind, as arrays (built without a per-asset Python loop)."""
+
+    kind: str
+    asset: np.ndarray
+    requested_kw: np.ndarray
+    applied_kw: np.ndarray
+    reason: np.ndarray
+
+
+@dataclass
 class ShieldDecision:
     """Outcome for one step. ``status``: ``pass`` (untouched), ``clipped`` (only device limits,
     SoC or ramps changed something), ``corrected`` (the AC check found a violation and the
@@ -84,7 +95,7 @@ class ShieldDecision:
 
     step: int
     status: str
-    changes: list[Change] = field(default_factory=list)
+    blocks: list[_ChangeBlock] = field(default_factory=list)
     vm_max_pu: float = float("nan")
     vm_min_pu: float = float("nan")
     loading_max_pct: float = float("nan")
@@ -92,6 +103,23 @@ class ShieldDecision:
     vm_min_before_pu: float = float("nan")
     loading_max_before_pct: float = float("nan")
     intervention_kw: float = 0.0
+
+    @property
+    def changes(self) -> list[Change]:
+        """Every changed action with its reason (built on demand)."""
+        return [
+            Change(b.kind, int(i), float(r), float(a), str(why))
+            for b in self.blocks
+            for i, r, a, why in zip(b.asset, b.requested_kw, b.applied_kw, b.reason, strict=True)
+        ]
+
+    def reason_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self.blocks:
+            names, counts = np.unique(b.reason, return_counts=True)
+            for n, c in zip(names, counts, strict=True):
+                out[str(n)] = out.get(str(n), 0) + int(c)
+        return out
 
     @property
     def reasons(self) -> list[str]:
@@ -231,26 +259,22 @@ class SafetyShield:
         requested = {k: np.asarray(getattr(setpoints, k), dtype=float) for k in KINDS}
         phys = self._physical_bounds(obs)
         bounds = self._bounds(obs, phys)
-        sp, changes = {}, []
+        sp, blocks = {}, []
+        tol = 1e-9
         for k in KINDS:
             lo, hi = bounds[k]
             req = requested[k]
             sp[k] = np.clip(req, lo, hi)
-            changed = np.flatnonzero(np.abs(sp[k] - req) > 1e-9)
+            changed = np.flatnonzero(np.abs(sp[k] - req) > tol)
             if len(changed):
-                _, _, r_lo, r_hi = phys[k]
-                p_lo, p_hi, _, _ = phys[k]
-                for i in changed:
-                    outside_rating = req[i] > r_hi[i] + 1e-9 or req[i] < r_lo[i] - 1e-9
-                    outside_state = req[i] > p_hi[i] + 1e-9 or req[i] < p_lo[i] - 1e-9
-                    reason = (
-                        "asset_limit"
-                        if outside_rating
-                        else "soc_bound"
-                        if outside_state
-                        else "ramp"
-                    )
-                    changes.append(Change(k, int(i), float(req[i]), float(sp[k][i]), reason))
+                p_lo, p_hi, r_lo, r_hi = (b[changed] for b in phys[k])
+                rq = req[changed]
+                reason = np.where(
+                    (rq > r_hi + tol) | (rq < r_lo - tol),
+                    "asset_limit",
+                    np.where((rq > p_hi + tol) | (rq < p_lo - tol), "soc_bound", "ramp"),
+                )
+                blocks.append(_ChangeBlock(k, changed, rq, sp[k][changed], reason))
         res, v = self._flow(obs, sp)
         decision = ShieldDecision(
             step=obs.step,
@@ -270,8 +294,8 @@ class SafetyShield:
             res, v = self._flow(obs, sp)
         unresolved = self._worst_violation(res) is not None
         if grid_reason is not None:
-            changes.extend(self._grid_changes(requested, sp, changes, grid_reason))
-        decision.changes = changes
+            blocks.extend(self._grid_changes(requested, sp, blocks, grid_reason))
+        decision.blocks = blocks
         decision.vm_max_pu = float(res.vm_pu.max())
         decision.vm_min_pu = float(res.vm_pu.min())
         decision.loading_max_pct = float(res.branch_loading_pct.max())
@@ -281,7 +305,7 @@ class SafetyShield:
         elif grid_reason is not None:
             decision.status = "corrected"
         else:
-            decision.status = "clipped" if changes else "pass"
+            decision.status = "clipped" if blocks else "pass"
         for k in KINDS:
             self._prev[k] = sp[k]
         return Setpoints(**sp), decision
@@ -370,14 +394,18 @@ class SafetyShield:
             sp[k] = sp[k] + sign * room * frac[bus]
             left -= use_bus
 
-    def _grid_changes(self, requested, sp, limit_changes, reason: str) -> list[Change]:
+    def _grid_changes(self, requested, sp, limit_blocks, reason: str) -> list[_ChangeBlock]:
         """Changes made by the grid correction (not already explained by a device limit)."""
-        already = {(c.kind, c.asset) for c in limit_changes}
         out = []
         for k in KINDS:
-            for i in np.flatnonzero(np.abs(sp[k] - requested[k]) > 1e-9):
-                if (k, int(i)) not in already:
-                    out.append(Change(k, int(i), float(requested[k][i]), float(sp[k][i]), reason))
+            moved = np.abs(sp[k] - requested[k]) > 1e-9
+            for b in limit_blocks:
+                if b.kind == k:
+                    moved[b.asset] &= np.abs(sp[k][b.asset] - b.applied_kw) > 1e-9
+            idx = np.flatnonzero(moved)
+            if len(idx):
+                why = np.full(len(idx), reason)
+                out.append(_ChangeBlock(k, idx, requested[k][idx], sp[k][idx], why))
         return out
 
 
@@ -404,8 +432,11 @@ class ShieldedController:
         """Counts of decisions by status and of changed actions by reason."""
         status = [d.status for d in self.decisions]
         out: dict[str, int | float] = {s: status.count(s) for s in STATUSES}
-        reasons = [c.reason for d in self.decisions for c in d.changes]
-        out.update({f"changes_{r}": reasons.count(r) for r in REASONS})
+        counts = {r: 0 for r in REASONS}
+        for d in self.decisions:
+            for r, c in d.reason_counts().items():
+                counts[r] += c
+        out.update({f"changes_{r}": c for r, c in counts.items()})
         dt_h = self.shield.scenario.dt_h if self.decisions else 0.0
         out["intervention_kwh"] = float(sum(d.intervention_kw for d in self.decisions) * dt_h)
         return out
