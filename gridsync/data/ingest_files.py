@@ -3,12 +3,13 @@
 Files are long format with columns ``ts`` (ISO-8601 with zone, or naive = UTC),
 ``device_id``, ``quantity``, ``unit``, ``value``. They are read in chunks and checked with
 the same quantity/unit/range rules as live telemetry (vectorised); bad rows are skipped and
-counted per reason, good rows converted to canonical units and written in bulk (the store
-skips readings it already has, so re-importing a file is harmless).
+counted per reason, good rows converted to canonical units and written in bulk (each chunk
+is keyed by the file's hash, so re-importing the same file stores nothing twice).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -132,11 +133,12 @@ def import_readings(
         msg = f"history file {str(path)!r} does not exist"
         raise ImportFileError(msg)
     report = ImportReport()
-    for df in _chunks(path, chunk_rows):
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    for i, df in enumerate(_chunks(path, chunk_rows)):
         batch, reasons = validate_frame(df)
         report.rows += len(df)
         report.rejected.update(reasons)
-        report.stored += store.write_readings(batch)
+        report.stored += store.write_readings(batch, batch_id=f"file:{digest}:{chunk_rows}:{i}")
         if on_chunk is not None:
             on_chunk(report)
     return report

@@ -149,7 +149,8 @@ class Runtime:
         d = msg.data
         if msg.topic == "telemetry":
             if d.get("kind") == "readings":
-                n = await asyncio.to_thread(self.store.write_readings, readings_batch(d))
+                batch_id = msg.msg_id or f"bus:telemetry:{msg.seq}"
+                n = await asyncio.to_thread(self.store.write_readings, readings_batch(d), batch_id)
                 self.state.counters["stored_readings"] += n
         elif msg.topic == "plans":
             await asyncio.to_thread(

@@ -5,9 +5,11 @@ Two implementations share it and one test suite: :class:`~gridsync.store.sqlite.
 (production: daily range partitions + BRIN, bulk COPY). Methods are synchronous; async callers
 use ``asyncio.to_thread``. Timestamps cross the interface as UNIX seconds (float, UTC).
 
-A time series is identified by ``(device_id, quantity)`` and carries its canonical unit;
-writing the same ``(series, timestamp)`` twice keeps the first value, so replays and
-redeliveries are harmless (idempotent ingestion).
+A time series is identified by ``(device_id, quantity)`` and carries its canonical unit.
+Ingestion is idempotent per batch: ``write_readings(batch, batch_id)`` with a ``batch_id``
+already stored writes nothing, so a redelivered bus message (the sink passes its message id)
+is never stored twice. (SQLite additionally keeps one value per ``(series, timestamp)``;
+PostgreSQL does not pay for that unique index, see its migration 2.)
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class Store(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def write_readings(self, batch: ReadingBatch) -> int:
-        """Insert readings; returns how many were new (duplicates are skipped)."""
+    def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
+        """Insert readings; returns how many were written (0 for an already stored
+        ``batch_id``)."""
 
     @abstractmethod
     def query_readings(

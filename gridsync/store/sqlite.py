@@ -32,6 +32,10 @@ MIGRATIONS: list[list[str]] = [
         " actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,"
         " target TEXT NOT NULL, detail TEXT)",
     ],
+    [
+        "CREATE TABLE ingested_batches (batch_id TEXT PRIMARY KEY, ingested_s REAL NOT NULL,"
+        " n INTEGER NOT NULL)",
+    ],
 ]
 
 
@@ -91,13 +95,21 @@ class SqliteStore(Store):
                 self._series[(d, q)] = sid
         return np.fromiter((self._series[k] for k in keys), dtype=np.int64, count=len(keys))
 
-    def write_readings(self, batch: ReadingBatch) -> int:
+    def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
         if len(batch) == 0:
             return 0
         with self._lock:
             db = self._db
             db.execute("BEGIN")
             try:
+                if batch_id is not None:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO ingested_batches VALUES (?, ?, ?)",
+                        (batch_id, time.time(), len(batch)),
+                    )
+                    if cur.rowcount == 0:
+                        db.execute("COMMIT")
+                        return 0
                 sid = self._series_ids(batch)
                 ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
                 before = db.total_changes

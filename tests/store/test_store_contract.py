@@ -46,9 +46,9 @@ def test_migrate_is_idempotent(store):
     assert store.migrate() == store.migrate() >= 1
 
 
-def test_readings_roundtrip_and_duplicates_keep_first_value(store):
-    assert store.write_readings(_batch()) == 12
-    assert store.write_readings(_batch(offset=100.0)) == 0  # replay: nothing new, nothing changed
+def test_readings_roundtrip_and_redelivered_batch_is_skipped(store):
+    assert store.write_readings(_batch(), batch_id="tm:gw-1:1") == 12
+    assert store.write_readings(_batch(offset=100.0), batch_id="tm:gw-1:1") == 0  # redelivery
     df = store.query_readings()
     assert len(df) == 12 == store.count_readings()
     m1 = df[df.device_id == "meter-1"]

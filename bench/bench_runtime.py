@@ -1,0 +1,380 @@
+"""Runtime benchmark: ingestion throughput, bus latency, API latency, 10k-asset loop latency.
+
+Prints a table and writes bench/results/bench_runtime.json. Services (PostgreSQL, NATS,
+Mosquitto) are used when reachable and reported as skipped otherwise.
+
+    .venv/bin/python bench/bench_runtime.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from gridsync.bus import InProcessBus
+from gridsync.data.ingest import Ingestor, TelemetryValidator
+from gridsync.runtime.runtime import Runtime
+from gridsync.store import ReadingBatch, SqliteStore, StoreError
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+OUT = Path(__file__).parent / "results" / "bench_runtime.json"
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs) * 1e3, q))
+
+
+def pg_store():
+    from gridsync.store.postgres import PostgresStore
+
+    s = PostgresStore(PG_DSN, schema="bench_" + uuid.uuid4().hex[:8])
+    try:
+        s.migrate()
+    except StoreError as err:
+        print(f"  PostgreSQL unavailable: {err}")
+        return None
+    return s
+
+
+def drop(store):
+    if store is not None and store.kind == "postgres":
+        store.drop_schema()
+    if store is not None:
+        store.close()
+
+
+def batches(n_total: int, per_batch: int, n_meters: int = 2000):
+    t0 = time.time() - 3600
+    k = 0
+    while k < n_total:
+        n = min(per_batch, n_total - k)
+        i = np.arange(k, k + n)
+        yield ReadingBatch(
+            t0 + (i // n_meters) * 1.0,
+            np.array([f"meter-{j}" for j in (i % n_meters)], dtype=object),
+            np.full(n, "p", dtype=object),
+            np.full(n, "kW", dtype=object),
+            np.sin(i) * 5.0,
+        )
+        k += n
+
+
+def bench_store(store, n_total: int, per_batch: int) -> dict:
+    bs = list(batches(n_total, per_batch))
+    t = time.perf_counter()
+    stored = sum(store.write_readings(b, batch_id=f"bench:{i}") for i, b in enumerate(bs))
+    dt = time.perf_counter() - t
+    assert stored == n_total == store.count_readings(), (stored, n_total)
+    return {
+        "store": store.kind,
+        "readings": n_total,
+        "batch": per_batch,
+        "seconds": dt,
+        "readings_per_s": n_total / dt,
+    }
+
+
+async def bench_e2e_mqtt(store, n_msgs: int, per_msg: int) -> dict | None:
+    """MQTT publisher -> Mosquitto -> bridge (validation) -> in-process bus -> store sink."""
+    from gridsync.data.ingest_mqtt import MqttBridge, MqttTelemetryPublisher, MqttUnavailable
+
+    root = f"bench/{uuid.uuid4().hex[:6]}"
+    rt = Runtime(InProcessBus(), store, step_s=1.0)
+    await rt.start()
+    bridge = MqttBridge(rt.ingestor, topic_root=root, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+    try:
+        await bridge.start(timeout_s=3)
+    except MqttUnavailable as err:
+        print(f"  MQTT unavailable: {err}")
+        await rt.stop()
+        return None
+    pub = MqttTelemetryPublisher("bench-gw", topic_root=root)
+    pub.connect()
+    now = time.time()
+    ids = [f"meter-{i}" for i in range(per_msg)]
+    payloads = []
+    for m in range(n_msgs):
+        readings = [
+            {
+                "device_id": d,
+                "quantity": "p",
+                "unit": "kW",
+                "value": round(float(np.sin(m + i)), 4),
+                "ts": now - 600 + m,
+            }
+            for i, d in enumerate(ids)
+        ]
+        payloads.append(
+            json.dumps({"source": "bench-gw", "seq": m + 1, "readings": readings}).encode()
+        )
+    total = n_msgs * per_msg
+    t = time.perf_counter()
+    for p in payloads:
+        pub.publish_raw(p)
+    while rt.state.counters["stored_readings"] < total and time.perf_counter() - t < 120:
+        await asyncio.sleep(0.01)
+    dt = time.perf_counter() - t
+    stored = rt.state.counters["stored_readings"]
+    pub.close()
+    await bridge.stop()
+    await rt.stop()
+    return {
+        "store": store.kind,
+        "messages": n_msgs,
+        "readings_per_msg": per_msg,
+        "stored": stored,
+        "seconds": dt,
+        "readings_per_s": stored / dt,
+    }
+
+
+async def bus_latency(bus, n: int) -> dict:
+    await bus.connect()
+    got = asyncio.Queue()
+
+    async def handler(msg):
+        got.put_nowait(time.perf_counter())
+
+    await bus.subscribe("telemetry", handler)
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        await bus.publish("telemetry", {"i": i, "v": 1.0})
+        lat.append(await asyncio.wait_for(got.get(), 10) - t)
+    # throughput: fire-and-collect
+    t = time.perf_counter()
+    for k in range(0, n, 100):  # up to 100 publishes awaiting their acks concurrently
+        await asyncio.gather(
+            *(bus.publish("telemetry", {"i": i, "v": 1.0}) for i in range(k, min(k + 100, n)))
+        )
+    for _ in range(n):
+        await asyncio.wait_for(got.get(), 30)
+    thr = n / (time.perf_counter() - t)
+    if bus.kind == "nats":
+        await bus.delete_streams()
+    await bus.close()
+    return {
+        "bus": bus.kind,
+        "messages": n,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "msgs_per_s": thr,
+    }
+
+
+def api_latency(n: int) -> dict:
+    from fastapi.testclient import TestClient
+
+    from gridsync.api.app import create_app
+    from gridsync.api.auth import TokenRegistry
+
+    reg = TokenRegistry()
+    tok = reg.issue("bench", "viewer")
+    rt = Runtime(step_s=3600)
+    keys = [f"bus-{i}/{q}" for i in range(111) for q in ("p", "q", "v")]
+    rt.buffer.ingest(keys, np.full(len(keys), time.time()), np.ones(len(keys)))
+    rt.state.snapshot = rt.buffer.snapshot(time.time() + 1).to_dict()
+    lat = []
+    with TestClient(create_app(rt, tokens=reg)) as c:
+        hdr = {"Authorization": f"Bearer {tok}"}
+        for _ in range(n):
+            t = time.perf_counter()
+            r = c.get("/api/v1/state", headers=hdr)
+            lat.append(time.perf_counter() - t)
+            assert r.status_code == 200
+    return {
+        "endpoint": "/api/v1/state",
+        "series": len(keys),
+        "requests": n,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+    }
+
+
+async def loop_latency(
+    n_assets: int, n_steps: int, step_s: float, bg_readings_per_s: float
+) -> dict:
+    """Per step: 2 readings (p, soc) per asset arrive as 1000-reading messages through the
+    validator and bus into the state buffer; then a vectorised dispatcher (peak shaving on
+    the snapshot) and the limits clip run and setpoints are published. Latency = setpoints
+    received - last measurement message published. Background meter traffic runs throughout."""
+    rt = Runtime(InProcessBus(), SqliteStore(), step_s=3600)
+    await rt.start()
+    ing = Ingestor(rt.bus, TelemetryValidator(max_age_s=1e9))
+    ids = [f"asset-{i}" for i in range(n_assets)]
+    keys_p = [f"{d}/p" for d in ids]
+    keys_soc = [f"{d}/soc" for d in ids]
+    rating = np.full(n_assets, 5.0)
+    received = asyncio.Queue()
+
+    async def on_sp(msg):
+        received.put_nowait((msg.data["step"], time.perf_counter()))
+
+    await rt.bus.subscribe("setpoints", on_sp)
+    stop = asyncio.Event()
+
+    async def background():
+        seq = 0
+        per_msg = 500
+        period = per_msg / bg_readings_per_s
+        while not stop.is_set():
+            seq += 1
+            now = time.time()
+            body = {"source": "bg", "seq": seq, "readings": [
+                {"device_id": f"bg-{i}", "quantity": "v", "unit": "pu", "value": 1.0, "ts": now} for i in range(per_msg)]}  # fmt: skip
+            await ing.submit(json.dumps(body).encode())
+            await asyncio.sleep(period)
+
+    bg = asyncio.create_task(background())
+    lat = []
+    seq = 0
+    for step in range(n_steps):
+        t_step = time.perf_counter()
+        now = time.time()
+        p = np.random.default_rng(step).uniform(-3, 3, n_assets)
+        soc = np.random.default_rng(step + 1).uniform(0.1, 0.9, n_assets)
+        for k in range(0, n_assets, 500):
+            seq += 1
+            rd = [
+                {
+                    "device_id": ids[i],
+                    "quantity": "p",
+                    "unit": "kW",
+                    "value": float(p[i]),
+                    "ts": now,
+                }
+                for i in range(k, min(k + 500, n_assets))
+            ]
+            rd += [{"device_id": ids[i], "quantity": "soc", "unit": "frac", "value": float(soc[i]), "ts": now} for i in range(k, min(k + 500, n_assets))]  # fmt: skip
+            await ing.submit(json.dumps({"source": "fleet", "seq": seq, "readings": rd}).encode())
+        t_last = time.perf_counter()
+        # the bus delivers asynchronously: wait until this step's readings are in the buffer
+        target = now
+        while True:
+            pos = rt.buffer.indices(keys_soc[-1:])
+            if rt.buffer._ts[0, pos[0]] >= target:
+                break
+            await asyncio.sleep(0)
+        snap = rt.buffer.snapshot(time.time() + 1)
+        idx = {k: i for i, k in enumerate(snap.keys)}
+        pi = np.fromiter((idx[k] for k in keys_p), int, n_assets)
+        si = np.fromiter((idx[k] for k in keys_soc), int, n_assets)
+        net = snap.value[pi].sum()
+        # vectorised peak shaving: discharge in proportion to state of charge above 20 %
+        share = np.clip(snap.value[si] - 0.2, 0, None)
+        req = -net * share / max(share.sum(), 1e-9)
+        sp = np.clip(req, -rating, rating)
+        await rt.bus.publish("setpoints", {"step": step, "setpoints": {"battery_kw": sp}})
+        while True:
+            s, t_recv = await received.get()
+            if s == step:
+                break
+        lat.append(t_recv - t_last)
+        spent = time.perf_counter() - t_step
+        await asyncio.sleep(max(step_s - spent, 0))
+    stop.set()
+    await bg
+    await rt.stop()
+    return {
+        "assets": n_assets,
+        "readings_per_step": 2 * n_assets,
+        "background_readings_per_s": bg_readings_per_s,
+        "steps": n_steps,
+        "step_s": step_s,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "max_ms": pct(lat, 100),
+    }
+
+
+async def amain(quick: bool) -> dict:
+    res: dict = {
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "quick": quick,
+    }
+    n = 50_000 if quick else 300_000
+    print("store bulk ingestion ...")
+    res["store_ingest"] = []
+    for make, per_batch in ((SqliteStore, 5000), (pg_store, 5000), (pg_store, 20000)):
+        s = make()
+        if s is None:
+            continue
+        if s.kind == "sqlite":
+            s.migrate()
+        res["store_ingest"].append(bench_store(s, n, per_batch))
+        drop(s)
+    print("end-to-end MQTT -> bridge -> bus -> store ...")
+    res["e2e_mqtt"] = []
+    for make in (SqliteStore, pg_store):
+        s = make()
+        if s is None:
+            continue
+        r = await bench_e2e_mqtt(s, 40 if quick else 200, 500)
+        if r:
+            res["e2e_mqtt"].append(r)
+        drop(s)
+    print("bus latency ...")
+    res["bus"] = [await bus_latency(InProcessBus(), 2000)]
+    try:
+        from gridsync.bus.nats import NatsBus
+
+        res["bus"].append(
+            await bus_latency(
+                NatsBus(prefix="bench" + uuid.uuid4().hex[:6]), 1000 if quick else 2000
+            )
+        )
+    except Exception as err:
+        print(f"  NATS unavailable: {err!r}")
+    print("API latency ...")
+    res["api"] = await asyncio.to_thread(api_latency, 300)
+    print("10k-asset loop latency ...")
+    res["loop"] = await loop_latency(10_000, 8 if quick else 20, 1.0, 5_000.0)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    args = ap.parse_args()
+    res = asyncio.run(amain(args.quick))
+    print()
+    print(f"{'benchmark':44s} {'size':>22s} {'result':>30s}")
+    for r in res["store_ingest"]:
+        name = f"store write_readings ({r['store']}, batch {r['batch']})"
+        print(f"{name:44s} {r['readings']:>14,d} readings {r['readings_per_s']:>20,.0f} rd/s")
+    for r in res["e2e_mqtt"]:
+        print(
+            f"{'MQTT->bridge->bus->store (' + r['store'] + ')':44s} {r['stored']:>14,d} readings {r['readings_per_s']:>20,.0f} rd/s"
+        )
+    base = res["bus"][0]
+    for r in res["bus"]:
+        ratio = r["p50_ms"] / base["p50_ms"]
+        print(
+            f"{'bus round trip (' + r['bus'] + ')':44s} {r['messages']:>14,d} messages  p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms ({ratio:.0f}x)"
+        )
+        print(
+            f"{'bus throughput (' + r['bus'] + ')':44s} {'':>23s} {r['msgs_per_s']:>20,.0f} msg/s"
+        )
+    a = res["api"]
+    print(
+        f"{'API GET /api/v1/state':44s} {a['series']:>14,d} series   p50 {a['p50_ms']:.2f} ms p99 {a['p99_ms']:.2f} ms"
+    )
+    lp = res["loop"]
+    print(
+        f"{'loop: last measurement -> setpoints':44s} {lp['assets']:>14,d} assets   p50 {lp['p50_ms']:.0f} ms p99 {lp['p99_ms']:.0f} ms"
+    )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2))
+    print(f"\nwrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
