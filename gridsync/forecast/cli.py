@@ -81,7 +81,8 @@ def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
 @click.option(
     "--tz",
     default=None,
-    help="Time zone of naive local timestamps (e.g. Europe/Berlin): resolves DST.",
+    help="Time zone of naive local timestamps (e.g. Europe/Berlin): resolves DST and sets "
+    "the local clock for calendar features.",
 )
 @click.option(
     "--max-gap",
