@@ -40,6 +40,7 @@ class Scenario:
     fleet: Fleet
     weather_station: str = ""
     _pf: PowerFlowModel | None = field(default=None, repr=False)
+    _pv_weights: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def end_step(self) -> int:
@@ -66,13 +67,13 @@ class Scenario:
 
     def pv_by_bus_kw(self, steps: int | slice) -> np.ndarray:
         """Available PV aggregated per bus (before curtailment)."""
-        fleet = self.fleet.pv
-        n_bus = self.feeder.n_bus
-        per_kwp = self.pv_per_kwp[steps]
-        # sum over systems of peak * profile[orientation] == profile @ (orientation x bus weights)
-        weights = np.zeros((per_kwp.shape[-1], n_bus))
-        np.add.at(weights, (self.pv_orientation, fleet.bus), fleet.peak_kw)
-        return per_kwp @ weights
+        if self._pv_weights is None:
+            # sum over systems of peak * profile[orientation] == profile @ (orientation x bus)
+            fleet = self.fleet.pv
+            weights = np.zeros((self.pv_per_kwp.shape[-1], self.feeder.n_bus))
+            np.add.at(weights, (self.pv_orientation, fleet.bus), fleet.peak_kw)
+            self._pv_weights = weights
+        return self.pv_per_kwp[steps] @ self._pv_weights
 
     def net_inflexible_kw(self, steps: int | slice) -> np.ndarray:
         """Inflexible load minus available PV, per bus: what forecasters predict."""
