@@ -75,6 +75,10 @@ class MqttBridge:
             if not reason_code.is_failure:
                 client.subscribe(self.topic, qos=1)
                 self.connects += 1
+
+        def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+            # ready only once the broker confirmed the subscription
+            if reason_codes and not reason_codes[0].is_failure:
                 self.connected.set()
 
         def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
@@ -85,6 +89,7 @@ class MqttBridge:
             loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
         c.on_connect, c.on_disconnect, c.on_message = on_connect, on_disconnect, on_message
+        c.on_subscribe = on_subscribe
         self._client = c
         c.connect_async(self.host, self.port, keepalive=15)
         c.loop_start()
