@@ -19,7 +19,7 @@ from gridsync.safety.telemetry import scenario_telemetry
 from gridsync.sim.builder import load_scenario
 
 OUT = Path(__file__).parent / "results" / "bench_anomaly.json"
-EVENTS = 12
+EVENTS = 30
 
 
 def main() -> None:

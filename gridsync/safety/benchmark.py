@@ -13,7 +13,8 @@ telemetry so that events never mask one another. Event types:
 ``stealthy_fdia_ramped``  the same attack ramped in over 8 steps (no jump to see)
 ``stealthy_fdia_all``     the same, abrupt, with the PMUs compromised too
 ``dropout``        8-15 meters (a data concentrator) silent for 4-12 steps
-``setpoint``       a battery ignoring its commands for 6-12 steps
+``setpoint``       a battery ignoring its commands for 6-12 steps (>= 2 of them with a
+                   material command, since single-step misses are tolerated)
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ class AnomalyBenchmark:
             steps = [step - 7, step - 6, step]
             flags = self.series_flags(r)
             rows = np.flatnonzero((plan.kind == P) & (plan.loc == bus) & (plan.source == "meter"))
-            jump_seen = flags["load_jump"][np.ix_(win + plan.latency[rows[0]], rows)].any()
+            seen_at = win + plan.latency[rows[0]]
+            seen_at = seen_at[seen_at < len(r)]
+            jump_seen = flags["load_jump"][np.ix_(seen_at, rows)].any()
         by: set[str] = set()
         ident = []
         for t in steps:
@@ -282,7 +285,7 @@ class AnomalyBenchmark:
             return int(flags.sum()), flags.size
         asset, win = event
         material = np.abs(expected[win, asset]) > 0.05 * bat.power_kw[asset] + 0.1
-        if not material.any():
+        if material.sum() < 2:  # the detector tolerates single-step misses by design
             return -1, 1
         return int(flags[win, asset][material].any()), 1
 
