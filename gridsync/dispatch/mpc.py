@@ -61,6 +61,8 @@ class MPCConfig:
     max_network_passes: int = 3
     screen_voltage_pu: float = 0.02
     screen_loading_frac: float = 0.8
+    voltage_safety_pu: float = 0.003
+    loading_safety_pct: float = 2.0
     known_future_sessions: bool = False
     hard_ev_deadlines: bool = False
     feeder_limit_kw: float | None = None
@@ -136,6 +138,8 @@ class MPCController:
                 lim.loading_max_pct,
                 cfg.screen_voltage_pu,
                 cfg.screen_loading_frac,
+                safety_pu=cfg.voltage_safety_pu,
+                safety_pct=cfg.loading_safety_pct,
             )
             if cfg.network
             else None

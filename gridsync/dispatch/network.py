@@ -42,6 +42,8 @@ class NetworkLimits:
         screen_voltage_pu: float = 0.02,
         screen_loading_frac: float = 0.8,
         perturb_kw: float = 1.0,
+        safety_pu: float = 0.0,
+        safety_pct: float = 0.0,
     ) -> None:
         self.pf = pf
         self.flex_bus = np.asarray(flex_bus, dtype=int)
@@ -50,6 +52,8 @@ class NetworkLimits:
         self.screen_v = screen_voltage_pu
         self.screen_l = screen_loading_frac
         self.perturb_kw = perturb_kw
+        self.safety_pu = safety_pu
+        self.safety_pct = safety_pct
 
     def bus_kw(self, hd: HorizonData, z_kw: np.ndarray) -> np.ndarray:
         """Consumption per bus (H, n_bus) for flexible bus power ``z_kw`` (H, n_flex)."""
@@ -61,7 +65,7 @@ class NetworkLimits:
         """AC power flow of every horizon step of a plan."""
         return self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
 
-    def violations(self, res: PowerFlowResult, tol_pu: float = 1e-4, tol_pct: float = 0.1):
+    def violations(self, res: PowerFlowResult, tol_pu: float = 0.0, tol_pct: float = 0.0):
         """Masks of voltage (H, n_bus) and loading (H, n_branch) violations."""
         v_bad = (res.vm_pu > self.v_max + tol_pu) | (res.vm_pu < self.v_min - tol_pu)
         l_bad = res.branch_loading_pct > self.l_max + tol_pct
@@ -93,7 +97,9 @@ class NetworkLimits:
     ) -> NetworkRows:
         """Screened rows linearised at the AC result ``res`` of plan ``z_kw``.
 
-        ``forced_*`` masks add rows regardless of screening; ``margin_*`` shrink limits.
+        ``forced_*`` masks add rows regardless of screening; ``margin_*`` shrink limits further
+        than the constant safety margins (plans that sit exactly on a limit would otherwise
+        cross it by the linearisation error).
         """
         vm = res.vm_pu
         near_v = (vm > self.v_max - self.screen_v) | (vm < self.v_min + self.screen_v)
@@ -111,13 +117,13 @@ class NetworkLimits:
             v_t=v_t,
             v_bus=v_bus,
             v_offset=v_off,
-            v_lo=np.full(len(v_t), self.v_min) + mv,
-            v_hi=np.full(len(v_t), self.v_max) - mv,
+            v_lo=np.full(len(v_t), self.v_min + self.safety_pu) + mv,
+            v_hi=np.full(len(v_t), self.v_max - self.safety_pu) - mv,
             dv_dz=dv,
             l_t=l_t,
             l_branch=l_br,
             l_offset=l_off,
-            l_hi=np.full(len(l_t), self.l_max) - margin_l[l_t, l_br],
+            l_hi=np.full(len(l_t), self.l_max - self.safety_pct) - margin_l[l_t, l_br],
             dl_dz=dl,
         )
 

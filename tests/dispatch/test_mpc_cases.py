@@ -86,16 +86,19 @@ def test_binding_line_limit_lowers_the_charge_to_what_the_cable_carries():
         res, _ = pf.solve(np.array([0.0, 0.0, 5.0 + charge_kw]), np.zeros(3))
         return res.branch_loading_pct.max()
 
-    lo, hi = 0.0, 20.0  # independent answer: the charge at which the AC loading hits 100 %
+    # independent answer: the charge at which the AC loading reaches the limit less the
+    # optimizer's safety margin
+    target_pct = 100.0 - MPCConfig().loading_safety_pct
+    lo, hi = 0.0, 20.0
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if loading(mid) < 100.0 else (lo, mid)
+        lo, hi = (mid, hi) if loading(mid) < target_pct else (lo, mid)
     assert lo < 19.0  # the limit really binds
 
     _, plan = solve_once(s)
     assert plan.status == "optimal"
     assert plan.battery_kw[:4, 0] == pytest.approx(np.full(4, lo), abs=0.05)
-    assert plan.max_loading_pct.max() <= 100.0 + 0.1
+    assert plan.max_loading_pct.max() <= 100.0
     kinds = {b.kind for b in plan.binding}
     assert "branch_loading" in kinds
     branch = next(b for b in plan.binding if b.kind == "branch_loading")
