@@ -18,14 +18,13 @@ columnar form, flagged ``out_of_order`` (seq lower than the source's newest) and
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -52,12 +51,20 @@ QUANTITIES: dict[str, tuple[str, dict[str, tuple[float, float]], tuple[float, fl
 }
 
 
+# (quantity, unit) -> (scale, offset, min, max) in the canonical unit
+_CONVERSIONS: dict[tuple[str, str], tuple[float, float, float, float]] = {
+    (q, u): (scale, offset, lo, hi)
+    for q, (_, units, (lo, hi)) in QUANTITIES.items()
+    for u, (scale, offset) in units.items()
+}
+
+
 class _Reading(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device_id: Annotated[str, Field(pattern=ID_PATTERN)]
     quantity: str
     unit: str
-    value: StrictFloat | StrictInt
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     ts: StrictFloat | StrictInt | AwareDatetime
 
 
@@ -102,11 +109,6 @@ class Accepted:
         }
 
 
-def _reject_nonfinite(token: str) -> float:
-    msg = f"non-finite number {token} is not allowed"
-    raise Rejected(msg)
-
-
 @dataclass
 class TelemetryValidator:
     """Stateful validator (it remembers recent ``(source, seq)`` for duplicate detection)."""
@@ -129,15 +131,13 @@ class TelemetryValidator:
         if len(raw) > self.max_bytes:
             msg = f"payload of {len(raw)} bytes exceeds the {self.max_bytes}-byte limit"
             raise Rejected(msg)
-        try:
-            doc = json.loads(raw, parse_constant=_reject_nonfinite)
-        except (ValueError, UnicodeDecodeError) as err:
-            msg = f"not valid JSON: {err}"
-            raise Rejected(msg) from None
-        try:
-            m = TelemetryMessage.model_validate(doc)
+        try:  # JSON parsing and schema checks in one pass (pydantic-core)
+            m = TelemetryMessage.model_validate_json(raw)
         except ValidationError as err:
             e = err.errors()[0]
+            if e["type"] == "json_invalid":
+                msg = f"not valid JSON: {e['msg']}"
+                raise Rejected(msg) from None
             loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
             got = repr(e.get("input"))[:80]
             msg = f"{loc}: {e['msg']} (got {got}); {err.error_count()} error(s) in total"
@@ -146,30 +146,36 @@ class TelemetryValidator:
         if m.seq in seen:
             msg = f"duplicate message: source {m.source!r} seq {m.seq} was already accepted"
             raise Rejected(msg)
-        n = len(m.readings)
-        ts_s, value, unit, late = [0.0] * n, [0.0] * n, [""] * n, [False] * n
-        for i, r in enumerate(m.readings):
-            spec = QUANTITIES.get(r.quantity)
-            if spec is None:
-                msg = f"readings.{i}.quantity: unknown quantity {r.quantity!r}; expected one of {', '.join(QUANTITIES)}"
-                raise Rejected(msg)
-            canon, units, (lo, hi) = spec
-            conv = units.get(r.unit)
-            if conv is None:
-                msg = f"readings.{i}.unit: {r.unit!r} is not a unit of {r.quantity!r}; expected one of {', '.join(units)}"
-                raise Rejected(msg)
-            v = float(r.value) * conv[0] + conv[1]
-            if not (math.isfinite(v) and lo <= v <= hi):
-                msg = f"readings.{i}.value: {r.value} {r.unit} is outside [{lo}, {hi}] {canon}"
-                raise Rejected(msg)
-            t = r.ts.timestamp() if isinstance(r.ts, datetime) else float(r.ts)
-            if not math.isfinite(t) or t > now + self.max_future_s:
-                msg = f"readings.{i}.ts: {r.ts} is more than {self.max_future_s:g} s in the future"
-                raise Rejected(msg)
-            if t < now - self.max_age_s:
-                msg = f"readings.{i}.ts: {r.ts} is older than the {self.max_age_s:g} s ingestion horizon"
-                raise Rejected(msg)
-            ts_s[i], value[i], unit[i], late[i] = t, v, canon, t < now - self.late_after_s
+        rs = m.readings
+        conv = [_CONVERSIONS.get((r.quantity, r.unit)) for r in rs]
+        if None in conv:
+            i = conv.index(None)
+            self._bad_unit(i, rs[i])
+        arr = np.array(conv, dtype=float)  # columns: scale, offset, lo, hi
+        raw_v = np.fromiter((r.value for r in rs), float, len(rs))
+        v = raw_v * arr[:, 0] + arr[:, 1]
+        bad = ~(np.isfinite(v) & (arr[:, 2] <= v) & (v <= arr[:, 3]))
+        if bad.any():
+            i = int(np.argmax(bad))
+            canon = QUANTITIES[rs[i].quantity][0]
+            msg = f"readings.{i}.value: {rs[i].value} {rs[i].unit} is outside [{arr[i, 2]}, {arr[i, 3]}] {canon}"
+            raise Rejected(msg)
+        t = np.fromiter(
+            (r.ts.timestamp() if isinstance(r.ts, datetime) else r.ts for r in rs), float, len(rs)
+        )
+        future = ~np.isfinite(t) | (t > now + self.max_future_s)
+        if future.any():
+            i = int(np.argmax(future))
+            msg = f"readings.{i}.ts: {rs[i].ts} is more than {self.max_future_s:g} s in the future"
+            raise Rejected(msg)
+        old = t < now - self.max_age_s
+        if old.any():
+            i = int(np.argmax(old))
+            msg = f"readings.{i}.ts: {rs[i].ts} is older than the {self.max_age_s:g} s ingestion horizon"
+            raise Rejected(msg)
+        ts_s, value = t.tolist(), v.tolist()
+        unit = [QUANTITIES[r.quantity][0] for r in rs]
+        late = (t < now - self.late_after_s).tolist()
         acc = Accepted(
             source=m.source,
             seq=m.seq,
@@ -184,6 +190,15 @@ class TelemetryValidator:
         if commit:
             self.commit(acc)
         return acc
+
+    @staticmethod
+    def _bad_unit(i: int, r: _Reading) -> None:
+        spec = QUANTITIES.get(r.quantity)
+        if spec is None:
+            msg = f"readings.{i}.quantity: unknown quantity {r.quantity!r}; expected one of {', '.join(QUANTITIES)}"
+            raise Rejected(msg)
+        msg = f"readings.{i}.unit: {r.unit!r} is not a unit of {r.quantity!r}; expected one of {', '.join(spec[1])}"
+        raise Rejected(msg)
 
     def commit(self, acc: Accepted) -> None:
         """Remember ``(source, seq)`` so a repeat is rejected as a duplicate."""

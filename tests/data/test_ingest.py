@@ -46,7 +46,7 @@ def test_accepts_and_converts_units():
         (msg(value=True), "readings.0.value"),
         (
             b'{"source": "gw-1", "seq": 1, "readings": [{"device_id": "m", "quantity": "p", "unit": "kW", "value": NaN, "ts": 1}]}',
-            "non-finite",
+            "finite number",
         ),
         (msg(quantity="power"), "unknown quantity 'power'"),
         (msg(unit="hp"), "'hp' is not a unit of 'p'"),
