@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import time
 import uuid
@@ -345,6 +346,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     args = ap.parse_args()
     res = asyncio.run(amain(args.quick))
+    res["loadavg_1m_at_end"] = os.getloadavg()[0]
     print()
     print(f"{'benchmark':44s} {'size':>22s} {'result':>30s}")
     for r in res["store_ingest"]:
