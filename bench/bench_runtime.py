@@ -300,6 +300,8 @@ async def amain(quick: bool) -> dict:
         "machine": platform.platform(),
         "python": platform.python_version(),
         "quick": quick,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": os.getloadavg()[0],  # the 2 cores are shared with other work
     }
     n = 50_000 if quick else 300_000
     print("store bulk ingestion ...")
