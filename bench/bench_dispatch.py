@@ -37,7 +37,7 @@ def _save(section: str, payload: dict) -> None:
     print(f"wrote {RESULTS.relative_to(ROOT)} [{section}]")
 
 
-def week(days: int, resolve_every: int, time_limit_s: float) -> None:
+def week(days: int, resolve_every: int, time_limit_s: float, section: str = "week") -> None:
     from gridsync.dispatch.mpc import MPCConfig, MPCController, OracleController
     from gridsync.dispatch.rules import TouController, UncontrolledController
     from gridsync.sim.builder import load_scenario
@@ -96,7 +96,7 @@ def week(days: int, resolve_every: int, time_limit_s: float) -> None:
         f"\nMPC captures {captured:.1%} of the oracle's saving over uncontrolled (target >= 80 %)"
     )
     _save(
-        "week",
+        section,
         {
             "scenario": s.config.name,
             "days": days,
@@ -228,12 +228,13 @@ def main() -> None:
     w.add_argument("--days", type=int, default=7)
     w.add_argument("--resolve-every", type=int, default=4)
     w.add_argument("--solve-budget-s", type=float, default=30.0)
+    w.add_argument("--section", default="week", help="JSON section to write")
     sc = sub.add_parser("scaling")
     sc.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     sc.add_argument("--time-limit-s", type=float, default=120.0)
     args = ap.parse_args()
     if args.part == "week":
-        week(args.days, args.resolve_every, args.solve_budget_s)
+        week(args.days, args.resolve_every, args.solve_budget_s, args.section)
     else:
         scaling(args.sizes, args.time_limit_s)
 
