@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gridsync tests bench scripts
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache
