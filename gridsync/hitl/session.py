@@ -117,6 +117,8 @@ class ConsoleSession:
         self._conditions: set[str] = set()
         self.snapshot: dict[str, Any] = {}
         self.last_outlook = None
+        self.last_proposed: Setpoints | None = None  # the controller's own setpoints
+        self.last_applied: Setpoints | None = None  # what the twin got after shield/overrides
         self.step_times_s: deque[float] = deque(maxlen=200)
 
     # listeners -------------------------------------------------------------------------
@@ -286,6 +288,7 @@ class ConsoleSession:
             sp, self.last_shield = self.shield.project(obs, sp)
             self._after_shield(ctx, requested, sp, self.last_shield)
         rec = self.twin.advance(obs, sp)
+        self.last_proposed, self.last_applied = raw, sp
         self._account(rec, obs)
         self._check_overrides(rec)
         self.last_outlook = outlook(

@@ -159,10 +159,10 @@ class ForecastAgent(_FollowsTwin):
                 "dt_h": sc.dt_h,
                 "horizon": fc.horizon,
                 "forecaster": self.forecaster_name,
-                "base_load_kw": load_kw,
-                "pv_kw": pv_kw,
-                "feeder_net_kw": load_kw - pv_kw,
-                "outdoor_temp_c": fc.outdoor_temp_c,
+                "base_load_kw": load_kw.tolist(),  # lists: the in-process bus does not serialise
+                "pv_kw": pv_kw.tolist(),
+                "feeder_net_kw": (load_kw - pv_kw).tolist(),
+                "outdoor_temp_c": np.asarray(fc.outdoor_temp_c, float).tolist(),
                 "created_s": time.time(),
             },
         )

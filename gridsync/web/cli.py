@@ -37,7 +37,7 @@ def console_user(name: str, role: str, password: str) -> None:
 @click.option(
     "--demo",
     is_flag=True,
-    help="Demo accounts and API token, a sunny morning on the bundled feeder.",
+    help="Demo accounts and API tokens, a sunny morning on the bundled feeder.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -68,6 +68,31 @@ def console_user(name: str, role: str, password: str) -> None:
     help="Seconds an operator has before the fail-safe applies [default: 30, or "
     "GRIDSYNC_CONSOLE_TIMEOUT_S].",
 )
+@click.option(
+    "--bus",
+    "bus_url",
+    default="inprocess",
+    show_default=True,
+    help="Runtime message bus: 'inprocess' or nats://host:4222 (JetStream).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="History store: sqlite:///file.db or postgresql://...; default: a SQLite file in the "
+    "temp dir.",
+)
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default="127.0.0.1:1883",
+    show_default=True,
+    help="MQTT broker host:port: the twin's meters publish there and the bridge ingests them "
+    "(falls back to the in-process bus when no broker answers); 'none' to skip MQTT.",
+)
+@click.option(
+    "--forecaster", default="naive", show_default=True, help="Forecast agent: naive or perfect."
+)
 def serve(
     demo: bool,
     host: str,
@@ -77,50 +102,92 @@ def serve(
     controller: str,
     step_seconds: float | None,
     approval_timeout: float | None,
+    bus_url: str,
+    store_url: str | None,
+    mqtt_url: str,
+    forecaster: str,
 ) -> None:
-    """Serve the REST API (/docs) and the operator console (/console/).
+    """Serve GridSync live: REST API (/docs), operator console (/console/) and the runtime.
 
-    The console runs the digital twin live: the controller proposes setpoints, large actions
-    wait for an operator's approval (with a justification), the safety shield checks
-    everything, and the dashboard updates over Server-Sent Events.
+    One digital twin runs, stepped by the console: the controller proposes setpoints, large
+    actions wait for an operator's approval (with a justification), overrides apply, the
+    safety shield checks everything, and the dashboard updates over Server-Sent Events.
+    Every step is also published on the runtime bus: meter telemetry (over MQTT and back in
+    through the validating bridge when a broker answers), the plan, the applied setpoints,
+    alerts and approvals. So /api/v1/state, the history endpoints and the store show the
+    same twin, and an approval can be decided in the browser or with
+    POST /api/v1/approvals {"plan_id": <request id>, "decision": "approve"|"reject"}.
+    The forecast agent runs under the runtime supervisor. (`gridsync runtime` is the
+    headless variant: its own twin with dispatch and safety agents, no console.)
 
     \b
     Accounts: GRIDSYNC_CONSOLE_USERS_FILE (see `gridsync console-user`); API tokens:
-    GRIDSYNC_API_TOKENS(_FILE). With --demo, demo accounts and a demo operator token are
-    created and printed; nothing else is changed.
+    GRIDSYNC_API_TOKENS(_FILE). With --demo, demo accounts and demo operator/viewer tokens
+    are created and printed; nothing else is changed.
 
     Example: gridsync serve --demo   then open the printed URL.
     """
+    import asyncio
+    import contextlib
+
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after shutdown
+        asyncio.run(
+            _serve(
+                demo,
+                host,
+                port,
+                dict(
+                    demo=demo,
+                    scenario_path=scenario_path,
+                    days=days,
+                    controller=controller,
+                    step_interval_s=step_seconds,
+                    approval_timeout_s=approval_timeout,
+                    bus_url=bus_url,
+                    store_url=store_url,
+                    mqtt_url=None if mqtt_url.lower() == "none" else mqtt_url,
+                    forecaster=forecaster,
+                ),
+            )
+        )
+
+
+async def _serve(demo: bool, host: str, port: int, options: dict) -> None:
     import uvicorn
 
-    from gridsync.api.app import create_app
     from gridsync.api.auth import TokenRegistry
-    from gridsync.web.server import attach_console, banner
+    from gridsync.runtime.service import start_service, stop_service
+    from gridsync.web.server import banner
 
     tokens = TokenRegistry.from_env()
-    token = tokens.issue("demo-operator", "operator") if demo else None
-    app = create_app(tokens=tokens)
     click.echo("Building the scenario and the twin (takes a few seconds)...")
     try:
-        con = attach_console(
-            app,
-            demo=demo,
-            scenario_path=scenario_path,
-            days=days,
-            controller=controller,
-            step_interval_s=step_seconds,
-            timeout_s=approval_timeout,
-        )
+        svc = await start_service(tokens=tokens, **options)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(
-        f"Twin: one 15-minute step every {con.step_interval_s:g} s; approval timeout "
-        f"{con.session.policy.timeout_s:g} s."
-    )
-    click.echo(banner(host, port, demo))
-    click.echo(f"REST API: http://{host}:{port}/docs")
-    if token:
-        click.echo(f"Demo API token (operator): {token}")
-    if demo:
-        click.echo("The twin starts when the first browser connects. Ctrl+C stops the server.")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        con, rt = svc.console, svc.runtime
+        click.echo(
+            f"Twin: one 15-minute step every {con.step_interval_s:g} s; approval timeout "
+            f"{con.session.policy.timeout_s:g} s."
+        )
+        click.echo(
+            f"Runtime: bus={rt.bus.kind} store={svc.store_url}; twin telemetry: "
+            f"{svc.telemetry_path}; agents: {', '.join(rt.state.agents) or 'none'}"
+        )
+        click.echo(banner(host, port, demo))
+        click.echo(f"REST API: http://{host}:{port}/docs")
+        if demo:
+            click.echo(f"Demo API token (operator): {tokens.issue('demo-operator', 'operator')}")
+            click.echo(f"Demo API token (viewer): {tokens.issue('demo-viewer', 'viewer')}")
+            click.echo("The twin starts when the first browser connects. Ctrl+C stops the server.")
+        elif len(tokens) == 0:
+            click.echo(
+                "Warning: no API tokens configured (GRIDSYNC_API_TOKENS); the API gives 401."
+            )
+        server = uvicorn.Server(uvicorn.Config(svc.app, host=host, port=port, log_level="warning"))
+        click.echo(f"Serving on http://{host}:{port}")
+        await server.serve()
+    finally:
+        await stop_service(svc)
+        click.echo("stopped")

@@ -1,0 +1,117 @@
+"""The single live service behind ``gridsync serve``: API + console twin + runtime services.
+
+:func:`start_service` builds and starts, in this order: the runtime (bus, store sink, 5-s state
+buffer), the MQTT bridge when a broker answers, the REST API app, the operator console with
+its live twin (:func:`gridsync.web.server.attach_console`), the :class:`ConsoleLink` that
+publishes every twin step on the bus, and the forecast agent under the runtime supervisor.
+The twin, dispatch and safety agents of ``gridsync runtime`` are deliberately not started:
+the console session already dispatches, asks for approvals and shields, and one twin only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from gridsync.api.auth import TokenRegistry
+from gridsync.runtime.console_link import ConsoleLink
+from gridsync.runtime.runtime import Runtime
+
+
+@dataclass
+class Service:
+    """Everything :func:`start_service` started; ``await stop_service(svc)`` undoes it."""
+
+    runtime: Runtime
+    app: Any
+    console: Any
+    link: ConsoleLink
+    store_url: str
+    telemetry_path: str
+    bridge: Any = None
+    publisher: Any = None
+
+
+async def start_service(
+    *,
+    tokens: TokenRegistry,
+    demo: bool = False,
+    scenario_path: str | None = None,
+    days: int | None = None,
+    controller: str = "tou",
+    step_interval_s: float | None = None,
+    approval_timeout_s: float | None = None,
+    bus_url: str = "inprocess",
+    store_url: str | None = None,
+    mqtt_url: str | None = "127.0.0.1:1883",
+    forecaster: str = "naive",
+    buffer_step_s: float = 5.0,
+) -> Service:
+    """Start the runtime around a console session (see the module docstring).
+
+    Raises ``ValueError`` with a readable message for bad console settings (no users,
+    unknown controller); MQTT being unreachable is not an error: telemetry then goes through
+    the in-process ingestor and ``notes`` says so.
+    """
+    from gridsync.api.app import create_app
+    from gridsync.bus import make_bus
+    from gridsync.runtime.agents import ForecastAgent
+    from gridsync.runtime.cli import _emitter
+    from gridsync.store import make_store
+    from gridsync.web.server import attach_console
+
+    store_url = store_url or f"sqlite:///{tempfile.gettempdir()}/gridsync-serve-{os.getpid()}.db"
+    rt = Runtime(make_bus(bus_url), make_store(store_url), step_s=buffer_step_s)
+    await rt.start()
+    try:
+        emit, bridge, pub, how = _emitter(rt, mqtt_url, "console-twin")
+        if bridge is not None:
+            await bridge.start()
+        app = create_app(rt, tokens=tokens, manage_runtime=False)
+        con = await asyncio.to_thread(
+            attach_console,
+            app,
+            demo=demo,
+            scenario_path=scenario_path,
+            days=days,
+            controller=controller,
+            step_interval_s=step_interval_s,
+            timeout_s=approval_timeout_s,
+        )
+    except BaseException:
+        await rt.stop()
+        rt.store.close()
+        raise
+    sc = con.session.scenario
+    link = ConsoleLink(rt, con.session, emit, controller_name=controller)
+    await link.attach()
+    rt.supervisor.start(ForecastAgent(sc, forecaster, period_s=max(con.step_interval_s / 2, 0.1)))
+    rt.state.scenario = {
+        "name": os.path.basename(scenario_path) if scenario_path else "default",
+        "title": sc.config.name,
+        "days": int(sc.n_steps * sc.dt_h / 24),
+        "buses": sc.feeder.n_bus,
+        "assets": sc.fleet.size,
+        "twin": "console",
+    }
+    return Service(rt, app, con, link, store_url, how, bridge, pub)
+
+
+async def stop_service(svc: Service) -> None:
+    """Stop the link, the bridge and the runtime, and close the store (idempotent enough to
+    call from a ``finally``)."""
+    with contextlib.suppress(Exception):
+        await svc.link.detach()
+    if svc.bridge is not None:
+        with contextlib.suppress(Exception):
+            await svc.bridge.stop()
+    if svc.publisher is not None:
+        with contextlib.suppress(Exception):
+            svc.publisher.close()
+    with contextlib.suppress(Exception):
+        await svc.runtime.stop()
+    svc.runtime.store.close()
