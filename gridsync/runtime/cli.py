@@ -1,5 +1,6 @@
 """``gridsync runtime``: the REST API plus the full agent loop (MQTT bridge, bus, store) in one
-process. (``gridsync serve`` is the operator-console server built on the same API.)"""
+process, headless. (``gridsync serve`` is the single live service: the same runtime around the
+operator console's twin, see :mod:`gridsync.runtime.service`.)"""
 
 from __future__ import annotations
 
@@ -132,7 +133,10 @@ def serve(
     duration,
     token_to_hash,
 ) -> None:
-    """Start the GridSync service: REST API (OpenAPI docs at /docs) and agents.
+    """Headless GridSync service: REST API (OpenAPI docs at /docs) and agents, no console.
+
+    Runs its own twin driven by the dispatch and safety agents (no approvals). For the full
+    service with the operator console and one console-stepped twin use `gridsync serve`.
 
     \b
     Quick look:   gridsync runtime --demo
