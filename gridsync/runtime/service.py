@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,12 @@ async def start_service(
     from gridsync.web.server import attach_console
 
     store_url = store_url or f"sqlite:///{tempfile.gettempdir()}/gridsync-serve-{os.getpid()}.db"
-    rt = Runtime(make_bus(bus_url), make_store(store_url), step_s=buffer_step_s)
+    rt = Runtime(
+        make_bus(bus_url),
+        make_store(store_url),
+        step_s=buffer_step_s,
+        on_scenario_change=_scenario_needs_restart,
+    )
     await rt.start()
     try:
         emit, bridge, pub, how = _emitter(rt, mqtt_url, "console-twin")
@@ -99,6 +105,22 @@ async def start_service(
         "twin": "console",
     }
     return Service(rt, app, con, link, store_url, how, bridge, pub)
+
+
+async def _scenario_needs_restart(rt: Runtime, name: str, days: int | None) -> None:
+    """``POST /api/v1/scenarios/select`` under ``gridsync serve``: the console twin is built once
+    at start-up, so say (as an alert) that the selection applies on the next start."""
+    await rt.bus.publish(
+        "alerts",
+        {
+            "kind": "scenario",
+            "severity": "warning",
+            "source": "serve",
+            "message": f"scenario {name!r} selected; the console twin keeps running its current "
+            f"scenario: restart `gridsync serve --scenario <file>` to switch",
+            "ts_s": time.time(),
+        },
+    )
 
 
 async def stop_service(svc: Service) -> None:

@@ -145,6 +145,10 @@ async def _scenario_run(transport: str) -> None:
             bus_seen = (await c.get("/api/v1/approvals")).json()
             assert any(a.get("id") == req.id and a.get("status") == "approved" for a in bus_seen)
             assert (await c.get("/api/v1/state", headers={"Authorization": ""})).status_code == 401
+            r = await c.post("/api/v1/scenarios/select", json={"name": "default"})
+            assert r.status_code == 200, r.text
+            alerts = (await c.get("/api/v1/alerts")).json()
+            assert any("restart `gridsync serve" in a.get("message", "") for a in alerts)
         assert svc.link.failures == 0
     finally:
         server.should_exit = True
