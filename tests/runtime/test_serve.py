@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -52,24 +53,41 @@ def test_serve_help_describes_the_single_service():
         assert needle in r.output
 
 
-@pytest.mark.parametrize("transport", ["inprocess", "mqtt"])
-def test_api_and_store_follow_the_console_twin(transport, monkeypatch):
-    for var in (
-        "GRIDSYNC_CONSOLE_STEP_S",
-        "GRIDSYNC_CONSOLE_TIMEOUT_S",
-        "GRIDSYNC_CONSOLE_CONTROLLER",
-    ):
+NATS_PG = ("nats://127.0.0.1:4222", "postgresql://postgres@127.0.0.1:5432/test")
+CONSOLE_ENV = (
+    "GRIDSYNC_CONSOLE_STEP_S",
+    "GRIDSYNC_CONSOLE_TIMEOUT_S",
+    "GRIDSYNC_CONSOLE_CONTROLLER",
+)
+
+
+@pytest.mark.parametrize(
+    ("transport", "bus_url", "store_url"),
+    [
+        ("inprocess", "inprocess", "sqlite:///:memory:"),
+        ("mqtt", "inprocess", "sqlite:///:memory:"),
+        ("mqtt", *NATS_PG),
+    ],
+    ids=["inprocess", "mqtt", "mqtt-nats-postgres"],
+)
+def test_api_and_store_follow_the_console_twin(transport, bus_url, store_url, monkeypatch):
+    for var in CONSOLE_ENV:
         monkeypatch.delenv(var, raising=False)
+    from tests.conftest import require_service
+
     if transport == "mqtt" and not broker_answers():
-        from tests.conftest import require_service
-
         require_service("Mosquitto MQTT", "nothing answers on 127.0.0.1:1883")
-    asyncio.run(_scenario_run(transport))
+    if bus_url.startswith("nats") and not broker_answers(port=4222):
+        require_service("NATS JetStream", "nothing answers on 127.0.0.1:4222")
+    if store_url.startswith("postgresql") and not broker_answers(port=5432):
+        require_service("PostgreSQL", "nothing answers on 127.0.0.1:5432")
+    asyncio.run(_scenario_run(transport, bus_url, store_url))
 
 
-async def _scenario_run(transport: str) -> None:
+async def _scenario_run(transport: str, bus_url: str, store_url: str) -> None:
     tokens = TokenRegistry()
     token = tokens.issue("api-operator", "operator")
+    since = datetime.now(UTC).isoformat()  # a shared PostgreSQL may hold older readings
     svc = await start_service(
         tokens=tokens,
         demo=True,
@@ -77,7 +95,8 @@ async def _scenario_run(transport: str) -> None:
         step_interval_s=0.25,
         approval_timeout_s=120,
         mqtt_url="127.0.0.1:1883" if transport == "mqtt" else None,
-        store_url="sqlite:///:memory:",
+        bus_url=bus_url,
+        store_url=store_url,
         buffer_step_s=0.5,
     )
     port = free_port()
@@ -106,7 +125,8 @@ async def _scenario_run(transport: str) -> None:
 
             # meter telemetry went through ingestion (MQTT bridge or in-process) into the store
             async def stored():
-                h = (await c.get("/api/v1/history/readings?device_id=feeder-head")).json()
+                q = {"device_id": "feeder-head", "start": since}
+                h = (await c.get("/api/v1/history/readings", params=q)).json()
                 return h if h["n"] >= 3 else None
 
             hist = await stored() or await _until(stored, 20, "stored feeder-head readings")
@@ -142,13 +162,21 @@ async def _scenario_run(transport: str) -> None:
                 lambda: _true(not req.pending), 10, "the API decision to reach the session"
             )
             assert req.status == "approved" and req.decided_by == "api-operator"
-            bus_seen = (await c.get("/api/v1/approvals")).json()
-            assert any(a.get("id") == req.id and a.get("status") == "approved" for a in bus_seen)
+
+            async def decision_on_bus():
+                seen = (await c.get("/api/v1/approvals")).json()
+                return any(a.get("id") == req.id and a.get("status") == "approved" for a in seen)
+
+            await _until(decision_on_bus, 10, "the console's approval event on the bus")
             assert (await c.get("/api/v1/state", headers={"Authorization": ""})).status_code == 401
             r = await c.post("/api/v1/scenarios/select", json={"name": "default"})
             assert r.status_code == 200, r.text
-            alerts = (await c.get("/api/v1/alerts")).json()
-            assert any("restart `gridsync serve" in a.get("message", "") for a in alerts)
+
+            async def restart_alert():
+                alerts = (await c.get("/api/v1/alerts")).json()
+                return any("restart `gridsync serve" in a.get("message", "") for a in alerts)
+
+            await _until(restart_alert, 10, "the scenario-restart alert")
         assert svc.link.failures == 0
     finally:
         server.should_exit = True
