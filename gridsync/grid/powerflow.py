@@ -25,6 +25,7 @@ import scipy.sparse.linalg as spla
 from gridsync.model.network import Feeder
 
 SQRT3 = np.sqrt(3.0)
+DENSE_ZBUS_MAX_BUSES = 1500
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -70,6 +71,7 @@ class PowerFlowModel:
     rating_from: np.ndarray
     rating_to: np.ndarray
     _lu: object = None
+    _y_pq_ref: object = None
     _pattern: object = None
     _y_ref: object = None
 
@@ -137,9 +139,10 @@ class PowerFlowModel:
         sbus = self.injections_pu(np.atleast_2d(p_kw), np.atleast_2d(q_kvar))
         pq, ref = self.pq, self.ref
         if self._lu is None:
-            self._lu = spla.splu(sp.csc_matrix(self.ybus[pq][:, pq]))
+            self._lu = self._zbus_solver()
+            self._y_pq_ref = self.ybus[pq][:, [ref]].toarray().ravel()
         v_ref = self.v_init[ref]
-        y_pq_ref = self.ybus[pq][:, [ref]].toarray().ravel()
+        y_pq_ref = self._y_pq_ref
         vpq = np.tile(self.v_init[pq], (sbus.shape[0], 1)).T
         spq = sbus[:, pq].T
         converged = False
@@ -147,7 +150,7 @@ class PowerFlowModel:
         while iterations < max_iter and not converged:
             iterations += 1
             rhs = np.conj(spq / vpq) - y_pq_ref[:, None] * v_ref
-            new = self._lu.solve(rhs)
+            new = self._lu(rhs)
             step = np.max(np.abs(new - vpq))
             vpq = new
             converged = step < tol_pu
@@ -157,6 +160,15 @@ class PowerFlowModel:
             msg = f"fixed-point power flow did not converge in {max_iter} iterations (last step {step:.3g} p.u.)"
             raise PowerFlowNotConverged(msg)
         return self._results(v, sbus, iterations, converged, squeeze=False)
+
+    def _zbus_solver(self):
+        """``rhs -> Ybus[pq, pq]^-1 rhs``: a dense inverse (one BLAS product per iteration) on
+        feeders up to ``DENSE_ZBUS_MAX_BUSES``, a shared sparse LU factorisation beyond."""
+        y_pq = self.ybus[self.pq][:, self.pq]
+        if len(self.pq) <= DENSE_ZBUS_MAX_BUSES:
+            zbus = np.linalg.inv(y_pq.toarray())
+            return lambda rhs: zbus @ rhs
+        return spla.splu(sp.csc_matrix(y_pq)).solve
 
     def _results(
         self, v: np.ndarray, sbus: np.ndarray, iterations: int, converged: bool, squeeze: bool

@@ -74,3 +74,13 @@ def test_impossible_load_reports_non_convergence(model, feeder):
     p = np.full(feeder.n_bus, 2e4)
     with pytest.raises(PowerFlowNotConverged, match="did not converge"):
         model.solve(p, np.zeros(feeder.n_bus), max_iter=8)
+
+
+def test_batch_sparse_lu_path_matches_dense(feeder, reference, monkeypatch):
+    import gridsync.grid.powerflow as pfmod
+
+    _, p, q = reference
+    dense = build_powerflow_model(feeder).solve_batch(p[None, :], q[None, :])
+    monkeypatch.setattr(pfmod, "DENSE_ZBUS_MAX_BUSES", 0)
+    sparse = build_powerflow_model(feeder).solve_batch(p[None, :], q[None, :])
+    assert np.allclose(dense.vm_pu, sparse.vm_pu, rtol=0, atol=1e-10)
