@@ -21,11 +21,6 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "EVs charge on arrival, batteries self-consume PV",
     ),
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
-    "uncontrolled+shield": (
-        "gridsync.safety.shield:shielded_uncontrolled",
-        "uncontrolled behind the safety shield (limits, SoC, ramps, AC voltage/loading check)",
-    ),
-    "tou+shield": ("gridsync.safety.shield:shielded_tou", "tou behind the safety shield"),
     "mpc": (
         "gridsync.dispatch.mpc:MPCController",
         "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts",
@@ -37,9 +32,24 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
 }
 
 
+SHIELD_SUFFIX = "+shield"
+
+# Every controller can run behind the safety shield (limits, SoC, ramps, AC voltage/loading).
+CONTROLLERS.update(
+    {
+        f"{name}{SHIELD_SUFFIX}": ("", f"{name} behind the safety shield")
+        for name in list(CONTROLLERS)
+    }
+)
+
+
 def make_controller(name: str):
     if name not in CONTROLLERS:
         msg = f"unknown controller {name!r}; choose from {', '.join(sorted(CONTROLLERS))}"
         raise ValueError(msg)
+    if name.endswith(SHIELD_SUFFIX):
+        from gridsync.safety.shield import ShieldedController
+
+        return ShieldedController(make_controller(name.removesuffix(SHIELD_SUFFIX)))
     module, _, attr = CONTROLLERS[name][0].partition(":")
     return getattr(import_module(module), attr)()

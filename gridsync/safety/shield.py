@@ -440,17 +440,3 @@ class ShieldedController:
         dt_h = self.shield.scenario.dt_h if self.decisions else 0.0
         out["intervention_kwh"] = float(sum(d.intervention_kw for d in self.decisions) * dt_h)
         return out
-
-
-def shielded_uncontrolled() -> ShieldedController:
-    """``uncontrolled`` baseline behind the safety shield (CLI registry entry)."""
-    from gridsync.dispatch.rules import UncontrolledController
-
-    return ShieldedController(UncontrolledController())
-
-
-def shielded_tou() -> ShieldedController:
-    """``tou`` baseline behind the safety shield (CLI registry entry)."""
-    from gridsync.dispatch.rules import TouController
-
-    return ShieldedController(TouController())
