@@ -28,7 +28,7 @@ from gridsync.market.credits import (
 )
 from gridsync.market.network import Limits
 from gridsync.market.p2p import P2PResult, run_p2p
-from gridsync.market.settlement import Settlement, settle, statement
+from gridsync.market.settlement import Settlement, make_whole, settle, statement
 
 
 @dataclass
@@ -100,7 +100,8 @@ def run_market(
     cfg = cfg or MarketConfig()
     result = run_p2p(scenario, cfg, forecast_net_kw, limits)
     baseline = run_p2p(scenario, replace(cfg, auto_trade_share=0.0), forecast_net_kw, limits)
-    st, st0 = settle(result, scenario, cfg), settle(baseline, scenario, cfg)
+    st0 = settle(baseline, scenario, cfg)
+    st = make_whole(settle(result, scenario, cfg), st0)
     n_p = len(result.participants)
     names = [pseudonym(secret, p) for p in range(n_p)]
     carbon_g = scenario.carbon_g_per_kwh[result.steps]
@@ -137,6 +138,12 @@ def run_market(
 
     if ledger is not None:
         ledger.append_many(_ledger_entries(scenario, result, bank, names))
+        refunded = np.flatnonzero(st.make_whole_eur > 0)
+        if len(refunded):
+            ledger.append_many(
+                ("make_whole", {"participant": names[p], "eur": float(st.make_whole_eur[p])})
+                for p in refunded
+            )
 
     saving = st0.bill_eur - st.bill_eur
     trades = result.trades
@@ -166,6 +173,8 @@ def run_market(
         "best_saving_eur": float(saving.max()),
         "imbalance_eur": float(st.imbalance_eur.sum()),
         "network_fees_eur": float(st.network_fee_eur.sum()),
+        "make_whole_eur": float(st.make_whole_eur.sum()),
+        "participants_made_whole": int(np.sum(st.make_whole_eur > 0)),
         "credits_minted": bank.minted,
         "credits_held": bank.held,
         "credits_redeemed": bank.redeemed,

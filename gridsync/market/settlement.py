@@ -40,6 +40,7 @@ class Settlement:
     spill_kwh: np.ndarray
     metered_import_kwh: np.ndarray
     metered_export_kwh: np.ndarray
+    make_whole_eur: np.ndarray | None = None  # refund to anyone the market left worse off
 
     @property
     def bill_eur(self) -> np.ndarray:
@@ -50,7 +51,24 @@ class Settlement:
             - self.retail_export_eur
             + self.imbalance_eur
             - self.storage_credit_eur
+            - (0.0 if self.make_whole_eur is None else self.make_whole_eur)
         )
+
+
+def make_whole(market: Settlement, no_market: Settlement) -> Settlement:
+    """Refund every participant whose market bill exceeds their no-market bill, from the pot
+    of local network fees (pro rata if the pot is short).
+
+    Forecast errors make imbalance charges unavoidable, so individual rationality cannot hold
+    order by order; this after-the-fact guarantee restores it at the community's expense, and
+    never pays out more than the fees collected, so the market stays budget balanced.
+    """
+    loss = np.maximum(market.bill_eur - no_market.bill_eur, 0.0)
+    pot = float(market.network_fee_eur.sum())
+    need = float(loss.sum())
+    refund = loss if need <= pot else loss * (pot / need)
+    market.make_whole_eur = refund
+    return market
 
 
 def settle(result: P2PResult, scenario, cfg: MarketConfig) -> Settlement:
@@ -98,6 +116,9 @@ def statement(
         "retail_export_eur": float(market.retail_export_eur[participant]),
         "imbalance_eur": float(market.imbalance_eur[participant]),
         "storage_credit_eur": float(market.storage_credit_eur[participant]),
+        "make_whole_eur": float(
+            0.0 if market.make_whole_eur is None else market.make_whole_eur[participant]
+        ),
         "bill_eur": float(market.bill_eur[participant]),
         "bill_without_market_eur": float(no_market.bill_eur[participant]),
         "saving_eur": float(no_market.bill_eur[participant] - market.bill_eur[participant]),
