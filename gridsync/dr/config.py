@@ -7,15 +7,13 @@ to the DR agent. Unknown keys are errors so a typo never silently falls back to 
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gridsync.model.scenario_config import _format_errors
+from gridsync.model.scenario_config import format_validation_errors, read_config_mapping
 
 END_USES = ("ev", "hvac", "deferrable", "water_heater", "battery")
 EndUse = Literal["ev", "hvac", "deferrable", "water_heater", "battery"]
@@ -170,29 +168,11 @@ def parse_dr_config(data: dict, source: str = "dr config") -> DRConfig:
     try:
         return DRConfig.model_validate(data)
     except ValidationError as err:
-        raise DRConfigError(_format_errors(source, err)) from None
+        raise DRConfigError(format_validation_errors(source, err)) from None
 
 
 def load_dr_config(path: str | Path | None = None) -> DRConfig:
     """Read and validate a DR config (the bundled ``programs.toml`` when ``path`` is None)."""
     path = Path(path) if path else default_dr_config_path()
-    if not path.exists():
-        msg = f"DR config file {str(path)!r} does not exist"
-        raise DRConfigError(msg)
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            msg = f"DR config {path.name}: unknown extension {suffix!r}; expected .toml, .yaml or .yml"
-            raise DRConfigError(msg)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        msg = f"DR config {path.name} is not valid {suffix[1:].upper()}: {err}"
-        raise DRConfigError(msg) from None
-    if not isinstance(data, dict):
-        msg = f"DR config {path.name}: top level must be a mapping"
-        raise DRConfigError(msg)
+    data = read_config_mapping(path, "DR config", DRConfigError)
     return parse_dr_config(data, source=path.name)

@@ -207,7 +207,7 @@ class ScenarioConfig(_Strict):
     objective: ObjectiveConfig = ObjectiveConfig()
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
+def format_validation_errors(source: str, err: ValidationError) -> str:
     lines = [f"{source}: {err.error_count()} invalid field(s)"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -222,15 +222,16 @@ def parse_scenario(data: dict, source: str = "scenario") -> ScenarioConfig:
     try:
         return ScenarioConfig.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(_format_errors(source, err)) from None
+        raise ScenarioError(format_validation_errors(source, err)) from None
 
 
-def load_scenario_config(path: str | Path) -> ScenarioConfig:
-    """Read and validate a ``.toml``, ``.yaml`` or ``.yml`` scenario file."""
+def read_config_mapping(path: str | Path, what: str, error: type[ValueError]) -> dict:
+    """Read a ``.toml``/``.yaml``/``.yml`` file into a mapping, raising ``error`` with the file,
+    the problem and what was expected (``what`` names the kind of file in messages)."""
     path = Path(path)
     if not path.exists():
-        msg = f"scenario file {str(path)!r} does not exist"
-        raise ScenarioError(msg)
+        msg = f"{what} file {str(path)!r} does not exist"
+        raise error(msg)
     text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
     try:
@@ -239,12 +240,18 @@ def load_scenario_config(path: str | Path) -> ScenarioConfig:
         elif suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text) or {}
         else:
-            msg = f"scenario file {path.name}: unknown extension {suffix!r}; expected .toml, .yaml or .yml"
-            raise ScenarioError(msg)
+            msg = f"{what} file {path.name}: unknown extension {suffix!r}; expected .toml, .yaml or .yml"
+            raise error(msg)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        msg = f"scenario file {path.name} is not valid {suffix[1:].upper()}: {err}"
-        raise ScenarioError(msg) from None
+        msg = f"{what} file {path.name} is not valid {suffix[1:].upper()}: {err}"
+        raise error(msg) from None
     if not isinstance(data, dict):
-        msg = f"scenario file {path.name}: top level must be a mapping, got {type(data).__name__}"
-        raise ScenarioError(msg)
-    return parse_scenario(data, source=path.name)
+        msg = f"{what} file {path.name}: top level must be a mapping, got {type(data).__name__}"
+        raise error(msg)
+    return data
+
+
+def load_scenario_config(path: str | Path) -> ScenarioConfig:
+    """Read and validate a ``.toml``, ``.yaml`` or ``.yml`` scenario file."""
+    path = Path(path)
+    return parse_scenario(read_config_mapping(path, "scenario", ScenarioError), source=path.name)
