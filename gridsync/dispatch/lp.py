@@ -114,6 +114,13 @@ class LinearProgram:
         self.n_row += n
         return idx
 
+    def fix(self, cols: np.ndarray, values: np.ndarray) -> None:
+        """Pin columns to given values (lower = upper bound), e.g. to price a fixed plan."""
+        lb, ub, _, _ = self.bounds()
+        lb[cols] = values
+        ub[cols] = values
+        self._lb, self._ub = [lb], [ub]
+
     def cols(self, name: str) -> np.ndarray:
         start, n = self.col_blocks[name]
         return np.arange(start, start + n)
