@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_dispatch.py week [--days 7] [--resolve-every 4]
     .venv/bin/python bench/bench_dispatch.py scaling [--sizes 100 1000 10000]
+    .venv/bin/python bench/bench_dispatch.py aggregate [--sizes 100 1000 10000]
 
 Each part prints a table and updates its section of bench/results/bench_dispatch.json.
 ``week``: KPIs of uncontrolled, tou, mpc (seasonal-naive forecasts) and oracle (perfect
@@ -9,6 +10,9 @@ foresight) on the bundled scenario, the share of the oracle's saving the MPC cap
 solve-time statistics. ``scaling``: build + solve time of the dispatch LP for synthetic
 fleets of N assets over 96 steps, vectorised build vs a per-asset-loop reference build of the
 same LP (objective values compared), plus per-bus aggregation with its optimality gap.
+``aggregate``: the per-bus aggregated LP (gridsync.dispatch.aggregate) at N assets x 96 steps
+(and with hourly blocks): build, solve, disaggregation and pricing times, and the optimality
+gap of the priced per-asset plan vs the full LP where the full LP is solved (N <= 1000).
 """
 
 from __future__ import annotations
@@ -221,6 +225,67 @@ def scaling(sizes: list[int], time_limit_s: float, reference_solve_max: int = 10
     _save("scaling", {"time_limit_s": time_limit_s, "rows": rows})
 
 
+def aggregate(sizes: list[int], time_limit_s: float, full_max: int = 1000) -> None:
+    from gridsync.dispatch.aggregate import solve_aggregated
+    from gridsync.dispatch.formulation import Weights, build_dispatch_lp
+    from gridsync.sim.builder import load_scenario
+
+    base = load_scenario(days=1, history_days=1)
+    w = Weights.from_config(base.config.objective)
+    rows = []
+    for n in sizes:
+        row: dict = {}
+        for tag, blocks in (("", False), ("blocked_", True)):
+            hd = synthetic_horizon(base, n, blocks=blocks)
+            res = solve_aggregated(hd, w, time_limit_s=time_limit_s)
+            full = None
+            if n <= full_max:
+                lp, _ = build_dispatch_lp(hd, w)
+                full = lp.solve(time_limit_s)
+            gap = (
+                (res.objective_eur - full.objective) / abs(full.objective) * 100
+                if full is not None and full.ok and res.status == "optimal"
+                else None
+            )
+            row.update(
+                {
+                    "assets": int(hd.fleet.size),
+                    f"{tag}steps": hd.horizon,
+                    f"{tag}virtual_columns": res.virtual_columns,
+                    f"{tag}build_s": res.build_s,
+                    f"{tag}solve_s": res.solve_s,
+                    f"{tag}build_solve_s": res.build_s + res.solve_s,
+                    f"{tag}disaggregate_s": res.disaggregate_s,
+                    f"{tag}price_s": res.evaluate_s,
+                    f"{tag}status": res.status,
+                    f"{tag}virtual_objective_eur": res.virtual_objective_eur,
+                    f"{tag}plan_objective_eur": res.objective_eur,
+                    f"{tag}battery_shortfall_kwh": None
+                    if res.plan is None
+                    else res.plan.battery_shortfall_kwh,
+                    f"{tag}full_solve_s": None if full is None else full.solve_s,
+                    f"{tag}full_status": None if full is None else full.status,
+                    f"{tag}full_objective_eur": None if full is None else full.objective,
+                    f"{tag}gap_pct": gap,
+                }
+            )
+            full_txt = (
+                "full LP not solved"
+                if full is None
+                else (f"full {full.solve_s:6.2f} s obj {full.objective:.3f}, gap {gap:.3f} %")
+            )
+            print(
+                f"{n:>6} assets x {hd.horizon:>2}: {res.virtual_columns:>7} virtual cols, "
+                f"build+solve {res.build_s + res.solve_s:6.2f} s, disaggregate "
+                f"{res.disaggregate_s:.3f} s, price {res.evaluate_s:.2f} s [{res.status}] "
+                f"plan obj {res.objective_eur:.3f} (virtual {res.virtual_objective_eur:.3f}); "
+                f"{full_txt}",
+                flush=True,
+            )
+        rows.append(row)
+    _save("aggregate", {"time_limit_s": time_limit_s, "rows": rows})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -232,9 +297,14 @@ def main() -> None:
     sc = sub.add_parser("scaling")
     sc.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     sc.add_argument("--time-limit-s", type=float, default=120.0)
+    ag = sub.add_parser("aggregate")
+    ag.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    ag.add_argument("--time-limit-s", type=float, default=120.0)
     args = ap.parse_args()
     if args.part == "week":
         week(args.days, args.resolve_every, args.solve_budget_s, args.section)
+    elif args.part == "aggregate":
+        aggregate(args.sizes, args.time_limit_s)
     else:
         scaling(args.sizes, args.time_limit_s)
 
