@@ -93,7 +93,8 @@ async def start_service(
         rt.store.close()
         raise
     sc = con.session.scenario
-    link = ConsoleLink(rt, con.session, emit, controller_name=controller)
+    name = os.environ.get("GRIDSYNC_CONSOLE_CONTROLLER", controller)  # as attach_console reads it
+    link = ConsoleLink(rt, con.session, emit, controller_name=name)
     await link.attach()
     rt.supervisor.start(ForecastAgent(sc, forecaster, period_s=max(con.step_interval_s / 2, 0.1)))
     rt.state.scenario = {
