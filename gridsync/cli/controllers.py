@@ -29,6 +29,10 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "gridsync.dispatch.mpc:OracleController",
         "the same optimizer with perfect foresight (upper bound)",
     ),
+    "mpc-agg": (
+        "gridsync.dispatch.aggregate:mpc_agg",
+        "mpc on per-bus virtual batteries/heat pumps/PV, disaggregated per asset (for big fleets)",
+    ),
 }
 
 

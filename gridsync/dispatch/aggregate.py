@@ -40,7 +40,7 @@ from gridsync.dispatch.formulation import (
     build_dispatch_lp,
 )
 from gridsync.dispatch.horizon import FleetState, HorizonData
-from gridsync.dispatch.lp import LPResult
+from gridsync.dispatch.lp import LinearProgram, LPResult
 from gridsync.model.assets import BatteryFleet, Fleet, PVFleet, ThermalFleet
 
 
@@ -257,6 +257,34 @@ def evaluate_plan(
     """Price a per-asset plan with the full LP's objective: every asset column is pinned, only
     states, slacks (unmet energy, comfort, network) and the feeder-head terms stay free. An
     ``infeasible`` status means the plan breaks an asset limit (e.g. a state of charge)."""
+    _, sol, lay = _pinned(hd, plan, w, network, opts, time_limit_s)
+    return sol, lay
+
+
+def solve_aggregated_lp(
+    hd: HorizonData,
+    w: Weights,
+    network: NetworkRows | None = None,
+    opts: Options | None = None,
+    time_limit_s: float = 30.0,
+) -> tuple[LinearProgram, Layout, LPResult]:
+    """Drop-in for ``build_dispatch_lp`` + ``solve`` (used by ``MPCConfig.aggregate``): the
+    returned LP, layout and solution are the full LP's with the disaggregated plan pinned, so
+    ``extract_plan`` reads per-asset setpoints from them. When the virtual LP fails, its own
+    LP, layout and (non-optimal) result are returned."""
+    t0 = time.perf_counter()
+    agg = aggregate_horizon(hd)
+    lp, lay = build_dispatch_lp(agg.hd, w, network, opts)
+    sol = lp.solve(time_limit_s)
+    if not sol.ok:
+        return lp, lay, sol
+    plan = disaggregate(hd, agg, sol.x, lay)
+    left_s = max(time_limit_s - (time.perf_counter() - t0), 0.0)
+    full, priced, full_lay = _pinned(hd, plan, w, network, opts, left_s)
+    return full, full_lay, priced
+
+
+def _pinned(hd, plan, w, network, opts, time_limit_s):
     lp, lay = build_dispatch_lp(hd, w, network, opts)
     cols = np.r_[lay.bat_c, lay.bat_d, lay.th_p, lay.pv_q, lay.ev_c, lay.ev_d, lay.dfr_p]
     vals = np.r_[
@@ -269,7 +297,7 @@ def evaluate_plan(
         plan.deferrable_kw,
     ]
     lp.fix(cols, vals)
-    return lp.solve(time_limit_s), lay
+    return lp, lp.solve(time_limit_s), lay
 
 
 def solve_aggregated(
@@ -334,3 +362,10 @@ def solve_aggregated(
         eval_s,
         ev,
     )
+
+
+def mpc_agg():
+    """``gridsync simulate --controller mpc-agg``: the MPC on per-bus aggregated assets."""
+    from gridsync.dispatch.mpc import MPCConfig, MPCController
+
+    return MPCController(config=MPCConfig(aggregate=True), name="mpc-agg")

@@ -67,6 +67,7 @@ class MPCConfig:
     hard_ev_deadlines: bool = False
     feeder_limit_kw: float | None = None
     max_binding: int = 20
+    aggregate: bool = False  # per-bus virtual assets + disaggregation (dispatch.aggregate)
 
     def __post_init__(self) -> None:
         checks = {
@@ -251,10 +252,17 @@ class MPCController:
             tb = time.perf_counter()
             if net is not None:
                 rows = net.rows(res, z0, sens, forced_v, forced_l, margin_v, margin_l)
-            lp, lay = build_dispatch_lp(hd, self.weights, rows, self.options)
-            timings["build"] = timings.get("build", 0.0) + time.perf_counter() - tb
-            sol = lp.solve(max(deadline - time.perf_counter(), 0.0))
-            timings["solve"] = timings.get("solve", 0.0) + sol.solve_s
+            if cfg.aggregate:
+                from gridsync.dispatch.aggregate import solve_aggregated_lp
+
+                budget = max(deadline - time.perf_counter(), 0.0)
+                lp, lay, sol = solve_aggregated_lp(hd, self.weights, rows, self.options, budget)
+                timings["solve"] = timings.get("solve", 0.0) + time.perf_counter() - tb
+            else:
+                lp, lay = build_dispatch_lp(hd, self.weights, rows, self.options)
+                timings["build"] = timings.get("build", 0.0) + time.perf_counter() - tb
+                sol = lp.solve(max(deadline - time.perf_counter(), 0.0))
+                timings["solve"] = timings.get("solve", 0.0) + sol.solve_s
             if not sol.ok:
                 diagnosis = []
                 if sol.status == "infeasible":

@@ -146,3 +146,25 @@ def test_evaluate_rejects_a_plan_that_breaks_a_state_of_charge_limit():
     bad = dataclasses.replace(res.plan, battery_charge_kw=res.plan.battery_charge_kw + 2.0)
     sol, _ = evaluate_plan(hd, bad, W)
     assert sol.status == "infeasible"
+
+
+def test_mpc_with_aggregate_publishes_per_asset_setpoints_equal_to_the_exact_optimum():
+    from gridsync.cli.controllers import make_controller
+    from tests.dispatch.test_mpc_cases import solve_once
+
+    one = batteries([10.0], [5.0], [0.1])
+    two = dataclasses.replace(
+        one, **{f.name: np.repeat(getattr(one, f.name), 2) for f in dataclasses.fields(one)}
+    )
+    s = tiny_scenario(dataclasses.replace(empty_fleet(), battery=two), TWO_PRICE)
+    _, plain = solve_once(s, network=True)
+    _, agg = solve_once(s, network=True, aggregate=True)
+    assert agg.status == "optimal"
+    assert agg.battery_kw.shape == (8, 2)
+    assert agg.objective_eur == pytest.approx(plain.objective_eur, abs=1e-6)
+    # the optimum is degenerate in time; per battery: 8/0.9 kWh in the cheap hours, 7.2 out
+    assert agg.battery_kw[:, 0] == pytest.approx(agg.battery_kw[:, 1], abs=1e-9)
+    assert agg.battery_kw[:4].sum(axis=0) == pytest.approx([8 / 0.9] * 2, abs=1e-6)
+    assert agg.battery_kw[4:].sum(axis=0) == pytest.approx([-7.2] * 2, abs=1e-6)
+    c = make_controller("mpc-agg")
+    assert c.name == "mpc-agg" and c.config.aggregate
