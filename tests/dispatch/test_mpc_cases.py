@@ -102,7 +102,9 @@ def test_binding_line_limit_lowers_the_charge_to_what_the_cable_carries():
     kinds = {b.kind for b in plan.binding}
     assert "branch_loading" in kinds
     branch = next(b for b in plan.binding if b.kind == "branch_loading")
-    assert "cable0" in branch.description and branch.shadow_price != 0.0
+    # the two cables are in series with no load between them: their loadings differ by ~1e-8
+    # relative, so either may be reported as the binding one
+    assert "cable" in branch.description and branch.shadow_price != 0.0
 
     unlimited = tiny_scenario(fleet, TWO_PRICE, line_max_i_ka=1.0, export_eur_per_kwh=0.2)
     _, free = solve_once(unlimited)
