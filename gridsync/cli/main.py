@@ -67,7 +67,9 @@ def cli(verbose: int) -> None:
     """GridSync: load balancing and demand response on a distribution-grid digital twin.
 
     Start with `gridsync simulate` (the bundled SimBench feeder, one summer week, the
-    uncontrolled and time-of-use baselines), then open the HTML report it writes.
+    uncontrolled and time-of-use baselines; add `--controller mpc+shield` for the optimizer),
+    then open the HTML report it writes. `gridsync serve --demo` runs the live service with
+    the operator console.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
