@@ -121,14 +121,15 @@ def simulate(
             results.append(res)
             kpis[name] = compute_kpis(res, scenario)
 
-    table = Table(title=f"KPIs over {scenario.n_steps * scenario.dt_h / 24:g} days")
-    table.add_column("KPI")
+    n_days = scenario.n_steps * scenario.dt_h / 24
+    table = Table(title=f"KPIs over {n_days:g} day{'' if n_days == 1 else 's'}")
+    table.add_column("KPI", no_wrap=True, min_width=30)
     table.add_column("unit")
     for name in names:
         table.add_column(name, justify="right")
     for key, unit in KPI_UNITS.items():
         table.add_row(key, unit, *(f"{kpis[n][key]:,.2f}" for n in names))
-    Console().print(table)
+    Console(width=max(100, 32 + 16 * (len(names) + 1))).print(table)
 
     report_path = None
     if not no_report:
