@@ -32,6 +32,27 @@ Role = Literal["operator", "viewer", "device"]
 ROLES: tuple[str, ...] = ("operator", "viewer", "device")
 
 
+def read_toml_entries(
+    path: str | Path, table: str, required: set[str], what: str, error: type[ValueError]
+) -> list[dict]:
+    """The ``[[table]]`` entries of a TOML credentials file, each checked for ``required`` keys.
+
+    Raises ``error`` naming the file (``what``), the entry index and the missing keys.
+    """
+    try:
+        doc = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        msg = f"{what} {path}: {err}"
+        raise error(msg) from err
+    entries = doc.get(table, [])
+    for i, entry in enumerate(entries):
+        missing = required - set(entry)
+        if missing:
+            msg = f"{what} {path}: {table}[{i}] lacks {', '.join(sorted(missing))}"
+            raise error(msg)
+    return entries
+
+
 class TokenConfigError(ValueError):
     """A token source is malformed (the message names the source and entry)."""
 
@@ -94,16 +115,8 @@ class TokenRegistry:
     @classmethod
     def from_file(cls, path: str | Path) -> TokenRegistry:
         reg = cls()
-        try:
-            doc = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            msg = f"tokens file {path}: {err}"
-            raise TokenConfigError(msg) from err
-        for i, entry in enumerate(doc.get("token", [])):
-            missing = {"name", "role", "sha256"} - set(entry)
-            if missing:
-                msg = f"tokens file {path}: token[{i}] lacks {', '.join(sorted(missing))}"
-                raise TokenConfigError(msg)
+        required = {"name", "role", "sha256"}
+        for entry in read_toml_entries(path, "token", required, "tokens file", TokenConfigError):
             reg.add_digest(entry["sha256"], entry["name"], entry["role"])
         return reg
 

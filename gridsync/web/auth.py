@@ -23,9 +23,9 @@ import json
 import os
 import secrets
 import time
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+
+from gridsync.api.auth import read_toml_entries
 
 ROLES: tuple[str, ...] = ("viewer", "operator", "admin")
 DEMO_PASSWORD = "gridsync-demo"
@@ -116,16 +116,8 @@ class UserStore:
         store = cls()
         path = env.get("GRIDSYNC_CONSOLE_USERS_FILE")
         if path:
-            try:
-                doc = tomllib.loads(Path(path).read_text())
-            except (OSError, tomllib.TOMLDecodeError) as err:
-                msg = f"users file {path}: {err}"
-                raise AuthConfigError(msg) from err
-            for i, entry in enumerate(doc.get("user", [])):
-                missing = {"name", "role", "scrypt"} - set(entry)
-                if missing:
-                    msg = f"users file {path}: user[{i}] lacks {', '.join(sorted(missing))}"
-                    raise AuthConfigError(msg)
+            required = {"name", "role", "scrypt"}
+            for entry in read_toml_entries(path, "user", required, "users file", AuthConfigError):
                 store.add(entry["name"], entry["role"], entry["scrypt"])
         for i, item in enumerate(
             x for x in env.get("GRIDSYNC_CONSOLE_USERS", "").split(",") if x.strip()
