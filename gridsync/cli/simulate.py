@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -10,16 +9,18 @@ from pathlib import Path
 import click
 
 from gridsync.cli.controllers import CONTROLLERS
+from gridsync.cli.options import (
+    days_option,
+    json_option,
+    load_scenario_or_exit,
+    report_options,
+    scenario_option,
+    start_option,
+)
 
 
 @click.command()
-@click.option(
-    "--scenario",
-    "scenario_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Scenario file (.toml/.yaml). Default: the bundled SimBench LV feeder week.",
-)
+@scenario_option()
 @click.option(
     "--controller",
     "controllers",
@@ -27,34 +28,13 @@ from gridsync.cli.controllers import CONTROLLERS
     type=click.Choice(sorted(CONTROLLERS)),
     help="Controller to run; repeat to compare several. Default: uncontrolled and tou.",
 )
-@click.option(
-    "--days",
-    type=click.IntRange(1, 366),
-    default=None,
-    help="Days to simulate (overrides the file).",
-)
-@click.option(
-    "--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day, YYYY-MM-DD."
-)
+@days_option()
+@start_option()
 @click.option(
     "--resolution-s", type=int, default=None, help="Step length in seconds (divides 3600)."
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write KPIs per controller to this JSON file.",
-)
-@click.option(
-    "--report-dir",
-    type=click.Path(file_okay=False),
-    default="reports",
-    show_default=True,
-    help="Where the HTML report goes.",
-)
-@click.option("--no-report", is_flag=True, help="Skip the HTML report.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option("Write KPIs per controller to this JSON file.")
+@report_options
 def simulate(
     scenario_path, controllers, days, start, resolution_s, json_path, report_dir, no_report, quiet
 ):
@@ -75,26 +55,14 @@ def simulate(
     from rich.table import Table
 
     from gridsync.cli.controllers import make_controller
-    from gridsync.model.scenario_config import ScenarioError
-    from gridsync.sim.builder import load_scenario
     from gridsync.sim.kpi import KPI_UNITS, compute_kpis
     from gridsync.sim.report import write_report
     from gridsync.sim.simulator import simulate as run
 
     console = Console(stderr=True)
-    overrides = {}
-    if days is not None:
-        overrides["days"] = days
-    if start is not None:
-        overrides["start"] = start.date() if isinstance(start, dt.datetime) else start
-    if resolution_s is not None:
-        overrides["resolution_s"] = resolution_s
-    try:
-        with console.status("building scenario (feeder, profiles, weather, fleet)..."):
-            scenario = load_scenario(scenario_path, **overrides)
-            scenario.powerflow()
-    except ScenarioError as err:
-        raise click.ClickException(str(err)) from None
+    with console.status("building scenario (feeder, profiles, weather, fleet)..."):
+        scenario = load_scenario_or_exit(scenario_path, days, start, resolution_s=resolution_s)
+        scenario.powerflow()
     names = list(controllers) or ["uncontrolled", "tou"]
     fleet = scenario.fleet
     console.print(

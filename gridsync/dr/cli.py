@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from gridsync.cli.options import days_option, json_option, report_options, scenario_option
+
 
 @click.group()
 def dr() -> None:
@@ -22,13 +24,7 @@ def dr() -> None:
 def _options(f):
     for opt in reversed(
         [
-            click.option(
-                "--scenario",
-                "scenario_path",
-                type=click.Path(dir_okay=False),
-                default=None,
-                help="Scenario file. Default: the bundled SimBench LV feeder week.",
-            ),
+            scenario_option("Scenario file. Default: the bundled SimBench LV feeder week."),
             click.option(
                 "--programs",
                 "programs_path",
@@ -37,13 +33,7 @@ def _options(f):
                 help="DR config file (programs, customer priors, dispatch rules). "
                 "Default: the bundled programs.toml.",
             ),
-            click.option(
-                "--days",
-                type=click.IntRange(1, 60),
-                default=7,
-                show_default=True,
-                help="Days on which events may be called.",
-            ),
+            days_option(default=7, max_days=60, help="Days on which events may be called."),
             click.option(
                 "--warmup-days",
                 type=click.IntRange(1, 60),
@@ -71,22 +61,8 @@ def _options(f):
                 default=None,
                 help="Seed of the customers' hidden response (default: config seed + 100).",
             ),
-            click.option(
-                "--json",
-                "json_path",
-                type=click.Path(dir_okay=False),
-                default=None,
-                help="Write the full summary (events, programs, accuracy) as JSON.",
-            ),
-            click.option(
-                "--report-dir",
-                type=click.Path(file_okay=False),
-                default="reports",
-                show_default=True,
-                help="Where the HTML report goes.",
-            ),
-            click.option("--no-report", is_flag=True, help="Skip the HTML report."),
-            click.option("--quiet", is_flag=True, help="No progress bar."),
+            json_option("Write the full summary (events, programs, accuracy) as JSON."),
+            report_options,
         ]
     ):
         f = opt(f)

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import click
 
+from gridsync.cli.options import (
+    days_option,
+    json_option,
+    load_scenario_or_exit,
+    scenario_option,
+    start_option,
+)
 from gridsync.ledger.cli import DEFAULT_KEY_DIR
 
 
@@ -24,47 +31,15 @@ def market() -> None:
     """
 
 
-_scenario_opts = [
-    click.option(
-        "--scenario",
-        "scenario_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Scenario file (.toml/.yaml). Default: the bundled SimBench LV feeder.",
-    ),
-    click.option(
-        "--days", type=click.IntRange(1, 366), default=1, show_default=True, help="Days to run."
-    ),
-    click.option(
-        "--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day, YYYY-MM-DD."
-    ),
-    click.option(
-        "--json",
-        "json_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Write the summary to this JSON file.",
-    ),
-]
-
-
 def scenario_options(f):
-    for opt in reversed(_scenario_opts):
+    for opt in (
+        json_option("Write the summary to this JSON file."),
+        start_option(),
+        days_option(default=1, help="Days to run."),
+        scenario_option("Scenario file (.toml/.yaml). Default: the bundled SimBench LV feeder."),
+    ):
         f = opt(f)
     return f
-
-
-def _load(scenario_path, days, start):
-    from gridsync.model.scenario_config import ScenarioError
-    from gridsync.sim.builder import load_scenario
-
-    overrides = {"days": days}
-    if start is not None:
-        overrides["start"] = start.date()
-    try:
-        return load_scenario(scenario_path, **overrides)
-    except (ScenarioError, FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
 
 
 @market.command("run")
@@ -138,7 +113,7 @@ def run(
 
     console = Console(quiet=quiet)
     with console.status("building scenario..."):
-        scenario = _load(scenario_path, days, start)
+        scenario = load_scenario_or_exit(scenario_path, days, start)
     signer = load_or_create_signer(key_dir)
     try:
         ledger = JsonlLedger(ledger_path, signer)
@@ -272,7 +247,7 @@ def vpp(scenario_path, days, start, json_path, margin, seed):
     """
     from gridsync.market.vpp import VppConfig, run_vpp
 
-    scenario = _load(scenario_path, days, start)
+    scenario = load_scenario_or_exit(scenario_path, days, start)
     result = run_vpp(scenario, cfg=VppConfig(margin=margin, seed=seed))
     summary = result.summary(scenario.dt_h)
     for key, value in summary.items():
