@@ -25,9 +25,9 @@ from gridsync.hitl.approvals import SETPOINT_FIELD, ProposedAction
 from gridsync.hitl.assets import KIND_LABEL, asset_bounds, asset_labels
 from gridsync.hitl.justification import Justification, Outcome, binding_from_plan, eur
 from gridsync.hitl.policy import ApprovalPolicy
-from gridsync.hitl.twin import SteppedTwin, bus_sum
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import NaiveForecaster
+from gridsync.sim.twin import SteppedTwin, bus_sum
 
 VOLTAGE_MARGIN_PU = 0.002
 CANDIDATE_BAND_PU = 0.01

@@ -39,8 +39,8 @@ from gridsync.hitl.lookahead import naive_error_quantiles, outlook
 from gridsync.hitl.overrides import OverrideTable
 from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.snapshot import build_snapshot, topology
-from gridsync.hitl.twin import SteppedTwin, StepRecord
 from gridsync.sim.controller import Setpoints
+from gridsync.sim.twin import SteppedTwin, StepRecord
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]

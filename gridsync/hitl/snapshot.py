@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from gridsync.hitl.twin import StepRecord
+from gridsync.sim.twin import StepRecord
 
 
 def _r(a, nd: int = 4) -> list:

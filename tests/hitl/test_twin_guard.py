@@ -16,8 +16,8 @@ from gridsync.hitl.guard import (
     propose_load_shedding,
 )
 from gridsync.hitl.policy import ApprovalPolicy
-from gridsync.hitl.twin import SteppedTwin
 from gridsync.sim.simulator import simulate
+from gridsync.sim.twin import SteppedTwin
 
 
 def with_vmax(scenario, vmax_pu: float):

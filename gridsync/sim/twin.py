@@ -1,12 +1,14 @@
-"""The digital twin stepped one interval at a time (the console runs it live).
+"""The digital twin advanced one interval at a time: setpoints -> asset physics -> AC power flow.
 
-Same physics and power flow as ``gridsync.sim.simulator.simulate``, but split into
-``observe()`` and ``advance(setpoints)`` so that approvals and overrides can sit between the
-controller and the assets.
+Every loop in GridSync steps this one class: the batch simulator (``simulate``), the operator
+console (approvals and overrides sit between ``observe()`` and ``advance()``) and the live
+service (setpoints arrive on the bus). So physics, deferrable windows and power-flow failure
+handling are the same wherever a plan is judged.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,8 @@ from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.scenario import Scenario
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class StepRecord:
@@ -23,7 +27,10 @@ class StepRecord:
 
     step: int
     feeder_kw: float
+    feeder_kvar: float
     losses_kw: float
+    p_bus_kw: np.ndarray
+    q_bus_kvar: np.ndarray
     vm_pu: np.ndarray
     branch_loading_pct: np.ndarray
     battery_kw: np.ndarray
@@ -34,20 +41,30 @@ class StepRecord:
     curtailed_kw: np.ndarray
     base_load_kw: float
     degradation_eur: float
+    unmet_deferrable_kwh: float
     pf_failed: bool
 
 
 def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
+    """Per-bus sum of per-asset ``values`` (assets located by ``bus``)."""
     return np.bincount(bus, weights=values, minlength=n_bus)
 
 
-class SteppedTwin:
-    """Asset states and the power flow of ``scenario``, advanced on demand from ``step``."""
+def _in_window(dfr, hour: float) -> np.ndarray:
+    return (dfr.window_start_h <= hour) & (hour < dfr.window_end_h)
 
-    def __init__(self, scenario: Scenario, step: int | None = None) -> None:
+
+class SteppedTwin:
+    """Asset states and the power flow of ``scenario``, advanced on demand from ``step``.
+
+    ``loop=True`` wraps from the window's end back to its start, keeping the asset states
+    (the live demo runs forever over a few days of profiles).
+    """
+
+    def __init__(self, scenario: Scenario, step: int | None = None, loop: bool = False) -> None:
         self.scenario = scenario
         self.pf = scenario.powerflow()
-        f = scenario.fleet
+        self.loop = loop
         self.step = scenario.start_step if step is None else int(step)
         if not scenario.start_step <= self.step < scenario.end_step:
             msg = (
@@ -55,6 +72,7 @@ class SteppedTwin:
                 f"[{scenario.start_step}, {scenario.end_step})"
             )
             raise ValueError(msg)
+        f = scenario.fleet
         self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
         self.delivered_kwh = np.zeros(len(f.ev.sessions))
         self.done_kwh = np.zeros(len(f.deferrable))
@@ -73,12 +91,8 @@ class SteppedTwin:
     def observe(self) -> Observation:
         """The controller's view at the current step (deferrable windows opening reset jobs)."""
         sc, dfr, step = self.scenario, self.scenario.fleet.deferrable, self.step
-        hour, prev = self.hour(step), self.hour(step) - sc.dt_h
-        opens = (
-            (dfr.window_start_h <= hour)
-            & (hour < dfr.window_end_h)
-            & ~((dfr.window_start_h <= prev) & (prev < dfr.window_end_h))
-        )
+        hour = self.hour(step)
+        opens = _in_window(dfr, hour) & ~_in_window(dfr, hour - sc.dt_h)
         self.done_kwh[opens] = 0.0
         last = self.last
         return Observation(
@@ -102,65 +116,66 @@ class SteppedTwin:
             last_feeder_kw=None if last is None else last.feeder_kw,
         )
 
-    def bus_injection_kw(self, obs: Observation, sp: Setpoints) -> np.ndarray:
-        """Net consumption per bus if ``sp`` were applied this step (no state change)."""
-        sc, f = self.scenario, self.scenario.fleet
-        dt, n_bus = sc.dt_h, sc.feeder.n_bus
-        p_bat, _ = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
-        p_ev, _ = physics.ev_step(f.ev, self.delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)
-        p_dfr, _ = physics.deferrable_step(
-            f.deferrable, self.done_kwh.copy(), obs.hour_of_day, sp.deferrable_kw, dt
-        )
-        p_th, _ = physics.thermal_step(
-            f.thermal, self.temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
-        )
-        p_pv = obs.pv_available_kw - np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
-        return (
-            sc.base_load_kw[obs.step]
-            + bus_sum(f.battery.bus, p_bat, n_bus)
-            + bus_sum(f.ev.bus, p_ev, n_bus)
-            + bus_sum(f.deferrable.bus, p_dfr, n_bus)
-            + bus_sum(f.thermal.bus, p_th, n_bus)
-            - bus_sum(f.pv.bus, p_pv, n_bus)
-        )
-
-    def advance(self, obs: Observation, sp: Setpoints) -> StepRecord:
-        """Apply ``sp`` for the current step, solve the power flow and move to the next step."""
-        sc, f = self.scenario, self.scenario.fleet
-        dt, n_bus, step = sc.dt_h, sc.feeder.n_bus, self.step
-        p_bat, self.energy_kwh = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
-        p_ev, self.delivered_kwh = physics.ev_step(
+    def _apply(self, obs: Observation, sp: Setpoints, done_kwh: np.ndarray):
+        """Asset powers and next states for ``sp`` at ``obs`` (pure: no attribute changes)."""
+        f, dt = self.scenario.fleet, self.scenario.dt_h
+        p_bat, energy = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
+        p_ev, delivered = physics.ev_step(
             f.ev, self.delivered_kwh, obs.ev_active_session, sp.ev_kw, dt
         )
-        p_dfr, self.done_kwh = physics.deferrable_step(
-            f.deferrable, self.done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
+        p_dfr, done = physics.deferrable_step(
+            f.deferrable, done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
         )
-        p_th, self.temp_c = physics.thermal_step(
+        p_th, temp = physics.thermal_step(
             f.thermal, self.temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
         )
         curtail = np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
         p_pv = obs.pv_available_kw - curtail
+        n_bus = self.scenario.feeder.n_bus
         p_bus = (
-            sc.base_load_kw[step]
+            self.scenario.base_load_kw[obs.step]
             + bus_sum(f.battery.bus, p_bat, n_bus)
             + bus_sum(f.ev.bus, p_ev, n_bus)
             + bus_sum(f.deferrable.bus, p_dfr, n_bus)
             + bus_sum(f.thermal.bus, p_th, n_bus)
             - bus_sum(f.pv.bus, p_pv, n_bus)
         )
+        powers = (p_bat, p_ev, p_dfr, p_th, p_pv, curtail)
+        return p_bus, powers, (energy, delivered, done, temp)
+
+    def bus_injection_kw(self, obs: Observation, sp: Setpoints) -> np.ndarray:
+        """Net consumption per bus if ``sp`` were applied this step (no state change)."""
+        return self._apply(obs, sp, self.done_kwh.copy())[0]
+
+    def advance(self, obs: Observation, sp: Setpoints) -> StepRecord:
+        """Apply ``sp`` for the current step, solve the power flow and move to the next step."""
+        sc, step, dt = self.scenario, self.step, self.scenario.dt_h
+        p_bus, powers, states = self._apply(obs, sp, self.done_kwh)
+        p_bat, p_ev, p_dfr, p_th, p_pv, curtail = powers
+        self.energy_kwh, self.delivered_kwh, self.done_kwh, self.temp_c = states
+        dfr, hour = sc.fleet.deferrable, obs.hour_of_day
+        closes = _in_window(dfr, hour) & ~_in_window(dfr, hour + dt)
+        unmet_dfr = float(np.maximum(dfr.energy_kwh - self.done_kwh, 0.0)[closes].sum())
+        q_bus = sc.base_load_kvar[step]
         try:
-            res, self._v = self.pf.solve(p_bus, sc.base_load_kvar[step], v0=self._v)
+            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v)
             vm, loading = res.vm_pu, res.branch_loading_pct
-            feeder_kw, losses_kw, failed = float(res.p_slack_kw), float(res.losses_kw), False
-        except PowerFlowNotConverged:
-            vm = np.full(n_bus, np.nan)
+            feeder_kw, feeder_kvar = float(res.p_slack_kw), float(res.q_slack_kvar)
+            losses_kw, failed = float(res.losses_kw), False
+        except PowerFlowNotConverged as err:
+            log.warning("step %s: %s", sc.index[step], err)
+            vm = np.full(sc.feeder.n_bus, np.nan)
             loading = np.full(self.pf.n_branch, np.nan)
-            feeder_kw, losses_kw, failed, self._v = float(p_bus.sum()), float("nan"), True, None
+            feeder_kw, feeder_kvar = float(p_bus.sum()), float(np.sum(q_bus))
+            losses_kw, failed, self._v = float("nan"), True, None
         throughput = np.abs(p_bat) * dt
         self.last = StepRecord(
             step=step,
             feeder_kw=feeder_kw,
+            feeder_kvar=feeder_kvar,
             losses_kw=losses_kw,
+            p_bus_kw=p_bus,
+            q_bus_kvar=q_bus,
             vm_pu=vm,
             branch_loading_pct=loading,
             battery_kw=p_bat,
@@ -170,10 +185,13 @@ class SteppedTwin:
             pv_kw=p_pv,
             curtailed_kw=curtail,
             base_load_kw=float(sc.base_load_kw[step].sum()),
-            degradation_eur=float(throughput @ f.battery.degradation_eur_per_kwh),
+            degradation_eur=float(throughput @ sc.fleet.battery.degradation_eur_per_kwh),
+            unmet_deferrable_kwh=unmet_dfr,
             pf_failed=failed,
         )
         self.step += 1
+        if self.loop and self.finished:
+            self.step = sc.start_step
         return self.last
 
     def solve(self, p_bus_kw: np.ndarray, step: int):
