@@ -2,8 +2,8 @@
 
 ``gridsync.sim.simulator.simulate`` runs a whole window in one loop; the service instead
 needs the twin as an agent that applies whatever setpoints arrived on the bus, advances one
-step, and reports meter readings and asset states. The physics and power flow are the same
-functions the batch simulator uses.
+step, and reports meter readings and asset states. Both step the same
+``gridsync.sim.twin.SteppedTwin``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from gridsync.grid.powerflow import PowerFlowNotConverged
-from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.scenario import Scenario
+from gridsync.sim.twin import SteppedTwin
 
 SETPOINT_FIELDS = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
 
@@ -84,94 +83,52 @@ class StepResult:
 
 
 class Twin:
-    """Asset states + power flow, advanced one step at a time (wrapping to the window start)."""
+    """The shared stepped twin as a service agent's engine: state messages in and out,
+    wrapping to the window start so the demo runs on."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.pf = scenario.powerflow()
         self.reset()
 
     def reset(self) -> None:
-        f = self.scenario.fleet
-        self.step_index = self.scenario.start_step
-        self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
-        self.delivered_kwh = np.zeros(len(f.ev.sessions))
-        self.done_kwh = np.zeros(len(f.deferrable))
-        self.temp_c = f.thermal.initial_temp_c.astype(float).copy()
-        self._v = None
+        self._core = SteppedTwin(self.scenario, loop=True)
         self.last: StepResult | None = None
+
+    @property
+    def step_index(self) -> int:
+        return self._core.step
 
     def state(self) -> dict[str, Any]:
         """The twin's state at the start of the current step (a ``telemetry`` message body)."""
-        sc, last = self.scenario, self.last
+        obs, last = self._core.observe(), self.last
         return {
             "kind": "twin",
-            "step": self.step_index,
-            "scenario_time": sc.index[self.step_index].isoformat(),
-            "battery_energy_kwh": self.energy_kwh,
-            "ev_delivered_kwh": self.delivered_kwh,
-            "deferrable_done_kwh": self.done_kwh,
-            "thermal_temp_c": self.temp_c,
-            "vm_pu": None if last is None or last.vm_pu is None else last.vm_pu,
+            "step": obs.step,
+            "scenario_time": obs.time.isoformat(),
+            "battery_energy_kwh": obs.battery_energy_kwh,
+            "ev_delivered_kwh": obs.ev_delivered_kwh,
+            "deferrable_done_kwh": obs.deferrable_done_kwh,
+            "thermal_temp_c": obs.thermal_temp_c,
+            "vm_pu": None if last is None else last.vm_pu,
             "branch_loading_pct": None if last is None else last.branch_loading_pct,
             "feeder_kw": None if last is None else last.feeder_kw,
             "losses_kw": None if last is None else last.losses_kw,
         }
 
     def step(self, sp: Setpoints) -> StepResult:
-        sc = self.scenario
-        f, n_bus, dt = sc.fleet, sc.feeder.n_bus, sc.dt_h
-        step = self.step_index
-        now = sc.index[step]
-        hour = now.hour + now.minute / 60
-        d = f.deferrable
-        opens = (d.window_start_h <= hour) & (hour < d.window_end_h)
-        opens &= ~((d.window_start_h <= hour - dt) & (hour - dt < d.window_end_h))
-        self.done_kwh[opens] = 0.0
-        active = f.ev.active_session(step)
-        pv_avail = sc.pv_available_kw(step)
-        p_bat, self.energy_kwh = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
-        p_ev, self.delivered_kwh = physics.ev_step(f.ev, self.delivered_kwh, active, sp.ev_kw, dt)
-        p_dfr, self.done_kwh = physics.deferrable_step(d, self.done_kwh, hour, sp.deferrable_kw, dt)
-        p_th, self.temp_c = physics.thermal_step(
-            f.thermal,
-            self.temp_c,
-            sp.thermal_kw,
-            float(sc.outdoor_temp_c[step]),
-            dt,
-            float(sc.hvac_mode[step]),
+        """Apply ``sp`` for the current step, solve the power flow, move on one step."""
+        r = self._core.advance(self._core.observe(), sp)
+        ok = not r.pf_failed
+        self.last = StepResult(
+            r.step,
+            r.p_bus_kw,
+            r.q_bus_kvar,
+            r.vm_pu if ok else None,
+            r.branch_loading_pct if ok else None,
+            r.feeder_kw,
+            r.losses_kw if ok else None,
         )
-        p_pv = pv_avail - np.clip(sp.pv_curtail_kw, 0.0, pv_avail)
-
-        def bus_sum(bus, values):
-            return np.bincount(bus, weights=values, minlength=n_bus)
-
-        p_bus = (
-            sc.base_load_kw[step]
-            + bus_sum(f.battery.bus, p_bat)
-            + bus_sum(f.ev.bus, p_ev)
-            + bus_sum(d.bus, p_dfr)
-            + bus_sum(f.thermal.bus, p_th)
-            - bus_sum(f.pv.bus, p_pv)
-        )
-        q_bus = sc.base_load_kvar[step]
-        try:
-            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v)
-            out = StepResult(
-                step,
-                p_bus,
-                q_bus,
-                res.vm_pu,
-                res.branch_loading_pct,
-                float(res.p_slack_kw),
-                float(res.losses_kw),
-            )
-        except PowerFlowNotConverged:
-            self._v = None
-            out = StepResult(step, p_bus, q_bus, None, None, float(p_bus.sum()), None)
-        self.last = out
-        self.step_index = step + 1 if step + 1 < sc.end_step else sc.start_step
-        return out
+        return self.last
 
     def meter_readings(
         self, result: StepResult
