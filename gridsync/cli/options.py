@@ -90,3 +90,17 @@ def load_scenario_or_exit(
         return load_scenario(scenario_path, **overrides)
     except (ScenarioError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+
+
+def step_progress(console, quiet: bool, label_width: int = 14):
+    """A rich progress bar counting simulated steps per labelled task (off with ``quiet``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"{{task.description:<{label_width}}}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )

@@ -16,6 +16,7 @@ from gridsync.cli.options import (
     report_options,
     scenario_option,
     start_option,
+    step_progress,
 )
 
 
@@ -51,7 +52,6 @@ def simulate(
     voltage band and branch-steps above the loading limit.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from gridsync.cli.controllers import make_controller
@@ -71,14 +71,7 @@ def simulate(
         f"{scenario.n_steps} steps of {scenario.config.time.resolution_s} s from {scenario.window[0]}"
     )
     results, kpis = [], {}
-    with Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with step_progress(console, quiet) as progress:
         for name in names:
             task = progress.add_task(name, total=scenario.n_steps)
             res = run(

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from gridsync.cli.options import days_option, json_option, report_options, scenario_option
+from gridsync.cli.options import (
+    days_option,
+    json_option,
+    report_options,
+    scenario_option,
+    step_progress,
+)
 
 
 @click.group()
@@ -83,7 +89,6 @@ def _run(
     quiet,
 ) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from gridsync.cli.controllers import CONTROLLERS
@@ -103,14 +108,7 @@ def _run(
             cfg = fixed_program_config(cfg, only_program)
     except (DRConfigError, KeyError) as err:
         raise click.ClickException(str(err)) from None
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with step_progress(console, quiet, label_width=10) as progress:
         tasks = {}
 
         def on_step(tag, i, n):
