@@ -70,6 +70,54 @@ class ReadingBatch:
 READING_COLUMNS = ["ts", "device_id", "quantity", "unit", "value"]
 
 
+class SeriesCache:
+    """``(device_id, quantity) -> series id``, looked up column-wise: one pandas hash index
+    of device ids per quantity, so a batch costs a few vectorised ``get_indexer`` calls
+    instead of a dictionary lookup per reading."""
+
+    def __init__(self) -> None:
+        self._by_quantity: dict[str, tuple[pd.Index, np.ndarray]] = {}
+
+    def clear(self) -> None:
+        self._by_quantity.clear()
+
+    def load(self, rows: list[tuple[str, str, int]]) -> None:
+        """Replace the cache with all ``(device_id, quantity, id)`` rows of the series table."""
+        frame = pd.DataFrame(rows, columns=["d", "q", "id"])
+        self._by_quantity = {
+            str(q): (pd.Index(g["d"].to_numpy(object)), g["id"].to_numpy(np.int64))
+            for q, g in frame.groupby("q", sort=False)
+        }
+
+    def lookup(self, batch: ReadingBatch) -> np.ndarray:
+        """Series id per reading, -1 where the series is not known yet."""
+        out = np.full(len(batch), -1, dtype=np.int64)
+        quantities = pd.unique(batch.quantity)
+        for q in quantities:
+            rows = slice(None) if len(quantities) == 1 else batch.quantity == q
+            index, ids = self._by_quantity.get(q, (None, None))
+            if index is None:
+                continue
+            pos = index.get_indexer(batch.device_id[rows])
+            out[rows] = np.where(pos >= 0, ids[pos], -1)
+        return out
+
+    @staticmethod
+    def missing(batch: ReadingBatch, sid: np.ndarray) -> list[tuple[str, str, str]]:
+        """Distinct ``(device_id, quantity, unit)`` of the readings whose series is unknown."""
+        new = sid < 0
+        return list(
+            dict.fromkeys(
+                zip(
+                    batch.device_id[new].tolist(),
+                    batch.quantity[new].tolist(),
+                    batch.unit[new].tolist(),
+                    strict=True,
+                )
+            )
+        )
+
+
 def to_frame(rows: list[tuple]) -> pd.DataFrame:
     """(ts_s, device, quantity, unit, value) rows -> DataFrame with a UTC ``ts`` column."""
     df = pd.DataFrame(rows, columns=["ts_s", "device_id", "quantity", "unit", "value"])

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridsync.store.base import ReadingBatch, Store, StoreError, dumps, to_frame
+from gridsync.store.base import ReadingBatch, SeriesCache, Store, StoreError, dumps, to_frame
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -54,7 +54,7 @@ class SqliteStore(Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, str], int] = {}
+        self._series = SeriesCache()
 
     def migrate(self) -> int:
         with self._lock:
@@ -80,20 +80,17 @@ class SqliteStore(Store):
         self._db.close()
 
     def _series_ids(self, batch: ReadingBatch) -> np.ndarray:
-        keys = list(zip(batch.device_id.tolist(), batch.quantity.tolist(), strict=True))
-        missing = {
-            (d, q): u
-            for (d, q), u in zip(keys, batch.unit.tolist(), strict=True)
-            if (d, q) not in self._series
-        }
-        if missing:
+        sid = self._series.lookup(batch)
+        if (sid < 0).any():
             self._db.executemany(
                 "INSERT OR IGNORE INTO series (device_id, quantity, unit) VALUES (?, ?, ?)",
-                [(d, q, u) for (d, q), u in missing.items()],
+                SeriesCache.missing(batch, sid),
             )
-            for d, q, sid in self._db.execute("SELECT device_id, quantity, id FROM series"):
-                self._series[(d, q)] = sid
-        return np.fromiter((self._series[k] for k in keys), dtype=np.int64, count=len(keys))
+            self._series.load(
+                self._db.execute("SELECT device_id, quantity, id FROM series").fetchall()
+            )
+            sid = self._series.lookup(batch)
+        return sid
 
     def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
         if len(batch) == 0:
