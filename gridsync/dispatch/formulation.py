@@ -176,14 +176,25 @@ def build_dispatch_lp(
     w: Weights,
     network: NetworkRows | None = None,
     opts: Options | None = None,
+    flex_bus: np.ndarray | None = None,
 ) -> tuple[LinearProgram, Layout]:
-    """Build the dispatch LP for one horizon (vectorised; no per-asset Python loops)."""
+    """Build the dispatch LP for one horizon (vectorised; no per-asset Python loops).
+
+    ``flex_bus`` overrides the buses that get a net-power column ``z`` (default: every bus with
+    a controllable asset); it must cover the buses of ``hd.fleet``'s assets.
+    """
     opts = opts or Options()
     f = hd.fleet
     H = hd.horizon
     dt = hd.step_h  # (H,) block lengths in hours
     lp = LinearProgram()
-    flex_bus = flexible_buses(f)
+    if flex_bus is None:
+        flex_bus = flexible_buses(f)
+    flex_bus = np.asarray(flex_bus, dtype=int)
+    missing = np.setdiff1d(flexible_buses(f), flex_bus)
+    if len(missing):
+        msg = f"flex_bus: buses {missing.tolist()} have assets but no net-power column"
+        raise ValueError(msg)
     fpos = np.full(hd.n_bus, -1)
     fpos[flex_bus] = np.arange(len(flex_bus))
     t_grid = lambda n: np.tile(np.arange(H), n)  # noqa: E731  (asset-major step index)

@@ -114,6 +114,20 @@ class LinearProgram:
         self.n_row += n
         return idx
 
+    def add_entries(self, rows: np.ndarray, cols: np.ndarray, vals) -> None:
+        """Add coefficients to rows that already exist (global row indices)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        if len(rows) != len(cols):
+            msg = f"add_entries: {len(rows)} row indices but {len(cols)} column indices"
+            raise ValueError(msg)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_row):
+            msg = f"add_entries: row index outside 0..{self.n_row - 1}"
+            raise ValueError(msg)
+        self._r.append(rows)
+        self._c.append(cols)
+        self._v.append(_full(vals, len(rows)))
+
     def fix(self, cols: np.ndarray, values: np.ndarray) -> None:
         """Pin columns to given values (lower = upper bound), e.g. to price a fixed plan."""
         lb, ub, _, _ = self.bounds()
@@ -139,8 +153,15 @@ class LinearProgram:
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
         return cat(self._lb), cat(self._ub), cat(self._rlo), cat(self._rhi)
 
-    def solve(self, time_limit_s: float = 30.0, solver: str = "choose") -> LPResult:
-        """Solve with HiGHS within ``time_limit_s``; never raises on solver trouble."""
+    def solve(
+        self,
+        time_limit_s: float = 30.0,
+        solver: str = "choose",
+        options: dict | None = None,
+    ) -> LPResult:
+        """Solve with HiGHS within ``time_limit_s``; never raises on solver trouble.
+
+        ``options`` are further HiGHS options by name (e.g. ``{"run_crossover": "off"}``)."""
         t0 = time.perf_counter()
         a = self.matrix()
         a.sum_duplicates()
@@ -165,6 +186,10 @@ class LinearProgram:
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.0)))
         h.setOptionValue("solver", solver)
         h.setOptionValue("threads", 1)
+        for name, value in (options or {}).items():
+            if h.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+                msg = f"HiGHS option {name!r}: value {value!r} was rejected"
+                raise ValueError(msg)
         try:
             h.passModel(lp)
             h.run()
