@@ -14,10 +14,15 @@ or older than ``max_age_s``, or repeats a ``(source, seq)`` already accepted. Re
 the bus ``deadletter`` topic with the reason; accepted messages go to ``telemetry`` in
 columnar form, flagged ``out_of_order`` (seq lower than the source's newest) and per reading
 ``late`` (older than ``late_after_s``: stored as history, not treated as current state).
+
+High-volume senders use :mod:`columnar batches <gridsync.data.columnar>` instead (arrays of
+device ids, timestamps and values): the same rules, checked with numpy, and a bad row is
+rejected on its own (dead-lettered with its reason) while the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ from pydantic import (
 )
 
 from gridsync.bus.base import Bus
+from gridsync.data.columnar import ColumnarChecker, MessageError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
@@ -74,24 +80,36 @@ class TelemetryMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: Annotated[str, Field(pattern=ID_PATTERN)]
     seq: Annotated[int, Field(ge=0, strict=True)]
-    readings: Annotated[list[_Reading], Field(min_length=1, max_length=20_000)]
+    readings: Annotated[list[_Reading], Field(min_length=1, max_length=MAX_READINGS)]
+
+
+MAX_READINGS = 20_000
 
 
 class Rejected(ValueError):
-    """Why a message was refused (the dead-letter reason)."""
+    """Why a message was refused (the dead-letter reason); ``rows`` lists the row-level
+    reasons when every row of a columnar batch was bad."""
+
+    def __init__(self, reason: str, rows: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.rows = rows or []
 
 
 @dataclass
 class Accepted:
+    """The accepted readings (lists, or numpy arrays for a columnar batch) and, for a
+    columnar batch, ``rejected_rows``: ``{"row", "device_id", "reason"}`` per bad row."""
+
     source: str
     seq: int
-    device_id: list[str]
-    quantity: list[str]
-    unit: list[str]
-    ts_s: list[float]
-    value: list[float]
-    late: list[bool]
+    device_id: Any
+    quantity: Any
+    unit: Any
+    ts_s: Any
+    value: Any
+    late: Any
     out_of_order: bool
+    rejected_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_message(self, received_s: float) -> dict[str, Any]:
         return {
@@ -120,6 +138,9 @@ class TelemetryValidator:
     dedup_per_source: int = 4096
     _seen: dict[str, OrderedDict[int, None]] = field(default_factory=dict, repr=False)
     _newest: dict[str, int] = field(default_factory=dict, repr=False)
+    _columnar: ColumnarChecker = field(
+        default_factory=lambda: ColumnarChecker(ID_PATTERN, MAX_READINGS), repr=False
+    )
 
     def validate(
         self, raw: bytes | str, now_s: float | None = None, commit: bool = True
@@ -131,21 +152,21 @@ class TelemetryValidator:
         if len(raw) > self.max_bytes:
             msg = f"payload of {len(raw)} bytes exceeds the {self.max_bytes}-byte limit"
             raise Rejected(msg)
-        try:  # JSON parsing and schema checks in one pass (pydantic-core)
-            m = TelemetryMessage.model_validate_json(raw)
+        try:
+            data = json.loads(raw)
+        except ValueError as err:
+            raise Rejected(f"not valid JSON: {err}") from None
+        if isinstance(data, dict) and "device_id" in data and "readings" not in data:
+            return self._validate_columnar(data, now, commit)
+        try:
+            m = TelemetryMessage.model_validate(data)
         except ValidationError as err:
             e = err.errors()[0]
-            if e["type"] == "json_invalid":
-                msg = f"not valid JSON: {e['msg']}"
-                raise Rejected(msg) from None
             loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
             got = repr(e.get("input"))[:80]
             msg = f"{loc}: {e['msg']} (got {got}); {err.error_count()} error(s) in total"
             raise Rejected(msg) from None
-        seen = self._seen.setdefault(m.source, OrderedDict())
-        if m.seq in seen:
-            msg = f"duplicate message: source {m.source!r} seq {m.seq} was already accepted"
-            raise Rejected(msg)
+        self._check_new(m.source, m.seq)
         rs = m.readings
         conv = [_CONVERSIONS.get((r.quantity, r.unit)) for r in rs]
         if None in conv:
@@ -191,6 +212,47 @@ class TelemetryValidator:
             self.commit(acc)
         return acc
 
+    def _check_new(self, source: str, seq: int) -> None:
+        if seq in self._seen.get(source, ()):
+            msg = f"duplicate message: source {source!r} seq {seq} was already accepted"
+            raise Rejected(msg)
+
+    def _validate_columnar(self, data: dict[str, Any], now: float, commit: bool) -> Accepted:
+        try:
+            self._columnar.structure(data)
+        except MessageError as err:
+            raise Rejected(str(err)) from None
+        source, seq = data["source"], data["seq"]
+        self._check_new(source, seq)
+        cols = self._columnar.rows(
+            data, _CONVERSIONS, QUANTITIES, now, self.max_future_s, self.max_age_s
+        )
+        reason = cols["reason"]
+        good = reason == ""
+        bad = [
+            {"row": int(i), "device_id": repr(cols["device_id"][i])[:80], "reason": reason[i]}
+            for i in np.flatnonzero(~good)
+        ]
+        if not good.any():
+            msg = f"all {len(reason)} rows rejected; row 0: {reason[0]}"
+            raise Rejected(msg, bad)
+        ts = cols["ts_s"][good]
+        acc = Accepted(
+            source=source,
+            seq=seq,
+            device_id=cols["device_id"][good],
+            quantity=cols["quantity"][good],
+            unit=cols["unit"][good],
+            ts_s=ts,
+            value=cols["value"][good],
+            late=ts < now - self.late_after_s,
+            out_of_order=seq < self._newest.get(source, -1),
+            rejected_rows=bad,
+        )
+        if commit:
+            self.commit(acc)
+        return acc
+
     @staticmethod
     def _bad_unit(i: int, r: _Reading) -> None:
         spec = QUANTITIES.get(r.quantity)
@@ -215,6 +277,11 @@ class IngestResult:
     reason: str = ""
     n_readings: int = 0
     bus_seq: int = 0
+    rejected_rows: int = 0
+
+
+def _dead_rows(rows: list[dict[str, Any]], limit: int = 100) -> dict[str, Any]:
+    return {"rejected_rows": len(rows), "rows": rows[:limit]}
 
 
 class Ingestor:
@@ -226,6 +293,7 @@ class Ingestor:
         self.accepted = 0
         self.rejected = 0
         self.readings = 0
+        self.rejected_rows = 0
 
     async def submit(self, raw: bytes | str, origin: str = "") -> IngestResult:
         now = time.time()
@@ -234,15 +302,22 @@ class Ingestor:
         except Rejected as err:
             self.rejected += 1
             text = raw if isinstance(raw, str) else raw[:512].decode("utf-8", "replace")
-            await self.bus.publish(
-                "deadletter",
-                {"reason": str(err), "origin": origin, "raw": text[:512], "received_s": now},
-            )
-            return IngestResult(False, str(err))
+            body = {"reason": str(err), "origin": origin, "raw": text[:512], "received_s": now}
+            if err.rows:
+                body.update(_dead_rows(err.rows))
+            await self.bus.publish("deadletter", body)
+            return IngestResult(False, str(err), rejected_rows=len(err.rows))
+        bad = acc.rejected_rows
+        if bad:  # the good rows of a columnar batch go on, each bad one is reported
+            reason = f"{len(bad)} of {len(bad) + len(acc.ts_s)} rows rejected; row {bad[0]['row']}: {bad[0]['reason']}"
+            body = {"reason": reason, "origin": origin, "source": acc.source, "seq": acc.seq}
+            body.update(_dead_rows(bad), received_s=now)
+            await self.bus.publish("deadletter", body, msg_id=f"dl:{acc.source}:{acc.seq}")
         seq = await self.bus.publish(
             "telemetry", acc.to_message(now), msg_id=f"tm:{acc.source}:{acc.seq}"
         )
         self.validator.commit(acc)
         self.accepted += 1
         self.readings += len(acc.ts_s)
-        return IngestResult(True, n_readings=len(acc.ts_s), bus_seq=seq)
+        self.rejected_rows += len(bad)
+        return IngestResult(True, n_readings=len(acc.ts_s), bus_seq=seq, rejected_rows=len(bad))

@@ -47,7 +47,7 @@ def readings_batch(data: dict[str, Any]) -> ReadingBatch:
         data["device_id"],
         data["quantity"],
         data["unit"],
-        [np.nan if v is None else v for v in data["value"]],
+        np.asarray(data["value"], dtype=float),  # null (NaN over JSON) -> NaN
     )
 
 
@@ -127,9 +127,9 @@ class Runtime:
         if msg.topic == "telemetry":
             kind = d.get("kind")
             if kind == "readings":
-                keys = [f"{a}/{b}" for a, b in zip(d["device_id"], d["quantity"], strict=True)]
-                vals = [np.nan if v is None else v for v in d["value"]]
-                self.buffer.ingest(keys, np.asarray(d["ts_s"], float), np.asarray(vals, float))
+                keys = np.asarray(d["device_id"], object) + "/" + np.asarray(d["quantity"], object)
+                vals = np.asarray(d["value"], dtype=float)
+                self.buffer.ingest(keys.tolist(), np.asarray(d["ts_s"], float), vals)
                 st.counters["telemetry_messages"] += 1
                 st.counters["readings"] += len(keys)
             elif kind == "twin":
