@@ -32,8 +32,10 @@ from gridsync.dispatch.plan import (
     extract_plan,
     flexible_bus_kw,
 )
+from gridsync.dispatch.realtime import Correction, PlanTarget, rebalance
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.safety.shield import SafetyShield, ShieldConfig
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import ExogenousForecaster, NaiveForecaster, PerfectForecaster
 
@@ -46,6 +48,10 @@ class MPCConfig:
 
     ``resolve_every``: re-plan every k steps (default 4, hourly at 15 min) and follow the last
     plan in between; 1 re-plans every step.
+    ``realtime``: correct each step's setpoints against the metered load and PV
+    (``dispatch.realtime.rebalance``, absorbing ``track_gain`` of the deviation from the plan's
+    forecast); ``ac_correct``: check the executed setpoints with an AC power flow of the step
+    and correct voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
     (the oracle does; a real MPC only knows cars that are plugged in). The first
     ``fine_steps`` steps of the horizon are planned at the native resolution, the rest in
@@ -68,6 +74,9 @@ class MPCConfig:
     feeder_limit_kw: float | None = None
     max_binding: int = 20
     aggregate: bool = False  # per-bus virtual assets + disaggregation (dispatch.aggregate)
+    realtime: bool = True
+    track_gain: float = 1.0
+    ac_correct: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -76,6 +85,7 @@ class MPCConfig:
             "fine_steps": (self.fine_steps, self.fine_steps >= 1, ">= 1"),
             "coarse_steps": (self.coarse_steps, self.coarse_steps >= 1, ">= 1"),
             "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
+            "track_gain": (self.track_gain, 0.0 <= self.track_gain <= 1.0, "in [0, 1]"),
             "max_network_passes": (
                 self.max_network_passes,
                 self.max_network_passes >= 1,
@@ -120,6 +130,7 @@ class MPCController:
             self.name = name
         self.last_plan: DispatchPlan | None = None
         self.solve_log: list[SolveRecord] = []
+        self.corrections: list[Correction] = []
 
     def reset(self, scenario) -> None:
         cfg = self.config
@@ -153,6 +164,11 @@ class MPCController:
         self._z_plan: tuple[int, np.ndarray] | None = None
         self._solved_at = -(10**9)
         self.solve_log = []
+        self.corrections = []
+        self.shield = None
+        if cfg.ac_correct:
+            self.shield = SafetyShield(ShieldConfig(ramp_frac_per_step=2.0))
+            self.shield.reset(scenario)
 
     # -- stepping -------------------------------------------------------------------------
 
@@ -164,9 +180,16 @@ class MPCController:
         if due or current is None or not current.covers(obs.step):
             current = self.plan(obs)
             self._solved_at = obs.step
-        if current.covers(obs.step):
-            return Setpoints(**current.row(obs.step))
-        return self.rules.act(obs)
+        sp = Setpoints(**current.row(obs.step)) if current.covers(obs.step) else self.rules.act(obs)
+        k = obs.step - current.step
+        if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
+            peak = max(self.peak_kw, current.peak_kw, float(current.feeder_kw.max()))
+            target = PlanTarget(float(current.feeder_kw[k]), float(current.inflexible_kw[k]), peak)
+            sp, corr = rebalance(self.scenario.fleet, obs, sp, target, self.config.track_gain)
+            self.corrections.append(corr)
+        if self.shield is not None:
+            sp, _ = self.shield.project(obs, sp)
+        return sp
 
     def plan(self, obs: Observation) -> DispatchPlan:
         """Solve at ``obs.step`` and publish a plan, falling back when the optimizer cannot."""
@@ -331,6 +354,8 @@ class MPCController:
                 thermal_kw=prev.thermal_kw[k:],
                 pv_curtail_kw=prev.pv_curtail_kw[k:],
                 feeder_kw=prev.feeder_kw[k:],
+                inflexible_kw=prev.inflexible_kw[k:],
+                peak_kw=prev.peak_kw,
             )
         else:
             sp = self.rules.act(obs)

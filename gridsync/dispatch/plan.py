@@ -43,6 +43,8 @@ class DispatchPlan:
     thermal_kw: np.ndarray
     pv_curtail_kw: np.ndarray
     feeder_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    inflexible_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # forecast, feeder total
+    peak_kw: float = float("nan")  # the feeder peak the plan pays the demand charge on
     objective_eur: float = float("nan")
     vm_max_pu: np.ndarray = field(default_factory=lambda: np.zeros(0))
     vm_min_pu: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -98,6 +100,8 @@ def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
         thermal_kw=native(x[lay.th_p].reshape(nt, H).T),
         pv_curtail_kw=native(curtail),
         feeder_kw=native(feeder),
+        inflexible_kw=native(hd.inflexible_kw.sum(axis=1)),
+        peak_kw=float(x[lay.peak][0]),
         objective_eur=sol.objective,
     )
 

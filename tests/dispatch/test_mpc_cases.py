@@ -151,7 +151,8 @@ def test_deferrable_runs_in_its_window_at_the_cheapest_hours():
 def test_time_out_falls_back_to_rules_then_to_the_previous_plan_shifted():
     fleet = dataclasses.replace(empty_fleet(), battery=battery(eta=0.9))
     s = tiny_scenario(fleet, TWO_PRICE)
-    fast = {"horizon_steps": 8, "resolve_every": 1}
+    # the published plans themselves, without the per-step correction layer on top
+    fast = {"horizon_steps": 8, "resolve_every": 1, "realtime": False, "ac_correct": False}
     c = MPCController(PerfectForecaster(), MPCConfig(**fast, time_limit_s=0.0))
     c.reset(s)
     obs = observe(s)

@@ -1,0 +1,107 @@
+"""Real-time correction of a dispatch plan against the step's metered load and PV.
+
+A plan is solved on forecasts; between re-plans (and within the step a plan was made for) the
+actual inflexible load minus PV differs from what the plan assumed. ``rebalance`` moves the
+step's setpoints so that the feeder import follows the plan: the deviation is absorbed by the
+batteries (``track_gain`` of it; 1 = all), and the import is held at or below the plan's peak
+target by discharging batteries further and then by slowing EV charging that can still finish
+by departure at full power. Everything stays inside power ratings and state-of-charge limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridsync.sim.controller import Observation, Setpoints
+
+
+@dataclass(frozen=True)
+class PlanTarget:
+    """What the plan expects at one step (kW at the feeder head, import positive)."""
+
+    feeder_kw: float  # the plan's feeder import at this step (AC-checked, losses included)
+    inflexible_kw: float  # the net inflexible load (base load minus available PV) it assumed
+    peak_kw: float  # import above this raises the demand charge the plan paid for
+
+
+@dataclass
+class Correction:
+    """What ``rebalance`` did: deviation seen and power moved (kW, load convention)."""
+
+    deviation_kw: float
+    battery_delta_kw: float
+    ev_delta_kw: float
+    expected_feeder_kw: float
+
+
+def battery_bounds(fleet, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+    """Per-battery power range (kW) this step allows: rating and what the SoC window holds."""
+    b, dt = fleet.battery, obs.dt_h
+    e = np.asarray(obs.battery_energy_kwh, float)
+    max_ch = np.maximum(b.energy_max_kwh - e, 0.0) / (b.efficiency_charge * dt)
+    max_dis = np.maximum(e - b.energy_min_kwh, 0.0) * b.efficiency_discharge / dt
+    return np.maximum(-b.power_kw, -max_dis), np.minimum(b.power_kw, max_ch)
+
+
+def ev_floor_kw(fleet, obs: Observation) -> np.ndarray:
+    """Per charger: the least charging power now that still lets the car get its energy by
+    departure charging at full power afterwards (0 for empty chargers)."""
+    ev, dt = fleet.ev, obs.dt_h
+    active = np.asarray(obs.ev_active_session)
+    plugged = active >= 0
+    s = ev.sessions
+    if len(s) == 0:
+        return np.zeros(len(active))
+    sess = np.where(plugged, active, 0)
+    need = np.maximum(s.energy_need_kwh[sess] - obs.ev_delivered_kwh[sess], 0.0)
+    later_h = np.maximum((s.departure_step[sess] - obs.step - 1) * dt, 0.0)
+    later_kwh = ev.efficiency * ev.max_power_kw * later_h
+    floor = np.maximum(need - later_kwh, 0.0) / (ev.efficiency * dt)
+    return np.where(plugged, np.minimum(floor, ev.max_power_kw), 0.0)
+
+
+def _spread(current: np.ndarray, lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
+    """Move ``current`` by ``delta`` in total within [lo, hi], in proportion to each asset's
+    room in that direction (clipped to what the room allows)."""
+    room = np.maximum(hi - current, 0.0) if delta > 0 else np.maximum(current - lo, 0.0)
+    total = float(room.sum())
+    if total <= 1e-12 or delta == 0.0:
+        return current.copy()
+    share = min(abs(delta) / total, 1.0)
+    return current + np.sign(delta) * share * room
+
+
+def rebalance(
+    fleet, obs: Observation, sp: Setpoints, target: PlanTarget, track_gain: float = 1.0
+) -> tuple[Setpoints, Correction]:
+    """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast."""
+    actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
+    deviation = actual_kw - target.inflexible_kw
+    expected = target.feeder_kw + deviation
+    lo, hi = battery_bounds(fleet, obs)
+    bat0 = np.clip(np.asarray(sp.battery_kw, float), lo, hi)
+    expected += float(bat0.sum() - np.sum(sp.battery_kw))
+    delta = -track_gain * deviation
+    delta = min(delta, target.peak_kw - expected)  # never buy above the peak target
+    bat = _spread(bat0, lo, hi, delta)
+    moved_bat = float(bat.sum() - bat0.sum())
+    expected += moved_bat
+    ev_kw = np.asarray(sp.ev_kw, float)
+    excess = expected - target.peak_kw
+    moved_ev = 0.0
+    if excess > 1e-9 and len(ev_kw):
+        floor = np.minimum(ev_floor_kw(fleet, obs), np.maximum(ev_kw, 0.0))
+        new_ev = _spread(ev_kw, floor, ev_kw, -excess)
+        moved_ev = float(new_ev.sum() - ev_kw.sum())
+        ev_kw = new_ev
+        expected += moved_ev
+    out = Setpoints(
+        battery_kw=bat,
+        ev_kw=ev_kw,
+        deferrable_kw=np.asarray(sp.deferrable_kw, float),
+        thermal_kw=np.asarray(sp.thermal_kw, float),
+        pv_curtail_kw=np.asarray(sp.pv_curtail_kw, float),
+    )
+    return out, Correction(deviation, moved_bat, moved_ev, expected)
