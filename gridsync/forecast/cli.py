@@ -19,15 +19,23 @@ def forecast() -> None:
     Examples:
       gridsync forecast backtest --csv meter.csv --time-col timestamp --value-col kw
       gridsync forecast backtest --csv bundled:vic --country AU --subdiv VIC --json out.json
+      gridsync forecast backtest --csv bundled:taylor --issue-every-h 12
       gridsync forecast run --days 1 --json forecast.json
     """
 
 
 def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
-    if ref == "bundled:vic":
-        from gridsync.forecast.datasets import VIC_ELEC_PATH
+    if ref.startswith("bundled:"):
+        from gridsync.forecast.datasets import BUNDLED
 
-        return VIC_ELEC_PATH, "time", "demand"
+        name = ref.removeprefix("bundled:")
+        if name not in BUNDLED:
+            raise click.BadParameter(
+                f"{ref!r}: unknown bundled data set; choose from "
+                + ", ".join(f"bundled:{n}" for n in sorted(BUNDLED)),
+                param_hint="--csv",
+            )
+        return BUNDLED[name]
     return Path(ref), None, None
 
 
@@ -37,7 +45,8 @@ def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
     "csv_ref",
     required=True,
     help="CSV with a timestamp and a numeric column (any delimiter). 'bundled:vic' = the "
-    "bundled real Victoria (AU) hourly demand.",
+    "bundled real Victoria (AU) hourly demand, 'bundled:taylor' = England & Wales half-hourly "
+    "demand (Jun-Aug 2000).",
 )
 @click.option("--time-col", default=None, help="Timestamp column (ISO-8601; offsets allowed).")
 @click.option("--value-col", default=None, help="Numeric column to forecast (kW, MW, ...).")

@@ -88,6 +88,19 @@ class GlobalLightGBM(Forecaster):
             raise ValueError(f"exog: no value at {first}; exog must cover history and horizon")
         return {c: aligned[c].to_numpy(dtype=float) for c in self._exog_cols}
 
+    def _first_origin(self) -> int:
+        """Earliest origin row with every lag the features read."""
+        return self._s_week + self._s_day
+
+    def _features(self, ys, cal, ex, series, origin, lead) -> np.ndarray:
+        stats = window_stats(ys, self._s_day)
+        return build_features(
+            ys, stats, cal, self._s_day, self._s_week, series, origin, lead, self._dt_h, ex
+        )
+
+    def _extra_names(self) -> list[str]:
+        return []
+
     def _bucket(self, lead: np.ndarray) -> np.ndarray:
         return np.minimum((lead - 1) * self.lead_buckets // self._max_lead, self.lead_buckets - 1)
 
@@ -122,11 +135,11 @@ class GlobalLightGBM(Forecaster):
         self._scale = np.maximum(np.abs(y).mean(axis=0), 1e-9)
         ys = y / self._scale
         t, n = ys.shape
-        o_min = self._s_week + self._s_day
+        o_min = self._first_origin()
         if t - 1 - self._max_lead <= o_min:
             raise ValueError(
                 f"{self.name}: history of {t} steps too short: need > {o_min + self._max_lead} "
-                f"steps (8 days of lags plus a {self.max_lead_h:g} h horizon)"
+                f"steps ({o_min} steps of lags plus a {self.max_lead_h:g} h horizon)"
             )
         rng = np.random.default_rng(self.seed)
         rows = min(self.max_rows, n * (t - o_min) * self._max_lead)
@@ -135,10 +148,7 @@ class GlobalLightGBM(Forecaster):
         origin = o_min + (rng.random(rows) * (t - lead - o_min)).astype(int)
         cal = calendar(history.index, self.country, self.subdiv)
         ex = self._exog_arrays(exog, history.index)
-        stats = window_stats(ys, self._s_day)
-        x = build_features(
-            ys, stats, cal, self._s_day, self._s_week, series, origin, lead, step_h, ex
-        )
+        x = self._features(ys, cal, ex, series, origin, lead)
         lag = self._s_day if self.season == "day" else self._s_week
         diff = ys[lag:] - ys[:-lag]
         self._rho = float(np.clip(np.corrcoef(diff[1:].ravel(), diff[:-1].ravel())[0, 1], 0, 0.999))
@@ -146,8 +156,8 @@ class GlobalLightGBM(Forecaster):
         target = ys[origin + lead, series] - base
         calib = origin + lead >= t - int(self.calib_days * self._s_day)
         self._shift = np.zeros((len(self.quantiles), self.lead_buckets))
-        if calib.any() and (~calib).sum() > 1000:
-            tails = [q for q in self.quantiles if q != 0.5]
+        tails = [q for q in self.quantiles if q != 0.5]
+        if tails and calib.any() and (~calib).sum() > 1000:
             early = self._train(x[~calib], target[~calib], tails)
             bucket = self._bucket(lead[calib])
             for q, model in zip(tails, early, strict=True):
@@ -158,9 +168,20 @@ class GlobalLightGBM(Forecaster):
                     if sel.sum() >= 50:
                         self._shift[k, b] = np.quantile(resid[sel], q)
         self._models = self._train(x, target)
-        self.feature_names = list(FEATURES) + exog_names(ex)
+        self.feature_names = list(FEATURES) + exog_names(ex) + self._extra_names()
 
     def _predict(self, history, horizon, exog) -> np.ndarray:
+        keep = self._first_origin() + 1
+        if len(history) < keep:
+            raise ValueError(f"{self.name}: history needs >= {keep} steps, got {len(history)}")
+        recent = history.iloc[-keep:]
+        return self.predict_origins(recent, np.array([keep - 1]), horizon, exog)[:, 0]
+
+    def predict_origins(
+        self, history: pd.DataFrame, origins: np.ndarray, horizon: int, exog=None
+    ) -> np.ndarray:
+        """(n_q, origins, horizon, n) forecasts issued at each row in ``origins`` of ``history``
+        (each uses rows <= its origin only; ``exog`` must cover history and horizon)."""
         if list(history.columns) != self._columns:
             raise ValueError(f"{self.name}: history columns differ from the fitted ones")
         if horizon > self._max_lead:
@@ -168,34 +189,22 @@ class GlobalLightGBM(Forecaster):
                 f"horizon: {horizon} steps exceeds the trained max lead ({self._max_lead} steps); "
                 "raise max_lead_h"
             )
-        keep = self._s_week + self._s_day + 1
-        if len(history) < keep:
-            raise ValueError(f"{self.name}: history needs >= {keep} steps, got {len(history)}")
-        recent = history.iloc[-keep:]
-        ys = recent.to_numpy(dtype=float) / self._scale
+        if origins.min() < self._first_origin():
+            raise ValueError(f"{self.name}: origin row {origins.min()} has too little history")
+        ys = history.to_numpy(dtype=float) / self._scale
         n = ys.shape[1]
-        full_index = recent.index.append(future_index(recent, horizon))
+        full_index = history.index.append(future_index(history, horizon))
         cal = calendar(full_index, self.country, self.subdiv)
         ex = self._exog_arrays(exog, full_index)
-        lead = np.repeat(np.arange(1, horizon + 1), n)
-        series = np.tile(np.arange(n), horizon)
-        origin = np.full(len(lead), keep - 1)
-        x = build_features(
-            ys,
-            window_stats(ys, self._s_day),
-            cal,
-            self._s_day,
-            self._s_week,
-            series,
-            origin,
-            lead,
-            self._dt_h,
-            ex,
+        o_grid, l_grid, s_grid = np.meshgrid(
+            origins, np.arange(1, horizon + 1), np.arange(n), indexing="ij"
         )
+        origin, lead, series = o_grid.ravel(), l_grid.ravel(), s_grid.ravel()
+        x = self._features(ys, cal, ex, series, origin, lead)
         base = self._baseline(x, lead)
         bucket = self._bucket(lead)
-        out = np.empty((len(self.quantiles), horizon, n))
+        out = np.empty((len(self.quantiles), len(origins), horizon, n))
         for k, model in enumerate(self._models):
             pred = base + model.predict(x) + self._shift[k, bucket]
-            out[k] = pred.reshape(horizon, n) * self._scale
+            out[k] = pred.reshape(len(origins), horizon, n) * self._scale
         return out

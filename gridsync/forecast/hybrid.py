@@ -1,0 +1,303 @@
+"""The default learned load model: a per-lead combination of three forecasters with a
+conformal band.
+
+Components, each issued from the same origin:
+
+- ``profile``: the weighted mean of the same time of week over the last ``weeks`` weeks, plus
+  the current anomaly from that profile (mean over the last hour), a fast MSTL-like
+  decomposition forecast;
+- ``holt_winters``: double-seasonal Holt-Winters with AR(1) error correction (Taylor 2003);
+- ``ProfileGBM``: the global LightGBM median model on the residual from ``profile``, with the
+  recent lags, calendar, holidays and exogenous forecasts of ``GlobalLightGBM``.
+
+Fitting uses the history only. The components are first fitted on all but its last
+``valid_days`` and issue forecasts from origins every few steps inside those days (each origin
+reads rows up to itself). Per lead hour, the simplex weights with the least mean absolute error
+on those forecasts are kept, and the combined forecast's errors give per-lead empirical
+quantiles (split-conformal calibration of the band). Then the components are refitted on the
+whole history. A forecast is the weighted sum of the components plus the error quantiles, sorted
+so quantiles never cross.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
+from gridsync.forecast.baselines import HoltWinters
+from gridsync.forecast.gbm import GlobalLightGBM
+
+COMPONENTS = ("profile", "holt_winters", "gbm")
+
+
+def profile_weights(weeks: int, decay: float) -> np.ndarray:
+    w = decay ** np.arange(weeks)
+    return w / w.sum()
+
+
+def weekly_profile(y: np.ndarray, rows: np.ndarray, s_week: int, w: np.ndarray) -> np.ndarray:
+    """Weighted mean of ``y`` one, two, ... weeks before ``rows`` (any shape; y is (T, n))."""
+    return sum(wk * y[rows - (k + 1) * s_week] for k, wk in enumerate(w))
+
+
+def anomaly_means(y: np.ndarray, s_week: int, w: np.ndarray, windows: tuple[int, ...]):
+    """Trailing means of ``y - weekly_profile`` over each window (rows before the first full
+    window are NaN); every value at row t reads rows <= t only."""
+    t, n = y.shape
+    first = len(w) * s_week
+    resid = np.zeros((t, n))
+    resid[first:] = y[first:] - weekly_profile(y, np.arange(first, t), s_week, w)
+    csum = np.vstack([np.zeros((1, n)), np.cumsum(resid, axis=0)])
+    out = []
+    for win in windows:
+        mean = np.full((t, n), np.nan)
+        mean[first + win - 1 :] = (csum[first + win :] - csum[first:-win]) / win
+        out.append(mean)
+    return out
+
+
+def _profile_design(y, origins, horizon, s_day, s_week, w, hour):
+    """Profile and regressors of the anomaly at origin + lead, for (origins, horizon, n):
+    the last hour's and day's mean anomaly at the origin and the anomaly one day before the
+    target (the newest same time of day); all read rows <= origin."""
+    last = origins.max() + 1
+    a_all, a_hour, a_day = anomaly_means(y[:last], s_week, w, (1, hour, s_day))
+    lead = np.arange(1, horizon + 1)
+    target = origins[:, None] + lead
+    prof = weekly_profile(y, target, s_week, w)
+    same_time = target - s_day * np.ceil(lead / s_day).astype(int)
+    o = origins[:, None]
+    x = np.stack(
+        [
+            np.broadcast_to(a_hour[o], prof.shape),
+            a_all[same_time],
+            np.broadcast_to(a_day[o], prof.shape),
+        ]
+    )
+    return prof, x  # (O, H, n), (3, O, H, n)
+
+
+class ProfileAR:
+    """Weekly profile plus a per-lead linear model of the anomaly from it (least squares on
+    the history, pooled over series in units of each series' scale)."""
+
+    def __init__(self, weeks: int = 3, decay: float = 0.7, max_rows: int = 200_000) -> None:
+        self.w = profile_weights(weeks, decay)
+        self.max_rows = max_rows
+
+    def fit(self, y: np.ndarray, horizon: int, s_day: int, s_week: int, hour: int):
+        self.s_day, self.s_week, self.hour = s_day, s_week, hour
+        first = len(self.w) * s_week + s_day
+        origins = np.arange(first, len(y) - horizon)
+        if len(origins) < 2:
+            raise ValueError(f"profile: history of {len(y)} steps too short")
+        stride = max(1, int(np.ceil(len(origins) * y.shape[1] / self.max_rows)))
+        origins = origins[::-1][::stride][::-1]
+        scale = np.maximum(np.abs(y).mean(axis=0), 1e-9)
+        ys = y / scale
+        prof, x = _profile_design(ys, origins, horizon, s_day, s_week, self.w, hour)
+        target = ys[origins[:, None] + np.arange(1, horizon + 1)] - prof
+        xx = np.einsum("aohn,bohn->hab", x, x) + 1e-6 * np.eye(x.shape[0])
+        xy = np.einsum("aohn,ohn->ha", x, target)
+        self.coef = np.linalg.solve(xx, xy[..., None])[..., 0]  # (H, 3)
+        return self
+
+    def forecast(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        prof, x = _profile_design(y, origins, horizon, self.s_day, self.s_week, self.w, self.hour)
+        return prof + np.einsum("ha,aohn->ohn", self.coef[:horizon], x)
+
+
+class ProfileGBM(GlobalLightGBM):
+    """``GlobalLightGBM`` whose trees correct the profile forecast instead of seasonal-naive.
+
+    Extra features: the target's weekly profile and the origin's anomaly from the profile
+    (last value, last hour's and last day's mean). Needs ``weeks`` weeks plus a day of lags.
+    """
+
+    name = "profile_gbm"
+    EXTRA = ("profile", "anomaly_last", "anomaly_hour", "anomaly_day")
+
+    def __init__(self, *args, weeks: int = 3, decay: float = 0.7, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if weeks < 1:
+            raise ValueError(f"weeks: {weeks} must be >= 1")
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay: {decay} must lie in (0, 1]")
+        self.weeks, self.decay = weeks, decay
+
+    def _first_origin(self) -> int:
+        return max(self._s_week, self.weeks * self._s_week) + self._s_day
+
+    def _extra_names(self) -> list[str]:
+        return list(self.EXTRA)
+
+    def _features(self, ys, cal, ex, series, origin, lead) -> np.ndarray:
+        if self._max_lead > self._s_week:
+            raise ValueError(f"{self.name}: max lead beyond one week is not supported")
+        x = super()._features(ys, cal, ex, series, origin, lead)
+        w = profile_weights(self.weeks, self.decay)
+        hour = max(1, int(round(1 / self._dt_h)))
+        a_last, a_hour, a_day = anomaly_means(ys, self._s_week, w, (1, hour, self._s_day))
+        target = origin + lead
+        prof = sum(wk * ys[target - (k + 1) * self._s_week, series] for k, wk in enumerate(w))
+        extra = np.column_stack(
+            [prof, a_last[origin, series], a_hour[origin, series], a_day[origin, series]]
+        ).astype(np.float32)
+        return np.hstack([x, extra])
+
+    def _baseline(self, x: np.ndarray, lead: np.ndarray) -> np.ndarray:
+        k = x.shape[1] - len(self.EXTRA)
+        return x[:, k] + x[:, k + 2]  # profile + last hour's anomaly
+
+
+class HybridForecaster(Forecaster):
+    """Per-lead weighted profile + Holt-Winters + ProfileGBM with conformal quantiles."""
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+        max_lead_h: float = 24.0,
+        valid_days: float = 14.0,
+        weeks: int = 3,
+        decay: float = 0.7,
+        max_rows: int = 100_000,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        country: str | None = None,
+        subdiv: str | None = None,
+        num_threads: int = 1,
+        seed: int = 0,
+        max_valid_series: int = 64,
+        weight_step: float = 0.05,
+    ) -> None:
+        super().__init__(quantiles)
+        if valid_days <= 0:
+            raise ValueError(f"valid_days: {valid_days} must be > 0")
+        self.max_lead_h = max_lead_h
+        self.valid_days = valid_days
+        self.weeks, self.decay = weeks, decay
+        self.gbm_params = dict(
+            max_lead_h=max_lead_h,
+            max_rows=max_rows,
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            country=country,
+            subdiv=subdiv,
+            num_threads=num_threads,
+            seed=seed,
+            weeks=weeks,
+            decay=decay,
+        )
+        self.seed = seed
+        self.max_valid_series = max_valid_series
+        steps = int(round(1 / weight_step))
+        grid = [c for c in itertools.product(range(steps + 1), repeat=3) if sum(c) == steps]
+        self._grid = np.array(grid, dtype=float) / steps  # (m, 3) simplex points
+
+    # -- components ------------------------------------------------------------------------
+    def _fit_components(self, history: pd.DataFrame, exog):
+        hw = HoltWinters().fit(history)
+        gbm = ProfileGBM((0.5,), **self.gbm_params).fit(history, exog)
+        prof = ProfileAR(self.weeks, self.decay).fit(
+            history.to_numpy(dtype=float), self._horizon, self._s_day, self._s_week, self._hour
+        )
+        return prof, hw, gbm
+
+    def _component_forecasts(self, fitted, history, origins, horizon, exog) -> np.ndarray:
+        """(3, origins, horizon, n) point forecasts of the components (see COMPONENTS)."""
+        prof_model, hw, gbm = fitted
+        y = history.to_numpy(dtype=float)
+        prof = prof_model.forecast(y, origins, horizon)
+        hw_fc = np.stack(
+            [
+                hw._forecast_from_states(hw._states(y[:, j], j), hw._params[j][1], origins, horizon)
+                for j in range(y.shape[1])
+            ],
+            axis=-1,
+        )
+        gbm_fc = gbm.predict_origins(history, origins, horizon, exog)[0]
+        return np.stack([prof, hw_fc, gbm_fc])
+
+    def _min_history(self) -> int:
+        """Steps the components need before the first origin (profile/GBM lags, HW 2 weeks)."""
+        return max(self.weeks, 2) * self._s_week + self._s_day
+
+    # -- Forecaster ------------------------------------------------------------------------
+    def _fit(self, history: pd.DataFrame, exog: pd.DataFrame | None) -> None:
+        self._s_day, self._s_week = steps_per(history, "1D"), steps_per(history, "7D")
+        dt_h = (history.index[1] - history.index[0]) / pd.Timedelta(hours=1)
+        self._hour = max(1, int(round(1 / dt_h)))
+        horizon = self._horizon = max(1, int(round(self.max_lead_h / dt_h)))
+        valid = int(round(self.valid_days * self._s_day))
+        need = self._min_history() + horizon + 2 * self._s_day + valid
+        if len(history) < need:
+            raise ValueError(
+                f"{self.name}: history of {len(history)} steps too short: need >= {need} "
+                f"({max(self.weeks, 2)} weeks of lags, {self.valid_days:g} validation days, "
+                f"a {self.max_lead_h:g} h horizon and 2 days of training)"
+            )
+        n = history.shape[1]
+        self._scale = np.maximum(np.abs(history.to_numpy(dtype=float)).mean(axis=0), 1e-9)
+        cols = np.arange(n)
+        if n > self.max_valid_series:
+            rng = np.random.default_rng(self.seed)
+            cols = np.sort(rng.choice(n, self.max_valid_series, replace=False))
+        sub = history.iloc[:, cols]
+        sub_exog = exog
+        fitted = self._fit_components(sub.iloc[:-valid], sub_exog)
+        t = len(sub)
+        origins = np.arange(t - valid - 1, t - horizon, max(1, self._s_day // 16))
+        comps = self._component_forecasts(fitted, sub, origins, horizon, sub_exog)
+        truth = sub.to_numpy(dtype=float)[origins[:, None] + np.arange(1, horizon + 1)]
+        self._weights, err = self._fit_weights(comps, truth, self._scale[cols], dt_h)
+        self._offsets = self._conformal(err, dt_h)
+        self._fitted = self._fit_components(history, exog)
+
+    def _lead_buckets(self, horizon: int, dt_h: float) -> np.ndarray:
+        return np.ceil(np.arange(1, horizon + 1) * dt_h - 1e-9).astype(int)
+
+    def _fit_weights(self, comps, truth, scale, dt_h):
+        """Per lead hour: the simplex weights with least mean absolute scaled error. Returns
+        (horizon, 3) weights and the combined forecast's scaled errors (origins, H, n)."""
+        horizon = truth.shape[1]
+        bucket = self._lead_buckets(horizon, dt_h)
+        weights = np.zeros((horizon, len(COMPONENTS)))
+        for b in np.unique(bucket):
+            sel = bucket == b
+            comb = np.einsum("mc,cohn->mohn", self._grid, comps[:, :, sel])
+            loss = (np.abs(comb - truth[None, :, sel]) / scale).mean(axis=(1, 2, 3))
+            weights[sel] = self._grid[int(np.argmin(loss))]
+        combined = np.einsum("hc,cohn->ohn", weights, comps)
+        return weights, (truth - combined) / scale
+
+    def _conformal(self, err: np.ndarray, dt_h: float) -> np.ndarray:
+        """(n_q, H) empirical error quantiles per lead hour (0 for the median)."""
+        bucket = self._lead_buckets(err.shape[1], dt_h)
+        out = np.zeros((len(self.quantiles), err.shape[1]))
+        for b in np.unique(bucket):
+            sel = bucket == b
+            q = np.quantile(err[:, sel], self.quantiles)
+            out[:, sel] = q[:, None]
+        out[self.quantiles.index(0.5)] = 0.0
+        return out
+
+    def _predict(self, history, horizon, exog) -> np.ndarray:
+        if horizon > len(self._weights):
+            raise ValueError(
+                f"horizon: {horizon} steps exceeds the trained max lead ({len(self._weights)})"
+            )
+        if len(history) < self._min_history() + 1:
+            raise ValueError(
+                f"{self.name}: history needs >= {self._min_history() + 1} steps, got {len(history)}"
+            )
+        origin = np.array([len(history) - 1])
+        comps = self._component_forecasts(self._fitted, history, origin, horizon, exog)
+        point = np.einsum("hc,chn->hn", self._weights[:horizon], comps[:, 0])
+        return point[None] + self._offsets[:, :horizon, None] * self._scale[None, None, :]
