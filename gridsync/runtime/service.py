@@ -11,7 +11,7 @@ the console session already dispatches, asks for approvals and shields, and one 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -21,6 +21,8 @@ from typing import Any
 from gridsync.api.auth import TokenRegistry
 from gridsync.runtime.console_link import ConsoleLink
 from gridsync.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,17 +126,33 @@ async def _scenario_needs_restart(rt: Runtime, name: str, days: int | None) -> N
     )
 
 
-async def stop_service(svc: Service) -> None:
-    """Stop the link, the bridge and the runtime, and close the store (idempotent enough to
-    call from a ``finally``)."""
-    with contextlib.suppress(Exception):
-        await svc.link.detach()
+async def stop_service(svc: Service, part_timeout_s: float = 15.0) -> list[str]:
+    """Stop the link, the bridge and the runtime, and close the store (safe to call from a
+    ``finally``).
+
+    Each part gets ``part_timeout_s``; a part that fails or hangs is logged and skipped so
+    the rest still stop. Returns the names of the parts that did not stop cleanly.
+    """
+    parts: list[tuple[str, Any]] = [("console link", svc.link.detach)]
     if svc.bridge is not None:
-        with contextlib.suppress(Exception):
-            await svc.bridge.stop()
+        parts.append(("MQTT bridge", svc.bridge.stop))
     if svc.publisher is not None:
-        with contextlib.suppress(Exception):
-            svc.publisher.close()
-    with contextlib.suppress(Exception):
-        await svc.runtime.stop()
+        parts.append(("MQTT demo publisher", _as_coroutine(svc.publisher.close)))
+    parts.append(("runtime", svc.runtime.stop))
+    failed = []
+    for name, stop in parts:
+        try:
+            await asyncio.wait_for(stop(), part_timeout_s)
+        except Exception as err:  # shutdown goes on whatever one part raised
+            kind = "timed out" if isinstance(err, TimeoutError) else repr(err)
+            log.warning("stopping the %s failed (%s); stopping the rest", name, kind)
+            failed.append(name)
     svc.runtime.store.close()
+    return failed
+
+
+def _as_coroutine(fn):
+    async def run():
+        fn()
+
+    return run

@@ -181,7 +181,8 @@ async def _scenario_run(transport: str, bus_url: str, store_url: str) -> None:
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 30)
-        await stop_service(svc)
+        stuck = await stop_service(svc)
+    assert not stuck, f"these parts did not stop cleanly: {stuck}"
 
 
 async def _true(value) -> bool:
