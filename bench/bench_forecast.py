@@ -1,17 +1,23 @@
-"""Forecasting benchmark: accuracy on real regional demand, and speed on 1,000 nodes.
+"""Forecasting benchmark: accuracy on real demand (half-hourly and hourly), speed on 1,000 nodes.
 
-1. Real data: hourly Victoria (AU) demand bundled in gridsync/data/demand (AEMO via
-   tsibbledata/statsmodels). Rolling-origin backtest, 56-day training window, a forecast
-   issued every 24 h for the next 24 h, learned models refitted weekly. Models: seasonal-naive
-   (day, week), double-seasonal Holt-Winters, the global LightGBM quantile model, and the
-   peer statsforecast MSTL + AutoETS (refitted at every origin, as it must be).
+1. Real data, both bundled in gridsync/data/demand: Taylor's half-hourly England & Wales
+   demand (Jun-Aug 2000, via pmdarima) and hourly Victoria (AU) demand (2012, AEMO via
+   tsibbledata/statsmodels). Rolling-origin backtest, 56-day training window, a 24 h forecast
+   issued every 12 h (Taylor, all origins of the remaining ~4 weeks) or 24 h (Victoria, last
+   20 days), learned models refitted weekly. Models: seasonal-naive (day, week), double-seasonal
+   Holt-Winters, the global LightGBM quantile model, the hybrid (per-lead weighted profile-AR +
+   Holt-Winters + profile-residual LightGBM with a conformal band, the default learned model)
+   and the peer statsforecast MSTL + AutoETS (refitted at every origin, as it must be). Per
+   model: MAPE per lead hour, mean MAPE, pinball, P10-P90 coverage, and for every other model
+   whether it is beaten at every lead hour (``beats_at_every_lead``).
 2. Scale: 1,000 synthetic-but-realistic nodes at 15 min built from the bundled SimBench
    2016 load profiles (random profile, scale, whole-week shift and 10 % multiplicative
-   noise), 28 days of history: LightGBM fit + 24 h (96-step) forecast wall time (default
-   and a lighter 50k-row/100-tree setting), against seasonal-naive measured in the same run,
-   and next-day accuracy of each.
+   noise), 28 days of history: fit + 24 h (96-step) forecast wall time of LightGBM (default
+   and a lighter 50k-row/100-tree setting) and the hybrid, against seasonal-naive measured in
+   the same run, and next-day accuracy of each.
 
-Usage: .venv/bin/python bench/bench_forecast.py [--origins 20] [--nodes 1000]
+Single-threaded (OMP_NUM_THREADS=1, LightGBM num_threads=1); timings on a shared 2-core
+machine are noisy. Usage: .venv/bin/python bench/bench_forecast.py [--nodes 1000]
 Writes bench/results/bench_forecast.json.
 """
 
@@ -19,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +36,9 @@ import pandas as pd
 
 from gridsync.forecast.backtest import lead_metrics, run_backtest
 from gridsync.forecast.baselines import SeasonalNaive
-from gridsync.forecast.datasets import vic_elec_hourly
+from gridsync.forecast.datasets import taylor_halfhourly, vic_elec_hourly
 from gridsync.forecast.gbm import GlobalLightGBM
+from gridsync.forecast.hybrid import HybridForecaster
 from gridsync.forecast.models import model_factories
 
 RESULTS = Path(__file__).parent / "results" / "bench_forecast.json"
@@ -37,23 +47,55 @@ PROFILES = (
 )
 
 
-def real_demand(origins: int) -> dict:
-    y = vic_elec_hourly()
-    factories = model_factories(horizon_h=24, country="AU", subdiv="VIC")
+DATASETS = {
+    "taylor_halfhourly": dict(
+        load=taylor_halfhourly,
+        holidays=dict(country="GB", subdiv="ENG"),
+        issue_every_h=12,
+        max_origins=0,
+        data="Taylor (2003) England & Wales half-hourly demand, 2000-06-05..2000-08-27 "
+        "(via pmdarima, MIT)",
+    ),
+    "vic_hourly": dict(
+        load=vic_elec_hourly,
+        holidays=dict(country="AU", subdiv="VIC"),
+        issue_every_h=24,
+        max_origins=20,
+        data="vic_elec hourly 2012 (AEMO via tsibbledata/statsmodels)",
+    ),
+}
+
+
+def real_demand(name: str) -> dict:
+    spec = DATASETS[name]
+    y = spec["load"]()
+    factories = model_factories(horizon_h=24, train_days=56, **spec["holidays"])
     t0 = time.perf_counter()
     res = run_backtest(
         y,
         factories,
         horizon_h=24,
         train_days=56,
-        issue_every_h=24,
+        issue_every_h=spec["issue_every_h"],
         refit_every_h=168,
-        max_origins=origins,
+        max_origins=spec["max_origins"],
     )
     report = res.to_json()
     report["wall_s"] = time.perf_counter() - t0
-    report["data"] = "vic_elec hourly 2012 (AEMO via tsibbledata/statsmodels)"
+    report["data"] = spec["data"]
+    report["resolution_min"] = (y.index[1] - y.index[0]) / pd.Timedelta(minutes=1)
+    report["issue_every_h"] = spec["issue_every_h"]
     report["first_origin"], report["last_origin"] = str(res.origins[0]), str(res.origins[-1])
+    models = report["models"]
+    for a, ra in models.items():
+        mine = np.array(list(ra["mape_by_lead_h"].values()))
+        ra["beats_at_every_lead"] = {}
+        ra["leads_won"] = {}
+        for b, rb in models.items():
+            if b != a:
+                other = np.array(list(rb["mape_by_lead_h"].values()))
+                ra["beats_at_every_lead"][b] = bool((mine < other).all())
+                ra["leads_won"][b] = int((mine < other).sum())
     return report
 
 
@@ -81,6 +123,7 @@ def many_nodes(n_nodes: int) -> dict:
         ("seasonal_naive_day", SeasonalNaive("1D")),
         ("lightgbm", GlobalLightGBM(max_lead_h=24)),
         ("lightgbm_fast", GlobalLightGBM(max_lead_h=24, max_rows=50_000, n_estimators=100)),
+        ("hybrid", HybridForecaster.for_history_days(28, max_lead_h=24)),
     ):
         t0 = time.perf_counter()
         model.fit(hist)
@@ -99,38 +142,52 @@ def many_nodes(n_nodes: int) -> dict:
             "node_coverage_p10_p90": float(m["coverage_p10_p90"].mean()),
             "sum_of_nodes_mape": float(100 * np.mean(np.abs(agg_pred - agg_true) / agg_true)),
         }
-    out["lightgbm_vs_naive_time_ratio"] = out["lightgbm"]["total_s"] / max(
-        out["seasonal_naive_day"]["total_s"], 1e-9
-    )
+    for name in ("lightgbm", "hybrid"):
+        out[f"{name}_vs_naive_time_ratio"] = out[name]["total_s"] / max(
+            out["seasonal_naive_day"]["total_s"], 1e-9
+        )
     return out
+
+
+def print_real(name: str, report: dict) -> None:
+    models = report["models"]
+    print(f"\n{name}: {report['data']}, {report['n_origins']} origins")
+    names = list(models)
+    print("lead h " + " ".join(f"{n[:14]:>15}" for n in names))
+    for lead in models[names[0]]["mape_by_lead_h"]:
+        print(
+            f"{lead:>6} " + " ".join(f"{models[n]['mape_by_lead_h'][lead]:>15.2f}" for n in names)
+        )
+    for key in ("mape_mean", "pinball_mean", "coverage_p10_p90", "fit_s_total", "predict_s_total"):
+        print(f"{key[:6]:>6} " + " ".join(f"{models[n][key]:>15.2f}" for n in names) + f"  {key}")
+    for n in names:
+        won = models[n]["leads_won"]
+        print(
+            f"{n:>20} wins every lead vs: {[b for b, v in models[n]['beats_at_every_lead'].items() if v]}; leads won {won}"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--origins", type=int, default=20, help="backtest origins (last N days)")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument(
         "--only-scale", action="store_true", help="rerun part 2, keep part 1 from the JSON"
     )
+    ap.add_argument(
+        "--only-real", action="store_true", help="rerun part 1, keep part 2 from the JSON"
+    )
     args = ap.parse_args()
-    if args.only_scale:
-        result = json.loads(RESULTS.read_text())
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result.pop("real_demand", None)  # the single-data-set layout of earlier runs
+    if not args.only_scale:
+        result["real"] = {name: real_demand(name) for name in DATASETS}
+    if not args.only_real:
         result["scale"] = many_nodes(args.nodes)
-    else:
-        result = {"real_demand": real_demand(args.origins), "scale": many_nodes(args.nodes)}
-    models = result["real_demand"]["models"]
-    print(f"Real demand (Victoria, hourly), {result['real_demand']['n_origins']} daily origins")
-    names = list(models)
-    print("lead h " + " ".join(f"{n[:19]:>20}" for n in names))
-    for lead in models[names[0]]["mape_by_lead_h"]:
-        print(
-            f"{lead:>6} " + " ".join(f"{models[n]['mape_by_lead_h'][lead]:>20.2f}" for n in names)
-        )
-    for key in ("mape_mean", "pinball_mean", "coverage_p10_p90", "fit_s_total", "predict_s_total"):
-        print(f"{key[:6]:>6} " + " ".join(f"{models[n][key]:>20.2f}" for n in names) + f"  {key}")
+    for name, report in result["real"].items():
+        print_real(name, report)
     s = result["scale"]
     print(f"\n{s['nodes']} nodes, 28 days at 15 min, 96-step forecast")
-    for name in ("seasonal_naive_day", "lightgbm", "lightgbm_fast"):
+    for name in ("seasonal_naive_day", "lightgbm", "lightgbm_fast", "hybrid"):
         r = s[name]
         print(
             f"{name:>20}: fit {r['fit_s']:.2f} s, predict {r['predict_s']:.2f} s, "

@@ -144,7 +144,7 @@ class HoltWinters(Forecaster):
             err = _hw_filter(col, s1, s2, *best, *init)[3][s2:]
             phi = float(np.clip(np.corrcoef(err[1:], err[:-1])[0, 1], 0.0, 0.99))
             self._params.append((best, phi))
-        self._resid_q = self._in_sample_error_quantiles(y)
+        self._resid_q = None  # computed on the first predict (combinations never need it)
 
     def _forecast_from_states(self, states, phi, origins, horizon):
         level, day, week, err = states
@@ -190,6 +190,8 @@ class HoltWinters(Forecaster):
             point[:, j] = self._forecast_from_states(
                 self._states(y[:, j], j), self._params[j][1], origin, horizon
             )[0]
+        if self._resid_q is None:
+            self._resid_q = self._in_sample_error_quantiles(self._history.to_numpy(dtype=float))
         lead_bucket = np.minimum(np.arange(horizon), s1 - 1)
         err = self._resid_q[:, lead_bucket, :]
         med = err[self.quantiles.index(0.5)]

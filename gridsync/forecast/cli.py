@@ -106,7 +106,8 @@ def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
     "model_names",
     multiple=True,
     type=click.Choice(MODEL_NAMES),
-    help="Model to include; repeat. Default: all (mstl_autoets if installed).",
+    help="Model to include; repeat. Default: all (mstl_autoets if installed; hybrid if "
+    "--train-days is long enough).",
 )
 @click.option(
     "--json",
@@ -151,6 +152,7 @@ def backtest(
 
     from gridsync.forecast.backtest import run_backtest
     from gridsync.forecast.data import SeriesError, load_series_csv
+    from gridsync.forecast.hybrid import HybridForecaster
     from gridsync.forecast.models import model_factories
 
     console = Console(stderr=True)
@@ -168,8 +170,15 @@ def backtest(
             max_gap=max_gap,
             min_days=train_days + horizon_h / 24,
         )
+        if not model_names:  # all models, but the hybrid only if the window is long enough
+            short = train_days < HybridForecaster.min_days(horizon_h)
+            model_names = [n for n in MODEL_NAMES if not (n == "hybrid" and short)]
         factories = model_factories(
-            model_names or MODEL_NAMES, horizon_h=horizon_h, country=country, subdiv=subdiv
+            model_names,
+            horizon_h=horizon_h,
+            country=country,
+            subdiv=subdiv,
+            train_days=train_days,
         )
     except (SeriesError, ValueError) as err:
         console.print(f"[red]error:[/] {err}")

@@ -166,9 +166,9 @@ class HybridForecaster(Forecaster):
         weeks: int = 3,
         decay: float = 0.7,
         max_rows: int = 100_000,
-        n_estimators: int = 200,
+        n_estimators: int = 100,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
+        num_leaves: int = 15,
         country: str | None = None,
         subdiv: str | None = None,
         num_threads: int = 1,
@@ -200,6 +200,24 @@ class HybridForecaster(Forecaster):
         steps = int(round(1 / weight_step))
         grid = [c for c in itertools.product(range(steps + 1), repeat=3) if sum(c) == steps]
         self._grid = np.array(grid, dtype=float) / steps  # (m, 3) simplex points
+
+    @staticmethod
+    def min_days(max_lead_h: float = 24.0, weeks: int = 2, valid_days: float = 3.0) -> float:
+        """Days of history the model needs (lags, validation, horizon, 2 days of training)."""
+        return 7 * max(weeks, 2) + 1 + max_lead_h / 24 + 2 + valid_days
+
+    @classmethod
+    def for_history_days(cls, days: float, max_lead_h: float = 24.0, **kwargs):
+        """The default model shrunk to fit a training window of ``days``: 3 profile weeks
+        with 7-14 validation days, else 2 weeks with 3-14; a ValueError if neither fits."""
+        for weeks, min_valid in ((3, 7.0), (2, 3.0)):
+            valid = min(14.0, days - cls.min_days(max_lead_h, weeks, 0.0))
+            if valid >= min_valid:
+                return cls(max_lead_h=max_lead_h, weeks=weeks, valid_days=valid, **kwargs)
+        raise ValueError(
+            f"hybrid: a {days:g}-day training window is too short; it needs >= "
+            f"{cls.min_days(max_lead_h):g} days"
+        )
 
     # -- components ------------------------------------------------------------------------
     def _fit_components(self, history: pd.DataFrame, exog):
@@ -236,7 +254,9 @@ class HybridForecaster(Forecaster):
         self._hour = max(1, int(round(1 / dt_h)))
         horizon = self._horizon = max(1, int(round(self.max_lead_h / dt_h)))
         valid = int(round(self.valid_days * self._s_day))
-        need = self._min_history() + horizon + 2 * self._s_day + valid
+        need = int(
+            np.ceil(self.min_days(self.max_lead_h, self.weeks, self.valid_days) * self._s_day)
+        )
         if len(history) < need:
             raise ValueError(
                 f"{self.name}: history of {len(history)} steps too short: need >= {need} "

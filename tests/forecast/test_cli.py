@@ -117,3 +117,23 @@ def test_run_issues_the_dispatch_forecast(tmp_path):
     # PV day-ahead energy depends on the synthetic weather-forecast draw (+53 % on this day:
     # the seeded GHI-index error is about +0.3 at noon); bound it loosely
     assert abs(summary["pv_energy_error_pct"]) < 80
+
+
+def test_bundled_taylor_half_hourly_backtest(tmp_path):
+    out = tmp_path / "taylor.json"
+    args = ["forecast", "backtest", "--csv", "bundled:taylor", "--max-origins", "2"]
+    args += ["--model", "seasonal_naive_week", "--json", str(out), "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "4032 readings at 0 days 00:30:00 from 2000-06-05 00:00:00" in result.output
+    report = json.loads(out.read_text())
+    assert report["n_origins"] == 2
+    assert list(report["models"]["seasonal_naive_week"]["mape_by_lead_h"]) == [
+        str(h) for h in range(1, 25)
+    ]
+
+
+def test_unknown_bundled_name_lists_the_choices():
+    result = CliRunner().invoke(cli, ["forecast", "backtest", "--csv", "bundled:nope"])
+    assert result.exit_code == 2
+    assert "bundled:taylor" in result.output and "bundled:vic" in result.output

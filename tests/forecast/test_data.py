@@ -124,3 +124,17 @@ def test_too_short_for_the_run():
         clean_series(pd.Series(_hours(2)), pd.Series([1.0, 2.0]))
     with pytest.raises(SeriesError, match="at least 30 days"):
         clean_series(pd.Series(_hours(48)), pd.Series(np.ones(48)), min_days=30)
+
+
+def test_bundled_taylor_is_twelve_weeks_of_half_hours_from_a_monday():
+    from gridsync.forecast.datasets import taylor_halfhourly
+
+    y = taylor_halfhourly()
+    assert len(y) == 4032 and y.index.freq == "30min"
+    assert y.index[0] == pd.Timestamp("2000-06-05 00:00") and y.index[0].dayofweek == 0
+    # values as printed in pmdarima's docstring and Taylor (2003): MW of England & Wales
+    np.testing.assert_array_equal(y.to_numpy()[:4], [22262, 21756, 22247, 22759])
+    assert y.min() > 18_000 and y.max() < 40_000
+    # night trough, day plateau: 04:00 is below 12:00 on every day
+    day = y.to_numpy().reshape(-1, 48)
+    assert (day[:, 8] < day[:, 24]).all()
