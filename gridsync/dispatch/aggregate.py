@@ -17,11 +17,16 @@ smaller fleet, and the virtual setpoints are split back onto the assets:
   comfort band (so the total can exceed the virtual plan), then the rest of the virtual power in
   proportion to the houses' remaining headroom.
 - PV curtailment: summed availability per bus, split in proportion to availability (exact).
-- EV sessions and deferrable jobs stay per asset (they are a minority of the columns, and their
-  deadlines/windows differ per asset).
+- EV sessions and deferrable jobs stay per asset by default; with ``envelopes=True`` each bus's
+  sessions (and jobs) become one virtual energy task with time-varying power limits and
+  cumulative-energy bounds, disaggregated least-laxity-first (``gridsync.dispatch.envelope``).
+  Where the sessions cannot follow the virtual plan exactly, ``solve_aggregated`` fixes the
+  virtual EV and deferrable power to what the sessions and jobs actually take and re-solves the
+  virtual LP once, so batteries, heat pumps and PV re-optimise around it.
 
-``evaluate_plan`` prices the disaggregated per-asset plan in the full LP with every asset column
-pinned, so the reported objective is the true one and any broken limit shows as infeasibility.
+The disaggregated plan is priced with the full LP's objective, either directly
+(``pricing.plan_cost``, vectorised, with every asset limit measured) or by ``evaluate_plan``,
+the full LP with every asset column pinned (any broken limit shows as infeasibility).
 """
 
 from __future__ import annotations
@@ -32,15 +37,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridsync.dispatch.envelope import (
+    Envelope,
+    EnvelopeColumns,
+    add_envelope,
+    build_envelope,
+    deferrable_tasks,
+    disaggregate_envelope,
+    envelope_targets,
+    ev_tasks,
+    group_kw,
+)
 from gridsync.dispatch.formulation import (
     Layout,
     NetworkRows,
     Options,
     Weights,
     build_dispatch_lp,
+    flexible_buses,
 )
 from gridsync.dispatch.horizon import FleetState, HorizonData
 from gridsync.dispatch.lp import LinearProgram, LPResult
+from gridsync.dispatch.pricing import AssetPlan, PlanCost, plan_cost
 from gridsync.model.assets import BatteryFleet, Fleet, PVFleet, ThermalFleet
 
 
@@ -52,22 +70,9 @@ class Aggregation:
     battery_group: np.ndarray
     thermal_group: np.ndarray
     pv_group: np.ndarray
-
-
-@dataclass
-class AssetPlan:
-    """Per-asset setpoints over the horizon (kW; battery/thermal (n, H), PV (H, n_pv),
-    EV and deferrable values per LP pair as in ``Layout``)."""
-
-    battery_charge_kw: np.ndarray
-    battery_discharge_kw: np.ndarray
-    battery_energy_kwh: np.ndarray  # (n, H) at the end of each step
-    thermal_kw: np.ndarray
-    pv_curtail_kw: np.ndarray
-    ev_charge_kw: np.ndarray
-    ev_discharge_kw: np.ndarray
-    deferrable_kw: np.ndarray
-    battery_shortfall_kwh: float  # virtual battery energy no asset could take or give
+    flex_bus: np.ndarray  # the full fleet's flexible buses (z columns of the virtual LP)
+    ev_envelope: Envelope | None = None  # with envelopes: EV sessions per (bus, efficiency)
+    deferrable_envelope: Envelope | None = None
 
 
 @dataclass
@@ -86,6 +91,9 @@ class AggregatedSolution:
     disaggregate_s: float
     evaluate_s: float
     evaluation: LPResult | None = None
+    cost: PlanCost | None = None  # direct pricing: terms and measured limit violations
+    resolve_s: float = 0.0  # envelopes: the re-solve around what the sessions and jobs take
+    resolved_objective_eur: float = float("nan")
 
 
 def _groups(*keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -102,8 +110,19 @@ def _first(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def aggregate_horizon(hd: HorizonData) -> Aggregation:
-    """Replace batteries, heat pumps and PV by one virtual asset per bus (and battery type)."""
+def _empty(obj):
+    """A copy of an array dataclass with no elements."""
+    return dataclasses.replace(
+        obj, **{fl.name: getattr(obj, fl.name)[:0] for fl in dataclasses.fields(obj)}
+    )
+
+
+def aggregate_horizon(
+    hd: HorizonData, envelopes: bool = False, class_steps: int | None = None
+) -> Aggregation:
+    """Replace batteries, heat pumps and PV by one virtual asset per bus (and battery type);
+    with ``envelopes`` also EV sessions and deferrable jobs (their envelopes are added to the
+    LP by ``build_aggregated_lp``; the virtual horizon then has none of them)."""
     f = hd.fleet
     b = f.battery
     bg, nbg = _groups(b.bus, b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh)
@@ -151,15 +170,46 @@ def aggregate_horizon(hd: HorizonData) -> Aggregation:
     pv_av = np.zeros((hd.pv_available_kw.shape[0], npg))
     np.add.at(pv_av.T, pg, hd.pv_available_kw.T)
 
-    fleet = Fleet(pv=pv_v, battery=battery, ev=f.ev, deferrable=f.deferrable, thermal=thermal)
+    ev_env = dfr_env = None
+    deferrable, ev_h, done = f.deferrable, hd.ev, hd.state.deferrable_done_kwh
+    if envelopes:
+        ev_env = build_envelope(ev_tasks(hd)[0], hd, class_steps)
+        dfr_env = build_envelope(deferrable_tasks(hd), hd, class_steps)
+        deferrable, ev_h, done = _empty(f.deferrable), _empty(hd.ev), done[:0]
+    fleet = Fleet(pv=pv_v, battery=battery, ev=f.ev, deferrable=deferrable, thermal=thermal)
     state = FleetState(
         battery_energy_kwh=e0,
         ev_delivered_kwh=hd.state.ev_delivered_kwh,
-        deferrable_done_kwh=hd.state.deferrable_done_kwh,
+        deferrable_done_kwh=done,
         thermal_temp_c=temp0,
     )
-    virtual = dataclasses.replace(hd, fleet=fleet, state=state, pv_available_kw=pv_av)
-    return Aggregation(virtual, bg, tg, pg)
+    virtual = dataclasses.replace(hd, fleet=fleet, state=state, pv_available_kw=pv_av, ev=ev_h)
+    return Aggregation(virtual, bg, tg, pg, flexible_buses(f), ev_env, dfr_env)
+
+
+def build_aggregated_lp(
+    hd: HorizonData,
+    w: Weights,
+    network: NetworkRows | None = None,
+    opts: Options | None = None,
+    envelopes: bool = False,
+    class_steps: int | None = None,
+) -> tuple[Aggregation, LinearProgram, Layout, dict[str, EnvelopeColumns]]:
+    """The virtual LP: ``build_dispatch_lp`` on the aggregated horizon plus, with
+    ``envelopes``, the virtual EV and deferrable tasks (needs no plan can reach are a constant
+    unmet-energy cost in ``lp.offset``)."""
+    agg = aggregate_horizon(hd, envelopes, class_steps)
+    lp, lay = build_dispatch_lp(agg.hd, w, network, opts, flex_bus=agg.flex_bus)
+    cols: dict[str, EnvelopeColumns] = {}
+    if envelopes:
+        dt = hd.step_h
+        cols["ev"] = add_envelope(lp, lay, agg.ev_envelope, dt, "ev_envelope")
+        cols["deferrable"] = add_envelope(lp, lay, agg.deferrable_envelope, dt, "dfr_envelope")
+        lp.offset += w.unmet_ev_eur_per_kwh * float(agg.ev_envelope.fixed_unmet_kwh.sum())
+        lp.offset += w.unmet_deferrable_eur_per_kwh * float(
+            agg.deferrable_envelope.fixed_unmet_kwh.sum()
+        )
+    return agg, lp, lay, cols
 
 
 def _split_batteries(hd: HorizonData, group: np.ndarray, net_kw: np.ndarray):
@@ -216,8 +266,15 @@ def _split_thermal(hd: HorizonData, group: np.ndarray, power_kw: np.ndarray) -> 
     return out
 
 
-def disaggregate(hd: HorizonData, agg: Aggregation, x: np.ndarray, lay: Layout) -> AssetPlan:
-    """Per-asset setpoints from the virtual LP solution ``x`` (see module docstring)."""
+def disaggregate(
+    hd: HorizonData,
+    agg: Aggregation,
+    x: np.ndarray,
+    lay: Layout,
+    cols: dict[str, EnvelopeColumns] | None = None,
+) -> AssetPlan:
+    """Per-asset setpoints from the virtual LP solution ``x`` (see module docstring);
+    ``cols`` are the envelope columns from ``build_aggregated_lp``."""
     H = hd.horizon
     nbv = len(agg.hd.fleet.battery)
     net = (x[lay.bat_c] - x[lay.bat_d]).reshape(nbv, H) if nbv else np.zeros((0, H))
@@ -233,7 +290,7 @@ def disaggregate(hd: HorizonData, agg: Aggregation, x: np.ndarray, lay: Layout) 
     ratio = np.where(av_v > 1e-9, q_v / np.where(av_v > 1e-9, av_v, 1.0), 0.0)
     pv_q = np.clip(ratio[:, agg.pv_group], 0.0, 1.0) * hd.pv_available_kw[:H]
 
-    return AssetPlan(
+    plan = AssetPlan(
         battery_charge_kw=c,
         battery_discharge_kw=d,
         battery_energy_kwh=e_path,
@@ -244,6 +301,19 @@ def disaggregate(hd: HorizonData, agg: Aggregation, x: np.ndarray, lay: Layout) 
         deferrable_kw=x[lay.dfr_p],
         battery_shortfall_kwh=short,
     )
+    if agg.ev_envelope is not None and cols:
+        dt = hd.step_h
+        ev = disaggregate_envelope(
+            agg.ev_envelope, envelope_targets(agg.ev_envelope, cols["ev"], x, dt), dt
+        )
+        dfr_env = agg.deferrable_envelope
+        job = disaggregate_envelope(
+            dfr_env, envelope_targets(dfr_env, cols["deferrable"], x, dt), dt
+        )
+        plan.ev_charge_kw, plan.ev_discharge_kw = ev.charge_kw, ev.discharge_kw
+        plan.deferrable_kw = job.charge_kw
+        plan.ev_deviation_kwh, plan.deferrable_deviation_kwh = ev.deviation_kwh, job.deviation_kwh
+    return plan
 
 
 def evaluate_plan(
@@ -267,21 +337,64 @@ def solve_aggregated_lp(
     network: NetworkRows | None = None,
     opts: Options | None = None,
     time_limit_s: float = 30.0,
+    envelopes: bool = False,
 ) -> tuple[LinearProgram, Layout, LPResult]:
     """Drop-in for ``build_dispatch_lp`` + ``solve`` (used by ``MPCConfig.aggregate``): the
     returned LP, layout and solution are the full LP's with the disaggregated plan pinned, so
     ``extract_plan`` reads per-asset setpoints from them. When the virtual LP fails, its own
     LP, layout and (non-optimal) result are returned."""
     t0 = time.perf_counter()
-    agg = aggregate_horizon(hd)
-    lp, lay = build_dispatch_lp(agg.hd, w, network, opts)
+    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes)
     sol = lp.solve(time_limit_s)
     if not sol.ok:
         return lp, lay, sol
-    plan = disaggregate(hd, agg, sol.x, lay)
+    plan = disaggregate(hd, agg, sol.x, lay, cols)
     left_s = max(time_limit_s - (time.perf_counter() - t0), 0.0)
     full, priced, full_lay = _pinned(hd, plan, w, network, opts, left_s)
     return full, full_lay, priced
+
+
+def resolve_around_tasks(
+    hd: HorizonData,
+    agg: Aggregation,
+    lp: LinearProgram,
+    lay: Layout,
+    cols: dict[str, EnvelopeColumns],
+    plan: AssetPlan,
+    time_limit_s: float,
+    solver: str = "choose",
+    solver_options: dict | None = None,
+) -> tuple[LPResult, AssetPlan]:
+    """Fix the virtual EV and deferrable power to what the sessions and jobs take in ``plan``,
+    re-solve the virtual LP and split its batteries, heat pumps and PV again (the sessions and
+    jobs keep their setpoints). On failure the plan is returned unchanged."""
+    fix_cols, fix_vals = [], []
+    zero = np.zeros_like(plan.deferrable_kw)
+    for key, env, kw in (
+        ("ev", agg.ev_envelope, (plan.ev_charge_kw, plan.ev_discharge_kw)),
+        ("deferrable", agg.deferrable_envelope, (plan.deferrable_kw, zero)),
+    ):
+        c, d = group_kw(env, *kw)
+        fix_cols += [cols[key].charge, cols[key].discharge]
+        fix_vals += [c.ravel(), d.ravel()]
+        # the tasks' own sums lie inside the envelope up to rounding
+        lp.set_col_bounds(
+            cols[key].energy, env.lower_sum_kwh.ravel() - 1e-6, env.upper_sum_kwh.ravel() + 1e-6
+        )
+    lp.fix(np.concatenate(fix_cols), np.concatenate(fix_vals))
+    sol = lp.solve(time_limit_s, solver, solver_options)
+    if not sol.ok:
+        return sol, plan
+    new = disaggregate(hd, agg, sol.x, lay)
+    return sol, dataclasses.replace(
+        plan,
+        battery_charge_kw=new.battery_charge_kw,
+        battery_discharge_kw=new.battery_discharge_kw,
+        battery_energy_kwh=new.battery_energy_kwh,
+        thermal_kw=new.thermal_kw,
+        pv_curtail_kw=new.pv_curtail_kw,
+        battery_shortfall_kwh=new.battery_shortfall_kwh,
+    )
 
 
 def _pinned(hd, plan, w, network, opts, time_limit_s):
@@ -306,62 +419,71 @@ def solve_aggregated(
     network: NetworkRows | None = None,
     opts: Options | None = None,
     time_limit_s: float = 30.0,
-    evaluate: bool = True,
+    pricing: str = "direct",
+    envelopes: bool = False,
+    class_steps: int | None = None,
+    resolve: bool = True,
+    solver: str = "choose",
+    solver_options: dict | None = None,
 ) -> AggregatedSolution:
-    """Aggregate, solve the virtual LP, disaggregate and (optionally) price the result."""
+    """Aggregate, solve the virtual LP, disaggregate and price the per-asset plan.
+
+    ``pricing``: ``direct`` (``plan_cost``; status ``infeasible`` when a limit is broken),
+    ``lp`` (the full LP with the plan pinned) or ``none``. With ``envelopes`` (and
+    ``class_steps``, see ``build_envelope``) EV sessions and deferrable jobs are aggregated
+    too and, with ``resolve``, the virtual LP is re-solved once around what they actually take
+    when that differs from the virtual plan. ``solver``/``solver_options`` go to HiGHS."""
+    if pricing not in ("direct", "lp", "none"):
+        msg = f"pricing={pricing!r}: expected 'direct', 'lp' or 'none'"
+        raise ValueError(msg)
     t0 = time.perf_counter()
-    agg = aggregate_horizon(hd)
-    lp, lay = build_dispatch_lp(agg.hd, w, network, opts)
+    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes, class_steps)
     build_s = time.perf_counter() - t0
-    sol = lp.solve(time_limit_s)
-    if not sol.ok:
-        return AggregatedSolution(
-            sol.status,
-            f"virtual LP: {sol.message}",
-            float("nan"),
-            float("nan"),
-            None,
-            lp.n_col,
-            build_s,
-            sol.solve_s,
-            0.0,
-            0.0,
-        )
-    t0 = time.perf_counter()
-    plan = disaggregate(hd, agg, sol.x, lay)
-    dis_s = time.perf_counter() - t0
-    if not evaluate:
-        return AggregatedSolution(
-            "optimal",
-            "not priced",
-            sol.objective,
-            float("nan"),
-            plan,
-            lp.n_col,
-            build_s,
-            sol.solve_s,
-            dis_s,
-            0.0,
-        )
-    t0 = time.perf_counter()
-    ev, _ = evaluate_plan(hd, plan, w, network, opts, time_limit_s)
-    eval_s = time.perf_counter() - t0
-    msg = (
-        "priced" if ev.ok else f"disaggregated plan could not be priced: {ev.status} ({ev.message})"
-    )
-    return AggregatedSolution(
-        ev.status,
-        msg,
+    sol = lp.solve(time_limit_s, solver, solver_options)
+    res = AggregatedSolution(
+        sol.status,
+        f"virtual LP: {sol.message}",
         sol.objective,
-        ev.objective,
-        plan,
+        float("nan"),
+        None,
         lp.n_col,
         build_s,
         sol.solve_s,
-        dis_s,
-        eval_s,
-        ev,
+        0.0,
+        0.0,
     )
+    if not sol.ok:
+        return res
+    t0 = time.perf_counter()
+    res.plan = disaggregate(hd, agg, sol.x, lay, cols)
+    res.disaggregate_s = time.perf_counter() - t0
+    deviation = res.plan.ev_deviation_kwh + res.plan.deferrable_deviation_kwh
+    if envelopes and resolve and deviation > 1e-6:
+        again, res.plan = resolve_around_tasks(
+            hd, agg, lp, lay, cols, res.plan, time_limit_s, solver, solver_options
+        )
+        res.resolve_s, res.resolved_objective_eur = again.solve_s, again.objective
+    t0 = time.perf_counter()
+    if pricing == "direct":
+        res.cost = plan_cost(hd, res.plan, w, network, opts)
+        res.objective_eur = res.cost.objective_eur
+        if not res.cost.feasible():
+            broken = {k: v for k, v in res.cost.violation.items() if v > 1e-6}
+            res.status, res.message = "infeasible", f"disaggregated plan breaks limits: {broken}"
+        else:
+            res.message = "priced directly"
+    elif pricing == "lp":
+        ev, _ = evaluate_plan(hd, res.plan, w, network, opts, time_limit_s)
+        res.evaluation, res.objective_eur, res.status = ev, ev.objective, ev.status
+        res.message = (
+            "priced in the full LP"
+            if ev.ok
+            else f"disaggregated plan could not be priced: {ev.status} ({ev.message})"
+        )
+    else:
+        res.message = "not priced"
+    res.evaluate_s = time.perf_counter() - t0
+    return res
 
 
 def mpc_agg():

@@ -130,10 +130,14 @@ class LinearProgram:
 
     def fix(self, cols: np.ndarray, values: np.ndarray) -> None:
         """Pin columns to given values (lower = upper bound), e.g. to price a fixed plan."""
-        lb, ub, _, _ = self.bounds()
-        lb[cols] = values
-        ub[cols] = values
-        self._lb, self._ub = [lb], [ub]
+        self.set_col_bounds(cols, values, values)
+
+    def set_col_bounds(self, cols: np.ndarray, lb, ub) -> None:
+        """Replace the bounds of existing columns."""
+        lo, hi, _, _ = self.bounds()
+        lo[cols] = lb
+        hi[cols] = ub
+        self._lb, self._ub = [lo], [hi]
 
     def cols(self, name: str) -> np.ndarray:
         start, n = self.col_blocks[name]
