@@ -24,7 +24,7 @@ objective (the full LP could also choose to leave reachable energy unmet; the en
 Disaggregation walks forward in time, vectorised over tasks: each task first gets what keeps it
 on or above its own lower trajectory, then the rest of the group's planned energy goes to the
 tasks with the least laxity first (energy it can still take minus energy it still needs), each
-up to its own limit. So every task meets its own limits and reaches its (reachable) need; where
+up to its remaining need and then up to its own limit. So every task meets its own limits and reaches its (reachable) need; where
 the virtual plan asks for less than that or more than the tasks can take, the tasks' limits win
 and the difference is reported as ``deviation_kwh``.
 """
@@ -279,7 +279,11 @@ def disaggregate_envelope(env: Envelope, target_kwh: np.ndarray, dt_h: np.ndarra
         base = np.clip(0.0, lo, hi)
         rest = target_kwh[:, t] - np.bincount(g, weights=base, minlength=G)
         laxity = from_t[idx, t] - (env.need_kwh[idx] - y[idx])
-        more = _fill(g, hi - base, laxity, np.clip(rest, 0.0, None))
+        # more charge: first up to each task's remaining need, then beyond it
+        needed = np.clip(np.minimum(hi, env.need_kwh[idx] - y[idx]) - base, 0.0, None)
+        more = _fill(g, needed, laxity, np.clip(rest, 0.0, None))
+        left = rest - np.bincount(g, weights=more, minlength=G)
+        more += _fill(g, hi - base - more, laxity, np.clip(left, 0.0, None))
         less = _fill(g, base - lo, -laxity, np.clip(-rest, 0.0, None))
         step = base + more - less
         inc[idx, t] = step
