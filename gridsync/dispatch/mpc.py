@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,8 +50,10 @@ class MPCConfig:
     plan in between; 1 re-plans every step.
     ``realtime``: correct each step's setpoints against the metered load and PV
     (``dispatch.realtime.rebalance``, absorbing ``track_gain`` of the deviation from the plan's
-    forecast); ``ac_correct``: check the executed setpoints with an AC power flow of the step
-    and correct voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
+    forecast; ``later_share`` is its margin when slowing EVs and appliances), and
+    ``battery_reserve_frac`` of each battery's capacity is kept out of the plan for it;
+    ``ac_correct``: check the executed setpoints with an AC power flow of the step and correct
+    voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
     (the oracle does; a real MPC only knows cars that are plugged in). The first
     ``fine_steps`` steps of the horizon are planned at the native resolution, the rest in
@@ -76,6 +78,8 @@ class MPCConfig:
     aggregate: bool = False  # per-bus virtual assets + disaggregation (dispatch.aggregate)
     realtime: bool = True
     track_gain: float = 1.0
+    later_share: float = 0.5
+    battery_reserve_frac: float = 0.0
     ac_correct: bool = True
 
     def __post_init__(self) -> None:
@@ -86,6 +90,12 @@ class MPCConfig:
             "coarse_steps": (self.coarse_steps, self.coarse_steps >= 1, ">= 1"),
             "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
             "track_gain": (self.track_gain, 0.0 <= self.track_gain <= 1.0, "in [0, 1]"),
+            "later_share": (self.later_share, 0.0 <= self.later_share <= 1.0, "in [0, 1]"),
+            "battery_reserve_frac": (
+                self.battery_reserve_frac,
+                0.0 <= self.battery_reserve_frac < 1.0,
+                "in [0, 1)",
+            ),
             "max_network_passes": (
                 self.max_network_passes,
                 self.max_network_passes >= 1,
@@ -185,7 +195,10 @@ class MPCController:
         if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
             peak = max(self.peak_kw, current.peak_kw, float(current.feeder_kw.max()))
             target = PlanTarget(float(current.feeder_kw[k]), float(current.inflexible_kw[k]), peak)
-            sp, corr = rebalance(self.scenario.fleet, obs, sp, target, self.config.track_gain)
+            cfg = self.config
+            sp, corr = rebalance(
+                self.scenario.fleet, obs, sp, target, cfg.track_gain, cfg.later_share
+            )
             self.corrections.append(corr)
         if self.shield is not None:
             sp, _ = self.shield.project(obs, sp)
@@ -226,7 +239,7 @@ class MPCController:
             thermal_temp_c=np.asarray(obs.thermal_temp_c, float),
         )
         fc = self.forecaster.forecast(self.scenario, obs.step, self.config.horizon_steps)
-        return horizon_from_scenario(
+        hd = horizon_from_scenario(
             self.scenario,
             obs.step,
             self.config.horizon_steps,
@@ -237,6 +250,13 @@ class MPCController:
             fine_steps=self.config.fine_steps,
             coarse_steps=self.config.coarse_steps,
         )
+        reserve = self.config.battery_reserve_frac
+        if reserve > 0:
+            # energy the plan may not use, left to the per-step correction for forecast error
+            b = hd.fleet.battery
+            soc_min = np.minimum(b.soc_min_frac + reserve, b.soc_max_frac)
+            hd.fleet = replace(hd.fleet, battery=replace(b, soc_min_frac=soc_min))
+        return hd
 
     def _previous_z(self, hd: HorizonData) -> np.ndarray:
         """The last plan's flexible bus power, shifted to this horizon, as block means."""

@@ -4,8 +4,9 @@ A plan is solved on forecasts; between re-plans (and within the step a plan was 
 actual inflexible load minus PV differs from what the plan assumed. ``rebalance`` moves the
 step's setpoints so that the feeder import follows the plan: the deviation is absorbed by the
 batteries (``track_gain`` of it; 1 = all), and the import is held at or below the plan's peak
-target by discharging batteries further and then by slowing EV charging that can still finish
-by departure at full power. Everything stays inside power ratings and state-of-charge limits.
+target by discharging batteries further, then by slowing appliances and EV charging that can
+still finish in their window / by departure. Everything stays inside power ratings and
+state-of-charge limits.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Correction:
 
     deviation_kw: float
     battery_delta_kw: float
-    ev_delta_kw: float
+    flex_delta_kw: float  # appliances and EV charging slowed for the peak
     expected_feeder_kw: float
 
 
@@ -45,9 +46,9 @@ def battery_bounds(fleet, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(-b.power_kw, -max_dis), np.minimum(b.power_kw, max_ch)
 
 
-def ev_floor_kw(fleet, obs: Observation) -> np.ndarray:
+def ev_floor_kw(fleet, obs: Observation, later_share: float = 1.0) -> np.ndarray:
     """Per charger: the least charging power now that still lets the car get its energy by
-    departure charging at full power afterwards (0 for empty chargers)."""
+    departure charging at ``later_share`` of full power afterwards (0 for empty chargers)."""
     ev, dt = fleet.ev, obs.dt_h
     active = np.asarray(obs.ev_active_session)
     plugged = active >= 0
@@ -57,9 +58,20 @@ def ev_floor_kw(fleet, obs: Observation) -> np.ndarray:
     sess = np.where(plugged, active, 0)
     need = np.maximum(s.energy_need_kwh[sess] - obs.ev_delivered_kwh[sess], 0.0)
     later_h = np.maximum((s.departure_step[sess] - obs.step - 1) * dt, 0.0)
-    later_kwh = ev.efficiency * ev.max_power_kw * later_h
+    later_kwh = later_share * ev.efficiency * ev.max_power_kw * later_h
     floor = np.maximum(need - later_kwh, 0.0) / (ev.efficiency * dt)
     return np.where(plugged, np.minimum(floor, ev.max_power_kw), 0.0)
+
+
+def deferrable_floor_kw(fleet, obs: Observation, later_share: float = 1.0) -> np.ndarray:
+    """Per appliance: the least power now that still finishes its job inside the window at
+    ``later_share`` of its rating afterwards (0 outside the window)."""
+    d, dt, hour = fleet.deferrable, obs.dt_h, obs.hour_of_day
+    in_window = (d.window_start_h <= hour) & (hour < d.window_end_h)
+    remaining = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0)
+    later_h = np.maximum(d.window_end_h - hour - dt, 0.0)
+    floor = np.maximum(remaining - later_share * d.power_kw * later_h, 0.0) / dt
+    return np.where(in_window, np.minimum(floor, d.power_kw), 0.0)
 
 
 def _spread(current: np.ndarray, lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
@@ -74,9 +86,19 @@ def _spread(current: np.ndarray, lo: np.ndarray, hi: np.ndarray, delta: float) -
 
 
 def rebalance(
-    fleet, obs: Observation, sp: Setpoints, target: PlanTarget, track_gain: float = 1.0
+    fleet,
+    obs: Observation,
+    sp: Setpoints,
+    target: PlanTarget,
+    track_gain: float = 1.0,
+    later_share: float = 0.5,
 ) -> tuple[Setpoints, Correction]:
-    """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast."""
+    """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast.
+
+    Appliances and EVs are slowed for the peak only as far as their job still fits in the
+    time left at ``later_share`` of their rating (a margin for later plans that also hold the
+    peak down).
+    """
     actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
     deviation = actual_kw - target.inflexible_kw
     expected = target.feeder_kw + deviation
@@ -88,20 +110,27 @@ def rebalance(
     bat = _spread(bat0, lo, hi, delta)
     moved_bat = float(bat.sum() - bat0.sum())
     expected += moved_bat
-    ev_kw = np.asarray(sp.ev_kw, float)
-    excess = expected - target.peak_kw
-    moved_ev = 0.0
-    if excess > 1e-9 and len(ev_kw):
-        floor = np.minimum(ev_floor_kw(fleet, obs), np.maximum(ev_kw, 0.0))
-        new_ev = _spread(ev_kw, floor, ev_kw, -excess)
-        moved_ev = float(new_ev.sum() - ev_kw.sum())
-        ev_kw = new_ev
-        expected += moved_ev
+    dfr_kw, ev_kw = np.asarray(sp.deferrable_kw, float), np.asarray(sp.ev_kw, float)
+    moved_flex = 0.0
+    for kind, floor_of in (("deferrable", deferrable_floor_kw), ("ev", ev_floor_kw)):
+        excess = expected - target.peak_kw
+        if excess <= 1e-9:
+            break
+        now = dfr_kw if kind == "deferrable" else ev_kw
+        floor = np.minimum(floor_of(fleet, obs, later_share), np.maximum(now, 0.0))
+        new = _spread(now, floor, now, -excess)
+        moved = float(new.sum() - now.sum())
+        moved_flex += moved
+        expected += moved
+        if kind == "deferrable":
+            dfr_kw = new
+        else:
+            ev_kw = new
     out = Setpoints(
         battery_kw=bat,
         ev_kw=ev_kw,
-        deferrable_kw=np.asarray(sp.deferrable_kw, float),
+        deferrable_kw=dfr_kw,
         thermal_kw=np.asarray(sp.thermal_kw, float),
         pv_curtail_kw=np.asarray(sp.pv_curtail_kw, float),
     )
-    return out, Correction(deviation, moved_bat, moved_ev, expected)
+    return out, Correction(deviation, moved_bat, moved_flex, expected)

@@ -95,11 +95,11 @@ def test_ev_charging_is_slowed_for_the_peak_only_as_far_as_the_deadline_allows()
         fleet = dataclasses.replace(empty_fleet(), ev=ev(power_kw=7.0, departure=4, need_kwh=need))
         s = tiny_scenario(fleet, FLAT, base_kw_bus2=5.0, dt_h=0.25)
         obs = observe(s)
-        assert ev_floor_kw(fleet, obs)[0] == pytest.approx(floor)
+        assert ev_floor_kw(fleet, obs, later_share=1.0)[0] == pytest.approx(floor)
         target = PlanTarget(feeder_kw=12.0, inflexible_kw=5.0, peak_kw=6.0)
-        sp, corr = rebalance(fleet, obs, setpoints(fleet, ev_kw=7.0), target)
+        sp, corr = rebalance(fleet, obs, setpoints(fleet, ev_kw=7.0), target, later_share=1.0)
         assert sp.ev_kw[0] == pytest.approx(max(floor, 1.0))
-        assert corr.ev_delta_kw == pytest.approx(max(floor, 1.0) - 7.0)
+        assert corr.flex_delta_kw == pytest.approx(max(floor, 1.0) - 7.0)
 
 
 class _Underforecast:
