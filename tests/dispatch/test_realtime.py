@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gridsync.dispatch.mpc import MPCConfig, MPCController
-from gridsync.dispatch.realtime import PlanTarget, ev_floor_kw, rebalance
+from gridsync.dispatch.realtime import PlanTarget, deferrable_floor_kw, ev_floor_kw, rebalance
+from gridsync.model.assets import DeferrableFleet, PVFleet
 from gridsync.sim.controller import Setpoints
 from gridsync.sim.forecasts import ExogenousForecast, PerfectForecaster
 from gridsync.sim.kpi import compute_kpis
@@ -131,3 +132,49 @@ def test_mpc_holds_its_planned_peak_between_re_plans_with_the_correction_layer()
         peaks[on] = compute_kpis(res, s)["peak_import_kw"]
     assert peaks[False] > 0.5  # the forecast error reaches the feeder without the layer
     assert peaks[True] < peaks[False] - 0.5
+
+
+def test_appliance_floor_leaves_room_to_finish_in_the_window():
+    # 2 kW appliance, window 0-4 h, 15-min steps: 3.75 h left after this step hold 7.5 kWh
+    for energy_kwh, floor, floor_half in ((2.0, 0.0, 0.0), (7.75, 1.0, 2.0), (8.0, 2.0, 2.0)):
+        d = DeferrableFleet(
+            bus=np.array([2]),
+            power_kw=np.array([2.0]),
+            energy_kwh=np.array([energy_kwh]),
+            window_start_h=np.array([0.0]),
+            window_end_h=np.array([4.0]),
+        )
+        fleet = dataclasses.replace(empty_fleet(), deferrable=d)
+        obs = observe(tiny_scenario(fleet, FLAT, dt_h=0.25))
+        assert deferrable_floor_kw(fleet, obs, later_share=1.0)[0] == pytest.approx(floor)
+        # at half the rating later, 3.75 kWh fit after this step
+        assert deferrable_floor_kw(fleet, obs, later_share=0.5)[0] == pytest.approx(floor_half)
+
+
+class _NoPVForecast:
+    """The truth, except that no PV is forecast after the current step."""
+
+    def forecast(self, scenario, step, horizon) -> ExogenousForecast:
+        fc = PerfectForecaster().forecast(scenario, step, horizon)
+        pv = fc.pv_per_kwp.copy()
+        pv[1:] = 0.0
+        return dataclasses.replace(fc, pv_per_kwp=pv)
+
+
+def test_ac_check_of_the_executed_step_curtails_pv_the_plan_did_not_see():
+    # 240 kW of PV at the end of the tiny feeder lifts its voltage above 1.05 p.u.; the plan
+    # forecasts no PV and curtails nothing, so only the per-step AC check can prevent it.
+    pv = PVFleet(np.array([2]), np.array([240.0]), np.zeros(1), np.zeros(1))
+    fleet = dataclasses.replace(empty_fleet(), pv=pv)
+    s = tiny_scenario(
+        fleet, [0.2] * 8, base_kw_bus2=0.0, line_max_i_ka=1.0, pv_per_kwp=np.full(8, 1.0)
+    )
+    s = dataclasses.replace(s, n_steps=4)
+    vmax, curtailed = {}, {}
+    for on in (False, True):
+        cfg = MPCConfig(horizon_steps=4, resolve_every=4, network=False, ac_correct=on)
+        res = simulate(s, MPCController(_NoPVForecast(), cfg))
+        vmax[on] = float(np.nanmax(res.vm_pu[1:]))
+        curtailed[on] = float(res.curtailed_kw[1:].sum())
+    assert vmax[False] > 1.05 and curtailed[False] == 0.0
+    assert vmax[True] <= 1.05 and curtailed[True] > 0.0
