@@ -6,6 +6,7 @@ handler that returns acknowledges the message, a handler that raises asks for re
 on the ``deadletter`` topic and skipped. A durable subscription remembers its last
 acknowledged sequence across unsubscribe/resubscribe (and, on NATS, across restarts).
 Publishing with the same ``msg_id`` twice inside the de-duplication window stores it once.
+``subscribe_batches`` delivers (and acknowledges) runs of pending messages together.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
 Deliver = Literal["new", "all"]
 
 
@@ -128,6 +130,22 @@ class Bus(ABC):
         message regardless. ``max_deliver=None`` retries forever (for sinks that must not
         lose data while, e.g., the database restarts).
         """
+
+    @abstractmethod
+    async def subscribe_batches(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        durable: str | None = None,
+        deliver: Deliver = "new",
+        max_batch: int = 256,
+        max_deliver: int | None = 5,
+        retry_delay_s: float = 0.2,
+    ) -> Subscription:
+        """Like :meth:`subscribe`, but ``handler`` gets up to ``max_batch`` pending messages at
+        once (in order); returning acknowledges all of them, raising asks for all to be
+        redelivered. Lets a sink write many small messages in one transaction."""
 
     @abstractmethod
     async def replay(self, topic: str, start_seq: int = 1, limit: int = 1000) -> list[Message]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from gridsync.bus.base import (
     TOPICS,
+    BatchHandler,
     Bus,
     BusError,
     Deliver,
@@ -109,6 +110,36 @@ class InProcessBus(Bus):
         max_deliver: int | None = 5,
         retry_delay_s: float = 0.2,
     ) -> Subscription:
+        async def one(msgs: list[Message]) -> None:
+            await handler(msgs[0])
+
+        return self._subscribe(topic, one, durable, deliver, 1, max_deliver, retry_delay_s)
+
+    async def subscribe_batches(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        durable: str | None = None,
+        deliver: Deliver = "new",
+        max_batch: int = 256,
+        max_deliver: int | None = 5,
+        retry_delay_s: float = 0.2,
+    ) -> Subscription:
+        return self._subscribe(
+            topic, handler, durable, deliver, max_batch, max_deliver, retry_delay_s
+        )
+
+    def _subscribe(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        durable: str | None,
+        deliver: Deliver,
+        max_batch: int,
+        max_deliver: int | None,
+        retry_delay_s: float,
+    ) -> Subscription:
         tl = self._topics[check_topic(topic)]
         key = (topic, durable) if durable else None
         if key is not None and key in self._durable:
@@ -125,9 +156,10 @@ class InProcessBus(Bus):
                 if not pending:
                     await tl.changed.wait()
                     continue
-                for msg in pending:
-                    await self._deliver(msg, handler, max_deliver, retry_delay_s)
-                    cursor = msg.seq
+                for k in range(0, len(pending), max_batch):
+                    chunk = pending[k : k + max_batch]
+                    await self._deliver(chunk, handler, max_deliver, retry_delay_s)
+                    cursor = chunk[-1].seq
                     if key is not None:
                         self._durable[key] = cursor
 
@@ -136,23 +168,30 @@ class InProcessBus(Bus):
         return sub
 
     async def _deliver(
-        self, msg: Message, handler: Handler, max_deliver: int | None, retry_delay_s: float
+        self,
+        msgs: list[Message],
+        handler: BatchHandler,
+        max_deliver: int | None,
+        retry_delay_s: float,
     ) -> None:
         attempt = 1
         while True:
             try:
-                await handler(replace(msg, deliveries=attempt))
+                await handler([replace(m, deliveries=attempt) for m in msgs])
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # the handler's failure is the nak
+                first = msgs[0]
                 if max_deliver is not None and attempt >= max_deliver:
                     log.warning(
-                        "%s #%d dead after %d attempts: %s", msg.topic, msg.seq, attempt, err
-                    )
-                    await self._report_dead(replace(msg, deliveries=attempt), repr(err))
+                        "%s #%d (+%d) dead after %d attempts: %s",
+                        first.topic, first.seq, len(msgs) - 1, attempt, err,
+                    )  # fmt: skip
+                    for m in msgs:
+                        await self._report_dead(replace(m, deliveries=attempt), repr(err))
                     return
-                log.debug("%s #%d attempt %d failed: %s", msg.topic, msg.seq, attempt, err)
+                log.debug("%s #%d attempt %d failed: %s", first.topic, first.seq, attempt, err)
                 attempt += 1
                 await asyncio.sleep(retry_delay_s)
 

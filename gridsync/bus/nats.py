@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 
 from gridsync.bus.base import (
     TOPICS,
+    BatchHandler,
     Bus,
     BusError,
     Deliver,
@@ -152,6 +153,29 @@ class NatsBus(Bus):
         max_deliver: int | None = 5,
         retry_delay_s: float = 0.2,
     ) -> Subscription:
+        async def each(batch: list) -> None:
+            for raw in batch:
+                await self._handle([raw], topic, handler, max_deliver, retry_delay_s, single=True)
+
+        return await self._subscribe(topic, each, durable, deliver, 256, max_deliver)
+
+    async def subscribe_batches(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        durable: str | None = None,
+        deliver: Deliver = "new",
+        max_batch: int = 256,
+        max_deliver: int | None = 5,
+        retry_delay_s: float = 0.2,
+    ) -> Subscription:
+        async def whole(batch: list) -> None:
+            await self._handle(batch, topic, handler, max_deliver, retry_delay_s, single=False)
+
+        return await self._subscribe(topic, whole, durable, deliver, max_batch, max_deliver)
+
+    async def _subscribe(self, topic, on_fetch, durable, deliver, max_batch, max_deliver):
         js = self._jetstream()
         stream = self.stream(topic)
         cfg = api.ConsumerConfig(
@@ -169,7 +193,7 @@ class NatsBus(Bus):
         async def run() -> None:
             while True:
                 try:
-                    batch = await psub.fetch(256, timeout=1.0)
+                    batch = await psub.fetch(max_batch, timeout=1.0)
                 except NatsTimeoutError:
                     continue
                 except asyncio.CancelledError:
@@ -178,8 +202,7 @@ class NatsBus(Bus):
                     log.debug("fetch on %s failed: %r", stream, err)
                     await asyncio.sleep(0.5)
                     continue
-                for raw in batch:
-                    await self._handle(raw, topic, handler, max_deliver, retry_delay_s)
+                await on_fetch(batch)
 
         delete = None
         if durable is None:
@@ -193,35 +216,44 @@ class NatsBus(Bus):
         self._subs.add(sub)
         return sub
 
-    async def _handle(self, raw, topic, handler, max_deliver, retry_delay_s) -> None:
-        meta = raw.metadata
-        hdr = raw.headers or {}
-        try:
-            data = decode(raw.data)
-        except Exception as err:
-            await raw.term()
-            log.warning("undecodable message on %s #%s: %r", topic, meta.sequence.stream, err)
+    async def _handle(self, raws, topic, handler, max_deliver, retry_delay_s, single) -> None:
+        """Decode, call ``handler`` (one message or the list), then ack all or nak all."""
+        msgs, ok = [], []
+        for raw in raws:
+            meta, hdr = raw.metadata, raw.headers or {}
+            try:
+                data = decode(raw.data)
+            except Exception as err:
+                await raw.term()
+                log.warning("undecodable message on %s #%s: %r", topic, meta.sequence.stream, err)
+                continue
+            msgs.append(
+                Message(
+                    topic=topic,
+                    seq=int(meta.sequence.stream),
+                    data=data,
+                    msg_id=hdr.get("Nats-Msg-Id", ""),
+                    published_at=float(hdr.get("Gs-Published", "0") or 0),
+                    deliveries=int(meta.num_delivered),
+                )
+            )
+            ok.append(raw)
+        if not msgs:
             return
-        msg = Message(
-            topic=topic,
-            seq=int(meta.sequence.stream),
-            data=data,
-            msg_id=hdr.get("Nats-Msg-Id", ""),
-            published_at=float(hdr.get("Gs-Published", "0") or 0),
-            deliveries=int(meta.num_delivered),
-        )
         try:
-            await handler(msg)
+            await handler(msgs[0] if single else msgs)
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            if max_deliver is not None and msg.deliveries >= max_deliver:
-                await self._report_dead(msg, repr(err))
-                await raw.term()
-            else:
-                await raw.nak(delay=retry_delay_s)
+            for msg, raw in zip(msgs, ok, strict=True):
+                if max_deliver is not None and msg.deliveries >= max_deliver:
+                    await self._report_dead(msg, repr(err))
+                    await raw.term()
+                else:
+                    await raw.nak(delay=retry_delay_s)
             return
-        await raw.ack()
+        for raw in ok:
+            await raw.ack()
 
     async def replay(self, topic: str, start_seq: int = 1, limit: int = 1000) -> list[Message]:
         js = self._jetstream()

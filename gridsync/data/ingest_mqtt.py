@@ -18,8 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 
+from gridsync.bus.base import encode
 from gridsync.data.ingest import Ingestor
 
 log = logging.getLogger(__name__)
@@ -182,6 +184,27 @@ class MqttTelemetryPublisher:
         self.seq += 1
         body = {"source": self.source, "seq": self.seq, "readings": readings}
         return self.publish_raw(json.dumps(body, separators=(",", ":")).encode())
+
+    def publish_batch(
+        self,
+        device_id: Sequence[str],
+        value: Sequence[float] | np.ndarray,
+        quantity: str | Sequence[str],
+        unit: str | Sequence[str],
+        ts_s: float | Sequence[float] | np.ndarray | None = None,
+    ) -> mqtt.MQTTMessageInfo:
+        """Send one :mod:`columnar batch <gridsync.data.columnar>` (``ts_s`` defaults to now)."""
+        self.seq += 1
+        body = {
+            "source": self.source,
+            "seq": self.seq,
+            "device_id": list(device_id),
+            "quantity": quantity if isinstance(quantity, str) else list(quantity),
+            "unit": unit if isinstance(unit, str) else list(unit),
+            "ts_s": time.time() if ts_s is None else ts_s,
+            "value": value,
+        }
+        return self.publish_raw(encode(body))
 
     def close(self) -> None:
         self._c.disconnect()

@@ -87,7 +87,17 @@ class Runtime:
         sub = self.bus.subscribe
         for topic in ("telemetry", "forecasts", "plans", "setpoints", "alerts", "approvals"):
             self._subs.append(await sub(topic, self._keep, max_deliver=1))
-        for topic in ("telemetry", "plans", "alerts", "deadletter"):
+        self._subs.append(
+            await self.bus.subscribe_batches(
+                "telemetry",
+                self._sink_readings,
+                durable="store-sink-telemetry",
+                max_batch=128,
+                max_deliver=None,
+                retry_delay_s=1.0,
+            )
+        )
+        for topic in ("plans", "alerts", "deadletter"):
             self._subs.append(
                 await sub(
                     topic,
@@ -145,14 +155,21 @@ class Runtime:
         elif msg.topic == "approvals":
             st.approvals.append(d)
 
+    async def _sink_readings(self, msgs: list[Message]) -> None:
+        """Write a run of telemetry messages in one store transaction (each message's id
+        keeps a redelivery from being stored twice)."""
+        items = [
+            (readings_batch(m.data), m.msg_id or f"bus:telemetry:{m.seq}")
+            for m in msgs
+            if m.data.get("kind") == "readings"
+        ]
+        if items:
+            n = await asyncio.to_thread(self.store.write_readings_many, items)
+            self.state.counters["stored_readings"] += n
+
     async def _sink(self, msg: Message) -> None:
         d = msg.data
-        if msg.topic == "telemetry":
-            if d.get("kind") == "readings":
-                batch_id = msg.msg_id or f"bus:telemetry:{msg.seq}"
-                n = await asyncio.to_thread(self.store.write_readings, readings_batch(d), batch_id)
-                self.state.counters["stored_readings"] += n
-        elif msg.topic == "plans":
+        if msg.topic == "plans":
             await asyncio.to_thread(
                 self.store.put_plan,
                 str(d.get("plan_id") or msg.msg_id),

@@ -59,6 +59,11 @@ class ReadingBatch:
         return len(self.ts_s)
 
     @classmethod
+    def concat(cls, batches: list[ReadingBatch]) -> ReadingBatch:
+        cols = ("ts_s", "device_id", "quantity", "unit", "value")
+        return cls(*(np.concatenate([getattr(b, c) for b in batches]) for c in cols))
+
+    @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> ReadingBatch:
         """From dicts with keys ts_s, device_id, quantity, unit, value."""
         cols = {
@@ -147,6 +152,11 @@ class Store(ABC):
     def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
         """Insert readings; returns how many were written (0 for an already stored
         ``batch_id``)."""
+
+    def write_readings_many(self, items: list[tuple[ReadingBatch, str | None]]) -> int:
+        """Several ``(batch, batch_id)`` at once (one transaction where the backend can);
+        returns how many readings were written. Same idempotency as :meth:`write_readings`."""
+        return sum(self.write_readings(b, bid) for b, bid in items)
 
     @abstractmethod
     def query_readings(

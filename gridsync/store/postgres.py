@@ -210,18 +210,36 @@ class PostgresStore(Store):
         return sid
 
     def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
-        if len(batch) == 0:
+        return self.write_readings_many([(batch, batch_id)])
+
+    def write_readings_many(self, items: list[tuple[ReadingBatch, str | None]]) -> int:
+        items = [(b, bid) for b, bid in items if len(b)]
+        if not items:
             return 0
-        ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
 
         def write(conn: psycopg.Connection) -> int:
-            if batch_id is not None:
-                cur = conn.execute(
-                    "INSERT INTO ingested_batches (batch_id, n) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (batch_id, len(batch)),
-                )
-                if cur.rowcount == 0:
-                    return 0
+            ids = list(dict.fromkeys(bid for _, bid in items if bid is not None))
+            new: set[str] = set()
+            if ids:
+                sizes = {bid: len(b) for b, bid in items if bid is not None}
+                rows = conn.execute(
+                    "INSERT INTO ingested_batches (batch_id, n)"
+                    " SELECT * FROM unnest(%s::text[], %s::integer[])"
+                    " ON CONFLICT DO NOTHING RETURNING batch_id",
+                    (ids, [sizes[i] for i in ids]),
+                ).fetchall()
+                new = {r[0] for r in rows}
+            keep = []
+            for b, bid in items:
+                if bid is None:
+                    keep.append(b)
+                elif bid in new:  # first occurrence only
+                    keep.append(b)
+                    new.discard(bid)
+            if not keep:
+                return 0
+            batch = keep[0] if len(keep) == 1 else ReadingBatch.concat(keep)
+            ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
             sid = self._series_ids(conn, batch)
             self._ensure_partitions(conn, ts_ms // DAY_MS)
             with conn.cursor().copy(

@@ -173,3 +173,63 @@ def test_unknown_topic_is_rejected_with_the_topic_named(bus_kind):
             await bus.publish("telemtry", {})
 
     run_with_bus(bus_kind, body)
+
+
+def test_batch_subscription_delivers_runs_in_order_and_acks_them_together(bus_kind):
+    async def body(bus):
+        for i in range(50):
+            await bus.publish("telemetry", {"i": i})
+        batches: list[list[int]] = []
+        fails = {"left": 1}
+        done = asyncio.Event()
+
+        async def sink(msgs: list[Message]) -> None:
+            if any(m.data["i"] == 45 for m in msgs) and fails["left"]:
+                fails["left"] -= 1  # the whole batch is redelivered
+                raise RuntimeError("database down")
+            batches.append([m.data["i"] for m in msgs])
+            if sum(map(len, batches)) >= 50:
+                done.set()
+
+        sub = await bus.subscribe_batches(
+            "telemetry", sink, durable="bsink", deliver="all", max_batch=16, retry_delay_s=0.05
+        )
+        await asyncio.wait_for(done.wait(), 15)
+        flat = sorted(i for b in batches for i in b)
+        assert flat == list(range(50))  # each exactly once after the failed attempt
+        assert max(map(len, batches)) == 16 and len(batches) < 50
+        assert all(b == sorted(b) for b in batches)
+        await sub.unsubscribe()
+        # the durable position covers every acknowledged batch
+        for i in range(50, 53):
+            await bus.publish("telemetry", {"i": i})
+        later: list[int] = []
+        three = asyncio.Event()
+
+        async def rest(msgs: list[Message]) -> None:
+            later.extend(m.data["i"] for m in msgs)
+            if len(later) >= 3:
+                three.set()
+
+        await bus.subscribe_batches("telemetry", rest, durable="bsink", deliver="all")
+        await asyncio.wait_for(three.wait(), 10)
+        assert later == [50, 51, 52]
+
+    run_with_bus(bus_kind, body)
+
+
+def test_batch_that_keeps_failing_is_dead_lettered_message_by_message(bus_kind):
+    async def body(bus):
+        dead, (sd, dead_done) = await _collect(bus, "deadletter", 3)
+
+        async def poison(msgs: list[Message]) -> None:
+            raise ValueError("poison")
+
+        await bus.subscribe_batches("alerts", poison, max_deliver=2, retry_delay_s=0.05)
+        for i in range(3):
+            await bus.publish("alerts", {"i": i})
+        await asyncio.wait_for(dead_done.wait(), 20)
+        assert sorted(d.data["data"]["i"] for d in dead) == [0, 1, 2]
+        assert all("poison" in d.data["reason"] for d in dead)
+
+    run_with_bus(bus_kind, body)

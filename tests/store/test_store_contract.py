@@ -57,6 +57,21 @@ def test_readings_roundtrip_and_redelivered_batch_is_skipped(store):
     assert str(df.ts.dt.tz) == "UTC" and set(df.unit) == {"kW"}
 
 
+def test_many_batches_at_once_skip_stored_and_repeated_ids(store):
+    store.write_readings(_batch(), batch_id="a")
+    items = [
+        (_batch(offset=100.0), "a"),  # already stored
+        (_batch(t0=1_700_000_100.0), "b"),
+        (_batch(t0=1_700_000_100.0, offset=50.0), "b"),  # same id twice in one call
+        (_batch(n_dev=1, n_t=2, t0=1_700_000_200.0), None),
+    ]
+    assert store.write_readings_many(items) == 12 + 2
+    assert store.write_readings_many(items[:3]) == 0
+    assert store.count_readings() == 12 + 12 + 2
+    b = store.query_readings(start_s=1_700_000_100.0, end_s=1_700_000_200.0)
+    assert sorted(b.value) == list(range(12))  # the first "b", not the repeat
+
+
 def test_query_filters_by_device_quantity_and_half_open_time_range(store):
     store.write_readings(_batch())
     t0 = 1_700_000_000.0
