@@ -26,7 +26,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
+from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, future_index, steps_per
 from gridsync.forecast.baselines import HoltWinters
 from gridsync.forecast.gbm import GlobalLightGBM
 
@@ -157,6 +157,7 @@ class HybridForecaster(Forecaster):
     """Per-lead weighted profile + Holt-Winters + ProfileGBM with conformal quantiles."""
 
     name = "hybrid"
+    SHRINK = 50  # pseudo-samples of the pooled error quantiles in each series' own
 
     def __init__(
         self,
@@ -173,7 +174,7 @@ class HybridForecaster(Forecaster):
         subdiv: str | None = None,
         num_threads: int = 1,
         seed: int = 0,
-        max_valid_series: int = 64,
+        max_valid_series: int = 128,
         weight_step: float = 0.05,
     ) -> None:
         super().__init__(quantiles)
@@ -264,7 +265,7 @@ class HybridForecaster(Forecaster):
                 f"a {self.max_lead_h:g} h horizon and 2 days of training)"
             )
         n = history.shape[1]
-        self._scale = np.maximum(np.abs(history.to_numpy(dtype=float)).mean(axis=0), 1e-9)
+        self._sigma = self._error_scale(history)
         cols = np.arange(n)
         if n > self.max_valid_series:
             rng = np.random.default_rng(self.seed)
@@ -275,36 +276,64 @@ class HybridForecaster(Forecaster):
         t = len(sub)
         origins = np.arange(t - valid - 1, t - horizon, max(1, self._s_day // 16))
         comps = self._component_forecasts(fitted, sub, origins, horizon, sub_exog)
-        truth = sub.to_numpy(dtype=float)[origins[:, None] + np.arange(1, horizon + 1)]
-        self._weights, err = self._fit_weights(comps, truth, self._scale[cols], dt_h)
-        self._offsets = self._conformal(err, dt_h)
+        target = origins[:, None] + np.arange(1, horizon + 1)
+        truth = sub.to_numpy(dtype=float)[target]
+        sigma = self._sigma[self._slot(sub.index)[target]][..., cols]
+        self._weights, err = self._fit_weights(comps, truth, sigma, dt_h)
+        self._offsets = self._conformal(err, dt_h, cols, n)
         self._fitted = self._fit_components(history, exog)
+
+    def _slot(self, index: pd.DatetimeIndex) -> np.ndarray:
+        """Step of the day (0 .. steps per day - 1) of each time."""
+        step = pd.Timedelta(days=1) / self._s_day
+        return np.round(((index - index.normalize()) / step).to_numpy()).astype(int) % self._s_day
+
+    def _error_scale(self, history: pd.DataFrame) -> np.ndarray:
+        """(steps per day, n) typical error size per series and time of day: the mean absolute
+        day-on-day change there, averaged with the series' overall mean (for stability), so
+        band widths follow each series' own variability (a feeder head vs a household)."""
+        y = history.to_numpy(dtype=float)
+        change = np.abs(y[self._s_day :] - y[: -self._s_day])
+        slot = self._slot(history.index[self._s_day :])
+        count = np.bincount(slot, minlength=self._s_day)[:, None]
+        by_slot = np.zeros((self._s_day, y.shape[1]))
+        np.add.at(by_slot, slot, change)
+        by_slot /= np.maximum(count, 1)
+        floor = 1e-6 * np.maximum(np.abs(y).mean(axis=0), 1e-9)
+        return np.maximum(0.5 * by_slot + 0.5 * change.mean(axis=0), floor)
 
     def _lead_buckets(self, horizon: int, dt_h: float) -> np.ndarray:
         return np.ceil(np.arange(1, horizon + 1) * dt_h - 1e-9).astype(int)
 
     def _fit_weights(self, comps, truth, scale, dt_h):
-        """Per lead hour: the simplex weights with least mean absolute scaled error. Returns
-        (horizon, 3) weights and the combined forecast's scaled errors (origins, H, n)."""
+        """Per lead hour: the simplex weights with least mean absolute error in units of
+        ``scale`` (origins, H, n). Returns (horizon, 3) weights and the combined forecast's
+        scaled errors (origins, H, n)."""
         horizon = truth.shape[1]
         bucket = self._lead_buckets(horizon, dt_h)
         weights = np.zeros((horizon, len(COMPONENTS)))
         for b in np.unique(bucket):
             sel = bucket == b
             comb = np.einsum("mc,cohn->mohn", self._grid, comps[:, :, sel])
-            loss = (np.abs(comb - truth[None, :, sel]) / scale).mean(axis=(1, 2, 3))
+            loss = (np.abs(comb - truth[None, :, sel]) / scale[:, sel]).mean(axis=(1, 2, 3))
             weights[sel] = self._grid[int(np.argmin(loss))]
         combined = np.einsum("hc,cohn->ohn", weights, comps)
         return weights, (truth - combined) / scale
 
-    def _conformal(self, err: np.ndarray, dt_h: float) -> np.ndarray:
-        """(n_q, H) empirical error quantiles per lead hour (0 for the median)."""
+    def _conformal(self, err: np.ndarray, dt_h: float, cols: np.ndarray, n: int) -> np.ndarray:
+        """(n_q, H, n) empirical quantiles of the scaled errors per lead hour (0 for the
+        median). A validated series gets its own quantiles shrunk towards the pooled ones
+        (weight samples / (samples + SHRINK)); the others get the pooled ones."""
         bucket = self._lead_buckets(err.shape[1], dt_h)
-        out = np.zeros((len(self.quantiles), err.shape[1]))
+        out = np.zeros((len(self.quantiles), err.shape[1], n))
         for b in np.unique(bucket):
             sel = bucket == b
-            q = np.quantile(err[:, sel], self.quantiles)
-            out[:, sel] = q[:, None]
+            pooled = np.quantile(err[:, sel], self.quantiles)
+            own = np.quantile(err[:, sel].reshape(-1, err.shape[2]), self.quantiles, axis=0)
+            m = err.shape[0] * sel.sum()
+            out[:, sel, :] = pooled[:, None, None]
+            mixed = (m * own + self.SHRINK * pooled[:, None]) / (m + self.SHRINK)
+            out[:, np.flatnonzero(sel)[:, None], cols[None, :]] = mixed[:, None, :]
         out[self.quantiles.index(0.5)] = 0.0
         return out
 
@@ -320,4 +349,5 @@ class HybridForecaster(Forecaster):
         origin = np.array([len(history) - 1])
         comps = self._component_forecasts(self._fitted, history, origin, horizon, exog)
         point = np.einsum("hc,chn->hn", self._weights[:horizon], comps[:, 0])
-        return point[None] + self._offsets[:, :horizon, None] * self._scale[None, None, :]
+        sigma = self._sigma[self._slot(future_index(history, horizon))]  # (H, n)
+        return point[None] + self._offsets[:, :horizon] * sigma[None]

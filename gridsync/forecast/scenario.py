@@ -7,7 +7,10 @@ rows strictly before the step at which they are (re)fitted, once per ``refit_eve
 re-issued cheaply from every new step in between.
 
 - Base load per bus and at the feeder head: ``GlobalLightGBM`` over every loaded bus plus the
-  feeder total (its own series, so the head gets coherent quantiles).
+  feeder total (its own series, so the head gets coherent quantiles). ``load_model="hybrid"``
+  uses ``HybridForecaster`` instead (with >= 21 days of training window); it wins on regional
+  demand but not on the bundled household feeder, so LightGBM stays the default here
+  (``scenario`` in bench/results/bench_forecast.json).
 - Reactive load: per-bus least-squares ``q = a p + b`` on the training history, applied to the
   active-power quantiles.
 - PV per kWp: pvlib clear sky x learned clear-sky index (``gridsync.forecast.pv``).
@@ -34,6 +37,7 @@ import pandas as pd
 from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster
 from gridsync.forecast.baselines import SeasonalNaive
 from gridsync.forecast.gbm import GlobalLightGBM
+from gridsync.forecast.hybrid import HybridForecaster
 from gridsync.forecast.pv import PVCorrection, clear_sky
 from gridsync.sim.forecasts import ExogenousForecast
 
@@ -90,7 +94,11 @@ class LearnedForecaster:
         seed: int = 0,
         load_max_rows: int = 60_000,
         pv_max_rows: int = 60_000,
+        load_model: str = "lightgbm",
     ) -> None:
+        if load_model not in ("hybrid", "lightgbm"):
+            raise ValueError(f"load_model: {load_model!r}; expected 'hybrid' or 'lightgbm'")
+        self.load_model = load_model
         self.train_days = train_days
         self.refit_every_h = refit_every_h
         self.max_lead_h = max_lead_h
@@ -130,7 +138,18 @@ class LearnedForecaster:
         history = self._load_frame(scenario, lo, step)
         max_lead = int(round(self.max_lead_h / scenario.dt_h))
         model: Forecaster
-        if step - lo > 8 * s_day + max_lead + 7 * s_day:
+        days = (step - lo) / s_day
+        if self.load_model == "hybrid" and days >= HybridForecaster.min_days(self.max_lead_h):
+            model = HybridForecaster.for_history_days(
+                days,
+                self.max_lead_h,
+                quantiles=self.quantiles,
+                max_rows=self.load_max_rows,
+                country=self.country,
+                seed=self.seed,
+            )
+            self.mode = "hybrid"
+        elif step - lo > 8 * s_day + max_lead + 7 * s_day:
             model = GlobalLightGBM(
                 self.quantiles,
                 max_lead_h=self.max_lead_h,

@@ -93,3 +93,8 @@ def test_reissue_between_refits_is_cheap_and_consistent(scenario_1day, issued):
     np.testing.assert_array_equal(nxt.base_load_kw[0], scenario_1day.base_load_kw[step + 1])
     with pytest.raises(ValueError, match="exceeds max_lead_h"):
         f.forecast(scenario_1day, step, 200)
+
+
+def test_load_model_choice_is_validated():
+    with pytest.raises(ValueError, match="load_model: 'arima'"):
+        LearnedForecaster(load_model="arima")
