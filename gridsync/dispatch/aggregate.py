@@ -118,11 +118,17 @@ def _empty(obj):
 
 
 def aggregate_horizon(
-    hd: HorizonData, envelopes: bool = False, class_steps: int | None = None
+    hd: HorizonData,
+    envelopes: bool = False,
+    ev_class_steps: int | None = 16,
+    deferrable_class_steps: int | None = 8,
 ) -> Aggregation:
     """Replace batteries, heat pumps and PV by one virtual asset per bus (and battery type);
     with ``envelopes`` also EV sessions and deferrable jobs (their envelopes are added to the
-    LP by ``build_aggregated_lp``; the virtual horizon then has none of them)."""
+    LP by ``build_aggregated_lp``; the virtual horizon then has none of them). The class steps
+    split envelope groups by first/last plugged step (``build_envelope``): 4-hour classes for
+    sessions and 2-hour classes for appliance windows (tighter for fewer columns than one
+    group per bus on the bench fleet, see bench_dispatch.py aggregate)."""
     f = hd.fleet
     b = f.battery
     bg, nbg = _groups(b.bus, b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh)
@@ -173,8 +179,8 @@ def aggregate_horizon(
     ev_env = dfr_env = None
     deferrable, ev_h, done = f.deferrable, hd.ev, hd.state.deferrable_done_kwh
     if envelopes:
-        ev_env = build_envelope(ev_tasks(hd)[0], hd, class_steps)
-        dfr_env = build_envelope(deferrable_tasks(hd), hd, class_steps)
+        ev_env = build_envelope(ev_tasks(hd)[0], hd, ev_class_steps)
+        dfr_env = build_envelope(deferrable_tasks(hd), hd, deferrable_class_steps)
         deferrable, ev_h, done = _empty(f.deferrable), _empty(hd.ev), done[:0]
     fleet = Fleet(pv=pv_v, battery=battery, ev=f.ev, deferrable=deferrable, thermal=thermal)
     state = FleetState(
@@ -193,12 +199,13 @@ def build_aggregated_lp(
     network: NetworkRows | None = None,
     opts: Options | None = None,
     envelopes: bool = False,
-    class_steps: int | None = None,
+    ev_class_steps: int | None = 16,
+    deferrable_class_steps: int | None = 8,
 ) -> tuple[Aggregation, LinearProgram, Layout, dict[str, EnvelopeColumns]]:
     """The virtual LP: ``build_dispatch_lp`` on the aggregated horizon plus, with
     ``envelopes``, the virtual EV and deferrable tasks (needs no plan can reach are a constant
     unmet-energy cost in ``lp.offset``)."""
-    agg = aggregate_horizon(hd, envelopes, class_steps)
+    agg = aggregate_horizon(hd, envelopes, ev_class_steps, deferrable_class_steps)
     lp, lay = build_dispatch_lp(agg.hd, w, network, opts, flex_bus=agg.flex_bus)
     cols: dict[str, EnvelopeColumns] = {}
     if envelopes:
@@ -376,7 +383,7 @@ def resolve_around_tasks(
     ):
         c, d = group_kw(env, *kw)
         fix_cols += [cols[key].charge, cols[key].discharge]
-        fix_vals += [c.ravel(), d.ravel()]
+        fix_vals += [c.ravel()[cols[key].charge_at], d.ravel()[cols[key].discharge_at]]
         # the tasks' own sums lie inside the envelope up to rounding
         lp.set_col_bounds(
             cols[key].energy, env.lower_sum_kwh.ravel() - 1e-6, env.upper_sum_kwh.ravel() + 1e-6
@@ -421,7 +428,8 @@ def solve_aggregated(
     time_limit_s: float = 30.0,
     pricing: str = "direct",
     envelopes: bool = False,
-    class_steps: int | None = None,
+    ev_class_steps: int | None = 16,
+    deferrable_class_steps: int | None = 8,
     resolve: bool = True,
     solver: str = "choose",
     solver_options: dict | None = None,
@@ -429,15 +437,19 @@ def solve_aggregated(
     """Aggregate, solve the virtual LP, disaggregate and price the per-asset plan.
 
     ``pricing``: ``direct`` (``plan_cost``; status ``infeasible`` when a limit is broken),
-    ``lp`` (the full LP with the plan pinned) or ``none``. With ``envelopes`` (and
-    ``class_steps``, see ``build_envelope``) EV sessions and deferrable jobs are aggregated
+    ``lp`` (the full LP with the plan pinned) or ``none``. With ``envelopes`` (and class
+    steps, see ``aggregate_horizon``) EV sessions and deferrable jobs are aggregated
     too and, with ``resolve``, the virtual LP is re-solved once around what they actually take
-    when that differs from the virtual plan. ``solver``/``solver_options`` go to HiGHS."""
+    when that differs from the virtual plan. ``solver``/``solver_options`` go to HiGHS for the
+    first solve (an interior point without crossover spreads energy over equally good steps,
+    which the sessions follow more closely than a simplex vertex)."""
     if pricing not in ("direct", "lp", "none"):
         msg = f"pricing={pricing!r}: expected 'direct', 'lp' or 'none'"
         raise ValueError(msg)
     t0 = time.perf_counter()
-    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes, class_steps)
+    agg, lp, lay, cols = build_aggregated_lp(
+        hd, w, network, opts, envelopes, ev_class_steps, deferrable_class_steps
+    )
     build_s = time.perf_counter() - t0
     sol = lp.solve(time_limit_s, solver, solver_options)
     res = AggregatedSolution(
@@ -459,9 +471,8 @@ def solve_aggregated(
     res.disaggregate_s = time.perf_counter() - t0
     deviation = res.plan.ev_deviation_kwh + res.plan.deferrable_deviation_kwh
     if envelopes and resolve and deviation > 1e-6:
-        again, res.plan = resolve_around_tasks(
-            hd, agg, lp, lay, cols, res.plan, time_limit_s, solver, solver_options
-        )
+        # HiGHS's default (simplex) here: the batteries and heat pumps split well from a vertex
+        again, res.plan = resolve_around_tasks(hd, agg, lp, lay, cols, res.plan, time_limit_s)
         res.resolve_s, res.resolved_objective_eur = again.solve_s, again.objective
     t0 = time.perf_counter()
     if pricing == "direct":

@@ -198,11 +198,14 @@ def build_envelope(
 
 @dataclass
 class EnvelopeColumns:
-    """LP columns of the virtual tasks, group-major (G * H each)."""
+    """LP columns of the virtual tasks: energy for every (group, step), group-major (G * H);
+    charge and discharge only where the group can act, at flat positions ``*_at``."""
 
     charge: np.ndarray
     discharge: np.ndarray
     energy: np.ndarray
+    charge_at: np.ndarray
+    discharge_at: np.ndarray
 
 
 def add_envelope(
@@ -214,17 +217,19 @@ def add_envelope(
     n = G * H
     dt = np.tile(dt_h, G)
     eta = np.repeat(env.group_eta, H)
-    c = lp.add_cols(f"{name}_c", n, 0.0, env.charge_kw.ravel())
-    d = lp.add_cols(f"{name}_d", n, 0.0, env.discharge_kw.ravel())
+    c_at = np.flatnonzero(env.charge_kw.ravel() > 0)
+    d_at = np.flatnonzero(env.discharge_kw.ravel() > 0)
+    c = lp.add_cols(f"{name}_c", len(c_at), 0.0, env.charge_kw.ravel()[c_at])
+    d = lp.add_cols(f"{name}_d", len(d_at), 0.0, env.discharge_kw.ravel()[d_at])
     y = lp.add_cols(f"{name}_energy", n, env.lower_sum_kwh.ravel(), env.upper_sum_kwh.ravel())
     r = np.arange(n)
     prev = r % H != 0
     lp.add_rows(
         f"{name}_energy",
         n,
-        np.r_[r, r, r, r[prev]],
+        np.r_[r, c_at, d_at, r[prev]],
         np.r_[y, c, d, y[r[prev] - 1]],
-        np.r_[np.ones(n), -eta * dt, dt / eta, -np.ones(int(prev.sum()))],
+        np.r_[np.ones(n), -eta[c_at] * dt[c_at], dt[d_at] / eta[d_at], -np.ones(int(prev.sum()))],
         0.0,
         0.0,
     )
@@ -234,8 +239,10 @@ def add_envelope(
         msg = f"{name}: buses {env.group_bus[fpos[env.group_bus] < 0].tolist()} have no z column"
         raise ValueError(msg)
     bal = lp.row_blocks["bus_balance"].start + fpos[np.repeat(env.group_bus, H)] * H + r % H
-    lp.add_entries(np.r_[bal, bal], np.r_[c, d], np.r_[-np.ones(n), np.ones(n)])
-    return EnvelopeColumns(c, d, y)
+    lp.add_entries(
+        np.r_[bal[c_at], bal[d_at]], np.r_[c, d], np.r_[-np.ones(len(c)), np.ones(len(d))]
+    )
+    return EnvelopeColumns(c, d, y, c_at, d_at)
 
 
 @dataclass
@@ -305,8 +312,11 @@ def disaggregate_envelope(env: Envelope, target_kwh: np.ndarray, dt_h: np.ndarra
 def envelope_targets(env: Envelope, cols: EnvelopeColumns, x: np.ndarray, dt_h: np.ndarray):
     """Each group's net energy per step (G, H) in the virtual LP solution ``x``."""
     G, H = env.n_group, len(dt_h)
-    c = x[cols.charge].reshape(G, H)
-    d = x[cols.discharge].reshape(G, H)
+    c = np.zeros(G * H)
+    d = np.zeros(G * H)
+    c[cols.charge_at] = x[cols.charge]
+    d[cols.discharge_at] = x[cols.discharge]
+    c, d = c.reshape(G, H), d.reshape(G, H)
     eta = env.group_eta[:, None]
     return eta * c * dt_h - d * dt_h / eta
 

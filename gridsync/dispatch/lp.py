@@ -188,9 +188,8 @@ class LinearProgram:
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.0)))
-        h.setOptionValue("solver", solver)
         h.setOptionValue("threads", 1)
-        for name, value in (options or {}).items():
+        for name, value in {"solver": solver, **(options or {})}.items():
             if h.setOptionValue(name, value) != highspy.HighsStatus.kOk:
                 msg = f"HiGHS option {name!r}: value {value!r} was rejected"
                 raise ValueError(msg)

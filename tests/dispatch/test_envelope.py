@@ -195,3 +195,12 @@ def test_direct_pricing_reports_a_broken_limit():
     assert not cost.feasible()
     assert cost.violation["battery_energy_kwh"] > 0.5
     assert evaluate_plan(hd, bad, W)[0].status == "infeasible"
+
+
+def test_solver_options_are_checked_by_name():
+    hd = mixed_horizon()
+    lp, _ = build_dispatch_lp(hd, W)
+    with pytest.raises(ValueError, match="'solver'"):
+        lp.solve(solver="no-such-solver")
+    with pytest.raises(ValueError, match="'run_crossover'"):
+        lp.solve(solver="ipm", options={"run_crossover": "sometimes"})
