@@ -155,6 +155,19 @@ class HoltWinters(Forecaster):
         w_src = o + lead - s2 * np.ceil(lead / s2).astype(int)
         return level[o] + day[d_src] + week[w_src] + phi**lead * err[o]
 
+    def forecast_origins(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """(origins, horizon, n) point forecasts issued at each row in ``origins`` of the
+        (T, n) history ``y`` (states filtered with the fitted constants; causal)."""
+        return np.stack(
+            [
+                self._forecast_from_states(
+                    self._states(y[:, j], j), self._params[j][1], origins, horizon
+                )
+                for j in range(y.shape[1])
+            ],
+            axis=-1,
+        )
+
     def _states(self, col: np.ndarray, j: int):
         s1, s2 = self._s
         (alpha, delta, omega), _ = self._params[j]

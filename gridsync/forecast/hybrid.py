@@ -234,13 +234,7 @@ class HybridForecaster(Forecaster):
         prof_model, hw, gbm = fitted
         y = history.to_numpy(dtype=float)
         prof = prof_model.forecast(y, origins, horizon)
-        hw_fc = np.stack(
-            [
-                hw._forecast_from_states(hw._states(y[:, j], j), hw._params[j][1], origins, horizon)
-                for j in range(y.shape[1])
-            ],
-            axis=-1,
-        )
+        hw_fc = hw.forecast_origins(y, origins, horizon)
         gbm_fc = gbm.predict_origins(history, origins, horizon, exog)[0]
         return np.stack([prof, hw_fc, gbm_fc])
 
@@ -271,11 +265,10 @@ class HybridForecaster(Forecaster):
             rng = np.random.default_rng(self.seed)
             cols = np.sort(rng.choice(n, self.max_valid_series, replace=False))
         sub = history.iloc[:, cols]
-        sub_exog = exog
-        fitted = self._fit_components(sub.iloc[:-valid], sub_exog)
+        fitted = self._fit_components(sub.iloc[:-valid], exog)
         t = len(sub)
         origins = np.arange(t - valid - 1, t - horizon, max(1, self._s_day // 16))
-        comps = self._component_forecasts(fitted, sub, origins, horizon, sub_exog)
+        comps = self._component_forecasts(fitted, sub, origins, horizon, exog)
         target = origins[:, None] + np.arange(1, horizon + 1)
         truth = sub.to_numpy(dtype=float)[target]
         sigma = self._sigma[self._slot(sub.index)[target]][..., cols]
