@@ -151,6 +151,10 @@ class MqttTelemetryPublisher:
         self._c = _client(f"gridsync-dev-{source}", clean=True)
         self._connected = threading.Event()
         self._c.on_connect = lambda c, u, f, rc, p: self._connected.set()
+        # message ids the broker acknowledged (QoS 1 PUBACK); paho re-sends unacknowledged
+        # ones after a reconnect, even those published while disconnected
+        self.acked: set[int] = set()
+        self._c.on_publish = lambda c, u, mid, rc, p: self.acked.add(mid)
 
     def connect(self, timeout_s: float = 5.0) -> None:
         try:

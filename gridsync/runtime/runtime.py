@@ -29,7 +29,7 @@ import numpy as np
 
 from gridsync.bus import Bus, InProcessBus, Message, Subscription
 from gridsync.data.ingest import Ingestor, TelemetryValidator
-from gridsync.runtime.buffer import StateBuffer
+from gridsync.runtime.buffer import GridSnapshot, StateBuffer
 from gridsync.runtime.scenarios import ScenarioCatalog
 from gridsync.runtime.state import RuntimeState
 from gridsync.runtime.supervisor import Agent, Backoff, Supervisor
@@ -207,18 +207,22 @@ class Runtime:
             await asyncio.sleep(max(t - now, 0.0))
             snap = self.buffer.snapshot(t)
             self.state.snapshot = snap.to_dict()
+            # best effort within the step: a bus outage must not stall the clock
             with contextlib.suppress(Exception):
-                await self.bus.publish(
-                    "telemetry",
-                    {
-                        "kind": "snapshot",
-                        "t_s": t,
-                        "keys": snap.keys,
-                        "value": snap.value,
-                        "age_s": snap.age_s,
-                        "stale": snap.stale,
-                    },
-                )
+                await asyncio.wait_for(self._publish_snapshot(t, snap), 0.8 * step)
+
+    async def _publish_snapshot(self, t: float, snap: GridSnapshot) -> None:
+        await self.bus.publish(
+            "telemetry",
+            {
+                "kind": "snapshot",
+                "t_s": t,
+                "keys": snap.keys,
+                "value": snap.value,
+                "age_s": snap.age_s,
+                "stale": snap.stale,
+            },
+        )
 
     # operator actions --------------------------------------------------------------------
     async def submit_plan(self, plan: dict[str, Any], actor: str, role: str) -> str:

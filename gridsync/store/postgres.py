@@ -96,6 +96,12 @@ def copy_binary(series_id: np.ndarray, ts_ms: np.ndarray, value: np.ndarray) -> 
     return b"".join(parts)
 
 
+def _json(payload: dict[str, Any]) -> str:
+    """JSON text for a jsonb column; PostgreSQL text cannot hold NUL, so an escaped NUL
+    (e.g. from a hostile payload quoted in a dead letter) is stored as U+FFFD."""
+    return encode(payload).decode().replace("\\u0000", "\\ufffd")
+
+
 def _ts(s: float | None) -> datetime | None:
     return None if s is None else datetime.fromtimestamp(s, UTC)
 
@@ -281,7 +287,7 @@ class PostgresStore(Store):
                     source,
                     _ts(valid_from_s),
                     _ts(valid_to_s),
-                    encode(payload).decode(),
+                    _json(payload),
                 ),
             )
             return cur.rowcount == 1
@@ -321,8 +327,8 @@ class PostgresStore(Store):
                     kind,
                     severity,
                     source,
-                    message,
-                    encode(payload or {}).decode(),
+                    message.replace("\x00", "\ufffd"),
+                    _json(payload or {}),
                 ),
             ).fetchone()[0]
         )

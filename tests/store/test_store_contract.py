@@ -104,6 +104,14 @@ def test_injection_strings_are_stored_verbatim_not_executed(store):
     assert store.count_readings() == 1
 
 
+def test_events_with_nul_characters_are_stored(store):
+    # a dead letter quotes the hostile payload: NUL bytes must not block the event sink
+    store.add_event("deadletter", "bad\x00reason", payload={"raw": "\x00" * 8 + "x"})
+    ev = store.events(kind="deadletter")[0]
+    assert ev["message"].startswith("bad") and ev["payload"]["raw"].endswith("x")
+    assert len(ev["payload"]["raw"]) == 9
+
+
 def test_plans_once_per_id_newest_first(store):
     assert store.put_plan("p1", 100.0, "tou", {"battery_kw": [1.0, -2.0]}, 100.0, 1000.0)
     assert not store.put_plan("p1", 100.0, "tou", {"battery_kw": [9.0]})
