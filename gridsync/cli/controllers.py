@@ -23,7 +23,8 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
     "mpc": (
         "gridsync.dispatch.mpc:MPCController",
-        "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts",
+        "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts, "
+        "corrected every step against metered load/PV and an AC check",
     ),
     "oracle": (
         "gridsync.dispatch.mpc:OracleController",
