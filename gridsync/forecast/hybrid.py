@@ -158,6 +158,7 @@ class HybridForecaster(Forecaster):
 
     name = "hybrid"
     SHRINK = 50  # pseudo-samples of the pooled error quantiles in each series' own
+    VALID_ROWS = 300_000
 
     def __init__(
         self,
@@ -267,7 +268,11 @@ class HybridForecaster(Forecaster):
         sub = history.iloc[:, cols]
         fitted = self._fit_components(sub.iloc[:-valid], exog)
         t = len(sub)
-        origins = np.arange(t - valid - 1, t - horizon, max(1, self._s_day // 16))
+        # origins every 1/16 day, thinned so validation stays under VALID_ROWS forecast values
+        stride = max(1, self._s_day // 16)
+        count = len(range(t - valid - 1, t - horizon, stride))
+        stride *= max(1, int(np.ceil(count * horizon * len(cols) / self.VALID_ROWS)))
+        origins = np.arange(t - valid - 1, t - horizon, stride)
         comps = self._component_forecasts(fitted, sub, origins, horizon, exog)
         target = origins[:, None] + np.arange(1, horizon + 1)
         truth = sub.to_numpy(dtype=float)[target]
