@@ -280,19 +280,31 @@ def scaling(sizes: list[int], time_limit_s: float, reference_solve_max: int = 10
     _save("scaling", {"time_limit_s": time_limit_s, "rows": rows})
 
 
+IPM = {"run_crossover": "off"}
 AGG_METHODS = {
-    # name: (envelopes, solver, HiGHS options)
-    "aggregated": (False, "choose", None),
-    "aggregated_ipm": (False, "ipm", {"run_crossover": "off"}),
-    "envelopes": (True, "choose", None),
-    "envelopes_ipm": (True, "ipm", {"run_crossover": "off"}),
-    "envelopes_ipm_one_group_per_bus": (True, "ipm", {"run_crossover": "off"}),
+    # name: (envelopes, Grouping fields, solver, HiGHS options)
+    "aggregated": (False, {}, "choose", None),
+    "aggregated_ipm": (False, {}, "ipm", IPM),
+    "envelopes": (True, {}, "choose", None),
+    "envelopes_ipm": (True, {}, "ipm", IPM),
+    "envelopes_ipm_one_group_per_bus": (
+        True,
+        {"ev_class_steps": None, "deferrable_class_steps": None},
+        "ipm",
+        IPM,
+    ),
+    "feeder_envelopes_ipm": (
+        True,
+        {"by_bus": False, "ev_class_steps": 1, "deferrable_class_steps": 1, "need_classes": 8},
+        "ipm",
+        IPM,
+    ),
 }
 
 
 def aggregate(sizes: list[int], time_limit_s: float, reference_max: int = 1000) -> None:
     """Full LP, per-asset-loop reference LP and the aggregated variants at N assets x 96."""
-    from gridsync.dispatch.aggregate import evaluate_plan, solve_aggregated
+    from gridsync.dispatch.aggregate import Grouping, evaluate_plan, solve_aggregated
     from gridsync.dispatch.formulation import Weights, build_dispatch_lp
     from gridsync.dispatch.reference import build_reference_lp
     from gridsync.sim.builder import load_scenario
@@ -339,20 +351,15 @@ def aggregate(sizes: list[int], time_limit_s: float, reference_max: int = 1000) 
             flush=True,
         )
         del ref
-        for name, (env, solver, opts) in AGG_METHODS.items():
-            classes = (
-                {"ev_class_steps": None, "deferrable_class_steps": None}
-                if name.endswith("one_group_per_bus")
-                else {}
-            )
+        for name, (env, grouping, solver, opts) in AGG_METHODS.items():
             res = solve_aggregated(
                 hd,
                 w,
                 time_limit_s=time_limit_s,
                 envelopes=env,
+                grouping=Grouping(**grouping),
                 solver=solver,
                 solver_options=opts,
-                **classes,
             )
             total = res.build_s + res.solve_s + res.resolve_s + res.disaggregate_s + res.evaluate_s
             plan = res.plan
@@ -410,12 +417,13 @@ def aggregate(sizes: list[int], time_limit_s: float, reference_max: int = 1000) 
             "gap_pct is vs the full LP optimum (null where it did not finish); "
             "gap_vs_best_plan_pct is vs the cheapest feasible plan of this row.",
             "methods": {
-                k: {"envelopes": e, "solver": s_, "options": o}
-                for k, (e, s_, o) in AGG_METHODS.items()
+                k: {"envelopes": e, "grouping": Grouping(**g).__dict__, "solver": s_, "options": o}
+                for k, (e, g, s_, o) in AGG_METHODS.items()
             },
-            "envelope_groups": "bus, efficiency, need > 0, V2G; plus first/last plugged step "
-            "in 16-step classes (EV) and 8-step classes (deferrable) except in "
-            "*_one_group_per_bus; re-solve after disaggregation with the default solver",
+            "envelope_groups": "always split by bus (unless by_bus is false: one feeder-wide "
+            "group, valid without network rows), efficiency, need > 0 and V2G; then by the "
+            "grouping's classes. After disaggregation the virtual LP is re-solved once with the "
+            "default solver around what the sessions/jobs take (resolve_s).",
             "rows": rows,
         },
     )

@@ -59,6 +59,7 @@ from gridsync.dispatch.formulation import (
 from gridsync.dispatch.horizon import FleetState, HorizonData
 from gridsync.dispatch.lp import LinearProgram, LPResult
 from gridsync.dispatch.pricing import AssetPlan, PlanCost, plan_cost
+from gridsync.dispatch.split import split_batteries, split_thermal
 from gridsync.model.assets import BatteryFleet, Fleet, PVFleet, ThermalFleet
 
 
@@ -117,27 +118,43 @@ def _empty(obj):
     )
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """Which assets share a virtual asset. Envelope groups are split by first/last plugged
+    step in classes of ``*_class_steps`` and by ``need_classes`` classes of the share of its
+    reachable energy a task needs (``build_envelope``); the defaults (4-hour classes for EV
+    sessions, 2-hour classes for appliance windows) were tighter for fewer columns than one
+    group per bus on the bench fleet. Without ``by_bus`` the virtual assets pool the whole
+    feeder at its first flexible bus: only for LPs without network rows, where the bus of a kW
+    does not matter, and far fewer columns."""
+
+    ev_class_steps: int | None = 16
+    deferrable_class_steps: int | None = 8
+    need_classes: int = 1
+    by_bus: bool = True
+
+
 def aggregate_horizon(
-    hd: HorizonData,
-    envelopes: bool = False,
-    ev_class_steps: int | None = 16,
-    deferrable_class_steps: int | None = 8,
+    hd: HorizonData, envelopes: bool = False, grouping: Grouping | None = None
 ) -> Aggregation:
     """Replace batteries, heat pumps and PV by one virtual asset per bus (and battery type);
     with ``envelopes`` also EV sessions and deferrable jobs (their envelopes are added to the
-    LP by ``build_aggregated_lp``; the virtual horizon then has none of them). The class steps
-    split envelope groups by first/last plugged step (``build_envelope``): 4-hour classes for
-    sessions and 2-hour classes for appliance windows (tighter for fewer columns than one
-    group per bus on the bench fleet, see bench_dispatch.py aggregate)."""
+    LP by ``build_aggregated_lp``; the virtual horizon then has none of them)."""
+    gr = grouping or Grouping()
+    by_bus = gr.by_bus
     f = hd.fleet
+    flex_bus = flexible_buses(f)
+    site = (lambda bus: bus) if by_bus else (lambda bus: np.full(len(bus), flex_bus[0]))  # noqa: E731
     b = f.battery
-    bg, nbg = _groups(b.bus, b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh)
+    bg, nbg = _groups(
+        site(b.bus), b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh
+    )
     ssum = lambda v, g, n: np.bincount(g, weights=v, minlength=n)  # noqa: E731
     cap = ssum(b.capacity_kwh, bg, nbg)
     safe_cap = np.where(cap > 0, cap, 1.0)
     e0 = ssum(hd.state.battery_energy_kwh, bg, nbg)
     battery = BatteryFleet(
-        bus=_first(b.bus, bg, nbg),
+        bus=_first(site(b.bus), bg, nbg),
         capacity_kwh=cap,
         power_kw=ssum(b.power_kw, bg, nbg),
         efficiency_charge=_first(b.efficiency_charge, bg, nbg),
@@ -149,12 +166,12 @@ def aggregate_horizon(
     )
 
     th = f.thermal
-    tg, ntg = _groups(th.bus)
+    tg, ntg = _groups(site(th.bus))
     c_sum = ssum(th.capacitance_kwh_per_c, tg, ntg)
     pmax = ssum(th.max_power_kw, tg, ntg)
     c_w = lambda v: ssum(v * th.capacitance_kwh_per_c, tg, ntg) / c_sum  # noqa: E731
     thermal = ThermalFleet(
-        bus=_first(th.bus, tg, ntg),
+        bus=_first(site(th.bus), tg, ntg),
         max_power_kw=pmax,
         cop=ssum(th.cop * th.max_power_kw, tg, ntg) / np.where(pmax > 0, pmax, 1.0),
         resistance_c_per_kw=1.0 / ssum(1.0 / th.resistance_c_per_kw, tg, ntg),
@@ -166,9 +183,9 @@ def aggregate_horizon(
     temp0 = c_w(np.asarray(hd.state.thermal_temp_c, float))
 
     pv = f.pv
-    pg, npg = _groups(pv.bus)
+    pg, npg = _groups(site(pv.bus))
     pv_v = PVFleet(
-        bus=_first(pv.bus, pg, npg),
+        bus=_first(site(pv.bus), pg, npg),
         peak_kw=ssum(pv.peak_kw, pg, npg),
         tilt_deg=_first(pv.tilt_deg, pg, npg),
         azimuth_deg=_first(pv.azimuth_deg, pg, npg),
@@ -179,8 +196,10 @@ def aggregate_horizon(
     ev_env = dfr_env = None
     deferrable, ev_h, done = f.deferrable, hd.ev, hd.state.deferrable_done_kwh
     if envelopes:
-        ev_env = build_envelope(ev_tasks(hd)[0], hd, ev_class_steps)
-        dfr_env = build_envelope(deferrable_tasks(hd), hd, deferrable_class_steps)
+        ev_t, dfr_t = ev_tasks(hd)[0], deferrable_tasks(hd)
+        ev_t.bus, dfr_t.bus = site(ev_t.bus), site(dfr_t.bus)
+        ev_env = build_envelope(ev_t, hd, gr.ev_class_steps, gr.need_classes)
+        dfr_env = build_envelope(dfr_t, hd, gr.deferrable_class_steps, gr.need_classes)
         deferrable, ev_h, done = _empty(f.deferrable), _empty(hd.ev), done[:0]
     fleet = Fleet(pv=pv_v, battery=battery, ev=f.ev, deferrable=deferrable, thermal=thermal)
     state = FleetState(
@@ -190,7 +209,7 @@ def aggregate_horizon(
         thermal_temp_c=temp0,
     )
     virtual = dataclasses.replace(hd, fleet=fleet, state=state, pv_available_kw=pv_av, ev=ev_h)
-    return Aggregation(virtual, bg, tg, pg, flexible_buses(f), ev_env, dfr_env)
+    return Aggregation(virtual, bg, tg, pg, flex_bus, ev_env, dfr_env)
 
 
 def build_aggregated_lp(
@@ -199,13 +218,15 @@ def build_aggregated_lp(
     network: NetworkRows | None = None,
     opts: Options | None = None,
     envelopes: bool = False,
-    ev_class_steps: int | None = 16,
-    deferrable_class_steps: int | None = 8,
+    grouping: Grouping | None = None,
 ) -> tuple[Aggregation, LinearProgram, Layout, dict[str, EnvelopeColumns]]:
     """The virtual LP: ``build_dispatch_lp`` on the aggregated horizon plus, with
     ``envelopes``, the virtual EV and deferrable tasks (needs no plan can reach are a constant
     unmet-energy cost in ``lp.offset``)."""
-    agg = aggregate_horizon(hd, envelopes, ev_class_steps, deferrable_class_steps)
+    if network is not None and grouping is not None and not grouping.by_bus:
+        msg = "Grouping.by_bus=False pools assets across buses, which network rows cannot price"
+        raise ValueError(msg)
+    agg = aggregate_horizon(hd, envelopes, grouping)
     lp, lay = build_dispatch_lp(agg.hd, w, network, opts, flex_bus=agg.flex_bus)
     cols: dict[str, EnvelopeColumns] = {}
     if envelopes:
@@ -217,60 +238,6 @@ def build_aggregated_lp(
             agg.deferrable_envelope.fixed_unmet_kwh.sum()
         )
     return agg, lp, lay, cols
-
-
-def _split_batteries(hd: HorizonData, group: np.ndarray, net_kw: np.ndarray):
-    """Per-step split of each virtual battery's net power (G, H) in proportion to headroom."""
-    b = hd.fleet.battery
-    H = hd.horizon
-    n, g = len(b), net_kw.shape[0]
-    c = np.zeros((n, H))
-    d = np.zeros((n, H))
-    e_path = np.zeros((n, H))
-    e = np.asarray(hd.state.battery_energy_kwh, float).copy()
-    shortfall_kwh = 0.0
-    for t, dt in enumerate(hd.step_h):  # sequential in time, vectorised over assets
-        room_c = np.clip((b.energy_max_kwh - e) / (b.efficiency_charge * dt), 0.0, b.power_kw)
-        room_d = np.clip((e - b.energy_min_kwh) * b.efficiency_discharge / dt, 0.0, b.power_kw)
-        want = net_kw[:, t]
-        tot_c = np.bincount(group, weights=room_c, minlength=g)
-        tot_d = np.bincount(group, weights=room_d, minlength=g)
-        share_c = np.where(tot_c > 0, np.clip(want, 0, None) / np.where(tot_c > 0, tot_c, 1), 0)
-        share_d = np.where(tot_d > 0, np.clip(-want, 0, None) / np.where(tot_d > 0, tot_d, 1), 0)
-        c[:, t] = room_c * np.minimum(share_c[group], 1.0)
-        d[:, t] = room_d * np.minimum(share_d[group], 1.0)
-        shortfall_kwh += float(
-            (np.clip(want, 0, None) - np.minimum(np.clip(want, 0, None), tot_c)).sum() * dt
-            + (np.clip(-want, 0, None) - np.minimum(np.clip(-want, 0, None), tot_d)).sum() * dt
-        )
-        e = e + b.efficiency_charge * c[:, t] * dt - d[:, t] * dt / b.efficiency_discharge
-        e_path[:, t] = e
-    return c, d, e_path, shortfall_kwh
-
-
-def _split_thermal(hd: HorizonData, group: np.ndarray, power_kw: np.ndarray) -> np.ndarray:
-    """Per-step split of each virtual heat pump's power (G, H): first what each house needs to
-    stay inside its own comfort band next step (the repair), then the rest of the virtual
-    power in proportion to the houses' remaining power headroom."""
-    th = hd.fleet.thermal
-    n, g = len(th), power_kw.shape[0]
-    out = np.zeros((n, hd.horizon))
-    temp = np.asarray(hd.state.thermal_temp_c, float).copy()
-    tau_h = th.resistance_c_per_kw * th.capacitance_kwh_per_c
-    for t, dt in enumerate(hd.step_h):  # sequential in time, vectorised over houses
-        a = np.exp(-dt / tau_h)
-        mode = hd.hvac_mode[t]
-        gain = (1.0 - a) * th.resistance_c_per_kw * th.cop * mode  # degC per kW
-        bound = th.comfort_min_c if mode > 0 else th.comfort_max_c
-        free = a * temp + (1.0 - a) * hd.outdoor_temp_c[t]  # temperature with the pump off
-        need = np.clip((bound - free) / np.where(gain != 0, gain, np.inf), 0.0, th.max_power_kw)
-        rest = power_kw[:, t] - np.bincount(group, weights=need, minlength=g)
-        room = th.max_power_kw - need
-        tot = np.bincount(group, weights=room, minlength=g)
-        share = np.clip(rest, 0.0, None) / np.where(tot > 0, tot, 1.0)
-        out[:, t] = need + room * np.minimum(share[group], 1.0)
-        temp = free + gain * out[:, t]
-    return out
 
 
 def disaggregate(
@@ -285,11 +252,11 @@ def disaggregate(
     H = hd.horizon
     nbv = len(agg.hd.fleet.battery)
     net = (x[lay.bat_c] - x[lay.bat_d]).reshape(nbv, H) if nbv else np.zeros((0, H))
-    c, d, e_path, short = _split_batteries(hd, agg.battery_group, net)
+    c, d, e_path, short = split_batteries(hd, agg.battery_group, net)
 
     ntv = len(agg.hd.fleet.thermal)
     p_v = x[lay.th_p].reshape(ntv, H) if ntv else np.zeros((0, H))
-    th_kw = _split_thermal(hd, agg.thermal_group, p_v)
+    th_kw = split_thermal(hd, agg.thermal_group, p_v)
 
     q_v = np.zeros((H, len(agg.hd.fleet.pv)))
     q_v[lay.pv_t, lay.pv_i] = x[lay.pv_q]
@@ -428,8 +395,7 @@ def solve_aggregated(
     time_limit_s: float = 30.0,
     pricing: str = "direct",
     envelopes: bool = False,
-    ev_class_steps: int | None = 16,
-    deferrable_class_steps: int | None = 8,
+    grouping: Grouping | None = None,
     resolve: bool = True,
     solver: str = "choose",
     solver_options: dict | None = None,
@@ -437,8 +403,8 @@ def solve_aggregated(
     """Aggregate, solve the virtual LP, disaggregate and price the per-asset plan.
 
     ``pricing``: ``direct`` (``plan_cost``; status ``infeasible`` when a limit is broken),
-    ``lp`` (the full LP with the plan pinned) or ``none``. With ``envelopes`` (and class
-    steps, see ``aggregate_horizon``) EV sessions and deferrable jobs are aggregated
+    ``lp`` (the full LP with the plan pinned) or ``none``. With ``envelopes`` (grouped as
+    ``grouping`` says) EV sessions and deferrable jobs are aggregated
     too and, with ``resolve``, the virtual LP is re-solved once around what they actually take
     when that differs from the virtual plan. ``solver``/``solver_options`` go to HiGHS for the
     first solve (an interior point without crossover spreads energy over equally good steps,
@@ -447,9 +413,7 @@ def solve_aggregated(
         msg = f"pricing={pricing!r}: expected 'direct', 'lp' or 'none'"
         raise ValueError(msg)
     t0 = time.perf_counter()
-    agg, lp, lay, cols = build_aggregated_lp(
-        hd, w, network, opts, envelopes, ev_class_steps, deferrable_class_steps
-    )
+    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes, grouping)
     build_s = time.perf_counter() - t0
     sol = lp.solve(time_limit_s, solver, solver_options)
     res = AggregatedSolution(

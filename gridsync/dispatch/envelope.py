@@ -141,22 +141,29 @@ def build_envelope(
     tasks: Tasks,
     hd: HorizonData,
     class_steps: int | None = None,
+    need_classes: int = 1,
 ) -> Envelope:
     """Trajectories of each task and their sums per group: (bus, efficiency, need > 0, V2G)
-    and, with ``class_steps``, the first and last plugged step in classes of that many steps."""
+    and, with ``class_steps``, the first and last plugged step in classes of that many steps;
+    with ``need_classes`` > 1 also the share of its reachable energy a task needs, in that
+    many equal classes."""
     H, dt = hd.horizon, hd.step_h
     K = len(tasks)
+    k, t = tasks.task_of_pair, tasks.pair_t
     v2g = np.zeros(K, bool)
-    v2g[tasks.task_of_pair[tasks.discharge_kw > 0]] = True
+    v2g[k[tasks.discharge_kw > 0]] = True
     if K:
         key = [tasks.bus, tasks.eta, tasks.need_kwh > 1e-9, v2g]
         if class_steps:
-            k, t = tasks.task_of_pair, tasks.pair_t
             first = np.full(K, H)
             last = np.zeros(K, int)
             np.minimum.at(first, k, t)
             np.maximum.at(last, k, t)
             key += [first // class_steps, last // class_steps]
+        if need_classes > 1:
+            room = np.bincount(k, weights=tasks.eta[k] * tasks.charge_kw * dt[t], minlength=K)
+            share = np.clip(tasks.need_kwh / np.where(room > 0, room, 1.0), 0.0, 1.0)
+            key.append(np.minimum((share * need_classes).astype(int), need_classes - 1))
         _, group = np.unique(np.column_stack(key), axis=0, return_inverse=True)
         group = group.ravel()
     else:
@@ -164,7 +171,6 @@ def build_envelope(
     G = int(group.max()) + 1 if K else 0
     first = np.zeros(G, int)
     first[group[::-1]] = np.arange(K)[::-1]
-    k, t = tasks.task_of_pair, tasks.pair_t
     charge = np.zeros((K, H))
     discharge = np.zeros((K, H))
     charge[k, t] = tasks.charge_kw

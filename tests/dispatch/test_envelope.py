@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gridsync.dispatch.aggregate import (
+    Grouping,
     build_aggregated_lp,
     disaggregate,
     evaluate_plan,
@@ -204,3 +205,15 @@ def test_solver_options_are_checked_by_name():
         lp.solve(solver="no-such-solver")
     with pytest.raises(ValueError, match="'run_crossover'"):
         lp.solve(solver="ipm", options={"run_crossover": "sometimes"})
+
+
+def test_feeder_pooling_gives_a_feasible_plan_and_refuses_network_rows():
+    hd = mixed_horizon()  # assets on buses 1 and 2
+    pooled = Grouping(by_bus=False, ev_class_steps=None, deferrable_class_steps=None)
+    res = solve_aggregated(hd, W, envelopes=True, grouping=pooled)
+    assert res.status == "optimal", res.message
+    assert len(res.plan.thermal_kw) == 2 and res.cost.feasible()
+    full, lay = full_optimum(hd)
+    assert res.objective_eur >= full.objective - 1e-6
+    with pytest.raises(ValueError, match="by_bus"):
+        build_aggregated_lp(hd, W, hand_network(hd, lay), envelopes=True, grouping=pooled)
