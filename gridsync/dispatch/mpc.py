@@ -78,7 +78,7 @@ class MPCConfig:
     aggregate: bool = False  # per-bus virtual assets + disaggregation (dispatch.aggregate)
     realtime: bool = True
     track_gain: float = 1.0
-    later_share: float = 0.5
+    later_share: float = 0.25
     battery_reserve_frac: float = 0.0
     ac_correct: bool = True
 

@@ -91,7 +91,7 @@ def rebalance(
     sp: Setpoints,
     target: PlanTarget,
     track_gain: float = 1.0,
-    later_share: float = 0.5,
+    later_share: float = 0.25,
 ) -> tuple[Setpoints, Correction]:
     """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast.
 
