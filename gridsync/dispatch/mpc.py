@@ -7,6 +7,12 @@ with those rows added and their limits shrunk by the observed error. If the solv
 out, fails or proves the problem infeasible, it publishes the previous plan shifted or, when
 none covers the step, the rule-based ``UncontrolledController``; the reason (and for an
 infeasible problem, a diagnosis in plain words) is logged and kept on the plan.
+
+Every step, between re-plans too, the plan's setpoints are corrected before they are returned:
+``realtime.rebalance`` absorbs the metered deviation of load and PV from the plan's forecast
+with the batteries and holds the plan's peak, and an AC power flow of the step on the actual
+load (the safety shield's projection, without ramp limits) removes any voltage or loading
+violation by sensitivity, e.g. charging batteries or curtailing PV at the buses that matter.
 """
 
 from __future__ import annotations
