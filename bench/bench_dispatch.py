@@ -289,13 +289,13 @@ AGG_METHODS = {
     "envelopes_ipm": (True, {}, "ipm", IPM),
     "envelopes_ipm_one_group_per_bus": (
         True,
-        {"ev_class_steps": None, "deferrable_class_steps": None},
+        {"ev_class_steps": None, "deferrable_class_steps": None, "need_classes": 1},
         "ipm",
         IPM,
     ),
     "feeder_envelopes_ipm": (
         True,
-        {"by_bus": False, "ev_class_steps": 1, "deferrable_class_steps": 1, "need_classes": 8},
+        {"by_bus": False, "ev_class_steps": 1, "deferrable_class_steps": 1, "need_classes": 16},
         "ipm",
         IPM,
     ),

@@ -123,14 +123,14 @@ class Grouping:
     """Which assets share a virtual asset. Envelope groups are split by first/last plugged
     step in classes of ``*_class_steps`` and by ``need_classes`` classes of the share of its
     reachable energy a task needs (``build_envelope``); the defaults (4-hour classes for EV
-    sessions, 2-hour classes for appliance windows) were tighter for fewer columns than one
-    group per bus on the bench fleet. Without ``by_bus`` the virtual assets pool the whole
+    sessions, 2-hour classes for appliance windows, 4 need classes) were tighter for fewer
+    columns than one group per bus on the bench fleet. Without ``by_bus`` the virtual assets pool the whole
     feeder at its first flexible bus: only for LPs without network rows, where the bus of a kW
     does not matter, and far fewer columns."""
 
     ev_class_steps: int | None = 16
     deferrable_class_steps: int | None = 8
-    need_classes: int = 1
+    need_classes: int = 4
     by_bus: bool = True
 
 
