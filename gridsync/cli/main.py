@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.runtime.cli:serve",
         "Run the live service: MQTT ingestion, bus, store, agents and REST API (--demo).",
     ),
+    "bridge": (
+        "gridsync.runtime.cli:bridge",
+        "MQTT ingestion bridge in its own process: validate telemetry into NATS JetStream.",
+    ),
     "simulate": (
         "gridsync.cli.simulate:simulate",
         "Run controllers on the digital twin and compare KPIs.",

@@ -267,3 +267,56 @@ async def _serve(
             await rt.stop()
         rt.store.close()
         click.echo("stopped")
+
+
+@click.command("bridge")
+@click.option(
+    "--mqtt", "mqtt_url", default="127.0.0.1:1883", show_default=True, help="Broker host:port."
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    default="nats://127.0.0.1:4222",
+    show_default=True,
+    help="NATS JetStream URL the validated telemetry goes to.",
+)
+@click.option(
+    "--client-id",
+    default="gridsync-bridge",
+    show_default=True,
+    help="MQTT client id (a persistent session: keep it stable across restarts).",
+)
+@click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
+def bridge(mqtt_url, bus_url, client_id, duration) -> None:
+    """MQTT ingestion bridge in its own process: broker -> validation -> NATS JetStream.
+
+    Parsing and validation then use one core while `gridsync serve --bus <same URL> --mqtt
+    none` (agents, store sink, API) uses the other. Messages are acknowledged to the broker
+    only once JetStream has them, so either process can restart without losing telemetry.
+    """
+    asyncio.run(_bridge(mqtt_url, bus_url, client_id, duration))
+
+
+async def _bridge(mqtt_url: str, bus_url: str, client_id: str, duration: float | None) -> None:
+    from gridsync.bus import make_bus
+    from gridsync.data.ingest import Ingestor
+    from gridsync.data.ingest_mqtt import MqttBridge
+
+    bus = make_bus(bus_url)
+    await bus.connect()
+    ingestor = Ingestor(bus)
+    host, _, port = mqtt_url.partition(":")
+    br = MqttBridge(ingestor, host, int(port or 1883), client_id=client_id)
+    await br.start()
+    click.echo(f"bridge: MQTT {host}:{port or 1883} {br.topic} -> {bus_url}")
+    try:
+        if duration is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(duration)
+    finally:
+        await br.stop()
+        await bus.close()
+        click.echo(
+            f"bridge: {ingestor.accepted} messages ({ingestor.readings} readings) accepted,"
+            f" {ingestor.rejected} rejected, {ingestor.rejected_rows} rows rejected"
+        )
