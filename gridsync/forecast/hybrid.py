@@ -13,8 +13,9 @@ Components, each issued from the same origin:
 Fitting uses the history only. The components are first fitted on all but its last
 ``valid_days`` and issue forecasts from origins every few steps inside those days (each origin
 reads rows up to itself). Per lead hour, the simplex weights with the least mean absolute error
-on those forecasts are kept, and the combined forecast's errors give per-lead empirical
-quantiles (split-conformal calibration of the band). Then the components are refitted on the
+on those forecasts are kept, and the combined forecast's errors (cross-fitted: each half of the
+origins combined with weights chosen on the other half) give per-lead empirical quantiles
+(split-conformal calibration of the band). Then the components are refitted on the
 whole history. A forecast is the weighted sum of the components plus the error quantiles, sorted
 so quantiles never cross.
 """
@@ -26,7 +27,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, future_index, steps_per
+from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
 from gridsync.forecast.baselines import HoltWinters
 from gridsync.forecast.gbm import GlobalLightGBM
 
@@ -276,37 +277,25 @@ class HybridForecaster(Forecaster):
         comps = self._component_forecasts(fitted, sub, origins, horizon, exog)
         target = origins[:, None] + np.arange(1, horizon + 1)
         truth = sub.to_numpy(dtype=float)[target]
-        sigma = self._sigma[self._slot(sub.index)[target]][..., cols]
-        self._weights, err = self._fit_weights(comps, truth, sigma, dt_h)
+        sigma = np.broadcast_to(self._sigma[cols], truth.shape)
+        self._weights = self._fit_weights(comps, truth, sigma, dt_h)
+        err = self._cross_fitted_errors(comps, truth, sigma, dt_h)
         self._offsets = self._conformal(err, dt_h, cols, n)
         self._fitted = self._fit_components(history, exog)
 
-    def _slot(self, index: pd.DatetimeIndex) -> np.ndarray:
-        """Step of the day (0 .. steps per day - 1) of each time."""
-        step = pd.Timedelta(days=1) / self._s_day
-        return np.round(((index - index.normalize()) / step).to_numpy()).astype(int) % self._s_day
-
     def _error_scale(self, history: pd.DataFrame) -> np.ndarray:
-        """(steps per day, n) typical error size per series and time of day: the mean absolute
-        day-on-day change there, averaged with the series' overall mean (for stability), so
-        band widths follow each series' own variability (a feeder head vs a household)."""
+        """(n,) typical error size per series: the mean absolute day-on-day change, so band
+        widths follow each series' own variability (a feeder head vs a household)."""
         y = history.to_numpy(dtype=float)
-        change = np.abs(y[self._s_day :] - y[: -self._s_day])
-        slot = self._slot(history.index[self._s_day :])
-        count = np.bincount(slot, minlength=self._s_day)[:, None]
-        by_slot = np.zeros((self._s_day, y.shape[1]))
-        np.add.at(by_slot, slot, change)
-        by_slot /= np.maximum(count, 1)
-        floor = 1e-6 * np.maximum(np.abs(y).mean(axis=0), 1e-9)
-        return np.maximum(0.5 * by_slot + 0.5 * change.mean(axis=0), floor)
+        change = np.abs(y[self._s_day :] - y[: -self._s_day]).mean(axis=0)
+        return np.maximum(change, 1e-6 * np.maximum(np.abs(y).mean(axis=0), 1e-9))
 
     def _lead_buckets(self, horizon: int, dt_h: float) -> np.ndarray:
         return np.ceil(np.arange(1, horizon + 1) * dt_h - 1e-9).astype(int)
 
-    def _fit_weights(self, comps, truth, scale, dt_h):
-        """Per lead hour: the simplex weights with least mean absolute error in units of
-        ``scale`` (origins, H, n). Returns (horizon, 3) weights and the combined forecast's
-        scaled errors (origins, H, n)."""
+    def _fit_weights(self, comps, truth, scale, dt_h) -> np.ndarray:
+        """(horizon, 3) weights: per lead hour, the simplex point with the least mean absolute
+        error in units of ``scale`` (origins, H, n)."""
         horizon = truth.shape[1]
         bucket = self._lead_buckets(horizon, dt_h)
         weights = np.zeros((horizon, len(COMPONENTS)))
@@ -315,8 +304,20 @@ class HybridForecaster(Forecaster):
             comb = np.einsum("mc,cohn->mohn", self._grid, comps[:, :, sel])
             loss = (np.abs(comb - truth[None, :, sel]) / scale[:, sel]).mean(axis=(1, 2, 3))
             weights[sel] = self._grid[int(np.argmin(loss))]
-        combined = np.einsum("hc,cohn->ohn", weights, comps)
-        return weights, (truth - combined) / scale
+        return weights
+
+    def _cross_fitted_errors(self, comps, truth, scale, dt_h) -> np.ndarray:
+        """Scaled errors (origins, H, n) of the combination, each half of the origins weighted
+        by the other half's weights, so the band does not inherit the optimism of errors the
+        weights were chosen on."""
+        half = len(truth) // 2
+        first, second = slice(0, half), slice(half, None)
+        err = np.empty_like(truth)
+        for fit_on, score_on in ((first, second), (second, first)):
+            w = self._fit_weights(comps[:, fit_on], truth[fit_on], scale[fit_on], dt_h)
+            combined = np.einsum("hc,cohn->ohn", w, comps[:, score_on])
+            err[score_on] = (truth[score_on] - combined) / scale[score_on]
+        return err
 
     def _conformal(self, err: np.ndarray, dt_h: float, cols: np.ndarray, n: int) -> np.ndarray:
         """(n_q, H, n) empirical quantiles of the scaled errors per lead hour (0 for the
@@ -347,5 +348,4 @@ class HybridForecaster(Forecaster):
         origin = np.array([len(history) - 1])
         comps = self._component_forecasts(self._fitted, history, origin, horizon, exog)
         point = np.einsum("hc,chn->hn", self._weights[:horizon], comps[:, 0])
-        sigma = self._sigma[self._slot(future_index(history, horizon))]  # (H, n)
-        return point[None] + self._offsets[:, :horizon] * sigma[None]
+        return point[None] + self._offsets[:, :horizon] * self._sigma
