@@ -217,3 +217,24 @@ def test_feeder_pooling_gives_a_feasible_plan_and_refuses_network_rows():
     assert res.objective_eur >= full.objective - 1e-6
     with pytest.raises(ValueError, match="by_bus"):
         build_aggregated_lp(hd, W, hand_network(hd, lay), envelopes=True, grouping=pooled)
+
+
+def test_envelopes_and_direct_pricing_on_blocks_of_unequal_length():
+    from gridsync.dispatch.mpc import MPCConfig, MPCController
+    from gridsync.sim.forecasts import PerfectForecaster
+    from tests.dispatch.test_mpc_cases import observe
+
+    s = tiny_scenario(mixed_sessions_horizon().fleet, [0.2, 0.1, 0.15, 0.3, 0.4, 0.12, 0.35, 0.25])
+    cfg = MPCConfig(horizon_steps=8, network=False, fine_steps=2, coarse_steps=3)
+    c = MPCController(PerfectForecaster(), cfg)
+    c.reset(s)
+    hd = c.horizon(observe(s))
+    assert list(hd.block_steps) == [1, 1, 3, 3]
+    res = solve_aggregated(hd, W, envelopes=True)
+    assert res.status == "optimal", res.message
+    assert res.objective_eur == pytest.approx(evaluate_plan(hd, res.plan, W)[0].objective)
+    full, lay = full_optimum(hd)
+    assert plan_cost(hd, plan_from_solution(hd, full.x, lay), W).objective_eur == pytest.approx(
+        full.objective
+    )
+    assert res.objective_eur >= full.objective - 1e-6
