@@ -3,9 +3,10 @@ conformal band.
 
 Components, each issued from the same origin:
 
-- ``profile``: the weighted mean of the same time of week over the last ``weeks`` weeks, plus
-  the current anomaly from that profile (mean over the last hour), a fast MSTL-like
-  decomposition forecast;
+- ``profile`` (``ProfileAR``): the weighted mean of the same time of week over the last
+  ``weeks`` weeks, plus a per-lead least-squares model of the anomaly from it (the current
+  anomaly, yesterday's at the same time, the last day's mean, and the drift of the daily shape
+  over the last two weeks), a fast MSTL-like decomposition forecast;
 - ``holt_winters``: double-seasonal Holt-Winters with AR(1) error correction (Taylor 2003);
 - ``ProfileGBM``: the global LightGBM median model on the residual from ``profile``, with the
   recent lags, calendar, holidays and exogenous forecasts of ``GlobalLightGBM``.
@@ -15,9 +16,9 @@ Fitting uses the history only. The components are first fitted on all but its la
 reads rows up to itself). Per lead hour, the simplex weights with the least mean absolute error
 on those forecasts are kept, and the combined forecast's errors (cross-fitted: each half of the
 origins combined with weights chosen on the other half) give per-lead empirical quantiles
-(split-conformal calibration of the band). Then the components are refitted on the
-whole history. A forecast is the weighted sum of the components plus the error quantiles, sorted
-so quantiles never cross.
+(split-conformal calibration of the band), in units of each series' mean day-on-day change.
+Then the components are refitted on the whole history. A forecast is the weighted sum of the
+components plus the error quantiles, sorted so quantiles never cross.
 """
 
 from __future__ import annotations
@@ -60,10 +61,30 @@ def anomaly_means(y: np.ndarray, s_week: int, w: np.ndarray, windows: tuple[int,
     return out
 
 
-def _profile_design(y, origins, horizon, s_day, s_week, w, hour):
+def daily_shape_drift(
+    y: np.ndarray, rows: np.ndarray, s_day: int, s_week: int, w: np.ndarray, days: int
+) -> np.ndarray:
+    """How the same time of day moved lately: its mean over the ``days`` days before each row
+    minus the weekly-profile-weighted means before the same rows 1, 2, ... weeks earlier
+    (e.g. the evening peak following sunset). Days before the history start are skipped."""
+
+    def daily_mean(r):
+        total, count = 0.0, 0
+        for k in range(1, days + 1):
+            ok = (r - k * s_day >= 0)[..., None]
+            total = total + np.where(ok, y[np.maximum(r - k * s_day, 0)], 0.0)
+            count = count + ok
+        return total / np.maximum(count, 1)
+
+    past = sum(wk * daily_mean(rows - (k + 1) * s_week) for k, wk in enumerate(w))
+    return daily_mean(rows) - past
+
+
+def _profile_design(y, origins, horizon, s_day, s_week, w, hour, drift_days=14):
     """Profile and regressors of the anomaly at origin + lead, for (origins, horizon, n):
-    the last hour's and day's mean anomaly at the origin and the anomaly one day before the
-    target (the newest same time of day); all read rows <= origin."""
+    the last hour's and day's mean anomaly at the origin, the anomaly one day before the
+    target (the newest same time of day) and the daily-shape drift; all read rows <= origin
+    (horizon <= one day)."""
     last = origins.max() + 1
     a_all, a_hour, a_day = anomaly_means(y[:last], s_week, w, (1, hour, s_day))
     lead = np.arange(1, horizon + 1)
@@ -76,16 +97,17 @@ def _profile_design(y, origins, horizon, s_day, s_week, w, hour):
             np.broadcast_to(a_hour[o], prof.shape),
             a_all[same_time],
             np.broadcast_to(a_day[o], prof.shape),
+            daily_shape_drift(y, target, s_day, s_week, w, drift_days),
         ]
     )
-    return prof, x  # (O, H, n), (3, O, H, n)
+    return prof, x  # (O, H, n), (4, O, H, n)
 
 
 class ProfileAR:
     """Weekly profile plus a per-lead linear model of the anomaly from it (least squares on
     the history, pooled over series in units of each series' scale)."""
 
-    def __init__(self, weeks: int = 3, decay: float = 0.7, max_rows: int = 200_000) -> None:
+    def __init__(self, weeks: int = 4, decay: float = 0.8, max_rows: int = 100_000) -> None:
         self.w = profile_weights(weeks, decay)
         self.max_rows = max_rows
 
@@ -103,7 +125,7 @@ class ProfileAR:
         target = ys[origins[:, None] + np.arange(1, horizon + 1)] - prof
         xx = np.einsum("aohn,bohn->hab", x, x) + 1e-6 * np.eye(x.shape[0])
         xy = np.einsum("aohn,ohn->ha", x, target)
-        self.coef = np.linalg.solve(xx, xy[..., None])[..., 0]  # (H, 3)
+        self.coef = np.linalg.solve(xx, xy[..., None])[..., 0]  # (H, regressors)
         return self
 
     def forecast(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -121,7 +143,7 @@ class ProfileGBM(GlobalLightGBM):
     name = "profile_gbm"
     EXTRA = ("profile", "anomaly_last", "anomaly_hour", "anomaly_day")
 
-    def __init__(self, *args, weeks: int = 3, decay: float = 0.7, **kwargs) -> None:
+    def __init__(self, *args, weeks: int = 4, decay: float = 0.8, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if weeks < 1:
             raise ValueError(f"weeks: {weeks} must be >= 1")
@@ -166,8 +188,8 @@ class HybridForecaster(Forecaster):
         quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
         max_lead_h: float = 24.0,
         valid_days: float = 14.0,
-        weeks: int = 3,
-        decay: float = 0.7,
+        weeks: int = 4,
+        decay: float = 0.8,
         max_rows: int = 100_000,
         n_estimators: int = 100,
         learning_rate: float = 0.05,
@@ -182,6 +204,11 @@ class HybridForecaster(Forecaster):
         super().__init__(quantiles)
         if valid_days <= 0:
             raise ValueError(f"valid_days: {valid_days} must be > 0")
+        if not 0 < max_lead_h <= 24:
+            raise ValueError(
+                f"max_lead_h: {max_lead_h} must be in (0, 24] h (the profile regressors read "
+                "the same time of day one day back)"
+            )
         self.max_lead_h = max_lead_h
         self.valid_days = valid_days
         self.weeks, self.decay = weeks, decay
@@ -211,9 +238,10 @@ class HybridForecaster(Forecaster):
 
     @classmethod
     def for_history_days(cls, days: float, max_lead_h: float = 24.0, **kwargs):
-        """The default model shrunk to fit a training window of ``days``: 3 profile weeks
-        with 7-14 validation days, else 2 weeks with 3-14; a ValueError if neither fits."""
-        for weeks, min_valid in ((3, 7.0), (2, 3.0)):
+        """The default model shrunk to fit a training window of ``days``: 4 profile weeks and
+        14 validation days, else 3 weeks and 7-14 days, else 2 weeks and 3-14 days; a
+        ValueError if none fits."""
+        for weeks, min_valid in ((4, 14.0), (3, 7.0), (2, 3.0)):
             valid = min(14.0, days - cls.min_days(max_lead_h, weeks, 0.0))
             if valid >= min_valid:
                 return cls(max_lead_h=max_lead_h, weeks=weeks, valid_days=valid, **kwargs)

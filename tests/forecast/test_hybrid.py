@@ -102,7 +102,7 @@ def test_poisoning_the_future_changes_no_forecast():
 
 
 def test_sizing_to_the_training_window_and_clear_errors():
-    assert HybridForecaster.for_history_days(56).weeks == 3
+    assert HybridForecaster.for_history_days(56).weeks == 4
     small = HybridForecaster.for_history_days(25)
     assert (small.weeks, small.valid_days) == (2, 7)
     with pytest.raises(ValueError, match="20-day training window is too short"):
@@ -111,3 +111,5 @@ def test_sizing_to_the_training_window_and_clear_errors():
         HybridForecaster(**FAST).fit(double_seasonal(days=15))
     with pytest.raises(ValueError, match="valid_days"):
         HybridForecaster(valid_days=0)
+    with pytest.raises(ValueError, match="max_lead_h: 36"):
+        HybridForecaster(max_lead_h=36)
