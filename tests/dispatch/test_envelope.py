@@ -167,7 +167,8 @@ def hand_network(hd, lay) -> NetworkRows:
     )
 
 
-def test_direct_pricing_equals_the_lp_objective():
+@pytest.mark.parametrize("envelopes", [False, True])
+def test_direct_pricing_equals_the_lp_objective(envelopes):
     hd = mixed_horizon()
     _, lay0 = build_dispatch_lp(hd, W)
     net = hand_network(hd, lay0)
@@ -180,7 +181,7 @@ def test_direct_pricing_equals_the_lp_objective():
     assert cost.feasible()
     assert cost.objective_eur == pytest.approx(sol.objective, rel=1e-7, abs=1e-6)
     # a plan that is not optimal: slacks and peak take their cheapest values in both
-    res = solve_aggregated(hd, W, net, opts, pricing="lp")
+    res = solve_aggregated(hd, W, net, opts, pricing="lp", envelopes=envelopes)
     assert res.status == "optimal", res.message
     direct = plan_cost(hd, res.plan, W, net, opts)
     assert res.objective_eur > sol.objective + 1e-3
