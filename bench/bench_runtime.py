@@ -162,6 +162,65 @@ async def bench_e2e_mqtt(store, bus_kind: str, fmt: str, n_msgs: int, per_msg: i
     }
 
 
+async def bench_e2e_two_processes(store, fmt: str, n_msgs: int, per_msg: int) -> dict | None:
+    """The bridge in its own process (``gridsync bridge``: MQTT -> validation -> NATS) and
+    this process as the service (NATS -> store sink), so parsing and storing use both cores."""
+    import subprocess
+    import sys
+
+    from gridsync.bus.nats import NatsBus
+    from gridsync.data.ingest_mqtt import MqttTelemetryPublisher
+
+    tag = uuid.uuid4().hex[:6]
+    prefix, root = f"bench{tag}", f"bench/{tag}"
+    rt = Runtime(NatsBus(prefix=prefix, connect_timeout_s=1), store, step_s=1.0)
+    try:
+        await rt.start()
+    except Exception as err:
+        print(f"  NATS unavailable: {err!r}")
+        return None
+    exe = str(Path(sys.executable).with_name("gridsync"))
+    cmd = [exe, "bridge", "--prefix", prefix, "--topic-root", root, "--client-id", f"b-{tag}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        line = await asyncio.to_thread(proc.stdout.readline)  # "bridge: MQTT ..." once ready
+        if not line.startswith("bridge:"):
+            print(f"  bridge process did not start: {line!r}")
+            return None
+        pub = MqttTelemetryPublisher(f"gw-{tag}", topic_root=root)
+        pub.connect()
+        payloads = _payloads(fmt, n_msgs, per_msg, f"gw-{tag}")
+        total = n_msgs * per_msg
+        t = time.perf_counter()
+        for p in payloads:
+            pub.publish_raw(p)
+        while rt.state.counters["stored_readings"] < total and time.perf_counter() - t < 120:
+            await asyncio.sleep(0.005)
+        dt = time.perf_counter() - t
+        stored = rt.state.counters["stored_readings"]
+        pub.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        await rt.bus.delete_streams()
+        await rt.stop()
+    return {
+        "store": store.kind,
+        "bus": "nats, bridge in its own process",
+        "format": fmt,
+        "messages": n_msgs,
+        "readings_per_msg": per_msg,
+        "stored": stored,
+        "complete": stored == total,
+        "seconds": dt,
+        "readings_per_s": stored / dt,
+        "messages_per_s": stored / per_msg / dt,
+    }
+
+
 async def bus_latency(bus, n: int) -> dict:
     await bus.connect()
     got = asyncio.Queue()
@@ -364,6 +423,15 @@ async def amain(quick: bool, faults: bool = True) -> dict:
         if s is None:
             continue
         r = await bench_e2e_mqtt(s, bus_kind, fmt, n_msgs, per_msg)
+        if r:
+            res["e2e_mqtt"].append(r)
+        drop(s)
+    for fmt, n_msgs, per_msg in (("readings", 200 // k, 500), ("columnar", 200 // k, 1000),
+                                 ("columnar", 100 // k, 5000), ("readings", 800 // k, 1)):  # fmt: skip
+        s = pg_store()
+        if s is None:
+            break
+        r = await bench_e2e_two_processes(s, fmt, n_msgs, per_msg)
         if r:
             res["e2e_mqtt"].append(r)
         drop(s)

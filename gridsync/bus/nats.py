@@ -97,6 +97,9 @@ class NatsBus(Bus):
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnect,
+                reconnected_cb=self._on_reconnect,
             )
         except Exception as err:
             self._nc = None
@@ -115,6 +118,17 @@ class NatsBus(Bus):
                 await self._js.add_stream(cfg)
             except Exception:
                 await self._js.update_stream(cfg)
+
+    # nats-py prints a traceback per failed reconnect attempt unless given callbacks
+    async def _on_error(self, err: Exception) -> None:
+        log.debug("NATS %s: %r", self.url, err)
+
+    async def _on_disconnect(self) -> None:
+        if self._nc is not None and not self._nc.is_draining:
+            log.warning("NATS %s: disconnected; reconnecting", self.url)
+
+    async def _on_reconnect(self) -> None:
+        log.warning("NATS %s: reconnected", self.url)
 
     async def close(self) -> None:
         for sub in list(self._subs):

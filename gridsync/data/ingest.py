@@ -294,6 +294,7 @@ class Ingestor:
         self.rejected = 0
         self.readings = 0
         self.rejected_rows = 0
+        self._forwarding: set[tuple[str, int]] = set()
 
     async def submit(self, raw: bytes | str, origin: str = "") -> IngestResult:
         now = time.time()
@@ -307,6 +308,23 @@ class Ingestor:
                 body.update(_dead_rows(err.rows))
             await self.bus.publish("deadletter", body)
             return IngestResult(False, str(err), rejected_rows=len(err.rows))
+        key = (acc.source, acc.seq)
+        if key in self._forwarding:  # the same message is being forwarded concurrently
+            err = Rejected(
+                f"duplicate message: source {acc.source!r} seq {acc.seq} is being forwarded"
+            )
+            await self.bus.publish(
+                "deadletter", {"reason": str(err), "origin": origin, "received_s": now}
+            )
+            self.rejected += 1
+            return IngestResult(False, str(err))
+        self._forwarding.add(key)
+        try:
+            return await self._forward(acc, origin, now)
+        finally:
+            self._forwarding.discard(key)
+
+    async def _forward(self, acc: Accepted, origin: str, now: float) -> IngestResult:
         bad = acc.rejected_rows
         if bad:  # the good rows of a columnar batch go on, each bad one is reported
             reason = f"{len(bad)} of {len(bad) + len(acc.ts_s)} rows rejected; row {bad[0]['row']}: {bad[0]['reason']}"

@@ -57,11 +57,12 @@ class MqttBridge:
         topic_root: str = TELEMETRY_TOPIC,
         client_id: str = "gridsync-bridge",
         queue_max: int = 10_000,
+        window: int = 64,
     ) -> None:
         self.ingestor, self.host, self.port = ingestor, host, port
         self.topic = f"{topic_root}/#"
         self.client_id = client_id
-        self.queue_max = queue_max
+        self.queue_max, self.window = queue_max, window
         self.connected = threading.Event()
         self.connects = 0
         self._client: mqtt.Client | None = None
@@ -103,20 +104,40 @@ class MqttBridge:
             raise MqttUnavailable(msg)
 
     async def _consume(self) -> None:
+        """Forward what is queued in windows of up to ``window`` messages: validation runs
+        in arrival order, the bus publishes await their acknowledgements together, and the
+        broker gets its acknowledgements in arrival order once the whole window is through."""
         assert self._queue is not None
         while True:
-            topic, payload, mid, qos = await self._queue.get()
-            while True:
-                try:
-                    await self.ingestor.submit(payload, origin=f"mqtt:{topic}")
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:  # bus down: keep the message unacknowledged, retry
-                    log.warning("bridge: forwarding failed (%r); retrying", err)
-                    await asyncio.sleep(0.5)
-            if qos > 0 and self._client is not None:
-                self._client.ack(mid, qos)
+            items = [await self._queue.get()]
+            while len(items) < self.window and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            done = await asyncio.gather(
+                *(self.ingestor.submit(p, origin=f"mqtt:{t}") for t, p, _, _ in items),
+                return_exceptions=True,
+            )
+            for (topic, payload, _, _), res in zip(items, done, strict=True):
+                if isinstance(res, asyncio.CancelledError):
+                    raise res
+                if isinstance(res, BaseException):
+                    await self._retry(topic, payload, res)
+            if self._client is not None:
+                for _, _, mid, qos in items:
+                    if qos > 0:
+                        self._client.ack(mid, qos)
+
+    async def _retry(self, topic: str, payload: bytes, err: BaseException) -> None:
+        """Bus down: keep the message unacknowledged and retry until it is forwarded."""
+        while True:
+            log.warning("bridge: forwarding failed (%r); retrying", err)
+            await asyncio.sleep(0.5)
+            try:
+                await self.ingestor.submit(payload, origin=f"mqtt:{topic}")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                err = e
 
     async def stop(self) -> None:
         if self._task is not None:

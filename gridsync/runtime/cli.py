@@ -286,27 +286,36 @@ async def _serve(
     show_default=True,
     help="MQTT client id (a persistent session: keep it stable across restarts).",
 )
+@click.option(
+    "--prefix", default="gridsync", show_default=True, help="NATS stream prefix (namespace)."
+)
+@click.option(
+    "--topic-root",
+    default="gridsync/telemetry",
+    show_default=True,
+    help="MQTT topic root; the bridge subscribes to <root>/#.",
+)
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
-def bridge(mqtt_url, bus_url, client_id, duration) -> None:
+def bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration) -> None:
     """MQTT ingestion bridge in its own process: broker -> validation -> NATS JetStream.
 
     Parsing and validation then use one core while `gridsync serve --bus <same URL> --mqtt
     none` (agents, store sink, API) uses the other. Messages are acknowledged to the broker
     only once JetStream has them, so either process can restart without losing telemetry.
     """
-    asyncio.run(_bridge(mqtt_url, bus_url, client_id, duration))
+    asyncio.run(_bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration))
 
 
-async def _bridge(mqtt_url: str, bus_url: str, client_id: str, duration: float | None) -> None:
+async def _bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration) -> None:
     from gridsync.bus import make_bus
     from gridsync.data.ingest import Ingestor
     from gridsync.data.ingest_mqtt import MqttBridge
 
-    bus = make_bus(bus_url)
+    bus = make_bus(bus_url, prefix=prefix)
     await bus.connect()
     ingestor = Ingestor(bus)
     host, _, port = mqtt_url.partition(":")
-    br = MqttBridge(ingestor, host, int(port or 1883), client_id=client_id)
+    br = MqttBridge(ingestor, host, int(port or 1883), topic_root=topic_root, client_id=client_id)
     await br.start()
     click.echo(f"bridge: MQTT {host}:{port or 1883} {br.topic} -> {bus_url}")
     try:

@@ -143,3 +143,23 @@ def test_import_reports_missing_columns_and_file(tmp_path):
     with pytest.raises(ImportFileError, match="unsupported file type"):
         (tmp_path / "a.xlsx").write_text("x")
         import_readings(tmp_path / "a.xlsx", SqliteStore())
+
+
+def test_concurrent_copies_of_one_message_are_forwarded_once():
+    # the MQTT bridge forwards a window of messages concurrently: a replay inside the same
+    # window must still be refused as a duplicate, not forwarded twice
+    class SlowAckBus(InProcessBus):  # like NATS: the publish waits for an acknowledgement
+        async def publish(self, topic, data, *, msg_id=None):
+            await asyncio.sleep(0.01)
+            return await super().publish(topic, data, msg_id=msg_id)
+
+    async def main():
+        bus = SlowAckBus()
+        ing = Ingestor(bus, TelemetryValidator(max_age_s=1e12, max_future_s=1e12))
+        res = await asyncio.gather(*(ing.submit(msg(seq=7)) for _ in range(3)))
+        return res, await bus.replay("telemetry"), await bus.replay("deadletter")
+
+    res, tel, dead = asyncio.run(main())
+    assert [r.accepted for r in res].count(True) == 1
+    assert len(tel) == 1 and len(dead) == 2
+    assert all("duplicate message" in d.data["reason"] for d in dead)
