@@ -1,5 +1,6 @@
-"""Fault tests: database and MQTT broker outages (through a cuttable TCP proxy) lose nothing
-that was accepted and store nothing twice; the loop keeps running."""
+"""Fault tests: database and MQTT broker outages (through a cuttable TCP proxy in front of
+the shared services) lose nothing that was accepted and store nothing twice; the loop keeps
+running. test_real_faults.py crashes and restarts real (private) servers instead."""
 
 from __future__ import annotations
 
