@@ -193,7 +193,10 @@ class GlobalLightGBM(Forecaster):
             raise ValueError(f"{self.name}: origin row {origins.min()} has too little history")
         ys = history.to_numpy(dtype=float) / self._scale
         n = ys.shape[1]
-        full_index = history.index.append(future_index(history, horizon))
+        beyond = int(origins.max()) + horizon - (len(history) - 1)  # steps past the history
+        full_index = history.index
+        if beyond > 0:
+            full_index = full_index.append(future_index(history, beyond))
         cal = calendar(full_index, self.country, self.subdiv)
         ex = self._exog_arrays(exog, full_index)
         o_grid, l_grid, s_grid = np.meshgrid(

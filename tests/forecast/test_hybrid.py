@@ -113,3 +113,17 @@ def test_sizing_to_the_training_window_and_clear_errors():
         HybridForecaster(valid_days=0)
     with pytest.raises(ValueError, match="max_lead_h: 36"):
         HybridForecaster(max_lead_h=36)
+
+
+def test_exogenous_forecasts_reach_the_learned_component():
+    y = double_seasonal(days=30, noise=0.5, seed=6)
+    temp = pd.DataFrame(
+        {"temp_c": 15 + 8 * np.sin(np.arange(len(y) + 12) / 40.0)},
+        index=pd.date_range(y.index[0], periods=len(y) + 12, freq="1h"),
+    )
+    y = y + 2.0 * temp["temp_c"].iloc[: len(y)].to_numpy()
+    model = HybridForecaster(**FAST).fit(y, temp.iloc[: len(y)])  # exog over the history only
+    fc = model.predict(12, exog=temp)
+    assert np.isfinite(fc.values).all()
+    with pytest.raises(ValueError, match="exog: model was fitted with"):
+        model.predict(12)
