@@ -56,7 +56,9 @@ class MPCConfig:
     plan in between; 1 re-plans every step.
     ``realtime``: correct each step's setpoints against the metered load and PV
     (``dispatch.realtime.rebalance``, absorbing ``track_gain`` of the deviation from the plan's
-    forecast; ``later_share`` is its margin when slowing EVs and appliances), and
+    forecast; ``later_share`` is its margin when slowing EVs and appliances; ``comfort_guard``
+    raises heat-pump power to what keeps each building in its band at the metered outdoor
+    temperature), and
     ``battery_reserve_frac`` of each battery's capacity is kept out of the plan for it;
     ``ac_correct``: check the executed setpoints with an AC power flow of the step and correct
     voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
@@ -85,6 +87,7 @@ class MPCConfig:
     realtime: bool = True
     track_gain: float = 1.0
     later_share: float = 0.25
+    comfort_guard: bool = True
     battery_reserve_frac: float = 0.0
     ac_correct: bool = True
 
@@ -203,7 +206,13 @@ class MPCController:
             target = PlanTarget(float(current.feeder_kw[k]), float(current.inflexible_kw[k]), peak)
             cfg = self.config
             sp, corr = rebalance(
-                self.scenario.fleet, obs, sp, target, cfg.track_gain, cfg.later_share
+                self.scenario.fleet,
+                obs,
+                sp,
+                target,
+                cfg.track_gain,
+                cfg.later_share,
+                cfg.comfort_guard,
             )
             self.corrections.append(corr)
         if self.shield is not None:

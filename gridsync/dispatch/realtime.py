@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridsync.dispatch.rules import thermostat_kw
 from gridsync.sim.controller import Observation, Setpoints
 
 
@@ -92,12 +93,15 @@ def rebalance(
     target: PlanTarget,
     track_gain: float = 1.0,
     later_share: float = 0.25,
+    comfort_guard: bool = False,
 ) -> tuple[Setpoints, Correction]:
     """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast.
 
     Appliances and EVs are slowed for the peak only as far as their job still fits in the
     time left at ``later_share`` of their rating (a margin for later plans that also hold the
-    peak down).
+    peak down). ``comfort_guard`` raises heat-pump power to what keeps each building inside
+    its comfort band at the end of the step with the metered outdoor temperature (the plan
+    assumed a forecast one); the extra load is then balanced like any other deviation.
     """
     actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
     deviation = actual_kw - target.inflexible_kw
@@ -105,7 +109,16 @@ def rebalance(
     lo, hi = battery_bounds(fleet, obs)
     bat0 = np.clip(np.asarray(sp.battery_kw, float), lo, hi)
     expected += float(bat0.sum() - np.sum(sp.battery_kw))
-    delta = -track_gain * deviation
+    th_kw, extra = np.asarray(sp.thermal_kw, float), 0.0
+    if comfort_guard and len(th_kw):
+        th = fleet.thermal
+        edge = np.where(obs.hvac_mode < 0, th.comfort_max_c, th.comfort_min_c)
+        need = thermostat_kw(th, np.asarray(obs.thermal_temp_c, float), edge, obs)
+        guarded = np.maximum(th_kw, need)
+        extra = float(guarded.sum() - th_kw.sum())
+        expected += extra
+        th_kw = guarded
+    delta = -track_gain * (deviation + extra)
     delta = min(delta, target.peak_kw - expected)  # never buy above the peak target
     bat = _spread(bat0, lo, hi, delta)
     moved_bat = float(bat.sum() - bat0.sum())
@@ -130,7 +143,7 @@ def rebalance(
         battery_kw=bat,
         ev_kw=ev_kw,
         deferrable_kw=dfr_kw,
-        thermal_kw=np.asarray(sp.thermal_kw, float),
+        thermal_kw=th_kw,
         pv_curtail_kw=np.asarray(sp.pv_curtail_kw, float),
     )
     return out, Correction(deviation, moved_bat, moved_flex, expected)

@@ -9,7 +9,8 @@ import pytest
 
 from gridsync.dispatch.mpc import MPCConfig, MPCController
 from gridsync.dispatch.realtime import PlanTarget, deferrable_floor_kw, ev_floor_kw, rebalance
-from gridsync.model.assets import DeferrableFleet, PVFleet
+from gridsync.model import physics
+from gridsync.model.assets import DeferrableFleet, PVFleet, ThermalFleet
 from gridsync.sim.controller import Setpoints
 from gridsync.sim.forecasts import ExogenousForecast, PerfectForecaster
 from gridsync.sim.kpi import compute_kpis
@@ -178,3 +179,34 @@ def test_ac_check_of_the_executed_step_curtails_pv_the_plan_did_not_see():
         curtailed[on] = float(res.curtailed_kw[1:].sum())
     assert vmax[False] > 1.05 and curtailed[False] == 0.0
     assert vmax[True] <= 1.05 and curtailed[True] > 0.0
+
+
+def test_comfort_guard_cools_a_building_back_to_the_band_edge_and_balances_it():
+    th = ThermalFleet(
+        bus=np.array([2]),
+        max_power_kw=np.array([5.0]),
+        cop=np.array([3.0]),
+        resistance_c_per_kw=np.array([5.0]),
+        capacitance_kwh_per_c=np.array([2.0]),
+        comfort_min_c=np.array([20.0]),
+        comfort_max_c=np.array([24.0]),
+        initial_temp_c=np.array([24.5]),
+    )
+    fleet = dataclasses.replace(
+        empty_fleet(), thermal=th, battery=battery(capacity_kwh=10.0, power_kw=5.0, soc0=0.5)
+    )
+    s = tiny_scenario(fleet, FLAT, base_kw_bus2=0.0, dt_h=0.25)
+    s = dataclasses.replace(s, outdoor_temp_c=np.full(8, 32.0), hvac_mode=-np.ones(8))
+    obs = observe(s, battery_energy_kwh=np.array([5.0]))
+    target = PlanTarget(feeder_kw=0.0, inflexible_kw=0.0, peak_kw=100.0)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, comfort_guard=False)
+    assert sp.thermal_kw[0] == 0.0
+    sp, corr = rebalance(fleet, obs, setpoints(fleet), target, comfort_guard=True)
+    p = sp.thermal_kw[0]
+    assert 0.0 < p < 5.0
+    # the RC step with this power ends exactly on the band's upper edge
+    _, temp = physics.thermal_step(th, np.array([24.5]), np.array([p]), 32.0, 0.25, -1.0)
+    assert temp[0] == pytest.approx(24.0)
+    # and the battery covers the extra load, so the feeder import stays at the plan's
+    assert sp.battery_kw[0] == pytest.approx(-p)
+    assert corr.expected_feeder_kw == pytest.approx(0.0)
