@@ -5,8 +5,9 @@ actual inflexible load minus PV differs from what the plan assumed. ``rebalance`
 step's setpoints so that the feeder import follows the plan: the deviation is absorbed by the
 batteries (``track_gain`` of it; 1 = all), and the import is held at or below the plan's peak
 target by discharging batteries further, then by slowing appliances and EV charging that can
-still finish in their window / by departure. Everything stays inside power ratings and
-state-of-charge limits.
+still finish in their window / by departure. Optionally heat pumps are first raised to what
+keeps each building in its comfort band at the metered outdoor temperature. Everything stays
+inside power ratings and state-of-charge limits.
 """
 
 from __future__ import annotations
