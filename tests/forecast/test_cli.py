@@ -137,3 +137,18 @@ def test_unknown_bundled_name_lists_the_choices():
     result = CliRunner().invoke(cli, ["forecast", "backtest", "--csv", "bundled:nope"])
     assert result.exit_code == 2
     assert "bundled:taylor" in result.output and "bundled:vic" in result.output
+
+
+def test_default_models_skip_the_hybrid_when_the_window_is_too_short(tmp_path):
+    path = _write(tmp_path, double_seasonal(days=18, noise=1.0).tz_localize("UTC"))
+    out = tmp_path / "bt.json"
+    args = ["forecast", "backtest", "--csv", str(path), "--time-col", "timestamp"]
+    args += ["--value-col", "kw", "--horizon-h", "6", "--train-days", "15", "--max-origins"]
+    args += ["1", "--json", str(out), "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    models = json.loads(out.read_text())["models"]
+    assert "hybrid" not in models and {"holt_winters", "lightgbm"} <= set(models)
+    # asked for explicitly, the too-short window is an error that says what it needs
+    result = CliRunner().invoke(cli, [*args[:-3], "--model", "hybrid"])
+    assert result.exit_code == 2 and "15-day training window is too short" in result.output
