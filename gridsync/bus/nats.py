@@ -80,6 +80,7 @@ class NatsBus(Bus):
         self._nc = None
         self._js = None
         self._subs: set[_NatsSubscription] = set()
+        self._down = False
 
     def stream(self, topic: str) -> str:
         return f"{self.prefix}_{check_topic(topic)}".upper()
@@ -124,10 +125,12 @@ class NatsBus(Bus):
         log.debug("NATS %s: %r", self.url, err)
 
     async def _on_disconnect(self) -> None:
-        if self._nc is not None and not self._nc.is_draining:
+        if self._nc is not None and not self._nc.is_draining and not self._down:
+            self._down = True  # nats-py calls this again after every failed reconnect
             log.warning("NATS %s: disconnected; reconnecting", self.url)
 
     async def _on_reconnect(self) -> None:
+        self._down = False
         log.warning("NATS %s: reconnected", self.url)
 
     async def close(self) -> None:
