@@ -241,9 +241,16 @@ async def select_scenario(request: Request, body: ScenarioSelect, who: Operator)
 async def post_telemetry(
     request: Request, who: Device, payload: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
-    """Ingest one telemetry message (same schema and checks as the MQTT bridge)."""
+    """Ingest one telemetry message (same schema and checks as the MQTT bridge): readings as
+    objects or a columnar batch, whose bad rows are dead-lettered and counted in
+    ``rejected_rows`` while the good ones are accepted."""
     raw = await request.body()
     res = await _rt(request).ingestor.submit(raw, origin=f"http:{who.name}")
     if not res.accepted:
         raise HTTPException(422, res.reason)
-    return {"accepted": True, "readings": res.n_readings, "bus_seq": res.bus_seq}
+    return {
+        "accepted": True,
+        "readings": res.n_readings,
+        "rejected_rows": res.rejected_rows,
+        "bus_seq": res.bus_seq,
+    }

@@ -140,6 +140,24 @@ def test_bad_and_duplicate_telemetry_is_refused_and_dead_lettered(api):
     assert any("duplicate" in m for m in reasons) and any("value" in m for m in reasons)
 
 
+def test_columnar_batch_accepts_good_rows_and_counts_bad_ones(api):
+    client, tok, _ = api
+    batch = {"source": "dc-1", "seq": 1, "device_id": ["m-a", "m-b", "m-c"], "quantity": "p",
+             "unit": "W", "ts_s": time.time(), "value": [1000.0, "DROP TABLE", 250.0]}  # fmt: skip
+    r = client.post("/api/v1/telemetry", headers=h(tok["device"]), json=batch)
+    assert r.status_code == 202, r.text
+    assert r.json()["readings"] == 2 and r.json()["rejected_rows"] == 1
+
+    def stored():
+        got = client.get(
+            "/api/v1/history/readings", params={"device_id": "m-c"}, headers=h(tok["viewer"])
+        )
+        return got.json() if got.status_code == 200 and got.json()["n"] else None
+
+    hist = wait_for(stored)
+    assert hist["value"] == [0.25] and hist["unit"] == ["kW"]
+
+
 def test_operator_plan_approval_alert_and_audit(api):
     client, tok, rt = api
     op, viewer = h(tok["operator"]), h(tok["viewer"])
