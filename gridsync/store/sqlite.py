@@ -93,28 +93,37 @@ class SqliteStore(Store):
         return sid
 
     def write_readings(self, batch: ReadingBatch, batch_id: str | None = None) -> int:
-        if len(batch) == 0:
+        return self.write_readings_many([(batch, batch_id)])
+
+    def write_readings_many(self, items: list[tuple[ReadingBatch, str | None]]) -> int:
+        items = [(b, bid) for b, bid in items if len(b)]
+        if not items:
             return 0
         with self._lock:
             db = self._db
             db.execute("BEGIN")
             try:
-                if batch_id is not None:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO ingested_batches VALUES (?, ?, ?)",
-                        (batch_id, time.time(), len(batch)),
+                keep = []
+                for b, bid in items:
+                    if bid is not None:
+                        cur = db.execute(
+                            "INSERT OR IGNORE INTO ingested_batches VALUES (?, ?, ?)",
+                            (bid, time.time(), len(b)),
+                        )
+                        if cur.rowcount == 0:  # stored before, or repeated in this call
+                            continue
+                    keep.append(b)
+                n = 0
+                if keep:
+                    batch = keep[0] if len(keep) == 1 else ReadingBatch.concat(keep)
+                    sid = self._series_ids(batch)
+                    ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
+                    before = db.total_changes
+                    db.executemany(
+                        "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?, ?, ?)",
+                        zip(sid.tolist(), ts_ms.tolist(), batch.value.tolist(), strict=True),
                     )
-                    if cur.rowcount == 0:
-                        db.execute("COMMIT")
-                        return 0
-                sid = self._series_ids(batch)
-                ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
-                before = db.total_changes
-                db.executemany(
-                    "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?, ?, ?)",
-                    zip(sid.tolist(), ts_ms.tolist(), batch.value.tolist(), strict=True),
-                )
-                n = db.total_changes - before
+                    n = db.total_changes - before
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
