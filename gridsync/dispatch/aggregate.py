@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -61,6 +62,9 @@ from gridsync.dispatch.lp import LinearProgram, LPResult
 from gridsync.dispatch.pricing import AssetPlan, PlanCost, plan_cost
 from gridsync.dispatch.split import split_batteries, split_thermal
 from gridsync.model.assets import BatteryFleet, Fleet, PVFleet, ThermalFleet
+
+if TYPE_CHECKING:
+    from gridsync.dispatch.cluster import BusClusters
 
 
 @dataclass
@@ -135,16 +139,27 @@ class Grouping:
 
 
 def aggregate_horizon(
-    hd: HorizonData, envelopes: bool = False, grouping: Grouping | None = None
+    hd: HorizonData,
+    envelopes: bool = False,
+    grouping: Grouping | None = None,
+    clusters: BusClusters | None = None,
 ) -> Aggregation:
     """Replace batteries, heat pumps and PV by one virtual asset per bus (and battery type);
     with ``envelopes`` also EV sessions and deferrable jobs (their envelopes are added to the
-    LP by ``build_aggregated_lp``; the virtual horizon then has none of them)."""
+    LP by ``build_aggregated_lp``; the virtual horizon then has none of them). With
+    ``clusters`` the virtual assets pool each cluster of buses at its site bus
+    (``gridsync.dispatch.cluster``) and the virtual LP has one ``z`` column per cluster."""
     gr = grouping or Grouping()
-    by_bus = gr.by_bus
     f = hd.fleet
     flex_bus = flexible_buses(f)
-    site = (lambda bus: bus) if by_bus else (lambda bus: np.full(len(bus), flex_bus[0]))  # noqa: E731
+    if clusters is not None:
+        site_of = clusters.site_of_bus(hd.n_bus)
+        site = lambda bus: site_of[bus.astype(int)]  # noqa: E731
+        flex_bus = clusters.site_bus
+    elif gr.by_bus:
+        site = lambda bus: bus  # noqa: E731
+    else:
+        site = lambda bus: np.full(len(bus), flex_bus[0])  # noqa: E731
     b = f.battery
     bg, nbg = _groups(
         site(b.bus), b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh
@@ -201,7 +216,9 @@ def aggregate_horizon(
         ev_env = build_envelope(ev_t, hd, gr.ev_class_steps, gr.need_classes)
         dfr_env = build_envelope(dfr_t, hd, gr.deferrable_class_steps, gr.need_classes)
         deferrable, ev_h, done = _empty(f.deferrable), _empty(hd.ev), done[:0]
-    fleet = Fleet(pv=pv_v, battery=battery, ev=f.ev, deferrable=deferrable, thermal=thermal)
+    ev_fleet = dataclasses.replace(f.ev, bus=site(f.ev.bus))
+    deferrable = dataclasses.replace(deferrable, bus=site(deferrable.bus))
+    fleet = Fleet(pv=pv_v, battery=battery, ev=ev_fleet, deferrable=deferrable, thermal=thermal)
     state = FleetState(
         battery_energy_kwh=e0,
         ev_delivered_kwh=hd.state.ev_delivered_kwh,
@@ -219,14 +236,24 @@ def build_aggregated_lp(
     opts: Options | None = None,
     envelopes: bool = False,
     grouping: Grouping | None = None,
+    clusters: BusClusters | None = None,
 ) -> tuple[Aggregation, LinearProgram, Layout, dict[str, EnvelopeColumns]]:
     """The virtual LP: ``build_dispatch_lp`` on the aggregated horizon plus, with
     ``envelopes``, the virtual EV and deferrable tasks (needs no plan can reach are a constant
-    unmet-energy cost in ``lp.offset``)."""
-    if network is not None and grouping is not None and not grouping.by_bus:
+    unmet-energy cost in ``lp.offset``). With ``clusters``, ``network`` must be in cluster
+    columns (``cluster.clustered_rows``)."""
+    pooled = grouping is not None and not grouping.by_bus and clusters is None
+    if network is not None and pooled:
         msg = "Grouping.by_bus=False pools assets across buses, which network rows cannot price"
         raise ValueError(msg)
-    agg = aggregate_horizon(hd, envelopes, grouping)
+    n_col = None if network is None else network.dv_dz.shape[1]
+    if clusters is not None and n_col is not None and n_col != clusters.n_clusters:
+        msg = (
+            f"network rows have {n_col} columns, expected one per cluster "
+            f"({clusters.n_clusters}): build them with cluster.clustered_rows"
+        )
+        raise ValueError(msg)
+    agg = aggregate_horizon(hd, envelopes, grouping, clusters)
     lp, lay = build_dispatch_lp(agg.hd, w, network, opts, flex_bus=agg.flex_bus)
     cols: dict[str, EnvelopeColumns] = {}
     if envelopes:
@@ -399,6 +426,7 @@ def solve_aggregated(
     resolve: bool = True,
     solver: str = "choose",
     solver_options: dict | None = None,
+    clusters: BusClusters | None = None,
 ) -> AggregatedSolution:
     """Aggregate, solve the virtual LP, disaggregate and price the per-asset plan.
 
@@ -408,12 +436,14 @@ def solve_aggregated(
     too and, with ``resolve``, the virtual LP is re-solved once around what they actually take
     when that differs from the virtual plan. ``solver``/``solver_options`` go to HiGHS for the
     first solve (an interior point without crossover spreads energy over equally good steps,
-    which the sessions follow more closely than a simplex vertex)."""
+    which the sessions follow more closely than a simplex vertex). With ``clusters`` the
+    virtual assets pool clusters of buses and ``network`` is in cluster columns; the plan is
+    priced against those rows (its per-bus network effect is for an AC check to measure)."""
     if pricing not in ("direct", "lp", "none"):
         msg = f"pricing={pricing!r}: expected 'direct', 'lp' or 'none'"
         raise ValueError(msg)
     t0 = time.perf_counter()
-    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes, grouping)
+    agg, lp, lay, cols = build_aggregated_lp(hd, w, network, opts, envelopes, grouping, clusters)
     build_s = time.perf_counter() - t0
     sol = lp.solve(time_limit_s, solver, solver_options)
     res = AggregatedSolution(
@@ -440,7 +470,8 @@ def solve_aggregated(
         res.resolve_s, res.resolved_objective_eur = again.solve_s, again.objective
     t0 = time.perf_counter()
     if pricing == "direct":
-        res.cost = plan_cost(hd, res.plan, w, network, opts)
+        z_pool = None if clusters is None else clusters.label
+        res.cost = plan_cost(hd, res.plan, w, network, opts, z_pool)
         res.objective_eur = res.cost.objective_eur
         if not res.cost.feasible():
             broken = {k: v for k, v in res.cost.violation.items() if v > 1e-6}

@@ -69,6 +69,7 @@ class PlanCost:
     objective_eur: float
     terms_eur: dict[str, float] = field(default_factory=dict)
     violation: dict[str, float] = field(default_factory=dict)
+    z_kw: np.ndarray | None = None  # (n_flex, H) net flexible consumption per flexible bus
 
     def feasible(self, tol: float = 1e-6) -> bool:
         return all(v <= tol for v in self.violation.values())
@@ -93,8 +94,12 @@ def plan_cost(
     w: Weights,
     network: NetworkRows | None = None,
     opts: Options | None = None,
+    z_pool: np.ndarray | None = None,
 ) -> PlanCost:
-    """The full dispatch LP's objective for ``plan`` (see module docstring), vectorised."""
+    """The full dispatch LP's objective for ``plan`` (see module docstring), vectorised.
+
+    ``z_pool`` (n_flex,) maps each flexible bus to its column in ``network`` when the rows
+    are in pooled columns (``gridsync.dispatch.cluster``); default: one column per bus."""
     opts = opts or Options()
     f, H, dt = hd.fleet, hd.horizon, hd.step_h
     terms: dict[str, float] = {}
@@ -184,6 +189,8 @@ def plan_cost(
     pv_t, pv_i = np.indices(q.shape).reshape(2, -1)
     to_bus(f.pv.bus[pv_i], pv_t, q.ravel())
 
+    z_kw = z.copy()
+
     # feeder head: the cheapest import/export split, excess only beyond an elastic limit
     losses = np.zeros(H) if hd.losses_kw is None else hd.losses_kw[:H]
     net = hd.inflexible_kw[:H].sum(axis=1) + losses + z.sum(axis=0)
@@ -202,6 +209,10 @@ def plan_cost(
     terms["demand_charge"] = hd.demand_eur_per_kw * peak
 
     if network is not None:
+        if z_pool is not None:
+            pooled = np.zeros((network.dv_dz.shape[1], H))
+            np.add.at(pooled, z_pool, z)
+            z = pooled
         v = network.v_offset + np.einsum("rf,rf->r", network.dv_dz, z[:, network.v_t].T)
         loading = network.l_offset + np.einsum("rf,rf->r", network.dl_dz, z[:, network.l_t].T)
         v_out = np.clip(network.v_lo - v, 0.0, None) + np.clip(v - network.v_hi, 0.0, None)
@@ -209,4 +220,4 @@ def plan_cost(
         terms["loading"] = w.loading_violation_eur_per_pct_step * float(
             np.clip(loading - network.l_hi, 0.0, None).sum()
         )
-    return PlanCost(float(sum(terms.values())), terms, viol)
+    return PlanCost(float(sum(terms.values())), terms, viol, z_kw)
