@@ -79,7 +79,7 @@ class ColumnarChecker:
             self._ok_ids.clear()
         ok = np.zeros(len(col), bool)
         for i, x in enumerate(col):
-            if type(x) is str and (x in self._ok_ids or self._id_re.match(x)):
+            if type(x) is str and (x in self._ok_ids or self._id_re.fullmatch(x)):
                 self._ok_ids.add(x)
                 ok[i] = True
         return ok
@@ -94,7 +94,7 @@ class ColumnarChecker:
         if missing:
             raise MessageError(f"{missing[0]}: field required")
         src, seq = d["source"], d["seq"]
-        if type(src) is not str or not self._id_re.match(src):
+        if type(src) is not str or not self._id_re.fullmatch(src):
             msg = f"source: expected an id matching {self._id_re.pattern} (got {src!r:.80})"
             raise MessageError(msg)
         if type(seq) is not int or seq < 0:

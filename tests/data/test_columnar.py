@@ -69,6 +69,7 @@ def test_bad_rows_rejected_individually_with_reasons():
         ("m-ok1", "p", "kW", 1.0, NOW - 1, None),
         ("x'); DROP TABLE readings;--", "p", "kW", 1.0, NOW - 1, "device_id"),
         (["nested"], "p", "kW", 1.0, NOW - 1, "device_id"),
+        ("m-nl\n", "p", "kW", 1.0, NOW - 1, "device_id"),  # "$" alone would accept it
         ("m-q", "power", "kW", 1.0, NOW - 1, "unknown quantity 'power'"),
         ("m-u", "p", "hp", 1.0, NOW - 1, "'hp' is not a unit of 'p'"),
         ("m-s", "p", "kW", "2.5", NOW - 1, "expected a number (got '2.5')"),
@@ -105,6 +106,7 @@ def test_bad_rows_rejected_individually_with_reasons():
         (batch(seq=-1), "seq: expected an integer >= 0"),
         (batch(seq=True), "seq: expected an integer"),
         (batch(source="<script>"), "source: expected an id"),
+        (batch(source="dc-1\n"), "source: expected an id"),
         (batch(quantity=7), "quantity: expected a string"),
         (batch(ts_s="now"), "ts_s: expected UNIX seconds"),
         (batch(device_id=["bad id!"] * 3), "all 3 rows rejected"),
