@@ -80,7 +80,7 @@ class NatsBus(Bus):
         self._nc = None
         self._js = None
         self._subs: set[_NatsSubscription] = set()
-        self._down = False
+        self._down = self._closing = False
 
     def stream(self, topic: str) -> str:
         return f"{self.prefix}_{check_topic(topic)}".upper()
@@ -91,6 +91,7 @@ class NatsBus(Bus):
     async def connect(self) -> None:
         if self._nc is not None:
             return
+        self._closing = self._down = False
         try:
             self._nc = await nats.connect(
                 self.url,
@@ -125,7 +126,7 @@ class NatsBus(Bus):
         log.debug("NATS %s: %r", self.url, err)
 
     async def _on_disconnect(self) -> None:
-        if self._nc is not None and not self._nc.is_draining and not self._down:
+        if not self._closing and not self._down:
             self._down = True  # nats-py calls this again after every failed reconnect
             log.warning("NATS %s: disconnected; reconnecting", self.url)
 
@@ -138,6 +139,7 @@ class NatsBus(Bus):
             await sub.unsubscribe()
         self._subs.clear()
         if self._nc is not None:
+            self._closing = True
             with contextlib.suppress(Exception):
                 await self._nc.drain()
             self._nc = self._js = None
