@@ -1,4 +1,4 @@
-"""The default learned load model: a per-lead combination of three forecasters with a
+"""The default learned load model: a stacked combination of four forecasters with a
 conformal band.
 
 Components, each issued from the same origin:
@@ -6,33 +6,36 @@ Components, each issued from the same origin:
 - ``profile`` (``ProfileAR``): the weighted mean of the same time of week over the last
   ``weeks`` weeks, plus a per-lead least-squares model of the anomaly from it (the current
   anomaly, yesterday's at the same time, the last day's mean, and the drift of the daily shape
-  over the last two weeks), a fast MSTL-like decomposition forecast;
+  over the last two weeks);
 - ``holt_winters``: double-seasonal Holt-Winters with AR(1) error correction (Taylor 2003);
 - ``ProfileGBM``: the global LightGBM median model on the residual from ``profile``, with the
-  recent lags, calendar, holidays and exogenous forecasts of ``GlobalLightGBM``.
+  recent lags, calendar, holidays and exogenous forecasts of ``GlobalLightGBM``;
+- ``decomposition``: a fast MSTL-like weekly pattern + recent daily shape + smoothed level
+  (``gridsync.forecast.decomp``).
 
 Fitting uses the history only. The components are first fitted on all but its last
 ``valid_days`` and issue forecasts from origins every few steps inside those days (each origin
-reads rows up to itself). Per lead hour, the simplex weights with the least mean absolute error
-on those forecasts are kept, and the combined forecast's errors (cross-fitted: each half of the
-origins combined with weights chosen on the other half) give per-lead empirical quantiles
-(split-conformal calibration of the band), in units of each series' mean day-on-day change.
+reads rows up to itself). Non-negative least squares on those forecasts (pooled over leads)
+gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
+combined with weights stacked on the other half), in units of each series' mean day-on-day
+change, give the band: a time-of-day error scale, and per-lead empirical quantiles of the
+errors divided by it, both smoothed over neighbouring hours (split-conformal calibration).
 Then the components are refitted on the whole history. A forecast is the weighted sum of the
-components plus the error quantiles, sorted so quantiles never cross.
+components plus the scaled error quantiles, sorted so quantiles never cross.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
 from gridsync.forecast.baselines import HoltWinters
+from gridsync.forecast.decomp import Decomposition
 from gridsync.forecast.gbm import GlobalLightGBM
 
-COMPONENTS = ("profile", "holt_winters", "gbm")
+COMPONENTS = ("profile", "holt_winters", "gbm", "decomposition")
 
 
 def profile_weights(weeks: int, decay: float) -> np.ndarray:
@@ -177,10 +180,11 @@ class ProfileGBM(GlobalLightGBM):
 
 
 class HybridForecaster(Forecaster):
-    """Per-lead weighted profile + Holt-Winters + ProfileGBM with conformal quantiles."""
+    """Stacked profile + Holt-Winters + ProfileGBM + decomposition, conformal quantiles."""
 
     name = "hybrid"
     SHRINK = 50  # pseudo-samples of the pooled error quantiles in each series' own
+    SMOOTH_H = 1.0  # band: half-width of the smoothing over leads and times of day
     VALID_ROWS = 300_000
 
     def __init__(
@@ -199,7 +203,6 @@ class HybridForecaster(Forecaster):
         num_threads: int = 1,
         seed: int = 0,
         max_valid_series: int = 128,
-        weight_step: float = 0.05,
     ) -> None:
         super().__init__(quantiles)
         if valid_days <= 0:
@@ -227,9 +230,6 @@ class HybridForecaster(Forecaster):
         )
         self.seed = seed
         self.max_valid_series = max_valid_series
-        steps = int(round(1 / weight_step))
-        grid = [c for c in itertools.product(range(steps + 1), repeat=3) if sum(c) == steps]
-        self._grid = np.array(grid, dtype=float) / steps  # (m, 3) simplex points
 
     @staticmethod
     def min_days(max_lead_h: float = 24.0, weeks: int = 2, valid_days: float = 3.0) -> float:
@@ -254,19 +254,21 @@ class HybridForecaster(Forecaster):
     def _fit_components(self, history: pd.DataFrame, exog):
         hw = HoltWinters().fit(history)
         gbm = ProfileGBM((0.5,), **self.gbm_params).fit(history, exog)
+        y = history.to_numpy(dtype=float)
         prof = ProfileAR(self.weeks, self.decay).fit(
-            history.to_numpy(dtype=float), self._horizon, self._s_day, self._s_week, self._hour
+            y, self._horizon, self._s_day, self._s_week, self._hour
         )
-        return prof, hw, gbm
+        decomp = Decomposition().fit(y, self._horizon, self._s_day)
+        return prof, hw, gbm, decomp
 
     def _component_forecasts(self, fitted, history, origins, horizon, exog) -> np.ndarray:
-        """(3, origins, horizon, n) point forecasts of the components (see COMPONENTS)."""
-        prof_model, hw, gbm = fitted
+        """(k, origins, horizon, n) point forecasts of the components (see COMPONENTS)."""
+        prof_model, hw, gbm, decomp = fitted
         y = history.to_numpy(dtype=float)
         prof = prof_model.forecast(y, origins, horizon)
         hw_fc = hw.forecast_origins(y, origins, horizon)
         gbm_fc = gbm.predict_origins(history, origins, horizon, exog)[0]
-        return np.stack([prof, hw_fc, gbm_fc])
+        return np.stack([prof, hw_fc, gbm_fc, decomp.forecast(y, origins, horizon)])
 
     def _min_history(self) -> int:
         """Steps the components need before the first origin (profile/GBM lags, HW 2 weeks)."""
@@ -308,7 +310,8 @@ class HybridForecaster(Forecaster):
         sigma = np.broadcast_to(self._sigma[cols], truth.shape)
         self._weights = self._fit_weights(comps, truth, sigma, dt_h)
         err = self._cross_fitted_errors(comps, truth, sigma, dt_h)
-        self._offsets = self._conformal(err, dt_h, cols, n)
+        slots = (self._slot(sub.index[origins])[:, None] + np.arange(1, horizon + 1)) % self._s_day
+        self._offsets = self._conformal(err, slots, cols, n)
         self._fitted = self._fit_components(history, exog)
 
     def _error_scale(self, history: pd.DataFrame) -> np.ndarray:
@@ -318,21 +321,15 @@ class HybridForecaster(Forecaster):
         change = np.abs(y[self._s_day :] - y[: -self._s_day]).mean(axis=0)
         return np.maximum(change, 1e-6 * np.maximum(np.abs(y).mean(axis=0), 1e-9))
 
-    def _lead_buckets(self, horizon: int, dt_h: float) -> np.ndarray:
-        return np.ceil(np.arange(1, horizon + 1) * dt_h - 1e-9).astype(int)
-
     def _fit_weights(self, comps, truth, scale, dt_h) -> np.ndarray:
-        """(horizon, 3) weights: per lead hour, the simplex point with the least mean absolute
-        error in units of ``scale`` (origins, H, n)."""
-        horizon = truth.shape[1]
-        bucket = self._lead_buckets(horizon, dt_h)
-        weights = np.zeros((horizon, len(COMPONENTS)))
-        for b in np.unique(bucket):
-            sel = bucket == b
-            comb = np.einsum("mc,cohn->mohn", self._grid, comps[:, :, sel])
-            loss = (np.abs(comb - truth[None, :, sel]) / scale[:, sel]).mean(axis=(1, 2, 3))
-            weights[sel] = self._grid[int(np.argmin(loss))]
-        return weights
+        """(horizon, k) weights: non-negative least squares stacking of the components on all
+        leads and series in units of ``scale`` (origins, H, n), normalised to sum to one.
+        One weight vector for every lead: per-lead simplex weights chosen on 14 days did not
+        hold out of sample."""
+        x = (comps / scale[None]).reshape(len(comps), -1).T
+        w, _ = nnls(x, (truth / scale).reshape(-1))
+        w = w / w.sum() if w.sum() > 0 else np.full(len(comps), 1 / len(comps))
+        return np.tile(w, (truth.shape[1], 1))
 
     def _cross_fitted_errors(self, comps, truth, scale, dt_h) -> np.ndarray:
         """Scaled errors (origins, H, n) of the combination, each half of the origins weighted
@@ -347,20 +344,47 @@ class HybridForecaster(Forecaster):
             err[score_on] = (truth[score_on] - combined) / scale[score_on]
         return err
 
-    def _conformal(self, err: np.ndarray, dt_h: float, cols: np.ndarray, n: int) -> np.ndarray:
-        """(n_q, H, n) empirical quantiles of the scaled errors per lead hour (0 for the
-        median). A validated series gets its own quantiles shrunk towards the pooled ones
-        (weight samples / (samples + SHRINK)); the others get the pooled ones."""
-        bucket = self._lead_buckets(err.shape[1], dt_h)
-        out = np.zeros((len(self.quantiles), err.shape[1], n))
-        for b in np.unique(bucket):
-            sel = bucket == b
-            pooled = np.quantile(err[:, sel], self.quantiles)
-            own = np.quantile(err[:, sel].reshape(-1, err.shape[2]), self.quantiles, axis=0)
-            m = err.shape[0] * sel.sum()
-            out[:, sel, :] = pooled[:, None, None]
-            mixed = (m * own + self.SHRINK * pooled[:, None]) / (m + self.SHRINK)
-            out[:, np.flatnonzero(sel)[:, None], cols[None, :]] = mixed[:, None, :]
+    def _slot(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """Time-of-day slot (0 .. steps per day - 1) of each time."""
+        step = pd.Timedelta(hours=24 / self._s_day)
+        return ((times - times.normalize()) / step).to_numpy().round().astype(int) % self._s_day
+
+    def _smooth(self, values: np.ndarray, axis: int, circular: bool) -> np.ndarray:
+        """Moving mean over +-``SMOOTH_H`` hours along ``axis`` (wrapping for time of day, else
+        narrowed near the ends)."""
+        k = max(1, int(round(self.SMOOTH_H * self._hour)))
+        v = np.moveaxis(values, axis, 0)
+        n = len(v)
+        out = np.zeros_like(v)
+        for i in range(n):
+            half = k if circular else min(k, i, n - 1 - i)  # symmetric: no bias at the ends
+            idx = np.arange(i - half, i + half + 1) % n
+            out[i] = v[idx].mean(axis=0)
+        return np.moveaxis(out, 0, axis)
+
+    def _conformal(self, err, slots, cols, n):
+        """Band model from the cross-fitted scaled errors ``err`` (origins, H, n) whose targets
+        fall in time-of-day ``slots`` (origins, H).
+
+        ``_tod_scale`` (s_day,): the mean absolute error per time of day, smoothed over
+        neighbouring slots and normalised to mean 1 (a local volatility estimate: errors are
+        larger on the morning ramp than at night). ``_offsets`` (n_q, H, n): per-lead empirical
+        quantiles of the errors divided by that scale, smoothed over neighbouring leads; a
+        validated series gets its own quantiles shrunk towards the pooled ones (weight
+        samples / (samples + SHRINK)), the others the pooled ones. 0 for the median."""
+        size = np.abs(err).mean(axis=2)
+        per_slot = np.bincount(slots.ravel(), size.ravel(), self._s_day)
+        count = np.bincount(slots.ravel(), minlength=self._s_day)
+        per_slot = per_slot / np.maximum(count, 1)
+        per_slot[count == 0] = per_slot[count > 0].mean()
+        tod = self._smooth(per_slot, 0, circular=True)
+        self._tod_scale = tod / tod.mean()
+        z = err / self._tod_scale[slots][..., None]
+        pooled = self._smooth(np.quantile(z, self.quantiles, axis=(0, 2)), 1, circular=False)
+        own = self._smooth(np.quantile(z, self.quantiles, axis=0), 1, circular=False)
+        m = err.shape[0] * (2 * max(1, int(round(self.SMOOTH_H * self._hour))) + 1)
+        out = np.repeat(pooled[..., None], n, axis=2)
+        out[:, :, cols] = (m * own + self.SHRINK * pooled[..., None]) / (m + self.SHRINK)
         out[self.quantiles.index(0.5)] = 0.0
         return out
 
@@ -376,4 +400,6 @@ class HybridForecaster(Forecaster):
         origin = np.array([len(history) - 1])
         comps = self._component_forecasts(self._fitted, history, origin, horizon, exog)
         point = np.einsum("hc,chn->hn", self._weights[:horizon], comps[:, 0])
-        return point[None] + self._offsets[:, :horizon] * self._sigma
+        slots = (self._slot(history.index[-1:])[0] + np.arange(1, horizon + 1)) % self._s_day
+        band = self._offsets[:, :horizon] * self._tod_scale[slots][None, :, None]
+        return point[None] + band * self._sigma
