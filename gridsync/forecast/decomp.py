@@ -1,13 +1,13 @@
 """A fast MSTL-like decomposition forecast, vectorised over series (a hybrid component).
 
-From the last ``K`` whole weeks before an origin (up to ``max_weeks``): the weekly pattern is
-the mean over those weeks of each day's deviation from its week's mean at the same time of day
-(like MSTL's wide weekly seasonal window); the daily shape is the tricube-weighted mean of the
+From the last ``K`` whole weeks before an origin (up to ``max_weeks``): the weekly pattern is,
+per day of week and time of day, the mean deviation of the days from the centred 7-day moving
+average (a classical additive decomposition: a trend cancels; like MSTL's wide weekly window); the daily shape is the tricube-weighted mean of the
 last ``days`` de-weeked days, each minus its own mean (like STL's cycle-subseries loess at the
 series end); the level is an exponentially weighted mean of the de-seasonalised last two days
 (a simple-exponential-smoothing trend). The forecast is weekly pattern + daily shape + level.
-Every value reads rows up to the origin only. The level half-life is chosen per fit by the mean
-absolute error of forecasts issued inside the history (``fit``).
+Every value reads rows up to the origin only. The hybrid stacks the forecasts of several level
+half-lives (``HALF_LIVES_H``) instead of choosing one.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ def decomposition_forecast(
     origin: int,
     horizon: int,
     s_day: int,
-    half_life_h: float,
+    half_lives_h: tuple[float, ...] = HALF_LIVES_H,
     days: int = 11,
     max_weeks: int = 8,
 ) -> np.ndarray:
-    """(horizon, n) forecast from ``y[: origin + 1]`` (y is (T, n)); horizon <= one day."""
+    """(half-lives, horizon, n) forecasts from ``y[: origin + 1]`` (y is (T, n)), one per level
+    half-life; horizon <= one day."""
     s_week = 7 * s_day
     k = min(max_weeks, (origin + 1) // s_week)
     if k < 2 or horizon > s_day:
@@ -41,50 +42,33 @@ def decomposition_forecast(
             f"horizon <= {s_day} steps (got {horizon})"
         )
     # weeks and days aligned to the origin's phase: position p is origin + 1 + p mod week
-    weeks = y[origin + 1 - k * s_week : origin + 1].reshape(k, 7, s_day, -1)
-    weekly = (weeks - weeks.mean(axis=1, keepdims=True)).mean(axis=0)  # (7, s_day, n)
-    z = (weeks - weekly[None]).reshape(k * 7, s_day, -1)
+    days_ = y[origin + 1 - k * s_week : origin + 1].reshape(k * 7, s_day, -1)
+    csum = np.concatenate([np.zeros((1,) + days_.shape[1:]), np.cumsum(days_, axis=0)])
+    centred = (csum[7:] - csum[:-7]) / 7  # 7-day mean centred on days 3 .. 7k - 4
+    dev = days_[3:-3] - centred
+    dow = np.arange(3, 7 * k - 3) % 7
+    weekly = np.stack([dev[dow == d].mean(axis=0) for d in range(7)])  # (7, s_day, n)
+    weekly -= weekly.mean(axis=0)
+    z = days_ - weekly[np.arange(7 * k) % 7]
     recent = z[::-1][: min(days, len(z))]
     a = tricube_day_weights(len(recent))
     shape = np.einsum("d,dsn->sn", a, recent - recent.mean(axis=1, keepdims=True))
     level_rows = (z[-2:] - shape[None]).reshape(2 * s_day, -1)
-    per_hour = max(1.0, s_day / 24)
-    decay = 0.5 ** (1 / (half_life_h * per_hour))
-    lw = decay ** np.arange(len(level_rows))[::-1]
-    level = (lw / lw.sum()) @ level_rows
+    age_h = np.arange(len(level_rows))[::-1] * 24 / s_day
+    lw = 0.5 ** (age_h[None, :] / np.asarray(half_lives_h)[:, None])
+    level = (lw / lw.sum(axis=1, keepdims=True)) @ level_rows  # (half-lives, n)
     lead = np.arange(horizon)  # targets fall on day 0 of the origin-phased week
-    return weekly[0, lead] + shape[lead] + level
+    return (weekly[0, lead] + shape[lead])[None] + level[:, None, :]
 
 
-class Decomposition:
-    """``decomposition_forecast`` with the level half-life chosen on in-history origins."""
-
-    def __init__(self, days: int = 11, max_weeks: int = 8, origins_per_day: int = 4) -> None:
-        self.days, self.max_weeks, self.origins_per_day = days, max_weeks, origins_per_day
-        self.half_life_h = HALF_LIVES_H[0]
-
-    def forecast(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-        """(origins, horizon, n) forecasts, each from rows up to its origin."""
-        return np.stack(
-            [
-                decomposition_forecast(
-                    y, o, horizon, self.s_day, self.half_life_h, self.days, self.max_weeks
-                )
-                for o in origins
-            ]
-        )
-
-    def fit(self, y: np.ndarray, horizon: int, s_day: int, valid_days: float = 7.0):
-        self.s_day = s_day
-        first = max(len(y) - int(valid_days * s_day), 2 * 7 * s_day) - 1
-        origins = np.arange(first, len(y) - horizon, max(1, s_day // self.origins_per_day))
-        if len(origins) == 0:
-            return self
-        scale = np.maximum(np.abs(y).mean(axis=0), 1e-9)
-        truth = y[origins[:, None] + np.arange(1, horizon + 1)] / scale
-        loss = []
-        for hl in HALF_LIVES_H:
-            self.half_life_h = hl
-            loss.append(np.abs(self.forecast(y, origins, horizon) / scale - truth).mean())
-        self.half_life_h = HALF_LIVES_H[int(np.argmin(loss))]
-        return self
+def decomposition_forecasts(
+    y: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    s_day: int,
+    half_lives_h: tuple[float, ...] = HALF_LIVES_H,
+) -> np.ndarray:
+    """(half-lives, origins, horizon, n) forecasts, each from rows up to its origin."""
+    return np.stack(
+        [decomposition_forecast(y, o, horizon, s_day, half_lives_h) for o in origins], axis=1
+    )
