@@ -202,7 +202,8 @@ class MPCController:
         sp = Setpoints(**current.row(obs.step)) if current.covers(obs.step) else self.rules.act(obs)
         k = obs.step - current.step
         if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
-            peak = max(self.peak_kw, current.peak_kw, float(current.feeder_kw.max()))
+            planned = np.r_[current.feeder_kw, current.peak_kw]
+            peak = max(self.peak_kw, float(np.nanmax(planned)))
             target = PlanTarget(float(current.feeder_kw[k]), float(current.inflexible_kw[k]), peak)
             cfg = self.config
             sp, corr = rebalance(
