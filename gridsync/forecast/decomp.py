@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-HALF_LIVES_H = (1.0, 3.0, 6.0, 12.0)
+HALF_LIVES_H = (0.25, 1.0, 3.0, 6.0, 12.0)
 
 
 def tricube_day_weights(days: int) -> np.ndarray:

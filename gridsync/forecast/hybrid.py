@@ -20,8 +20,8 @@ days, 4.62 -> 4.63 % without it).
 
 Fitting uses the history only. The components are first fitted on all but its last
 ``valid_days`` and issue forecasts from origins every few steps inside those days (each origin
-reads rows up to itself). Non-negative least squares on those forecasts (pooled over leads)
-gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
+reads rows up to itself). Per lead, non-negative least squares on those forecasts at the
+leads within +-3 h gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
 combined with weights stacked on the other half), in units of each series' mean day-on-day
 change, give the band: a time-of-day error scale, and per-lead empirical quantiles of the
 errors divided by it, both smoothed over neighbouring hours (split-conformal calibration).
@@ -191,6 +191,7 @@ class HybridForecaster(Forecaster):
     name = "hybrid"
     SHRINK = 50  # pseudo-samples of the pooled error quantiles in each series' own
     SMOOTH_H = 1.0
+    STACK_H: float | None = 3.0  # stacking window around each lead (None: one for all leads)
     MAX_VALID_DAYS = 21.0  # sized windows: the weights were stable from 14 to 21 days  # band: half-width of the smoothing over leads and times of day
     VALID_ROWS = 300_000
 
@@ -342,14 +343,25 @@ class HybridForecaster(Forecaster):
         return np.maximum(change, 1e-6 * np.maximum(np.abs(y).mean(axis=0), 1e-9))
 
     def _fit_weights(self, comps, truth, scale, dt_h) -> np.ndarray:
-        """(horizon, k) weights: non-negative least squares stacking of the components on all
-        leads and series in units of ``scale`` (origins, H, n), normalised to sum to one.
-        One weight vector for every lead: per-lead simplex weights chosen on 14 days did not
-        hold out of sample."""
-        x = (comps / scale[None]).reshape(len(comps), -1).T
-        w, _ = nnls(x, (truth / scale).reshape(-1))
-        w = w / w.sum() if w.sum() > 0 else np.full(len(comps), 1 / len(comps))
-        return np.tile(w, (truth.shape[1], 1))
+        """(horizon, k) weights: per lead, non-negative least squares stacking of the
+        components on the leads within +-``STACK_H`` hours (all origins and series, in units of
+        ``scale`` (origins, H, n)), normalised to sum to one. Neighbouring leads share most of
+        their rows, so the weights vary smoothly with the lead."""
+        x = comps / scale[None]
+        t = truth / scale
+        gram = np.einsum("cohn,dohn->hcd", x, x)
+        cross = np.einsum("cohn,ohn->hc", x, t)
+        horizon, k = truth.shape[1], len(comps)
+        half = int(round(self.STACK_H / dt_h)) if self.STACK_H is not None else horizon
+        weights = np.empty((horizon, k))
+        for h in range(horizon):
+            rows = slice(max(0, h - half), h + half + 1)
+            g, c = gram[rows].sum(axis=0), cross[rows].sum(axis=0)
+            g = g + 1e-9 * np.trace(g) / k * np.eye(k)
+            r = np.linalg.cholesky(g).T  # |x w - t|^2 = |r w - r^-T c|^2 + const
+            w, _ = nnls(r, np.linalg.solve(r.T, c))
+            weights[h] = w / w.sum() if w.sum() > 0 else 1 / k
+        return weights
 
     def _cross_fitted_errors(self, comps, truth, scale, dt_h) -> np.ndarray:
         """Scaled errors (origins, H, n) of the combination, each half of the origins weighted

@@ -63,7 +63,21 @@ def test_stacking_recovers_a_known_mixture():
     truth = 0.7 * comps[0] + 0.3 * comps[3]  # the stacker sees any number of inputs
     w = HybridForecaster(**FAST)._fit_weights(comps, truth, np.ones_like(truth), 1.0)
     assert w.shape == (6, 4)
-    np.testing.assert_allclose(w, np.tile([0.7, 0.0, 0.0, 0.3], (6, 1)), atol=1e-9)
+    np.testing.assert_allclose(w, np.tile([0.7, 0.0, 0.0, 0.3], (6, 1)), atol=1e-6)
+
+
+def test_stacking_weights_follow_the_lead_within_their_window():
+    # component 0 is the truth at leads 1-4, component 2 at leads 5-8: a window of +-1 lead
+    # keeps the pure leads pure and blends only at the change-over
+    rng = np.random.default_rng(1)
+    comps = rng.normal(100, 10, (3, 40, 8, 2))
+    truth = np.concatenate([comps[0, :, :4], comps[2, :, 4:]], axis=1)
+    model = HybridForecaster(**FAST)
+    model.STACK_H = 1.0
+    w = model._fit_weights(comps, truth, np.ones_like(truth), 1.0)
+    np.testing.assert_allclose(w[:3], np.tile([1.0, 0.0, 0.0], (3, 1)), atol=1e-6)
+    np.testing.assert_allclose(w[5:], np.tile([0.0, 0.0, 1.0], (3, 1)), atol=1e-6)
+    assert 0.2 < w[3, 0] < 0.8 and 0.2 < w[4, 2] < 0.8
 
 
 def test_band_follows_time_of_day_noise():
