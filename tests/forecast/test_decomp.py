@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gridsync.forecast import run_backtest
-from gridsync.forecast.decomp import decomposition_forecast, decomposition_forecasts
+from gridsync.forecast.decomp import HALF_LIVES_H, decomposition_forecast, decomposition_forecasts
 from gridsync.forecast.hybrid import HybridForecaster
 from tests.forecast.conftest import double_seasonal
 
@@ -106,3 +106,13 @@ def test_band_follows_time_of_day_noise():
     assert np.median(width[(hour >= 8) & (hour < 20)]) > 3 * np.median(
         width[(hour < 8) | (hour >= 20)]
     )
+
+
+def test_components_are_checked_and_holt_winters_can_be_stacked():
+    with pytest.raises(ValueError, match="components: \\('arima',\\) must be"):
+        HybridForecaster(components=("arima",))
+    y = double_seasonal(days=30, noise=1.0, seed=2)
+    model = HybridForecaster(**FAST, components=("holt_winters", "decomposition")).fit(y)
+    assert model._weights.shape == (12, 1 + len(HALF_LIVES_H))  # HW + one per half-life
+    np.testing.assert_allclose(model._weights.sum(axis=1), 1.0)
+    assert np.isfinite(model.predict(12).values).all()
