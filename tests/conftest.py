@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 import pytest
+
+
+async def until(cond, timeout: float = 20.0, poll_s: float = 0.05) -> bool:
+    """Poll the synchronous ``cond()`` until it is true (True) or ``timeout`` s pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await asyncio.sleep(poll_s)
+    return False
 
 
 def require_service(name: str, reason: str) -> None:

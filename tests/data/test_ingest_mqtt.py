@@ -9,17 +9,9 @@ import uuid
 
 from gridsync.data.ingest_mqtt import MqttBridge, MqttTelemetryPublisher, MqttUnavailable
 from gridsync.runtime.runtime import Runtime
+from tests.conftest import until
 
 HOST, PORT = "127.0.0.1", 1883
-
-
-async def _until(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def test_bridge_end_to_end_with_hostile_and_duplicate_payloads():
@@ -94,7 +86,7 @@ def test_bridge_end_to_end_with_hostile_and_duplicate_payloads():
                     and "meter-3/p" in snap["series"]
                 )
 
-            ok = await _until(done)
+            ok = await until(done)
             return (
                 ok,
                 rt.store.count_readings(),

@@ -4,7 +4,6 @@ simulator, and the last safe plan being held while the dispatcher is down."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from gridsync.runtime.state import RuntimeState
 from gridsync.runtime.supervisor import Agent, Backoff, Supervisor
 from gridsync.sim.controller import Setpoints
 from gridsync.sim.simulator import simulate
+from tests.conftest import until
 
 
 class Counter(Agent):
@@ -51,13 +51,8 @@ class Crashy(Agent):
             raise RuntimeError(f"boom at call {self.calls}")
 
 
-async def _until(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.01)
-    return False
+def _until(cond, timeout=10.0):
+    return until(cond, timeout, poll_s=0.01)
 
 
 def test_supervisor_restarts_crashed_agent_with_backoff_and_others_keep_running():

@@ -16,17 +16,9 @@ import pytest
 from gridsync.bus import BusError
 from gridsync.runtime.runtime import Runtime
 from gridsync.store import SqliteStore
+from tests.conftest import until
 
 pytestmark = pytest.mark.service
-
-
-async def _until(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def test_bridge_process_forwards_good_rows_and_dead_letters_bad_ones():
@@ -62,8 +54,8 @@ def test_bridge_process_forwards_good_rows_and_dead_letters_bad_ones():
             for k in range(5):
                 pub.publish_batch(ids, [100.0 * k + i for i in range(100)], "p", "W", now - 5 + k)
             pub.publish_batch(["m1", "bad id!"], [5.0, 6.0], "p", "W", now)
-            ok = await _until(lambda: rt.state.counters["stored_readings"] >= 501)
-            await _until(lambda: rt.state.counters["deadletters"] >= 1)
+            ok = await until(lambda: rt.state.counters["stored_readings"] >= 501)
+            await until(lambda: rt.state.counters["deadletters"] >= 1)
             dead = rt.store.events(kind="deadletter")
             return ok, rt.store.count_readings(), dead, rt.store.query_readings(device_id="m7")
         finally:

@@ -11,16 +11,12 @@ import uuid
 
 from gridsync.runtime.runtime import Runtime
 from gridsync.store import StoreError
+from tests.conftest import until
 from tests.runtime.tcp_proxy import TcpProxy
 
 
-async def _until(cond, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+def _until(cond, timeout=30.0):
+    return until(cond, timeout)
 
 
 def _msg(seq: int, n: int = 50) -> bytes:

@@ -11,20 +11,12 @@ import uuid
 from gridsync.bus import BusError
 from gridsync.runtime.runtime import Runtime
 from gridsync.store import SqliteStore
+from tests.conftest import until
 
 
 def _msg(seq: int) -> bytes:
     rd = [{"device_id": f"m{i}", "quantity": "v", "unit": "pu", "value": 1.0 + i / 1000, "ts": time.time() - 60 + seq} for i in range(20)]  # fmt: skip
     return json.dumps({"source": "gw-n", "seq": seq, "readings": rd}).encode()
-
-
-async def _until(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def test_runtime_on_nats_stores_and_resumes_after_restart(tmp_path):
@@ -44,8 +36,8 @@ def test_runtime_on_nats_stores_and_resumes_after_restart(tmp_path):
         await rt.start()
         for s in range(1, 4):
             assert (await rt.ingestor.submit(_msg(s))).accepted
-        assert await _until(lambda: rt.state.counters["stored_readings"] == 60)
-        assert await _until(
+        assert await until(lambda: rt.state.counters["stored_readings"] == 60)
+        assert await until(
             lambda: rt.state.snapshot is not None and rt.state.snapshot["n_series"] == 20
         )
         await rt.stop()
@@ -59,7 +51,7 @@ def test_runtime_on_nats_stores_and_resumes_after_restart(tmp_path):
         # restart: the durable sink resumes where it stopped
         rt2 = Runtime(NatsBus(prefix=prefix), SqliteStore(db), step_s=0.2)
         await rt2.start()
-        ok = await _until(lambda: rt2.store.count_readings() == 100)
+        ok = await until(lambda: rt2.store.count_readings() == 100)
         n = rt2.store.count_readings()
         await rt2.bus.delete_streams()
         await rt2.stop()
