@@ -16,12 +16,7 @@ import numpy as np
 
 from gridsync.dr.config import DRConfig, Program
 from gridsync.dr.customers import END_USES, EU, CustomerBook
-from gridsync.dr.mv import (
-    BaselineError,
-    baseline_10of10,
-    baseline_regression,
-    control_group_shed_kw,
-)
+from gridsync.dr.mv import control_group_shed_kw, delivered_kw_by_baseline
 from gridsync.dr.offers import make_offers
 from gridsync.dr.planner import Offers, Plan, plan_event
 from gridsync.dr.resource import FlexibleResource
@@ -365,38 +360,34 @@ class DRAgent:
     # ---- verification ----------------------------------------------------------------------
     def verify(self, ev: DREvent) -> dict:
         """M&V of a finished event: baselines, delivered kW per customer, payments; then learn."""
-        c = ev.customers
-        actual = self.meter_kw[ev.start : ev.end][:, c]
-        res = {}
-        for name, fn in (
-            (
-                "10of10_adjusted",
-                lambda: baseline_10of10(
-                    self.meter_kw, ev.start, ev.end, self.excluded, self.weekend, self.spd
-                ),
-            ),
-            (
-                "regression",
-                lambda: baseline_regression(
-                    self.meter_kw,
-                    ev.start,
-                    ev.end,
-                    self.excluded,
-                    self.weekend,
-                    self.temp_c,
-                    self.spd,
-                ),
-            ),
-        ):
-            try:
-                base = fn()[:, c]
-                res[name] = (base - actual).mean(axis=0)
-            except BaselineError:
-                res[name] = np.full(len(c), np.nan)
-        delivered_each = res["10of10_adjusted"]
+        delivered_each, regression_each = delivered_kw_by_baseline(
+            self.meter_kw,
+            ev.start,
+            ev.end,
+            ev.customers,
+            self.excluded,
+            self.weekend,
+            self.temp_c,
+            self.spd,
+        )
         shed_each = self._device_shed_kw(ev)
+        paid = self._incentives_eur(ev, delivered_each)
+        self._learn(ev, shed_each)
+        ev.results.update(
+            {
+                "delivered_mv_kw_each": delivered_each,
+                "delivered_regression_kw_each": regression_each,
+                "incentive_paid_eur_each": paid,
+                "device_shed_kw_each": shed_each.sum(axis=1),
+            }
+        )
+        return ev.results
+
+    def _incentives_eur(self, ev: DREvent, delivered_each_kw: np.ndarray) -> np.ndarray:
+        """Payment per called customer: the program's per-event fee plus its rate (or, for
+        peak-time rebates, the offered level) times the energy delivered against the baseline."""
         dur_h = (ev.end - ev.start) * self.dt_h
-        paid = np.zeros(len(c))
+        paid = np.zeros(len(ev.customers))
         for j, p in enumerate(self.programs):
             m = ev.programs == j
             if not m.any():
@@ -406,18 +397,9 @@ class DRAgent:
                 if p.kind == "peak_time_rebate"
                 else np.full(m.sum(), p.cost_eur_per_kwh)
             )
-            got = np.nan_to_num(np.maximum(delivered_each[m], 0.0))
+            got = np.nan_to_num(np.maximum(delivered_each_kw[m], 0.0))
             paid[m] = p.cost_eur_per_customer_event + per_kwh * got * dur_h
-        self._learn(ev, shed_each)
-        ev.results.update(
-            {
-                "delivered_mv_kw_each": delivered_each,
-                "delivered_regression_kw_each": res["regression"],
-                "incentive_paid_eur_each": paid,
-                "device_shed_kw_each": shed_each.sum(axis=1),
-            }
-        )
-        return ev.results
+        return paid
 
     def _learn(self, ev: DREvent, shed_eu: np.ndarray) -> None:
         """Learn from a finished event, keeping behaviour and devices apart.

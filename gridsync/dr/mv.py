@@ -115,6 +115,34 @@ def baseline_regression(
     return design(window, np.arange(w)) @ coef
 
 
+def delivered_kw_by_baseline(
+    meter_kw: np.ndarray,
+    start: int,
+    end: int,
+    customers: np.ndarray,
+    excluded: np.ndarray,
+    weekend: np.ndarray,
+    temp_c: np.ndarray,
+    spd: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean kW each customer delivered over ``[start, end)`` against the 10-of-10 adjusted
+    baseline (what settles payments) and against the regression baseline (a cross-check).
+
+    A baseline that lacks clean history gives NaN for every customer rather than a guess.
+    """
+    actual = meter_kw[start:end][:, customers]
+    out = []
+    for fn in (
+        lambda: baseline_10of10(meter_kw, start, end, excluded, weekend, spd),
+        lambda: baseline_regression(meter_kw, start, end, excluded, weekend, temp_c, spd),
+    ):
+        try:
+            out.append((fn()[:, customers] - actual).mean(axis=0))
+        except BaselineError:
+            out.append(np.full(len(customers), np.nan))
+    return out[0], out[1]
+
+
 def control_group_shed_kw(
     used_kw: np.ndarray,
     rated_kw: np.ndarray,
