@@ -3,8 +3,9 @@
 Voltages and branch loadings are linearised around the plan's own AC operating point:
 ``vm(z) ~= vm(z0) + S (z - z0)`` per horizon step, where ``vm(z0)`` comes from an AC power
 flow of the whole horizon (``solve_batch``) and the sensitivity ``S`` (p.u. per kW of net
-flexible consumption at each flexible bus) comes from perturbing the most stressed snapshot
-of the horizon, one flexible bus per snapshot, in a single batched power flow. Only rows near
+flexible consumption at each flexible bus) is the exact derivative of the AC solution at the
+most stressed snapshot of the horizon (``PowerFlowModel.sensitivity``: one LU factorisation
+of the Newton-Raphson Jacobian, one solve for every flexible bus). Only rows near
 a limit are kept (screening); rows the AC check finds violated are added, with their limit
 shrunk by the observed linearisation error, on the next pass.
 """
@@ -41,7 +42,6 @@ class NetworkLimits:
         loading_max_pct: float,
         screen_voltage_pu: float = 0.02,
         screen_loading_frac: float = 0.8,
-        perturb_kw: float = 1.0,
         safety_pu: float = 0.0,
         safety_pct: float = 0.0,
     ) -> None:
@@ -51,7 +51,6 @@ class NetworkLimits:
         self.l_max = loading_max_pct
         self.screen_v = screen_voltage_pu
         self.screen_l = screen_loading_frac
-        self.perturb_kw = perturb_kw
         self.safety_pu = safety_pu
         self.safety_pct = safety_pct
 
@@ -72,17 +71,14 @@ class NetworkLimits:
         return v_bad, l_bad
 
     def sensitivity(self, hd: HorizonData, z_kw: np.ndarray, res: PowerFlowResult) -> Sensitivity:
-        """Perturb each flexible bus at the horizon step furthest from nominal voltage."""
+        """Exact AC sensitivities at the horizon step furthest from nominal voltage."""
         stress = np.max(np.abs(res.vm_pu - 1.0), axis=1)
         t = int(np.argmax(stress))
-        p0 = self.bus_kw(hd, z_kw)[t]
-        nf = len(self.flex_bus)
-        p = np.tile(p0, (nf + 1, 1))
-        p[np.arange(1, nf + 1), self.flex_bus] += self.perturb_kw
-        q = np.tile(hd.base_kvar[t], (nf + 1, 1))
-        r = self.pf.solve_batch(p, q)
-        dv = (r.vm_pu[1:] - r.vm_pu[0]).T / self.perturb_kw
-        dl = (r.branch_loading_pct[1:] - r.branch_loading_pct[0]).T / self.perturb_kw
+        v0 = self.pf.v_init.astype(complex)
+        v0[self.pf.ppc_of_bus] = res.vm_pu[t] * np.exp(1j * np.radians(res.va_deg[t]))
+        dv, dl = self.pf.sensitivity(
+            self.bus_kw(hd, z_kw)[t], hd.base_kvar[t], self.flex_bus, v0=v0
+        )
         return Sensitivity(dv_dz=dv, dl_dz=dl, at_step=hd.step0 + t)
 
     def rows(
