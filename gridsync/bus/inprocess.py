@@ -9,7 +9,6 @@ process; nothing survives the process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -17,6 +16,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus.base import (
     TOPICS,
     BatchHandler,
@@ -56,9 +56,7 @@ class _InProcessSubscription(Subscription):
         self._task = task
 
     async def unsubscribe(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
 
 
 class InProcessBus(Bus):

@@ -22,6 +22,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import NotFoundError
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus.base import (
     TOPICS,
     BatchHandler,
@@ -41,19 +42,13 @@ _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
 class _NatsSubscription(Subscription):
-    def __init__(self, task: asyncio.Task, psub, delete_consumer, stop: asyncio.Event) -> None:
+    def __init__(self, task: asyncio.Task, psub, delete_consumer) -> None:
         self._task = task
         self._psub = psub
         self._delete_consumer = delete_consumer
-        self._stop = stop
 
     async def unsubscribe(self) -> None:
-        # The flag ends the fetch loop even if the cancel is lost: on Python < 3.12
-        # asyncio.wait_for (used inside nats-py's fetch) can swallow a cancellation.
-        self._stop.set()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
         if self._delete_consumer is not None:
@@ -213,10 +208,8 @@ class NatsBus(Bus):
             self.subject(topic), durable=durable, stream=stream, config=cfg
         )
 
-        stop = asyncio.Event()
-
         async def run() -> None:
-            while not stop.is_set():
+            while True:
                 try:
                     batch = await psub.fetch(max_batch, timeout=1.0)
                 except NatsTimeoutError:
@@ -237,8 +230,7 @@ class NatsBus(Bus):
             async def delete() -> None:
                 await js.delete_consumer(stream, name)
 
-        task = asyncio.create_task(run(), name=f"nats:{topic}")
-        sub = _NatsSubscription(task, psub, delete, stop)
+        sub = _NatsSubscription(asyncio.create_task(run(), name=f"nats:{topic}"), psub, delete)
         self._subs.add(sub)
         return sub
 

@@ -10,7 +10,6 @@ losing data; paho reconnects on its own after a broker restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus.base import encode
 from gridsync.data.ingest import Ingestor
 
@@ -141,9 +141,7 @@ class MqttBridge:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._client is not None:
             self._client.disconnect()

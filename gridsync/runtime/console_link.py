@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus import Message, Subscription
 from gridsync.hitl.approvals import ApprovalError
 from gridsync.hitl.session import ConsoleSession
@@ -97,7 +98,7 @@ class ConsoleLink:
         self.seq = int(time.time() * 1000)  # increasing across restarts: never a duplicate
         self.published_steps = 0
         self.failures = 0
-        self._queue: asyncio.Queue[tuple[dict[str, Any], bytes] | None] | None = None
+        self._queue: asyncio.Queue[tuple[dict[str, Any], bytes]] | None = None
         self._pump: asyncio.Task | None = None
         self._sub: Subscription | None = None
 
@@ -113,11 +114,7 @@ class ConsoleLink:
         if self._sub is not None:
             await self._sub.unsubscribe()
         if self._pump is not None:
-            # The sentinel ends the pump even if the cancel is lost (on Python < 3.12
-            # asyncio.wait_for inside a bus publish can swallow a cancellation).
-            self._queue.put_nowait(None)
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+            await cancel_and_wait(self._pump)
 
     # session thread -> loop --------------------------------------------------------------
     def _on_event(self, event: str, payload: dict[str, Any]) -> None:
@@ -181,10 +178,7 @@ class ConsoleLink:
     async def _run(self) -> None:
         bus = self.runtime.bus
         while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            msgs, raw = item
+            msgs, raw = await self._queue.get()
             try:
                 await self.emit(raw)
                 await bus.publish("plans", msgs["plans"], msg_id=f"plan:{msgs['plans']['plan_id']}")

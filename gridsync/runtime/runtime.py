@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus import Bus, InProcessBus, Message, Subscription
 from gridsync.data.ingest import Ingestor, TelemetryValidator
 from gridsync.runtime.buffer import GridSnapshot, StateBuffer
@@ -116,9 +117,7 @@ class Runtime:
         self.running = False
         await self.supervisor.stop()
         if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+            await cancel_and_wait(self._clock)
         for s in self._subs:
             await s.unsubscribe()
         self._subs.clear()

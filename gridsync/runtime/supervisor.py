@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from gridsync.aio import cancel_and_wait
 from gridsync.bus.base import Bus, Subscription
 from gridsync.runtime.state import AgentStatus, RuntimeState
 
@@ -81,9 +82,7 @@ class Supervisor:
         names = [name] if name else list(self._tasks)
         for n in names:
             task = self._tasks.pop(n)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
             await self._agents.pop(n).teardown()
             self.state.agents[n].state = "stopped"
 
