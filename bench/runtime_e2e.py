@@ -35,11 +35,45 @@ def _payloads(fmt: str, n_msgs: int, per_msg: int, source: str) -> list[bytes]:
     return out
 
 
+def _row(store, bus: str, fmt: str, n_msgs: int, per_msg: int, stored: int, dt: float) -> dict:
+    return {
+        "store": store.kind,
+        "bus": bus,
+        "format": fmt,
+        "messages": n_msgs,
+        "readings_per_msg": per_msg,
+        "stored": stored,
+        "complete": stored == n_msgs * per_msg,
+        "seconds": dt,
+        "readings_per_s": stored / dt,
+        "messages_per_s": stored / per_msg / dt,
+    }
+
+
+async def _publish_and_wait(rt, source, root, fmt, n_msgs, per_msg) -> tuple[float, int]:
+    """Publish the payloads as gateway ``source`` and wait (at most 120 s) until the runtime
+    has stored them all; returns (seconds, readings stored)."""
+    from gridsync.data.ingest_mqtt import MqttTelemetryPublisher
+
+    pub = MqttTelemetryPublisher(source, topic_root=root)
+    pub.connect()
+    payloads = _payloads(fmt, n_msgs, per_msg, source)
+    total = n_msgs * per_msg
+    t = time.perf_counter()
+    for p in payloads:
+        pub.publish_raw(p)
+    while rt.state.counters["stored_readings"] < total and time.perf_counter() - t < 120:
+        await asyncio.sleep(0.005)
+    dt = time.perf_counter() - t
+    pub.close()
+    return dt, rt.state.counters["stored_readings"]
+
+
 async def bench_e2e_mqtt(store, bus_kind: str, fmt: str, n_msgs: int, per_msg: int) -> dict | None:
     """MQTT publisher -> Mosquitto -> bridge (validation) -> bus -> store sink, one process.
     Bursts stay under Mosquitto's default 1000-message queue per subscriber (beyond it the
     broker drops QoS 1 messages for a slow subscriber; see PrivateMosquitto's config)."""
-    from gridsync.data.ingest_mqtt import MqttBridge, MqttTelemetryPublisher, MqttUnavailable
+    from gridsync.data.ingest_mqtt import MqttBridge, MqttUnavailable
 
     root = f"bench/{uuid.uuid4().hex[:6]}"
     if bus_kind == "nats":
@@ -61,34 +95,12 @@ async def bench_e2e_mqtt(store, bus_kind: str, fmt: str, n_msgs: int, per_msg: i
         print(f"  MQTT unavailable: {err}")
         await rt.stop()
         return None
-    pub = MqttTelemetryPublisher("bench-gw", topic_root=root)
-    pub.connect()
-    payloads = _payloads(fmt, n_msgs, per_msg, "bench-gw")
-    total = n_msgs * per_msg
-    t = time.perf_counter()
-    for p in payloads:
-        pub.publish_raw(p)
-    while rt.state.counters["stored_readings"] < total and time.perf_counter() - t < 120:
-        await asyncio.sleep(0.005)
-    dt = time.perf_counter() - t
-    stored = rt.state.counters["stored_readings"]
-    pub.close()
+    dt, stored = await _publish_and_wait(rt, "bench-gw", root, fmt, n_msgs, per_msg)
     await bridge.stop()
     if bus_kind == "nats":
         await bus.delete_streams()
     await rt.stop()
-    return {
-        "store": store.kind,
-        "bus": bus_kind,
-        "format": fmt,
-        "messages": n_msgs,
-        "readings_per_msg": per_msg,
-        "stored": stored,
-        "complete": stored == total,
-        "seconds": dt,
-        "readings_per_s": stored / dt,
-        "messages_per_s": stored / per_msg / dt,
-    }
+    return _row(store, bus_kind, fmt, n_msgs, per_msg, stored, dt)
 
 
 async def bench_e2e_two_processes(store, fmt: str, n_msgs: int, per_msg: int) -> dict | None:
@@ -98,7 +110,6 @@ async def bench_e2e_two_processes(store, fmt: str, n_msgs: int, per_msg: int) ->
     import sys
 
     from gridsync.bus.nats import NatsBus
-    from gridsync.data.ingest_mqtt import MqttTelemetryPublisher
 
     tag = uuid.uuid4().hex[:6]
     prefix, root = f"bench{tag}", f"bench/{tag}"
@@ -119,32 +130,10 @@ async def bench_e2e_two_processes(store, fmt: str, n_msgs: int, per_msg: int) ->
         if not line.startswith("bridge:"):
             print(f"  bridge process did not start: {line!r}")
             return None
-        pub = MqttTelemetryPublisher(f"gw-{tag}", topic_root=root)
-        pub.connect()
-        payloads = _payloads(fmt, n_msgs, per_msg, f"gw-{tag}")
-        total = n_msgs * per_msg
-        t = time.perf_counter()
-        for p in payloads:
-            pub.publish_raw(p)
-        while rt.state.counters["stored_readings"] < total and time.perf_counter() - t < 120:
-            await asyncio.sleep(0.005)
-        dt = time.perf_counter() - t
-        stored = rt.state.counters["stored_readings"]
-        pub.close()
+        dt, stored = await _publish_and_wait(rt, f"gw-{tag}", root, fmt, n_msgs, per_msg)
     finally:
         proc.terminate()
         proc.wait(10)
         await rt.bus.delete_streams()
         await rt.stop()
-    return {
-        "store": store.kind,
-        "bus": "nats, bridge in its own process",
-        "format": fmt,
-        "messages": n_msgs,
-        "readings_per_msg": per_msg,
-        "stored": stored,
-        "complete": stored == total,
-        "seconds": dt,
-        "readings_per_s": stored / dt,
-        "messages_per_s": stored / per_msg / dt,
-    }
+    return _row(store, "nats, bridge in its own process", fmt, n_msgs, per_msg, stored, dt)
