@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridsync.dispatch.rules import thermostat_kw
+from gridsync.dispatch.rules import ev_remaining_kwh, thermostat_kw
+from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
 
 
@@ -39,30 +40,14 @@ class Correction:
     expected_feeder_kw: float
 
 
-def battery_bounds(fleet, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
-    """Per-battery power range (kW) this step allows: rating and what the SoC window holds."""
-    b, dt = fleet.battery, obs.dt_h
-    e = np.asarray(obs.battery_energy_kwh, float)
-    max_ch = np.maximum(b.energy_max_kwh - e, 0.0) / (b.efficiency_charge * dt)
-    max_dis = np.maximum(e - b.energy_min_kwh, 0.0) * b.efficiency_discharge / dt
-    return np.maximum(-b.power_kw, -max_dis), np.minimum(b.power_kw, max_ch)
-
-
 def ev_floor_kw(fleet, obs: Observation, later_share: float = 1.0) -> np.ndarray:
     """Per charger: the least charging power now that still lets the car get its energy by
     departure charging at ``later_share`` of full power afterwards (0 for empty chargers)."""
     ev, dt = fleet.ev, obs.dt_h
-    active = np.asarray(obs.ev_active_session)
-    plugged = active >= 0
-    s = ev.sessions
-    if len(s) == 0:
-        return np.zeros(len(active))
-    sess = np.where(plugged, active, 0)
-    need = np.maximum(s.energy_need_kwh[sess] - obs.ev_delivered_kwh[sess], 0.0)
-    later_h = np.maximum((s.departure_step[sess] - obs.step - 1) * dt, 0.0)
-    later_kwh = later_share * ev.efficiency * ev.max_power_kw * later_h
-    floor = np.maximum(need - later_kwh, 0.0) / (ev.efficiency * dt)
-    return np.where(plugged, np.minimum(floor, ev.max_power_kw), 0.0)
+    need_kwh, hours_left = ev_remaining_kwh(ev, obs)
+    later_kwh = later_share * ev.efficiency * ev.max_power_kw * np.maximum(hours_left - dt, 0.0)
+    floor = np.maximum(need_kwh - later_kwh, 0.0) / (ev.efficiency * dt)
+    return np.where(np.asarray(obs.ev_active_session) >= 0, np.minimum(floor, ev.max_power_kw), 0.0)
 
 
 def deferrable_floor_kw(fleet, obs: Observation, later_share: float = 1.0) -> np.ndarray:
@@ -107,7 +92,7 @@ def rebalance(
     actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
     deviation = actual_kw - target.inflexible_kw
     expected = target.feeder_kw + deviation
-    lo, hi = battery_bounds(fleet, obs)
+    lo, hi = physics.battery_power_bounds_kw(fleet.battery, obs.battery_energy_kwh, obs.dt_h)
     bat0 = np.clip(np.asarray(sp.battery_kw, float), lo, hi)
     expected += float(bat0.sum() - np.sum(sp.battery_kw))
     th_kw, extra = np.asarray(sp.thermal_kw, float), 0.0

@@ -12,6 +12,20 @@ import numpy as np
 from gridsync.model.assets import BatteryFleet, DeferrableFleet, EVFleet, ThermalFleet
 
 
+def battery_power_bounds_kw(
+    fleet: BatteryFleet, energy_kwh: np.ndarray, dt_h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-battery power range (kW, discharge negative) for the next ``dt_h`` hours: the
+    rating, narrowed to what keeps the stored energy inside the SoC limits."""
+    max_charge_kw = np.maximum(fleet.energy_max_kwh - energy_kwh, 0.0) / (
+        fleet.efficiency_charge * dt_h
+    )
+    max_discharge_kw = (
+        np.maximum(energy_kwh - fleet.energy_min_kwh, 0.0) * fleet.efficiency_discharge / dt_h
+    )
+    return np.maximum(-fleet.power_kw, -max_discharge_kw), np.minimum(fleet.power_kw, max_charge_kw)
+
+
 def battery_step(
     fleet: BatteryFleet, energy_kwh: np.ndarray, request_kw: np.ndarray, dt_h: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -20,14 +34,7 @@ def battery_step(
     Stored energy moves by ``eta_c * p * dt`` when charging and by ``p * dt / eta_d`` when
     discharging; power is cut back so the stored energy stays inside the SoC limits.
     """
-    p = np.clip(request_kw, -fleet.power_kw, fleet.power_kw)
-    max_charge_kw = np.maximum(fleet.energy_max_kwh - energy_kwh, 0.0) / (
-        fleet.efficiency_charge * dt_h
-    )
-    max_discharge_kw = (
-        np.maximum(energy_kwh - fleet.energy_min_kwh, 0.0) * fleet.efficiency_discharge / dt_h
-    )
-    p = np.clip(p, -max_discharge_kw, max_charge_kw)
+    p = np.clip(request_kw, *battery_power_bounds_kw(fleet, energy_kwh, dt_h))
     charge = np.maximum(p, 0.0)
     discharge = np.maximum(-p, 0.0)
     new_energy = (

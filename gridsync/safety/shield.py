@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.model import physics
 from gridsync.safety.sensitivity import GridSensitivity
 from gridsync.sim.controller import Observation, Setpoints
 
@@ -172,17 +173,8 @@ class SafetyShield:
         """(lo, hi, rating_lo, rating_hi) per kind: state-aware bounds and pure rating bounds."""
         f, dt = self.fleet, obs.dt_h
         bat = f.battery
-        e = obs.battery_energy_kwh
-        max_ch = np.maximum(bat.energy_max_kwh - e, 0.0) / (bat.efficiency_charge * dt)
-        max_dis = np.maximum(e - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge / dt
-        out = {
-            "battery_kw": (
-                np.maximum(-bat.power_kw, -max_dis),
-                np.minimum(bat.power_kw, max_ch),
-                -bat.power_kw,
-                bat.power_kw,
-            )
-        }
+        lo, hi = physics.battery_power_bounds_kw(bat, obs.battery_energy_kwh, dt)
+        out = {"battery_kw": (lo, hi, -bat.power_kw, bat.power_kw)}
         ev = f.ev
         active = obs.ev_active_session
         plugged = active >= 0
