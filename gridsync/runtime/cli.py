@@ -118,21 +118,7 @@ def _agents(scenario, emit, controller: str, forecaster: str, period_s: float):
     default=None,
     help="Print the sha256 line for a tokens file and exit.",
 )
-def serve(
-    demo,
-    host,
-    port,
-    bus_url,
-    store_url,
-    mqtt_url,
-    scenario_name,
-    days,
-    controller,
-    forecaster,
-    step_s,
-    duration,
-    token_to_hash,
-) -> None:
+def serve(token_to_hash, **options) -> None:
     """Headless GridSync service: REST API (OpenAPI docs at /docs) and agents, no console.
 
     Runs its own twin driven by the dispatch and safety agents (no approvals). For the full
@@ -152,22 +138,7 @@ def serve(
             f'[[token]]\nname = "CHANGE-ME"\nrole = "viewer"\nsha256 = "{hash_token(token_to_hash)}"'
         )
         return
-    asyncio.run(
-        _serve(
-            demo,
-            host,
-            port,
-            bus_url,
-            store_url,
-            mqtt_url,
-            scenario_name,
-            days,
-            controller,
-            forecaster,
-            step_s,
-            duration,
-        )
-    )
+    asyncio.run(_serve(**options))
 
 
 async def _serve(
