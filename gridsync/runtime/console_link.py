@@ -35,41 +35,10 @@ from gridsync.bus import Message, Subscription
 from gridsync.hitl.approvals import ApprovalError
 from gridsync.hitl.session import ConsoleSession
 from gridsync.runtime.runtime import Runtime
-from gridsync.runtime.twin import setpoints_to_dict
+from gridsync.runtime.twin import meter_readings, setpoints_to_dict
 
 log = logging.getLogger(__name__)
 Emit = Callable[[bytes], Awaitable[Any]]
-
-
-def meter_readings(session: ConsoleSession) -> tuple[list[str], list[str], list[str], list[float]]:
-    """Per-bus meter readings of the session's last step: p (kW, load convention), q (kvar),
-    v (p.u., omitted when the power flow failed) and the feeder-head import (kW)."""
-    sc, rec = session.scenario, session.twin.last
-    f, n = sc.fleet, sc.feeder.n_bus
-
-    def per_bus(bus: np.ndarray, kw: np.ndarray) -> np.ndarray:
-        return np.bincount(bus, weights=kw, minlength=n)
-
-    p_bus_kw = (
-        sc.base_load_kw[rec.step]
-        + per_bus(f.battery.bus, rec.battery_kw)
-        + per_bus(f.ev.bus, rec.ev_kw)
-        + per_bus(f.deferrable.bus, rec.deferrable_kw)
-        + per_bus(f.thermal.bus, rec.thermal_kw)
-        - per_bus(f.pv.bus, rec.pv_kw)
-    )
-    ids = [f"bus-{i}" for i in range(n)]
-    dev, qty, unit = ids * 2, ["p"] * n + ["q"] * n, ["kW"] * n + ["kvar"] * n
-    val = np.round(p_bus_kw, 4).tolist() + np.round(sc.base_load_kvar[rec.step], 4).tolist()
-    if not rec.pf_failed:
-        dev, qty, unit = dev + ids, qty + ["v"] * n, unit + ["pu"] * n
-        val += np.round(rec.vm_pu, 5).tolist()
-    return (
-        dev + ["feeder-head"],
-        qty + ["p"],
-        unit + ["kW"],
-        val + [round(rec.feeder_kw, 3)],
-    )
 
 
 def _finite_or_none(values: np.ndarray) -> list[float | None]:
@@ -166,7 +135,9 @@ class ConsoleLink:
             "overrides": len(s.overrides.list()),
             "setpoints": setpoints_to_dict(s.last_applied),
         }
-        dev, qty, unit, val = meter_readings(s)
+        dev, qty, unit, val = meter_readings(
+            rec.p_bus_kw, rec.q_bus_kvar, None if rec.pf_failed else rec.vm_pu, rec.feeder_kw
+        )
         self.seq += 1
         readings = [
             {"device_id": d, "quantity": q, "unit": u, "value": v, "ts": now}

@@ -134,24 +134,20 @@ class Twin:
         self, result: StepResult
     ) -> tuple[list[str], list[str], list[str], list[float]]:
         """Per-bus smart-meter readings (p kW, q kvar, v pu) plus the feeder head."""
-        n = self.scenario.feeder.n_bus
-        ids = [f"bus-{i}" for i in range(n)]
-        dev, qty, unit, val = [], [], [], []
-        dev += ids
-        qty += ["p"] * n
-        unit += ["kW"] * n
-        val += np.round(result.p_bus_kw, 4).tolist()
-        dev += ids
-        qty += ["q"] * n
-        unit += ["kvar"] * n
-        val += np.round(result.q_bus_kvar, 4).tolist()
-        if result.vm_pu is not None:
-            dev += ids
-            qty += ["v"] * n
-            unit += ["pu"] * n
-            val += np.round(result.vm_pu, 5).tolist()
-        dev.append("feeder-head")
-        qty.append("p")
-        unit.append("kW")
-        val.append(round(result.feeder_kw, 3))
-        return dev, qty, unit, val
+        return meter_readings(result.p_bus_kw, result.q_bus_kvar, result.vm_pu, result.feeder_kw)
+
+
+def meter_readings(
+    p_bus_kw: np.ndarray, q_bus_kvar: np.ndarray, vm_pu: np.ndarray | None, feeder_kw: float
+) -> tuple[list[str], list[str], list[str], list[float]]:
+    """Smart-meter readings of one twin step as columns (device ids, quantities, units,
+    values): p (kW, load convention) and q (kvar) per bus, v (p.u.) per bus unless the power
+    flow failed (``vm_pu`` None), and the feeder-head import (kW)."""
+    n = len(p_bus_kw)
+    ids = [f"bus-{i}" for i in range(n)]
+    dev, qty, unit = ids * 2, ["p"] * n + ["q"] * n, ["kW"] * n + ["kvar"] * n
+    val = np.round(p_bus_kw, 4).tolist() + np.round(q_bus_kvar, 4).tolist()
+    if vm_pu is not None:
+        dev, qty, unit = dev + ids, qty + ["v"] * n, unit + ["pu"] * n
+        val += np.round(vm_pu, 5).tolist()
+    return dev + ["feeder-head"], qty + ["p"], unit + ["kW"], val + [round(feeder_kw, 3)]
