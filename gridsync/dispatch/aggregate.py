@@ -62,6 +62,7 @@ from gridsync.dispatch.lp import LinearProgram, LPResult
 from gridsync.dispatch.pricing import AssetPlan, PlanCost, plan_cost
 from gridsync.dispatch.split import split_batteries, split_thermal
 from gridsync.model.assets import BatteryFleet, Fleet, PVFleet, ThermalFleet
+from gridsync.sim.twin import bus_sum
 
 if TYPE_CHECKING:
     from gridsync.dispatch.cluster import BusClusters
@@ -164,32 +165,31 @@ def aggregate_horizon(
     bg, nbg = _groups(
         site(b.bus), b.efficiency_charge, b.efficiency_discharge, b.degradation_eur_per_kwh
     )
-    ssum = lambda v, g, n: np.bincount(g, weights=v, minlength=n)  # noqa: E731
-    cap = ssum(b.capacity_kwh, bg, nbg)
+    cap = bus_sum(bg, b.capacity_kwh, nbg)
     safe_cap = np.where(cap > 0, cap, 1.0)
-    e0 = ssum(hd.state.battery_energy_kwh, bg, nbg)
+    e0 = bus_sum(bg, hd.state.battery_energy_kwh, nbg)
     battery = BatteryFleet(
         bus=_first(site(b.bus), bg, nbg),
         capacity_kwh=cap,
-        power_kw=ssum(b.power_kw, bg, nbg),
+        power_kw=bus_sum(bg, b.power_kw, nbg),
         efficiency_charge=_first(b.efficiency_charge, bg, nbg),
         efficiency_discharge=_first(b.efficiency_discharge, bg, nbg),
-        soc_min_frac=ssum(b.energy_min_kwh, bg, nbg) / safe_cap,
-        soc_max_frac=ssum(b.energy_max_kwh, bg, nbg) / safe_cap,
+        soc_min_frac=bus_sum(bg, b.energy_min_kwh, nbg) / safe_cap,
+        soc_max_frac=bus_sum(bg, b.energy_max_kwh, nbg) / safe_cap,
         soc_initial_frac=e0 / safe_cap,
         degradation_eur_per_kwh=_first(b.degradation_eur_per_kwh, bg, nbg),
     )
 
     th = f.thermal
     tg, ntg = _groups(site(th.bus))
-    c_sum = ssum(th.capacitance_kwh_per_c, tg, ntg)
-    pmax = ssum(th.max_power_kw, tg, ntg)
-    c_w = lambda v: ssum(v * th.capacitance_kwh_per_c, tg, ntg) / c_sum  # noqa: E731
+    c_sum = bus_sum(tg, th.capacitance_kwh_per_c, ntg)
+    pmax = bus_sum(tg, th.max_power_kw, ntg)
+    c_w = lambda v: bus_sum(tg, v * th.capacitance_kwh_per_c, ntg) / c_sum  # noqa: E731
     thermal = ThermalFleet(
         bus=_first(site(th.bus), tg, ntg),
         max_power_kw=pmax,
-        cop=ssum(th.cop * th.max_power_kw, tg, ntg) / np.where(pmax > 0, pmax, 1.0),
-        resistance_c_per_kw=1.0 / ssum(1.0 / th.resistance_c_per_kw, tg, ntg),
+        cop=bus_sum(tg, th.cop * th.max_power_kw, ntg) / np.where(pmax > 0, pmax, 1.0),
+        resistance_c_per_kw=1.0 / bus_sum(tg, 1.0 / th.resistance_c_per_kw, ntg),
         capacitance_kwh_per_c=c_sum,
         comfort_min_c=c_w(th.comfort_min_c),
         comfort_max_c=c_w(th.comfort_max_c),
@@ -201,7 +201,7 @@ def aggregate_horizon(
     pg, npg = _groups(site(pv.bus))
     pv_v = PVFleet(
         bus=_first(site(pv.bus), pg, npg),
-        peak_kw=ssum(pv.peak_kw, pg, npg),
+        peak_kw=bus_sum(pg, pv.peak_kw, npg),
         tilt_deg=_first(pv.tilt_deg, pg, npg),
         azimuth_deg=_first(pv.azimuth_deg, pg, npg),
     )
