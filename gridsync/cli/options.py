@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 import click
 
-DEFAULT_SCENARIO_HELP = "Scenario file (.toml/.yaml). Default: the bundled SimBench LV feeder week."
+DEFAULT_SCENARIO_HELP = (
+    "Scenario file (.toml/.yaml) or bundled scenario name (default, summer-high-pv, "
+    "winter-electrified). Default: the bundled SimBench LV feeder week."
+)
 
 
 def scenario_option(help: str = DEFAULT_SCENARIO_HELP) -> Callable:
-    """``--scenario FILE`` stored as ``scenario_path`` (None means the bundled scenario)."""
+    """``--scenario FILE|NAME`` stored as ``scenario_path`` (None means the bundled default)."""
     return click.option(
         "--scenario", "scenario_path", type=click.Path(dir_okay=False), default=None, help=help
     )

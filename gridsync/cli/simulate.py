@@ -45,7 +45,8 @@ def simulate(
     Examples:
       gridsync simulate                                   # both baselines, default week
       gridsync simulate --controller tou --days 1 --json out.json
-      gridsync simulate --scenario scenarios/winter.yaml --start 2016-01-11
+      gridsync simulate --scenario winter-electrified --controller uncontrolled
+      gridsync simulate --scenario my_feeder.yaml --start 2016-02-01
 
     Cost is the feeder head's energy bill under the tariff, plus the demand charge on the
     window's peak import, plus battery degradation. Violations count bus-steps outside the

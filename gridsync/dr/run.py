@@ -77,7 +77,7 @@ def run_dr_week(
     ``reuse`` takes the scenario and the no-DR run of an earlier ``DRRun`` with the same
     scenario, base controller and days (to compare several DR configs cheaply)."""
     from gridsync.model.scenario_config import load_scenario_config
-    from gridsync.sim.builder import default_scenario_path, load_scenario
+    from gridsync.sim.builder import load_scenario, resolve_scenario_path
 
     if days < 1 or warmup_days < 1:
         msg = f"days and warmup_days must be >= 1 (got days={days}, warmup_days={warmup_days})"
@@ -87,7 +87,7 @@ def run_dr_week(
     if reuse is not None:
         scenario, r0, ref = reuse.scenario, reuse.no_dr, reuse.reference
     else:
-        scen_cfg = load_scenario_config(scenario_path or default_scenario_path())
+        scen_cfg = load_scenario_config(resolve_scenario_path(scenario_path))
         start = scen_cfg.time.start - dt.timedelta(days=warmup_days)
         scenario = load_scenario(scenario_path, start=start, days=warmup_days + days)
         ref = DemandResponseController(

@@ -43,12 +43,38 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("gridsync") / "data" / "scenarios" / "default.toml"))
 
 
+def bundled_scenarios() -> dict[str, Path]:
+    """Name -> file of every scenario shipped in ``gridsync/data/scenarios``."""
+    return {p.stem: p for p in sorted(default_scenario_path().parent.glob("*.toml"))}
+
+
+def resolve_scenario_path(ref: str | Path | None) -> Path:
+    """A scenario file from a path or a bundled scenario's name (``winter-electrified``).
+
+    An existing file wins over a bundled name; None means the bundled default.
+    """
+    if ref is None or str(ref) == "":
+        return default_scenario_path()
+    path = Path(ref)
+    if path.exists() or path.suffix:
+        return path
+    bundled = bundled_scenarios()
+    if str(ref) in bundled:
+        return bundled[str(ref)]
+    msg = (
+        f"scenario {str(ref)!r} is neither a file nor a bundled scenario; "
+        f"bundled: {', '.join(bundled)}"
+    )
+    raise ScenarioError(msg)
+
+
 def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
-    """Read, validate and build a scenario file (the bundled default when ``path`` is None).
+    """Read, validate and build a scenario file or bundled scenario name (the default when
+    ``path`` is None).
 
     ``overrides`` replace fields of the ``time`` section (e.g. ``days=1``, ``start=date``).
     """
-    path = Path(path) if path else default_scenario_path()
+    path = resolve_scenario_path(path)
     cfg = load_scenario_config(path)
     if overrides:
         cfg = cfg.model_copy(update={"time": cfg.time.model_copy(update=overrides)})
@@ -69,6 +95,33 @@ def _time_index(cfg: ScenarioConfig) -> tuple[pd.DatetimeIndex, int, int]:
     start_step = int(index.get_loc(start))
     n_steps = int(pd.Timedelta(days=t.days) / freq)
     return index, start_step, n_steps
+
+
+def _check_window(cfg: ScenarioConfig, profile_index: pd.DatetimeIndex) -> None:
+    """Raise a ``ScenarioError`` naming ``time.start`` and the first (or last) start date that
+    works when history + window + look-ahead leave the load profiles' time range."""
+    t = cfg.time
+    step = profile_index[1] - profile_index[0] if len(profile_index) > 1 else pd.Timedelta(0)
+    first, end = profile_index[0], profile_index[-1] + step
+    start = pd.Timestamp(t.start)
+    history = pd.Timedelta(days=t.history_days)
+    after = pd.Timedelta(days=t.days) + pd.Timedelta(hours=t.horizon_h)
+    if start - history < first:
+        first_ok = (first + history).ceil("D")
+        msg = (
+            f"time.start = {t.start}: the window needs time.history_days = {t.history_days} days "
+            f"of history before it, but the load profiles begin {first:%Y-%m-%d %H:%M}; the "
+            f"first start that works is {first_ok:%Y-%m-%d} (or lower time.history_days)"
+        )
+        raise ScenarioError(msg)
+    if start + after > end:
+        last_ok = (end - after).floor("D")
+        msg = (
+            f"time.start = {t.start}: {t.days} day(s) plus time.horizon_h = {t.horizon_h:g} h of "
+            f"look-ahead run past the end of the load profiles ({end:%Y-%m-%d %H:%M}); the "
+            f"last start that works is {last_ok:%Y-%m-%d} (or lower time.days)"
+        )
+        raise ScenarioError(msg)
 
 
 def _base_loads(
@@ -227,6 +280,7 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
     try:
         feeder = load_feeder(resolve_data_path(cfg.network.path, base_dir))
         raw = read_load_profiles(resolve_data_path(cfg.loads.profiles, base_dir))
+        _check_window(cfg, raw.index)
         profiles = profiles_on_index(raw, index)
         weather = read_weather(cfg.weather.tmy, index)
     except (FileNotFoundError, ValueError) as err:

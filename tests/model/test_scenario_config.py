@@ -67,5 +67,5 @@ def test_tariff_gap_and_window_outside_profiles_are_diagnosed():
     with pytest.raises(ValueError, match="do not cover"):
         build_scenario(cfg)
     cfg = parse_scenario({"time": {"start": "2016-12-31", "days": 2}})
-    with pytest.raises(ScenarioError, match="outside the load profiles"):
+    with pytest.raises(ScenarioError, match="last start that works is 2016-12-29"):
         build_scenario(cfg)
