@@ -49,8 +49,10 @@ def simulate(
       gridsync simulate --scenario my_feeder.yaml --start 2016-02-01
 
     Cost is the feeder head's energy bill under the tariff, plus the demand charge on the
-    window's peak import, plus battery degradation. Violations count bus-steps outside the
-    voltage band and branch-steps above the loading limit.
+    window's peak import, plus battery and V2G degradation; total_cost_incl_penalties adds
+    carbon, unmet energy and comfort at the objective's weights and settles the end state
+    (scenario [accounting]). Violations count bus-steps outside the voltage band and
+    branch-steps above the loading limit.
     """
     from rich.console import Console
     from rich.table import Table

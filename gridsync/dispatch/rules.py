@@ -19,6 +19,12 @@ def thermostat_kw(fleet, temp_c, target_c, obs: Observation) -> np.ndarray:
     return np.clip(p, 0.0, fleet.max_power_kw)
 
 
+def ev_finish_kw(fleet, remaining_kwh: np.ndarray, dt_h: float) -> np.ndarray:
+    """Full charger power, cut on the last step to what delivers exactly the energy still
+    needed (a full step would over-charge the car by up to one step's energy)."""
+    return np.minimum(fleet.max_power_kw, remaining_kwh / (fleet.efficiency * dt_h))
+
+
 def ev_remaining_kwh(fleet, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     """Energy still needed (kWh, per charger) and hours until departure (0 when unplugged)."""
     active = obs.ev_active_session
@@ -75,7 +81,7 @@ class UncontrolledController(_RuleBase):
         mid = 0.5 * (f.thermal.comfort_min_c + f.thermal.comfort_max_c)
         return Setpoints(
             battery_kw=self._self_consumption_kw(obs),
-            ev_kw=np.where(remaining > 0, f.ev.max_power_kw, 0.0),
+            ev_kw=ev_finish_kw(f.ev, remaining, obs.dt_h),
             deferrable_kw=f.deferrable.power_kw.copy(),
             thermal_kw=thermostat_kw(f.thermal, obs.thermal_temp_c, mid, obs),
             pv_curtail_kw=np.zeros(len(f.pv)),
@@ -120,7 +126,7 @@ class TouController(_RuleBase):
         laxity_h = hours_left - remaining / rate_kwh_per_h
         must = (remaining > 0) & (laxity_h <= 2 * obs.dt_h)
         ev_go = cheap & (since_cheap_h >= self.ev_delay_h)
-        ev = np.where((remaining > 0) & (ev_go | must), f.ev.max_power_kw, 0.0)
+        ev = np.where(ev_go | must, ev_finish_kw(f.ev, remaining, obs.dt_h), 0.0)
 
         d = f.deferrable
         rest_h = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0) / d.power_kw

@@ -95,8 +95,12 @@ class EVFleet:
     efficiency: np.ndarray
     v2g: np.ndarray
     sessions: EVSessions = field(repr=False)
+    # EUR per kWh discharged to the grid (battery wear of discharging and recharging it)
+    v2g_degradation_eur_per_kwh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.v2g_degradation_eur_per_kwh is None:
+            self.v2g_degradation_eur_per_kwh = np.zeros(len(self.bus))
         if len(self.sessions) and self.sessions.charger.max() >= len(self.bus):
             msg = "EVSessions.charger refers to a charger that does not exist"
             raise ValueError(msg)

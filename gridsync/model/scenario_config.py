@@ -71,6 +71,15 @@ class PVConfig(_Strict):
     peak_kw: Range = Range(min=3.0, max=10.0)
 
 
+def throughput_cost_eur_per_kwh(
+    pack_cost_eur_per_kwh: float, cycle_life: float, cycle_depth_frac: float
+) -> float:
+    """Battery wear per kWh charged or discharged: a pack that lasts ``cycle_life`` cycles of
+    ``cycle_depth_frac`` passes ``cycle_life * 2 * cycle_depth_frac`` kWh (in plus out) per kWh
+    of capacity before it must be replaced at ``pack_cost_eur_per_kwh``."""
+    return pack_cost_eur_per_kwh / (cycle_life * 2.0 * cycle_depth_frac)
+
+
 class BatteryConfig(_Strict):
     count: int = Field(50, ge=0)
     capacity_kwh: Range = Range(min=5.0, max=15.0)
@@ -80,7 +89,22 @@ class BatteryConfig(_Strict):
     soc_min_frac: float = Field(0.1, ge=0, lt=1)
     soc_max_frac: float = Field(0.95, gt=0, le=1)
     soc_initial_frac: float = Field(0.5, ge=0, le=1)
-    degradation_eur_per_kwh: float = Field(0.02, ge=0, description="per kWh of throughput")
+    pack_cost_eur_per_kwh: float = Field(300.0, ge=0, description="pack replacement cost")
+    cycle_life: float = Field(6000.0, gt=0, description="equivalent full cycles to end of life")
+    cycle_depth_frac: float = Field(0.8, gt=0, le=1, description="depth of those cycles")
+    degradation_eur_per_kwh: float | None = Field(
+        None, ge=0, description="per kWh of throughput; default derived from the pack"
+    )
+
+    @property
+    def degradation_cost_eur_per_kwh(self) -> float:
+        """Wear per kWh through the inverter, each direction: the pack's cost spread over its
+        lifetime throughput ``cycle_life * 2 * cycle_depth_frac`` kWh per kWh of capacity."""
+        if self.degradation_eur_per_kwh is not None:
+            return self.degradation_eur_per_kwh
+        return throughput_cost_eur_per_kwh(
+            self.pack_cost_eur_per_kwh, self.cycle_life, self.cycle_depth_frac
+        )
 
     @model_validator(mode="after")
     def _soc_order(self) -> BatteryConfig:
@@ -96,6 +120,23 @@ class EVConfig(_Strict):
     v2g_share: float = Field(0.2, ge=0, le=1)
     efficiency: float = Field(0.92, gt=0, le=1)
     battery_kwh: float = Field(60.0, gt=0)
+    pack_cost_eur_per_kwh: float = Field(150.0, ge=0, description="EV pack replacement cost")
+    cycle_life: float = Field(2000.0, gt=0, description="equivalent full cycles to end of life")
+    cycle_depth_frac: float = Field(0.8, gt=0, le=1)
+    v2g_degradation_eur_per_kwh: float | None = Field(
+        None, ge=0, description="per kWh discharged by V2G; default derived from the pack"
+    )
+
+    @property
+    def v2g_degradation_cost_eur_per_kwh(self) -> float:
+        """Wear per kWh a car gives back: it is discharged once and charged again later, two
+        kWh of throughput the car would not otherwise see."""
+        if self.v2g_degradation_eur_per_kwh is not None:
+            return self.v2g_degradation_eur_per_kwh
+        return 2.0 * throughput_cost_eur_per_kwh(
+            self.pack_cost_eur_per_kwh, self.cycle_life, self.cycle_depth_frac
+        )
+
     daily_plug_probability: float = Field(0.8, ge=0, le=1)
     arrival_hour_mean: float = Field(18.0, ge=0, lt=24)
     arrival_hour_std: float = Field(1.5, ge=0)
@@ -192,6 +233,21 @@ class ObjectiveConfig(_Strict):
     curtailment_eur_per_kwh: float = Field(0.0, ge=0)
 
 
+class AccountingConfig(_Strict):
+    """How the state left at the end of the window is settled in the KPIs and objectives.
+
+    ``mean_import_price``: battery energy above (below) its start level is credited (charged)
+    at the window's mean import price; EV energy beyond what sessions crossing the end owe
+    pro rata is credited up to their need; a building cooler (heating) or warmer (cooling)
+    than its start temperature (clipped into the comfort band) is charged the electricity
+    that heat would cost. ``start_level``: nothing is credited, every shortfall is charged
+    at ``shortfall_eur_per_kwh``.
+    """
+
+    end_valuation: Literal["mean_import_price", "start_level"] = "mean_import_price"
+    shortfall_eur_per_kwh: float = Field(1.0, ge=0, description="used by start_level")
+
+
 class ScenarioConfig(_Strict):
     name: str = "default"
     description: str = ""
@@ -205,6 +261,7 @@ class ScenarioConfig(_Strict):
     carbon: CarbonConfig = CarbonConfig()
     limits: LimitsConfig = LimitsConfig()
     objective: ObjectiveConfig = ObjectiveConfig()
+    accounting: AccountingConfig = AccountingConfig()
 
 
 def format_validation_errors(source: str, err: ValidationError) -> str:

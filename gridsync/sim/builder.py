@@ -169,7 +169,7 @@ def _battery_fleet(rng, cfg, feeder: Feeder) -> BatteryFleet:
         soc_min_frac=full * b.soc_min_frac,
         soc_max_frac=full * b.soc_max_frac,
         soc_initial_frac=full * b.soc_initial_frac,
-        degradation_eur_per_kwh=full * b.degradation_eur_per_kwh,
+        degradation_eur_per_kwh=full * b.degradation_cost_eur_per_kwh,
     )
 
 
@@ -215,6 +215,7 @@ def _ev_fleet(
         efficiency=np.full(n, e.efficiency),
         v2g=v2g,
         sessions=sessions,
+        v2g_degradation_eur_per_kwh=np.full(n, e.v2g_degradation_cost_eur_per_kwh),
     )
 
 

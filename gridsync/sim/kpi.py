@@ -8,10 +8,14 @@ from gridsync.sim.scenario import Scenario
 from gridsync.sim.simulator import SimulationResult
 
 KPI_UNITS = {
+    "total_cost_incl_penalties_eur": "EUR",
     "total_cost_eur": "EUR",
     "energy_cost_eur": "EUR",
     "demand_charge_eur": "EUR",
     "degradation_cost_eur": "EUR",
+    "carbon_cost_eur": "EUR",
+    "penalty_cost_eur": "EUR",
+    "end_state_adjustment_eur": "EUR",
     "peak_import_kw": "kW",
     "import_kwh": "kWh",
     "export_kwh": "kWh",
@@ -23,6 +27,8 @@ KPI_UNITS = {
     "max_loading_pct": "%",
     "unmet_ev_kwh": "kWh",
     "unmet_deferrable_kwh": "kWh",
+    "end_battery_delta_kwh": "kWh",
+    "end_thermal_deficit_kwh": "kWh",
     "comfort_violation_degree_hours": "°C·h",
     "curtailed_kwh": "kWh",
     "losses_kwh": "kWh",
@@ -32,8 +38,12 @@ KPI_UNITS = {
 
 
 def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, float]:
-    """KPIs over the simulated window. Cost = energy at the feeder head under the tariff
-    + demand charge on the window's peak import + battery degradation."""
+    """KPIs over the simulated window. ``total_cost_eur`` = energy at the feeder head under the
+    tariff + demand charge on the window's peak import + battery and V2G degradation.
+    ``total_cost_incl_penalties_eur`` is what the dispatch objective minimises: that, plus
+    emissions at the objective's carbon price, unmet EV/appliance energy, comfort violation
+    and curtailment at the objective's weights, plus the end-state settlement
+    (``sim.accounting``: battery energy, EV energy beyond what crossing sessions owe, heat)."""
     dt = scenario.dt_h
     lim = scenario.config.limits
     sl = slice(scenario.start_step, scenario.end_step)
@@ -43,6 +53,23 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
     demand = scenario.tariff.demand_charge_eur(peak, scenario.n_steps * dt / 24.0)
     degradation = float(result.degradation_eur.sum())
     imports = np.maximum(p, 0.0)
+    emissions_kg = float((imports * scenario.carbon_g_per_kwh[sl]).sum() * dt / 1000.0)
+    w = scenario.config.objective
+    unmet_ev = float(result.unmet_ev_kwh_per_session.sum())
+    end = result.end_state
+    # energy owed by cars still plugged in at the end is priced in the end-state adjustment
+    unmet_departed_ev = unmet_ev - (end.ev_shortfall_kwh if end is not None else 0.0)
+    comfort = float(result.comfort_violation_degree_h.sum())
+    curtailed = float(result.curtailed_kw.sum() * dt)
+    penalties = (
+        w.unmet_ev_eur_per_kwh * unmet_departed_ev
+        + w.unmet_deferrable_eur_per_kwh * float(result.unmet_deferrable_kwh)
+        + w.comfort_eur_per_degree_hour * comfort
+        + w.curtailment_eur_per_kwh * curtailed
+    )
+    carbon = w.carbon_price_eur_per_kg * emissions_kg
+    adjustment = end.adjustment_eur if end is not None else 0.0
+    total = energy_cost + demand + degradation
     vm = result.vm_pu
     with np.errstate(invalid="ignore"):
         v_bad = (vm < lim.voltage_min_pu) | (vm > lim.voltage_max_pu) | np.isnan(vm)
@@ -50,14 +77,18 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
             result.branch_loading_pct
         )
     return {
-        "total_cost_eur": energy_cost + demand + degradation,
+        "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
+        "total_cost_eur": total,
         "energy_cost_eur": energy_cost,
         "demand_charge_eur": demand,
         "degradation_cost_eur": degradation,
+        "carbon_cost_eur": carbon,
+        "penalty_cost_eur": penalties,
+        "end_state_adjustment_eur": adjustment,
         "peak_import_kw": peak,
         "import_kwh": float(imports.sum() * dt),
         "export_kwh": float(np.maximum(-p, 0.0).sum() * dt),
-        "emissions_kg": float((imports * scenario.carbon_g_per_kwh[sl]).sum() * dt / 1000.0),
+        "emissions_kg": emissions_kg,
         "voltage_violation_bus_steps": int(v_bad.sum()),
         "overload_branch_steps": int(overload.sum()),
         "min_voltage_pu": float(np.nanmin(vm)) if np.isfinite(vm).any() else float("nan"),
@@ -65,10 +96,12 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         "max_loading_pct": float(np.nanmax(result.branch_loading_pct))
         if np.isfinite(result.branch_loading_pct).any()
         else float("nan"),
-        "unmet_ev_kwh": float(result.unmet_ev_kwh_per_session.sum()),
+        "unmet_ev_kwh": unmet_ev,
         "unmet_deferrable_kwh": float(result.unmet_deferrable_kwh),
-        "comfort_violation_degree_hours": float(result.comfort_violation_degree_h.sum()),
-        "curtailed_kwh": float(result.curtailed_kw.sum() * dt),
+        "end_battery_delta_kwh": end.battery_delta_kwh if end is not None else 0.0,
+        "end_thermal_deficit_kwh": end.thermal_deficit_kwh if end is not None else 0.0,
+        "comfort_violation_degree_hours": comfort,
+        "curtailed_kwh": curtailed,
         "losses_kwh": float(result.losses_kw.sum() * dt),
         "powerflow_failures": int(result.pf_failed.sum()),
         "runtime_s": float(result.runtime_s),

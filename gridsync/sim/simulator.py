@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridsync.model import physics
+from gridsync.sim.accounting import EndState, deferrable_owed_fraction, settle_end_state
 from gridsync.sim.controller import Controller, Setpoints
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.twin import SteppedTwin
@@ -44,6 +45,7 @@ class SimulationResult:
     unmet_ev_kwh_per_session: np.ndarray
     unmet_deferrable_kwh: float
     runtime_s: float
+    end_state: EndState | None = None
     extras: dict = field(default_factory=dict)
 
     @property
@@ -80,6 +82,7 @@ def simulate(
     n, dt = scenario.n_steps, scenario.dt_h
     name = getattr(controller, "name", type(controller).__name__)
     twin = SteppedTwin(scenario)
+    battery_start_kwh, temp_start_c = twin.energy_kwh.copy(), twin.temp_c.copy()
     controller.reset(scenario)
     total_capacity = max(float(fleet.battery.capacity_kwh.sum()), 1e-9)
     unmet_deferrable = 0.0
@@ -135,17 +138,27 @@ def simulate(
         if on_step is not None:
             on_step(i + 1, n)
 
-    ev, delivered = fleet.ev, twin.delivered_kwh
-    s = ev.sessions
-    in_window = (s.arrival_step >= scenario.start_step) & (s.departure_step <= scenario.end_step)
-    unmet_ev = np.where(in_window, np.maximum(s.energy_need_kwh - delivered, 0.0), 0.0)
+    end = settle_end_state(
+        scenario,
+        battery_start_kwh,
+        twin.energy_kwh,
+        twin.delivered_kwh,
+        temp_start_c,
+        twin.temp_c,
+    )
+    # appliance jobs still open at the end owe their energy pro rata to the window elapsed
+    end_hour = twin.hour(scenario.end_step - 1) + dt
+    open_jobs, share = deferrable_owed_fraction(fleet.deferrable, end_hour, n * dt)
+    owed_dfr = fleet.deferrable.energy_kwh * share
+    unmet_deferrable += float(np.maximum(owed_dfr - twin.done_kwh, 0.0)[open_jobs].sum())
     return SimulationResult(
         controller=name,
         vm_pu=vm,
         branch_loading_pct=loading,
         pf_failed=failed,
-        unmet_ev_kwh_per_session=unmet_ev,
+        unmet_ev_kwh_per_session=end.ev_unmet_kwh,
         unmet_deferrable_kwh=unmet_deferrable,
         runtime_s=time.perf_counter() - t0,
+        end_state=end,
         **rec,
     )

@@ -40,7 +40,7 @@ class StepRecord:
     pv_kw: np.ndarray
     curtailed_kw: np.ndarray
     base_load_kw: float
-    degradation_eur: float
+    degradation_eur: float  # battery throughput and V2G discharge wear
     unmet_deferrable_kwh: float
     pf_failed: bool
 
@@ -185,7 +185,10 @@ class SteppedTwin:
             pv_kw=p_pv,
             curtailed_kw=curtail,
             base_load_kw=float(sc.base_load_kw[step].sum()),
-            degradation_eur=float(throughput @ sc.fleet.battery.degradation_eur_per_kwh),
+            degradation_eur=float(
+                throughput @ sc.fleet.battery.degradation_eur_per_kwh
+                + (np.maximum(-p_ev, 0.0) * dt) @ sc.fleet.ev.v2g_degradation_eur_per_kwh
+            ),
             unmet_deferrable_kwh=unmet_dfr,
             pf_failed=failed,
         )
