@@ -98,7 +98,8 @@ def run(
     (priced between the retail export and import price by its preferences); batteries bid to
     charge from neighbours' PV and offer stored energy at the evening peak. A double auction
     clears each interval; flexible trades that would push a voltage out of band or overload a
-    branch on the AC twin are rejected and the interval re-cleared. Meters settle the trades
+    branch on the AC twin (with every asset on the bus: EVs, heat pumps and appliances stepped
+    on the twin) are rejected and the interval re-cleared. Meters settle the trades
     (shortfalls and unused purchases at imbalance prices); every trade, meter reading and
     credit movement is appended to a signed, hash-chained ledger. Bills are compared with the
     same agents not trading.
@@ -110,6 +111,7 @@ def run(
     from gridsync.ledger.keys import load_or_create_signer
     from gridsync.market.agents import MarketConfig
     from gridsync.market.run import run_market
+    from gridsync.market.twin_state import asset_load_by_bus_kw, lagged
 
     console = Console(quiet=quiet)
     with console.status("building scenario..."):
@@ -120,13 +122,17 @@ def run(
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     secret = signer.pseudonym_secret()
+    with console.status("stepping EVs, heat pumps and appliances on the twin..."):
+        asset_kw = asset_load_by_bus_kw(scenario)
     forecast_kw = None
     if forecast != "persistence":
         from gridsync.market.p2p import day_ahead_forecast_kw
         from gridsync.sim.forecasts import NaiveForecaster, PerfectForecaster
 
         model = NaiveForecaster() if forecast == "naive" else PerfectForecaster()
-        forecast_kw = day_ahead_forecast_kw(scenario, model)
+        # the assets' part: the truth, or yesterday's telemetry (none before the window)
+        assets = asset_kw if forecast == "perfect" else lagged(asset_kw, scenario.steps_per_day)
+        forecast_kw = day_ahead_forecast_kw(scenario, model) + assets
     with console.status(f"trading {scenario.n_steps} intervals ({rule})..."):
         result = run_market(
             scenario,
@@ -134,6 +140,7 @@ def run(
             ledger=ledger,
             secret=secret,
             forecast_net_kw=forecast_kw,
+            asset_kw=asset_kw,
         )
     s = result.summary
     table = Table(title=f"P2P market, {scenario.config.name}, {days} day(s), {rule} pricing")
@@ -150,6 +157,20 @@ def run(
             s["community_self_consumption"],
             s["community_self_consumption_no_market"],
         ),
+        (
+            "community self-sufficiency",
+            s["community_self_sufficiency"],
+            s["community_self_sufficiency_no_market"],
+        ),
+        (
+            "self-sufficiency, drained battery counted",
+            s["community_self_sufficiency_end_state_adjusted"],
+            s["community_self_sufficiency_end_state_adjusted_no_market"],
+        ),
+        ("saving: retail spread kept (EUR)", s["saving_breakdown"]["retail_spread_kept_eur"], None),
+        ("saving: physical and other (EUR)", s["saving_breakdown"]["physical_and_other_eur"], None),
+        ("network fees paid by buyers (EUR)", s["network_fees"]["collected_eur"], None),
+        ("  of which refunded (make-whole)", s["network_fees"]["refunded_make_whole_eur"], None),
         ("sum of bills (EUR)", s["bill_total_eur"], s["bill_total_no_market_eur"]),
         (
             "better / worse off",

@@ -25,6 +25,7 @@ from gridsync.market.agents import (
 )
 from gridsync.market.network import Limits, Rejection, enforce_limits
 from gridsync.market.orders import BUY, SELL
+from gridsync.market.twin_state import lagged
 
 
 @dataclass
@@ -59,10 +60,14 @@ class P2PResult:
         return self.forecast_kwh + self.battery_kwh
 
 
-def persistence_forecast_kw(scenario) -> np.ndarray:
-    """Net inflexible load per bus for the window, forecast as the previous interval's value."""
+def persistence_forecast_kw(scenario, asset_kw: np.ndarray | None = None) -> np.ndarray:
+    """Net load per bus for the window, forecast as the previous interval's metered value.
+
+    ``asset_kw`` (n_steps, n_bus) is the twin's EV, heat-pump and appliance load; its previous
+    interval is known from the second interval on (the first has no asset telemetry yet)."""
     s = scenario.start_step
-    return scenario.net_inflexible_kw(slice(s - 1, scenario.end_step - 1))
+    base = scenario.net_inflexible_kw(slice(s - 1, scenario.end_step - 1))
+    return base if asset_kw is None else base + lagged(asset_kw, 1)
 
 
 def day_ahead_forecast_kw(scenario, forecaster) -> np.ndarray:
@@ -89,25 +94,29 @@ def run_p2p(
     cfg: MarketConfig | None = None,
     forecast_net_kw: np.ndarray | None = None,
     limits: Limits | None = None,
+    asset_kw: np.ndarray | None = None,
 ) -> P2PResult:
     """Run the market over the scenario window.
 
-    ``forecast_net_kw`` (n_steps, n_bus) is the forecast net inflexible load per bus that agents
-    trade on (any forecaster; default: persistence of the last metered interval).
+    ``asset_kw`` (n_steps, n_bus) is the load of the participants' other assets (EVs, heat
+    pumps, appliances) on the twin (``twin_state.asset_load_by_bus_kw``); it is part of every
+    meter, of the network check and of the positions agents trade. ``forecast_net_kw``
+    (n_steps, n_bus) is the forecast net load per bus that agents trade on (any forecaster;
+    default: persistence of the last metered interval, assets included).
     """
     cfg = cfg or MarketConfig()
     lim = limits or Limits(**scenario.config.limits.model_dump())
     parts = build_participants(scenario, cfg)
     window = slice(scenario.start_step, scenario.end_step)
     n_t, n_p, dt = scenario.n_steps, len(parts), scenario.dt_h
-    if forecast_net_kw is None:
-        forecast_net_kw = persistence_forecast_kw(scenario)
-    forecast_net_kw = np.asarray(forecast_net_kw, dtype=float)
     want = (n_t, scenario.feeder.n_bus)
-    if forecast_net_kw.shape != want or not np.all(np.isfinite(forecast_net_kw)):
-        msg = f"forecast_net_kw: shape {forecast_net_kw.shape} with finite values expected {want}"
-        raise ValueError(msg)
-    actual_bus_kw = scenario.net_inflexible_kw(window)
+    if asset_kw is None:
+        asset_kw = np.zeros(want)
+    asset_kw = _checked("asset_kw", asset_kw, want)
+    if forecast_net_kw is None:
+        forecast_net_kw = persistence_forecast_kw(scenario, asset_kw)
+    forecast_net_kw = _checked("forecast_net_kw", forecast_net_kw, want)
+    actual_bus_kw = scenario.net_inflexible_kw(window) + asset_kw
     q_kvar = scenario.base_load_kvar[window]
     imp = scenario.tariff.import_eur_per_kwh[window]
     exp = scenario.tariff.export_eur_per_kwh[window]
@@ -116,7 +125,7 @@ def run_p2p(
     first = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     day_peak = np.maximum.reduceat(imp, first)[day - day[0]]
     is_peak = imp >= day_peak - 1e-12
-    own_peak_need = _own_outlook_kwh(scenario, parts.bus, surplus=False, mask=is_peak)
+    own_peak_need = _own_outlook_kwh(scenario, parts.bus, asset_kw, surplus=False, mask=is_peak)
     has_batt = parts.battery_kwh > 0
     eta_rt = (
         float(np.mean(parts.eta_charge[has_batt] * parts.eta_discharge[has_batt]))
@@ -142,7 +151,7 @@ def run_p2p(
     n_orders = 0
     f_kwh = forecast_net_kw[:, bus_of] * dt
     actual_kwh = actual_bus_kw[:, bus_of] * dt
-    own_pv_outlook = _own_outlook_kwh(scenario, bus_of, surplus=True)
+    own_pv_outlook = _own_outlook_kwh(scenario, bus_of, asset_kw, surplus=True)
     for t in range(n_t):
         step = scenario.start_step + t
         f = f_kwh[t]
@@ -271,20 +280,34 @@ def run_p2p(
     )
 
 
+def _checked(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.shape != shape or not np.all(np.isfinite(values)):
+        msg = f"{name}: shape {values.shape} with finite values expected {shape}"
+        raise ValueError(msg)
+    return values
+
+
 def _own_outlook_kwh(
-    scenario, bus_of: np.ndarray, surplus: bool, mask: np.ndarray | None = None
+    scenario,
+    bus_of: np.ndarray,
+    asset_kw: np.ndarray,
+    surplus: bool,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Surplus (or, with ``surplus=False``, deficit in ``mask`` steps) each participant
     expects for the rest of the day after each interval.
 
-    Seasonal naive: what the same bus did in the same steps yesterday (known history).
+    Seasonal naive: what the same bus did in the same steps yesterday (known history; the
+    twin's asset load from the second day of the window on).
     """
     day = scenario.steps_per_day
     s0 = scenario.start_step
     if s0 < day:
         msg = f"the market needs one day of history before the window; history has {s0} steps"
         raise ValueError(msg)
-    past = scenario.net_inflexible_kw(slice(s0 - day, scenario.end_step - day))[:, bus_of]
+    past = scenario.net_inflexible_kw(slice(s0 - day, scenario.end_step - day))
+    past = (past + lagged(asset_kw, day))[:, bus_of]
     amount = np.maximum(-past if surplus else past, 0) * scenario.dt_h
     if mask is not None:
         amount = amount * mask[:, None]

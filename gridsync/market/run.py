@@ -29,6 +29,7 @@ from gridsync.market.credits import (
 from gridsync.market.network import Limits
 from gridsync.market.p2p import P2PResult, run_p2p
 from gridsync.market.settlement import Settlement, make_whole, settle, statement
+from gridsync.market.twin_state import asset_load_by_bus_kw
 
 
 @dataclass
@@ -91,15 +92,23 @@ def run_market(
     limits: Limits | None = None,
     redeem_share: float = 0.5,
     donate_share: float = 0.1,
+    asset_kw: np.ndarray | None = None,
 ) -> MarketRun:
     """Run the market and its no-market counterfactual (same agents, no trading) and compare.
 
-    Credits: participants donate ``donate_share`` of their credits to the community pool and
-    redeem ``redeem_share`` of the rest at ``cfg.credit_value_eur``.
+    ``asset_kw`` (n_steps, n_bus) is the EV, heat-pump and appliance load behind the meters
+    (default: stepped on the twin under the uncontrolled rules, ``asset_load_by_bus_kw``); it
+    is in every meter, position, network check and KPI. Credits: participants donate
+    ``donate_share`` of their credits to the community pool and redeem ``redeem_share`` of the
+    rest at ``cfg.credit_value_eur``.
     """
     cfg = cfg or MarketConfig()
-    result = run_p2p(scenario, cfg, forecast_net_kw, limits)
-    baseline = run_p2p(scenario, replace(cfg, auto_trade_share=0.0), forecast_net_kw, limits)
+    if asset_kw is None:
+        asset_kw = asset_load_by_bus_kw(scenario)
+    result = run_p2p(scenario, cfg, forecast_net_kw, limits, asset_kw)
+    baseline = run_p2p(
+        scenario, replace(cfg, auto_trade_share=0.0), forecast_net_kw, limits, asset_kw
+    )
     st0 = settle(baseline, scenario, cfg)
     st = make_whole(settle(result, scenario, cfg), st0)
     n_p = len(result.participants)
@@ -134,7 +143,7 @@ def run_market(
     community_kg = carbon.community_import_kg(
         baseline.metered_kwh, carbon_g
     ) - carbon.community_import_kg(result.metered_kwh, carbon_g)
-    grid = grid_check(scenario, result, baseline, limits)
+    grid = grid_check(scenario, result, baseline, limits, asset_kw)
 
     if ledger is not None:
         ledger.append_many(_ledger_entries(scenario, result, bank, names))
@@ -148,9 +157,9 @@ def run_market(
     saving = st0.bill_eur - st.bill_eur
     trades = result.trades
     volume = float(trades["energy_kwh"].sum()) if trades else 0.0
-    pv_kwh = float(
-        scenario.pv_by_bus_kw(slice(scenario.start_step, scenario.end_step)).sum() * scenario.dt_h
-    )
+    window = slice(scenario.start_step, scenario.end_step)
+    pv_kwh = float(scenario.pv_by_bus_kw(window).sum() * scenario.dt_h)
+    load_kwh = float((scenario.base_load_kw[window].sum() + asset_kw.sum()) * scenario.dt_h)
     summary = {
         "participants": n_p,
         "intervals": int(scenario.n_steps),
@@ -165,6 +174,21 @@ def run_market(
         "operator_surplus_eur": float(result.operator_surplus_eur),
         "community_self_consumption": _self_consumption(result, pv_kwh),
         "community_self_consumption_no_market": _self_consumption(baseline, pv_kwh),
+        "community_self_sufficiency": _self_sufficiency(result, load_kwh),
+        "community_self_sufficiency_no_market": _self_sufficiency(baseline, load_kwh),
+        "community_self_sufficiency_end_state_adjusted": _self_sufficiency(
+            result, load_kwh, adjust_end_state=True
+        ),
+        "community_self_sufficiency_end_state_adjusted_no_market": _self_sufficiency(
+            baseline, load_kwh, adjust_end_state=True
+        ),
+        "community_load_kwh": load_kwh,
+        "community_asset_load_kwh": float(asset_kw.sum() * scenario.dt_h),
+        "community_pv_kwh": pv_kwh,
+        # self-sufficiency moves with what batteries hold at the end: report it next to it
+        "battery_energy_start_kwh": float(result.participants.energy_init_kwh.sum()),
+        "battery_energy_end_kwh": float(result.energy_end_kwh.sum()),
+        "battery_energy_end_no_market_kwh": float(baseline.energy_end_kwh.sum()),
         "bill_total_eur": float(st.bill_eur.sum()),
         "bill_total_no_market_eur": float(st0.bill_eur.sum()),
         "participants_better_off": int(np.sum(saving > 1e-9)),
@@ -184,6 +208,9 @@ def run_market(
         "carbon_avoided_participants_kg": float(carbon_kg.sum()),
         "carbon_avoided_community_kg": community_kg,
         "network_rejections": len(result.rejections),
+        "network_rejected_kwh": float(sum(r.energy_kwh for r in result.rejections)),
+        "saving_breakdown": saving_breakdown(scenario, result, st, st0),
+        "network_fees": network_fee_incidence(scenario, result, st, st0, cfg),
         **grid,
     }
     run = MarketRun(result, baseline, st, st0, bank, summary, names)
@@ -205,8 +232,101 @@ def _self_consumption(result: P2PResult, pv_kwh: float) -> float:
     return float(1 - exported / pv_kwh)
 
 
-def grid_check(scenario, result: P2PResult, baseline: P2PResult, limits: Limits | None) -> dict:
-    """AC power flow of the delivered market and of the no-market run, every interval.
+def _self_sufficiency(result: P2PResult, load_kwh: float, adjust_end_state: bool = False) -> float:
+    """Share of the community's consumption (every asset, batteries' losses aside) met
+    locally: 1 - energy imported through the feeder head / consumption.
+
+    ``adjust_end_state`` counts stored energy the batteries end the window without (against
+    their start) as imported: a market that drains the batteries looks self-sufficient only
+    until they must be refilled."""
+    if load_kwh <= 0:
+        return float("nan")
+    imported = np.maximum(result.metered_kwh.sum(1), 0).sum()
+    if adjust_end_state:
+        drained = result.participants.energy_init_kwh.sum() - result.energy_end_kwh.sum()
+        imported += max(float(drained), 0.0)
+    return float(1 - imported / load_kwh)
+
+
+def saving_breakdown(scenario, result: P2PResult, st: Settlement, st0: Settlement) -> dict:
+    """Where the participants' saving comes from (EUR over the window).
+
+    ``retail_spread_kept_eur``: every P2P kWh would otherwise have been exported at the export
+    price by the seller and imported at the import price by the buyer, so trading keeps that
+    spread inside the community; it is a transfer from the retailer, not a physical gain.
+    ``network_fees_eur`` go back out of it. ``physical_and_other_eur`` is the rest (battery
+    shifting, less feeder import/export, imbalance charges, make-whole refunds).
+    """
+    t = result.trades
+    total = float((st0.bill_eur - st.bill_eur).sum())
+    if not t:
+        return {
+            "total_eur": total,
+            "retail_spread_kept_eur": 0.0,
+            "network_fees_eur": 0.0,
+            "physical_and_other_eur": total,
+        }
+    spread = (
+        scenario.tariff.import_eur_per_kwh[t["step"]]
+        - scenario.tariff.export_eur_per_kwh[t["step"]]
+    )
+    kept = float((t["energy_kwh"] * spread).sum())
+    fees = float(st.network_fee_eur.sum())
+    return {
+        "total_eur": total,
+        "retail_spread_kept_eur": kept,
+        "network_fees_eur": fees,
+        "physical_and_other_eur": total - kept + fees,
+    }
+
+
+def network_fee_incidence(
+    scenario, result: P2PResult, st: Settlement, st0: Settlement, cfg: MarketConfig
+) -> dict:
+    """Who pays the local network fee on P2P energy: buyers by kind (households with a battery,
+    with PV only, with neither), what each group saved, and how much of the fee pot goes back
+    as make-whole refunds."""
+    parts = result.participants
+    pv_bus = np.zeros(scenario.feeder.n_bus, dtype=bool)
+    pv_bus[scenario.fleet.pv.bus] = True
+    has_pv = pv_bus[parts.bus]
+    has_batt = parts.battery_kwh > 0
+    saving = st0.bill_eur - st.bill_eur
+    fee = st.network_fee_eur
+    refund = st.make_whole_eur if st.make_whole_eur is not None else np.zeros_like(fee)
+    groups = {
+        "battery_owners": has_batt,
+        "pv_without_battery": has_pv & ~has_batt,
+        "consumers_only": ~has_pv & ~has_batt,
+    }
+    return {
+        "fee_eur_per_kwh": cfg.network_fee_eur_per_kwh,
+        "paid_by": "buyers, on every P2P kWh they buy",
+        "collected_eur": float(fee.sum()),
+        "refunded_make_whole_eur": float(refund.sum()),
+        "kept_for_network_eur": float(fee.sum() - refund.sum()),
+        "by_group": {
+            name: {
+                "participants": int(m.sum()),
+                "fees_eur": float(fee[m].sum()),
+                "bought_kwh": float(result.bought_kwh[:, m].sum()),
+                "saving_eur": float(saving[m].sum()),
+            }
+            for name, m in groups.items()
+        },
+    }
+
+
+def grid_check(
+    scenario,
+    result: P2PResult,
+    baseline: P2PResult,
+    limits: Limits | None,
+    asset_kw: np.ndarray | None = None,
+) -> dict:
+    """AC power flow of the delivered market and of the no-market run, every interval, on the
+    full twin state (inflexible load, PV, batteries and ``asset_kw``: EVs, heat pumps,
+    appliances).
 
     Counts bus-steps outside the voltage band and branch-steps above the loading limit in both,
     and how many the market added (worse than without it at the same bus/branch and step).
@@ -215,6 +335,8 @@ def grid_check(scenario, result: P2PResult, baseline: P2PResult, limits: Limits 
     window = slice(scenario.start_step, scenario.end_step)
     pf = scenario.powerflow()
     p0 = scenario.net_inflexible_kw(window)
+    if asset_kw is not None:
+        p0 = p0 + asset_kw
     q = scenario.base_load_kvar[window]
     bus = result.participants.bus
     out = {}

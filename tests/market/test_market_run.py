@@ -22,17 +22,41 @@ def signer():
 def market_run(scenario_1day, signer, tmp_path_factory):
     path = tmp_path_factory.mktemp("ledger") / "ledger.jsonl"
     ledger = JsonlLedger(path, signer)
+    # default: the twin's EV, heat-pump and appliance load is computed by run_market itself
     run = run_market(scenario_1day, MarketConfig(), ledger=ledger, secret=b"test-secret")
     return run, ledger
 
 
+@pytest.fixture(scope="module")
+def asset_kw(scenario_1day):
+    from gridsync.market.twin_state import asset_load_by_bus_kw
+
+    return asset_load_by_bus_kw(scenario_1day)
+
+
+def test_asset_load_is_the_twins_ev_heat_pump_and_appliance_load(scenario_1day, asset_kw):
+    from gridsync.dispatch.rules import UncontrolledController
+    from gridsync.sim.simulator import simulate
+
+    # batteries do not change what EVs, heat pumps and appliances draw under these rules
+    sim = simulate(scenario_1day, UncontrolledController())
+    np.testing.assert_allclose(
+        asset_kw.sum(axis=1), sim.ev_kw + sim.thermal_kw + sim.deferrable_kw, rtol=1e-9
+    )
+    assert asset_kw.sum() > 0
+    assert not asset_kw[
+        :, np.setdiff1d(np.arange(asset_kw.shape[1]), scenario_1day.feeder.customer_buses)
+    ].any()
+
+
 @pytest.mark.parametrize("rule", ["uniform", "pay_as_bid"])
-def test_nobody_is_worse_off_with_accurate_forecasts(scenario_1day, rule):
+def test_nobody_is_worse_off_with_accurate_forecasts(scenario_1day, asset_kw, rule):
     window = slice(scenario_1day.start_step, scenario_1day.end_step)
     run = run_market(
         scenario_1day,
         MarketConfig(rule=rule),
-        forecast_net_kw=scenario_1day.net_inflexible_kw(window),
+        forecast_net_kw=scenario_1day.net_inflexible_kw(window) + asset_kw,
+        asset_kw=asset_kw,
     )
     saving = run.summary_arrays["saving_eur"]
     assert run.summary["traded_kwh"] > 100
@@ -80,6 +104,53 @@ def test_default_forecast_run_is_balanced_and_rational_after_make_whole(market_r
     assert s["bill_total_eur"] < s["bill_total_no_market_eur"]
     assert 0 < s["community_self_consumption"] <= 1
     assert s["violations_added_by_market"] == 0
+
+
+def test_community_kpis_count_every_asset(scenario_1day, market_run, asset_kw):
+    run, _ = market_run
+    s, r, dt = run.summary, run.result, scenario_1day.dt_h
+    window = slice(scenario_1day.start_step, scenario_1day.end_step)
+    load = (scenario_1day.base_load_kw[window].sum() + asset_kw.sum()) * dt
+    pv = scenario_1day.pv_by_bus_kw(window).sum() * dt
+    assert s["community_load_kwh"] == pytest.approx(load)
+    assert s["community_asset_load_kwh"] == pytest.approx(asset_kw.sum() * dt)
+    # feeder-head exchange from the meters (every participant, every asset): import and export
+    head = r.metered_kwh.sum(axis=1)
+    assert s["community_self_sufficiency"] == pytest.approx(1 - head.clip(0).sum() / load)
+    assert s["community_self_consumption"] == pytest.approx(1 - (-head).clip(0).sum() / pv)
+    drained = max(s["battery_energy_start_kwh"] - s["battery_energy_end_kwh"], 0.0)
+    assert s["community_self_sufficiency_end_state_adjusted"] == pytest.approx(
+        1 - (head.clip(0).sum() + drained) / load
+    )
+    # Saving decomposition adds up, and the network fee is paid by buyers only.
+    b = s["saving_breakdown"]
+    assert b["total_eur"] == pytest.approx(s["bill_total_no_market_eur"] - s["bill_total_eur"])
+    assert b["total_eur"] == pytest.approx(
+        b["retail_spread_kept_eur"] - b["network_fees_eur"] + b["physical_and_other_eur"]
+    )
+    fees = s["network_fees"]
+    assert fees["collected_eur"] == pytest.approx(0.05 * r.bought_kwh.sum())
+    groups = fees["by_group"].values()
+    assert sum(g["participants"] for g in groups) == s["participants"]
+    assert sum(g["fees_eur"] for g in groups) == pytest.approx(fees["collected_eur"])
+    assert fees["kept_for_network_eur"] == pytest.approx(
+        fees["collected_eur"] - s["make_whole_eur"]
+    )
+
+
+def test_grid_check_solves_the_full_twin_state(scenario_1day, market_run, asset_kw):
+    from gridsync.market.network import Limits
+
+    run, _ = market_run
+    window = slice(scenario_1day.start_step, scenario_1day.end_step)
+    p = scenario_1day.net_inflexible_kw(window) + asset_kw
+    p[:, run.result.participants.bus] += run.result.battery_kwh / scenario_1day.dt_h
+    res = scenario_1day.powerflow().solve_batch(p, scenario_1day.base_load_kvar[window])
+    lim = Limits(**scenario_1day.config.limits.model_dump())
+    assert run.summary["min_voltage_pu"] == pytest.approx(float(res.vm_pu.min()))
+    assert run.summary["max_loading_pct"] == pytest.approx(float(res.branch_loading_pct.max()))
+    bad = (res.vm_pu < lim.voltage_min_pu) | (res.vm_pu > lim.voltage_max_pu)
+    assert run.summary["voltage_violations_market"] == int(bad.sum())
 
 
 def test_credits_are_conserved_and_backed_by_meters(market_run):
