@@ -21,6 +21,11 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "EVs charge on arrival, batteries self-consume PV",
     ),
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
+    "smart-rule": (
+        "gridsync.dispatch.smart_rule:SmartRuleController",
+        "home energy manager rules: self-consumption + peak shaving, EVs spread to departure, "
+        "pre-heating, §14a dimming and the 70 % PV limit on the last measured interval",
+    ),
     "mpc": (
         "gridsync.dispatch.mpc:MPCController",
         "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts, "
