@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from gridsync.api.auth import DEVICE, OPERATE, READ, Principal
+from gridsync.api.models import (
+    CONFLICT,
+    NOT_FOUND,
+    READ_ERRORS,
+    TEXT_PATTERN,
+    WRITE_ERRORS,
+    DecisionIn,
+    IsoTime,
+    PlanIn,
+    ScenarioSelect,
+    ScenarioUpload,
+    unprocessable,
+)
 from gridsync.model.scenario_config import ScenarioError
-from gridsync.runtime.runtime import Runtime
+from gridsync.runtime.runtime import DecisionError, Runtime
 
 router = APIRouter()
+#: A free-text query filter (device id, quantity, event kind): no NUL or control characters.
+Filter = Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)]
 Reader = Annotated[Principal, Depends(READ)]
 Operator = Annotated[Principal, Depends(OPERATE)]
 Device = Annotated[Principal, Depends(DEVICE)]
@@ -30,39 +43,6 @@ def _none_404(value: Any, what: str) -> Any:
     return value
 
 
-class PlanIn(BaseModel):
-    """A manual plan: setpoint arrays per asset kind (kW, load convention)."""
-
-    model_config = ConfigDict(extra="forbid")
-    plan_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None
-    setpoints: dict[
-        Literal["battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw"],
-        list[float],
-    ]
-    valid_from_s: float | None = None
-    valid_to_s: float | None = None
-    note: Annotated[str, Field(max_length=500)] = ""
-
-
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    plan_id: Annotated[str, Field(min_length=1, max_length=64)]
-    decision: Literal["approve", "reject"]
-    comment: Annotated[str, Field(max_length=1000)] = ""
-
-
-class ScenarioSelect(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    days: Annotated[int | None, Field(ge=1, le=366)] = None
-
-
-class ScenarioUpload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    toml: Annotated[str, Field(max_length=100_000)]
-
-
 @router.get("/health", tags=["meta"])
 async def health(request: Request) -> dict[str, Any]:
     """Liveness and agent health (no authentication)."""
@@ -76,7 +56,7 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/state", tags=["state"])
+@router.get("/api/v1/state", tags=["state"], responses=READ_ERRORS)
 async def current_state(request: Request, _: Reader) -> dict[str, Any]:
     """The latest synchronised snapshot (values, ages, staleness), twin summary and counters."""
     st = _rt(request).state
@@ -89,27 +69,27 @@ async def current_state(request: Request, _: Reader) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/agents", tags=["state"])
+@router.get("/api/v1/agents", tags=["state"], responses=READ_ERRORS)
 async def agents(request: Request, _: Reader) -> dict[str, Any]:
     """Each supervised agent: state, ticks, restarts, last error."""
     return {n: a.to_dict() for n, a in _rt(request).state.agents.items()}
 
 
-@router.get("/api/v1/forecasts/latest", tags=["forecasts"])
+@router.get("/api/v1/forecasts/latest", tags=["forecasts"], responses={**READ_ERRORS, **NOT_FOUND})
 async def latest_forecast(request: Request, _: Reader) -> dict[str, Any]:
     return _none_404(_rt(request).state.forecast, "forecast")
 
 
-@router.get("/api/v1/plans/current", tags=["plans"])
+@router.get("/api/v1/plans/current", tags=["plans"], responses={**READ_ERRORS, **NOT_FOUND})
 async def current_plan(request: Request, _: Reader) -> dict[str, Any]:
     return _none_404(_rt(request).state.plan, "plan")
 
 
-@router.get("/api/v1/plans", tags=["plans"])
+@router.get("/api/v1/plans", tags=["plans"], responses=READ_ERRORS)
 async def plan_history(
     request: Request,
     _: Reader,
-    since: datetime | None = None,
+    since: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     """Stored plans, newest first."""
@@ -117,19 +97,30 @@ async def plan_history(
     return await asyncio.to_thread(store.plans, since.timestamp() if since else None, limit)
 
 
-@router.post("/api/v1/plans", tags=["plans"], status_code=202)
+@router.post("/api/v1/plans", tags=["plans"], status_code=202, responses=WRITE_ERRORS)
 async def submit_plan(request: Request, plan: PlanIn, who: Operator) -> dict[str, Any]:
-    """Publish a manual plan; the safety agent checks it before any setpoint is released."""
-    pid = await _rt(request).submit_plan(plan.model_dump(), who.name, who.role)
+    """Publish a manual plan; the safety agent checks it before any setpoint is released.
+    Each setpoint list must have one value per asset of the running fleet."""
+    rt = _rt(request)
+    body = plan.to_plan()
+    for name, values in body["setpoints"].items():
+        want = (rt.fleet_sizes or {}).get(name)
+        if want is not None and len(values) != want:
+            unprocessable(
+                ("body", "setpoints", name),
+                f"expected {want} values (one per asset of the fleet), got {len(values)}",
+                len(values),
+            )
+    pid = await rt.submit_plan(body, who.name, who.role)
     return {"plan_id": pid, "status": "published"}
 
 
-@router.get("/api/v1/setpoints/latest", tags=["plans"])
+@router.get("/api/v1/setpoints/latest", tags=["plans"], responses={**READ_ERRORS, **NOT_FOUND})
 async def latest_setpoints(request: Request, _: Reader) -> dict[str, Any]:
     return _none_404(_rt(request).state.setpoints, "setpoints")
 
 
-@router.get("/api/v1/alerts", tags=["alerts"])
+@router.get("/api/v1/alerts", tags=["alerts"], responses=READ_ERRORS)
 async def alerts(
     request: Request,
     _: Reader,
@@ -143,32 +134,45 @@ async def alerts(
     return items[:limit]
 
 
-@router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"])
+@router.post(
+    "/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses={**WRITE_ERRORS, **NOT_FOUND}
+)
 async def ack_alert(request: Request, alert_id: int, who: Operator) -> dict[str, Any]:
     return _none_404(
         await _rt(request).ack_alert(alert_id, who.name, who.role), f"alert {alert_id}"
     )
 
 
-@router.get("/api/v1/approvals", tags=["plans"])
+@router.get("/api/v1/approvals", tags=["plans"], responses=READ_ERRORS)
 async def approvals(request: Request, _: Reader) -> list[dict[str, Any]]:
     return list(_rt(request).state.approvals)[::-1]
 
 
-@router.post("/api/v1/approvals", tags=["plans"], status_code=202)
+@router.post(
+    "/api/v1/approvals",
+    tags=["plans"],
+    status_code=202,
+    responses={**WRITE_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def decide(request: Request, body: DecisionIn, who: Operator) -> dict[str, Any]:
-    """Approve or reject a plan (published on the ``approvals`` topic and audited)."""
-    return await _rt(request).decide(body.plan_id, body.decision, body.comment, who.name, who.role)
+    """Approve or reject a plan or a pending console approval request (published on the
+    ``approvals`` topic and audited): 404 for an unknown id, 409 when already decided."""
+    try:
+        return await _rt(request).decide(
+            body.plan_id, body.decision, body.comment, who.name, who.role
+        )
+    except DecisionError as err:
+        raise HTTPException(err.status_code, str(err)) from None
 
 
-@router.get("/api/v1/history/readings", tags=["history"])
+@router.get("/api/v1/history/readings", tags=["history"], responses=READ_ERRORS)
 async def history_readings(
     request: Request,
     _: Reader,
-    device_id: str | None = None,
-    quantity: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    device_id: Filter = None,
+    quantity: Filter = None,
+    start: IsoTime | None = None,
+    end: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
     """Stored readings with ``start <= ts < end`` (columnar JSON, canonical units)."""
@@ -191,19 +195,19 @@ async def history_readings(
     }
 
 
-@router.get("/api/v1/history/events", tags=["history"])
+@router.get("/api/v1/history/events", tags=["history"], responses=READ_ERRORS)
 async def history_events(
     request: Request,
     _: Reader,
-    kind: str | None = None,
-    since: datetime | None = None,
+    kind: Filter = None,
+    since: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     store = _rt(request).store
     return await asyncio.to_thread(store.events, kind, since.timestamp() if since else None, limit)
 
 
-@router.get("/api/v1/audit", tags=["history"])
+@router.get("/api/v1/audit", tags=["history"], responses=READ_ERRORS)
 async def audit_log(
     request: Request, _: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
@@ -211,24 +215,26 @@ async def audit_log(
     return await asyncio.to_thread(_rt(request).store.audit_log, None, limit)
 
 
-@router.get("/api/v1/scenarios", tags=["scenarios"])
+@router.get("/api/v1/scenarios", tags=["scenarios"], responses=READ_ERRORS)
 async def scenarios(request: Request, _: Reader) -> list[dict[str, Any]]:
     return await asyncio.to_thread(_rt(request).catalog.list)
 
 
-@router.post("/api/v1/scenarios", tags=["scenarios"], status_code=201)
+@router.post("/api/v1/scenarios", tags=["scenarios"], status_code=201, responses=WRITE_ERRORS)
 async def upload_scenario(request: Request, body: ScenarioUpload, who: Operator) -> dict[str, Any]:
     """Validate and store a TOML scenario (same schema as ``gridsync simulate``)."""
     rt = _rt(request)
     try:
         info = rt.catalog.upload(body.name, body.toml)
     except ScenarioError as err:
-        raise HTTPException(422, str(err)) from None
+        unprocessable(("body", "toml"), str(err))
     await asyncio.to_thread(rt.store.audit, who.name, who.role, "scenario.upload", body.name, info)
     return info
 
 
-@router.post("/api/v1/scenarios/select", tags=["scenarios"])
+@router.post(
+    "/api/v1/scenarios/select", tags=["scenarios"], responses={**WRITE_ERRORS, **NOT_FOUND}
+)
 async def select_scenario(request: Request, body: ScenarioSelect, who: Operator) -> dict[str, Any]:
     """Switch the twin to another scenario (agents restart on it)."""
     try:
@@ -237,7 +243,7 @@ async def select_scenario(request: Request, body: ScenarioSelect, who: Operator)
         raise HTTPException(404, err.args[0]) from None
 
 
-@router.post("/api/v1/telemetry", tags=["telemetry"], status_code=202)
+@router.post("/api/v1/telemetry", tags=["telemetry"], status_code=202, responses=WRITE_ERRORS)
 async def post_telemetry(
     request: Request, who: Device, payload: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
@@ -247,7 +253,7 @@ async def post_telemetry(
     raw = await request.body()
     res = await _rt(request).ingestor.submit(raw, origin=f"http:{who.name}")
     if not res.accepted:
-        raise HTTPException(422, res.reason)
+        unprocessable(("body",), res.reason)
     return {
         "accepted": True,
         "readings": res.n_readings,

@@ -213,9 +213,15 @@ class ApprovalManager:
         self._listeners.append(listener)
 
     def _emit(self, event: str, req: ApprovalRequest, actor: str, role: str, **detail) -> None:
-        req.history.append({"event": event, "by": actor, "role": role, "at_s": self.clock()})
+        self._audit(event, req, actor, role, **detail)
+        self._notify(event, req, actor, role)
+
+    def _audit(self, event: str, req: ApprovalRequest, actor: str, role: str, **detail) -> None:
         if self.audit_sink is not None:
             self.audit_sink.audit(actor, role, f"approval.{event}", req.id, detail)
+
+    def _notify(self, event: str, req: ApprovalRequest, actor: str, role: str) -> None:
+        req.history.append({"event": event, "by": actor, "role": role, "at_s": self.clock()})
         for listener in list(self._listeners):
             listener(event, req)
 
@@ -278,25 +284,25 @@ class ApprovalManager:
         if role not in DECIDE_ROLES:
             msg = f"role {role!r} cannot decide approvals; needs one of {', '.join(DECIDE_ROLES)}"
             raise ApprovalForbidden(msg)
+        if "\x00" in note:
+            msg = "note: NUL characters are not allowed"
+            raise ApprovalInvalid(msg)
         with self._lock:
             req = self.get(request_id)
             if not req.pending:
                 msg = f"approval request {request_id} is already {req.status}"
                 raise ApprovalConflict(msg)
+            step = self.current_step
+            # the audit row first: if it cannot be written, the request stays pending
+            self._audit(
+                status, req, user, role, note=note, applied_kw=applied.round(3).tolist(), step=step
+            )
             req.status = status
             req.decided_s = self.clock()
             req.decided_by, req.decided_role, req.note = user, role, note
-            req.decided_step = self.current_step
+            req.decided_step = step
             req.applied_kw = applied
-        self._emit(
-            status,
-            req,
-            user,
-            role,
-            note=note,
-            applied_kw=applied.round(3).tolist(),
-            step=req.decided_step,
-        )
+        self._notify(status, req, user, role)
         return req
 
     def approve(self, request_id: str, user: str, role: str, note: str = "") -> ApprovalRequest:

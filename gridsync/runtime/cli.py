@@ -69,7 +69,8 @@ def _agents(scenario, emit, controller: str, forecaster: str, period_s: float):
     "--store",
     "store_url",
     default=None,
-    help="sqlite:///file.db or postgresql://...; default: a SQLite file in the temp dir.",
+    help="sqlite:///file.db or postgresql://...; default: runtime.db in the per-user data "
+    "directory ($GRIDSYNC_DATA_DIR, $XDG_DATA_HOME/gridsync or ~/.local/share/gridsync).",
 )
 @click.option(
     "--mqtt",
@@ -161,11 +162,12 @@ async def _serve(
     from gridsync.bus import make_bus
     from gridsync.runtime.runtime import Runtime
     from gridsync.runtime.scenarios import ScenarioCatalog
+    from gridsync.runtime.twin import setpoint_sizes
     from gridsync.sim.builder import load_scenario
-    from gridsync.store import make_store
+    from gridsync.store import default_store_url, make_store
 
     tokens = TokenRegistry.from_env()
-    store_url = store_url or f"sqlite:///{tempfile.gettempdir()}/gridsync-runtime-{os.getpid()}.db"
+    store_url = store_url or default_store_url("runtime")
     catalog = ScenarioCatalog(
         upload_dir=os.path.join(tempfile.gettempdir(), "gridsync-scenarios"), current=scenario_name
     )
@@ -179,6 +181,7 @@ async def _serve(
             load_scenario, catalog.path(name), days=n_days or days, history_days=7
         )
         await rt.supervisor.stop()
+        rt.fleet_sizes = setpoint_sizes(sc.fleet)
         for a in _agents(sc, parts["emit"], controller, forecaster, step_s):
             rt.supervisor.start(a)
         rt.state.scenario = {

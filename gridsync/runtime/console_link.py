@@ -32,9 +32,9 @@ import numpy as np
 
 from gridsync.aio import cancel_and_wait
 from gridsync.bus import Message, Subscription
-from gridsync.hitl.approvals import ApprovalError
+from gridsync.hitl.approvals import ApprovalConflict, ApprovalError, ApprovalNotFound
 from gridsync.hitl.session import ConsoleSession
-from gridsync.runtime.runtime import Runtime
+from gridsync.runtime.runtime import AlreadyDecided, Runtime
 from gridsync.runtime.twin import meter_readings, setpoints_to_dict
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,13 @@ class ConsoleLink:
         self._queue = asyncio.Queue()
         self._pump = asyncio.create_task(self._run(), name="console-link")
         self._sub = await self.runtime.bus.subscribe("approvals", self._on_decision, max_deliver=1)
+        self.runtime.decision_handlers.append(self.decide)
         self.session.add_listener(self._on_event)
 
     async def detach(self) -> None:
         self.session.remove_listener(self._on_event)
+        if self.decide in self.runtime.decision_handlers:
+            self.runtime.decision_handlers.remove(self.decide)
         if self._sub is not None:
             await self._sub.unsubscribe()
         if self._pump is not None:
@@ -161,20 +164,32 @@ class ConsoleLink:
                 log.exception("could not publish console twin step on the runtime bus")
 
     # API decisions -> session ------------------------------------------------------------
-    async def _on_decision(self, msg: Message) -> None:
-        d = msg.data
-        if "decision" not in d:
-            return
+    async def decide(
+        self, request_id: str, decision: str, comment: str, actor: str, role: str
+    ) -> dict[str, Any] | None:
+        """``Runtime.decide`` handler: decide a console request now (the request and its
+        audit row change together); None when ``request_id`` is not a console request."""
         approvals = self.session.approvals
+        try:
+            approvals.get(request_id)
+        except ApprovalNotFound:
+            return None
+        act = approvals.approve if decision == "approve" else approvals.reject
+        try:
+            req = await asyncio.to_thread(act, request_id, actor, role or "operator", comment)
+        except ApprovalConflict as err:
+            raise AlreadyDecided(str(err)) from err
+        return {"id": req.id, "status": req.status}
+
+    async def _on_decision(self, msg: Message) -> None:
+        """Decisions published on the bus by another process (not yet applied)."""
+        d = msg.data
+        if "decision" not in d or d.get("applied"):
+            return
         req_id = str(d.get("plan_id", ""))
         try:
-            approvals.get(req_id)
-        except ApprovalError:
-            return  # a plan decision for some other dispatcher, not a console request
-        act = approvals.approve if d["decision"] == "approve" else approvals.reject
-        try:
-            await asyncio.to_thread(
-                act, req_id, str(d.get("by", "api")), "operator", str(d.get("comment", ""))
+            await self.decide(
+                req_id, d["decision"], str(d.get("comment", "")), str(d.get("by", "api")), ""
             )
-        except ApprovalError as err:
-            log.warning("API decision on %s not applied: %s", req_id, err)
+        except (ApprovalError, AlreadyDecided) as err:
+            log.warning("bus decision on %s not applied: %s", req_id, err)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,23 @@ from gridsync.store import ReadingBatch, SqliteStore, Store
 log = logging.getLogger(__name__)
 
 ScenarioHook = Callable[["Runtime", str, int | None], Awaitable[None]]
+#: ``(plan_id, decision, comment, actor, role) -> request dict``, or None for an id the
+#: handler does not know; raises :class:`AlreadyDecided` for a request decided before.
+DecisionHandler = Callable[[str, str, str, str, str], Awaitable[dict[str, Any] | None]]
+
+
+class DecisionError(LookupError):
+    """A decision on a plan could not be taken; ``status_code`` is the HTTP status."""
+
+    status_code = 400
+
+
+class UnknownPlan(DecisionError):
+    status_code = 404
+
+
+class AlreadyDecided(DecisionError):
+    status_code = 409
 
 
 def readings_batch(data: dict[str, Any]) -> ReadingBatch:
@@ -77,6 +95,11 @@ class Runtime:
         self.ingestor = Ingestor(self.bus, validator or TelemetryValidator())
         self.on_scenario_change = on_scenario_change
         self._initial_agents = list(agents)
+        self.decision_handlers: list[DecisionHandler] = []
+        #: setpoint list length per field of the running fleet (None: no scenario yet)
+        self.fleet_sizes: dict[str, int] | None = None
+        self._plan_ids: deque[str] = deque(maxlen=1000)
+        self._decided: OrderedDict[str, str] = OrderedDict()
         self._subs: list[Subscription] = []
         self._clock: asyncio.Task | None = None
         self.running = False
@@ -147,6 +170,8 @@ class Runtime:
             st.forecast = d
         elif msg.topic == "plans":
             st.plan = d
+            if d.get("plan_id"):
+                self._plan_ids.append(str(d["plan_id"]))
         elif msg.topic == "setpoints":
             st.setpoints = d
         elif msg.topic == "alerts":
@@ -227,13 +252,19 @@ class Runtime:
     async def submit_plan(self, plan: dict[str, Any], actor: str, role: str) -> str:
         plan_id = plan.get("plan_id") or f"op-{uuid.uuid4().hex[:12]}"
         body = {**plan, "plan_id": plan_id, "source": f"operator:{actor}", "created_s": time.time()}
-        await self.bus.publish("plans", body, msg_id=f"plan:{plan_id}")
         await asyncio.to_thread(self.store.audit, actor, role, "plan.submit", plan_id, plan)
+        await self.bus.publish("plans", body, msg_id=f"plan:{plan_id}")
+        self._plan_ids.append(plan_id)
         return plan_id
 
     async def decide(
         self, plan_id: str, decision: str, comment: str, actor: str, role: str
     ) -> dict:
+        """Approve or reject ``plan_id``: a request a :attr:`decision_handlers` entry knows
+        (the console's approval queue) is decided there, atomically with its audit row;
+        otherwise a plan seen on the bus or in the store is decided once and audited.
+        Raises :class:`UnknownPlan` (404) or :class:`AlreadyDecided` (409); nothing is
+        published or audited then."""
         body = {
             "plan_id": plan_id,
             "decision": decision,
@@ -241,11 +272,35 @@ class Runtime:
             "by": actor,
             "ts_s": time.time(),
         }
+        for handler in self.decision_handlers:
+            request = await handler(plan_id, decision, comment, actor, role)
+            if request is not None:
+                body = {**body, "applied": True, "status": request.get("status")}
+                await self.bus.publish("approvals", body)
+                return body
+        if plan_id in self._decided:
+            msg = f"plan {plan_id!r} was already decided: {self._decided[plan_id]}"
+            raise AlreadyDecided(msg)
+        if not await self._plan_known(plan_id):
+            msg = f"no plan or approval request {plan_id!r}"
+            raise UnknownPlan(msg)
+        self._decided[plan_id] = decision
+        while len(self._decided) > 10_000:
+            self._decided.popitem(last=False)
+        try:
+            await asyncio.to_thread(
+                self.store.audit, actor, role, f"plan.{decision}", plan_id, {"comment": comment}
+            )
+        except BaseException:
+            self._decided.pop(plan_id, None)
+            raise
         await self.bus.publish("approvals", body)
-        await asyncio.to_thread(
-            self.store.audit, actor, role, f"plan.{decision}", plan_id, {"comment": comment}
-        )
         return body
+
+    async def _plan_known(self, plan_id: str) -> bool:
+        if plan_id in self._plan_ids:
+            return True
+        return await asyncio.to_thread(self.store.has_plan, plan_id)
 
     async def ack_alert(self, alert_id: int, actor: str, role: str) -> dict | None:
         alert = self.state.find_alert(alert_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,24 +52,30 @@ async def start_service(
     mqtt_url: str | None = "127.0.0.1:1883",
     forecaster: str = "naive",
     buffer_step_s: float = 5.0,
+    bus_options: dict[str, Any] | None = None,
+    store_options: dict[str, Any] | None = None,
 ) -> Service:
     """Start the runtime around a console session (see the module docstring).
 
     Raises ``ValueError`` with a readable message for bad console settings (no users,
     unknown controller); MQTT being unreachable is not an error: telemetry then goes through
-    the in-process ingestor and ``notes`` says so.
+    the in-process ingestor and ``notes`` says so. Without ``store_url`` history goes to
+    ``serve.db`` in the per-user data directory (:func:`gridsync.store.data_dir`), so it
+    survives restarts. ``bus_options``/``store_options`` go to ``make_bus``/``make_store``
+    (e.g. a NATS ``prefix`` or a PostgreSQL ``schema``).
     """
     from gridsync.api.app import create_app
     from gridsync.bus import make_bus
     from gridsync.runtime.agents import ForecastAgent
     from gridsync.runtime.cli import _emitter
-    from gridsync.store import make_store
+    from gridsync.runtime.twin import setpoint_sizes
+    from gridsync.store import default_store_url, make_store
     from gridsync.web.server import attach_console
 
-    store_url = store_url or f"sqlite:///{tempfile.gettempdir()}/gridsync-serve-{os.getpid()}.db"
+    store_url = store_url or default_store_url("serve")
     rt = Runtime(
-        make_bus(bus_url),
-        make_store(store_url),
+        make_bus(bus_url, **(bus_options or {})),
+        make_store(store_url, **(store_options or {})),
         step_s=buffer_step_s,
         on_scenario_change=_scenario_needs_restart,
     )
@@ -95,6 +100,7 @@ async def start_service(
         rt.store.close()
         raise
     sc = con.session.scenario
+    rt.fleet_sizes = setpoint_sizes(sc.fleet)
     name = os.environ.get("GRIDSYNC_CONSOLE_CONTROLLER", controller)  # as attach_console reads it
     link = ConsoleLink(rt, con.session, emit, controller_name=name)
     await link.attach()

@@ -39,6 +39,12 @@ def setpoints_from_dict(data: dict[str, Any], fleet) -> Setpoints:
     return sp
 
 
+def setpoint_sizes(fleet) -> dict[str, int]:
+    """How many values each setpoint field of ``fleet`` has (one per asset)."""
+    zeros = Setpoints.zeros(fleet)
+    return {name: len(getattr(zeros, name)) for name in SETPOINT_FIELDS}
+
+
 def setpoints_to_dict(sp: Setpoints) -> dict[str, list[float]]:
     return {name: np.asarray(getattr(sp, name), dtype=float).tolist() for name in SETPOINT_FIELDS}
 

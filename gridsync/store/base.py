@@ -185,6 +185,10 @@ class Store(ABC):
         """Store a plan once (False if ``plan_id`` exists already)."""
 
     @abstractmethod
+    def has_plan(self, plan_id: str) -> bool:
+        """Whether a plan with ``plan_id`` is stored."""
+
+    @abstractmethod
     def plans(self, since_s: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Plans newest first: dicts with plan_id, created_s, source, valid_from_s,
         valid_to_s, payload."""

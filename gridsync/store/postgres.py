@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from gridsync.bus.base import encode
 from gridsync.store.base import ReadingBatch, SeriesCache, Store, StoreError, to_frame
@@ -100,6 +99,11 @@ def _json(payload: dict[str, Any]) -> str:
     """JSON text for a jsonb column; PostgreSQL text cannot hold NUL, so an escaped NUL
     (e.g. from a hostile payload quoted in a dead letter) is stored as U+FFFD."""
     return encode(payload).decode().replace("\\u0000", "\\ufffd")
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: stored as U+FFFD (the API refuses NUL anyway)."""
+    return value.replace("\x00", "\ufffd")
 
 
 def _ts(s: float | None) -> datetime | None:
@@ -294,6 +298,14 @@ class PostgresStore(Store):
 
         return self._run(put)
 
+    def has_plan(self, plan_id: str) -> bool:
+        return self._run(
+            lambda c: (
+                c.execute("SELECT 1 FROM plans WHERE plan_id = %s", (plan_id,)).fetchone()
+                is not None
+            )
+        )
+
     def plans(self, since_s=None, limit=100) -> list[dict[str, Any]]:
         rows = self._run(
             lambda c: c.execute(
@@ -327,7 +339,7 @@ class PostgresStore(Store):
                     kind,
                     severity,
                     source,
-                    message.replace("\x00", "\ufffd"),
+                    _text(message),
                     _json(payload or {}),
                 ),
             ).fetchone()[0]
@@ -349,8 +361,8 @@ class PostgresStore(Store):
         return self._run(
             lambda c: c.execute(
                 "INSERT INTO audit (ts, actor, role, action, target, detail)"
-                " VALUES (now(), %s, %s, %s, %s, %s) RETURNING id",
-                (actor, role, action, target, Jsonb(detail or {})),
+                " VALUES (now(), %s, %s, %s, %s, %s::jsonb) RETURNING id",
+                (*map(_text, (actor, role, action, target)), _json(detail or {})),
             ).fetchone()[0]
         )
 

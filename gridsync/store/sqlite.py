@@ -175,6 +175,11 @@ class SqliteStore(Store):
             )
             return cur.rowcount == 1
 
+    def has_plan(self, plan_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
+        return row is not None
+
     def plans(self, since_s=None, limit=100) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import click
 
 from gridsync.web.auth import ROLES, hash_password
@@ -79,8 +82,9 @@ def console_user(name: str, role: str, password: str) -> None:
     "--store",
     "store_url",
     default=None,
-    help="History store: sqlite:///file.db or postgresql://...; default: a SQLite file in the "
-    "temp dir.",
+    help="History store: sqlite:///file.db or postgresql://...; default: serve.db in the "
+    "per-user data directory ($GRIDSYNC_DATA_DIR, $XDG_DATA_HOME/gridsync or "
+    "~/.local/share/gridsync), kept across restarts.",
 )
 @click.option(
     "--mqtt",
@@ -127,67 +131,94 @@ def serve(
 
     Example: gridsync serve --demo   then open the printed URL.
     """
-    import asyncio
-    import contextlib
-
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after shutdown
-        asyncio.run(
-            _serve(
-                demo,
-                host,
-                port,
-                dict(
-                    demo=demo,
-                    scenario_path=scenario_path,
-                    days=days,
-                    controller=controller,
-                    step_interval_s=step_seconds,
-                    approval_timeout_s=approval_timeout,
-                    bus_url=bus_url,
-                    store_url=store_url,
-                    mqtt_url=None if mqtt_url.lower() == "none" else mqtt_url,
-                    forecaster=forecaster,
-                ),
-            )
+    asyncio.run(
+        _serve(
+            demo,
+            host,
+            port,
+            dict(
+                demo=demo,
+                scenario_path=scenario_path,
+                days=days,
+                controller=controller,
+                step_interval_s=step_seconds,
+                approval_timeout_s=approval_timeout,
+                bus_url=bus_url,
+                store_url=store_url,
+                mqtt_url=None if mqtt_url.lower() == "none" else mqtt_url,
+                forecaster=forecaster,
+            ),
         )
+    )
 
 
 async def _serve(demo: bool, host: str, port: int, options: dict) -> None:
+    import signal
+
     import uvicorn
 
     from gridsync.api.auth import TokenRegistry
     from gridsync.runtime.service import start_service, stop_service
     from gridsync.web.server import banner
 
+    # SIGTERM must stop as cleanly as Ctrl+C: uvicorn's own handlers re-raise the signal
+    # after its shutdown, which killed the process (exit 143) before stop_service ran.
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    server: uvicorn.Server | None = None
+
+    def on_signal() -> None:
+        if server is not None:
+            server.force_exit = stopping.is_set()  # a second signal skips waiting for clients
+            server.should_exit = True
+        stopping.set()
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    for sig in handled:
+        loop.add_signal_handler(sig, on_signal)
     tokens = TokenRegistry.from_env()
     click.echo("Building the scenario and the twin (takes a few seconds)...")
     try:
-        svc = await start_service(tokens=tokens, **options)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from err
-    try:
-        con, rt = svc.console, svc.runtime
-        click.echo(
-            f"Twin: one 15-minute step every {con.step_interval_s:g} s; approval timeout "
-            f"{con.session.policy.timeout_s:g} s."
-        )
-        click.echo(
-            f"Runtime: bus={rt.bus.kind} store={svc.store_url}; twin telemetry: "
-            f"{svc.telemetry_path}; agents: {', '.join(rt.state.agents) or 'none'}"
-        )
-        click.echo(banner(host, port, demo))
-        click.echo(f"REST API: http://{host}:{port}/docs")
-        if demo:
-            click.echo(f"Demo API token (operator): {tokens.issue('demo-operator', 'operator')}")
-            click.echo(f"Demo API token (viewer): {tokens.issue('demo-viewer', 'viewer')}")
-            click.echo("The twin starts when the first browser connects. Ctrl+C stops the server.")
-        elif len(tokens) == 0:
+        try:
+            svc = await start_service(tokens=tokens, **options)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+        try:
+            con, rt = svc.console, svc.runtime
             click.echo(
-                "Warning: no API tokens configured (GRIDSYNC_API_TOKENS); the API gives 401."
+                f"Twin: one 15-minute step every {con.step_interval_s:g} s; approval timeout "
+                f"{con.session.policy.timeout_s:g} s."
             )
-        server = uvicorn.Server(uvicorn.Config(svc.app, host=host, port=port, log_level="warning"))
-        click.echo(f"Serving on http://{host}:{port}")
-        await server.serve()
+            click.echo(
+                f"Runtime: bus={rt.bus.kind} store={svc.store_url}; twin telemetry: "
+                f"{svc.telemetry_path}; agents: {', '.join(rt.state.agents) or 'none'}"
+            )
+            click.echo(banner(host, port, demo))
+            click.echo(f"REST API: http://{host}:{port}/docs")
+            if demo:
+                click.echo(
+                    f"Demo API token (operator): {tokens.issue('demo-operator', 'operator')}"
+                )
+                click.echo(f"Demo API token (viewer): {tokens.issue('demo-viewer', 'viewer')}")
+                click.echo(
+                    "The twin starts when the first browser connects. Ctrl+C stops the server."
+                )
+            elif len(tokens) == 0:
+                click.echo(
+                    "Warning: no API tokens configured (GRIDSYNC_API_TOKENS); the API gives 401."
+                )
+            server = uvicorn.Server(
+                uvicorn.Config(svc.app, host=host, port=port, log_level="warning")
+            )
+            server.capture_signals = contextlib.nullcontext  # keep the handlers above
+            if not stopping.is_set():
+                click.echo(f"Serving on http://{host}:{port}")
+                await server.serve()
+        finally:
+            failed = await stop_service(svc)
+            click.echo(
+                f"stopped ({', '.join(failed)} did not stop cleanly)" if failed else "stopped"
+            )
     finally:
-        await stop_service(svc)
-        click.echo("stopped")
+        for sig in handled:
+            loop.remove_signal_handler(sig)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import (
     FileResponse,
@@ -37,8 +37,9 @@ from gridsync.hitl.approvals import ApprovalError
 from gridsync.hitl.overrides import OverrideError
 from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.session import ConsoleSession
-from gridsync.web.auth import DEMO_PASSWORD, Session, SessionSigner, UserStore
+from gridsync.web.auth import Session, SessionSigner, UserStore
 from gridsync.web.hub import EventHub, clean
+from gridsync.web.throttle import FormTokens, LoginThrottle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -73,6 +74,11 @@ class Console:
     task: asyncio.Task | None = None
     first_viewer: asyncio.Event | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    cookie_name: str = COOKIE
+    throttle: LoginThrottle = field(default_factory=LoginThrottle.from_env)
+    forms: FormTokens = field(default_factory=FormTokens)
+    #: at most this many password hashes at once, so a log-in flood cannot starve the server
+    hashing: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
     def audit(self, actor: str, role: str, action: str, target: str = "", detail=None) -> None:
         sink = self.session.audit_sink
@@ -141,68 +147,6 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 @router.get("/vendor/plotly.min.js")
 def plotly_js() -> FileResponse:
     return FileResponse(plotly_js_path(), media_type="application/javascript")
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, error: str = "") -> Response:
-    con = _console(request)
-    nonce = secrets.token_urlsafe(16)
-    resp = templates.TemplateResponse(
-        request,
-        "login.html",
-        {
-            "csrf_token": con.signer.csrf_token(f"login:{nonce}"),
-            "error": error,
-            "demo": con.demo,
-            "demo_password": DEMO_PASSWORD if con.demo else "",
-            "prefix": PREFIX,
-        },
-        status_code=401 if error else 200,
-    )
-    resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", path=PREFIX)
-    return resp
-
-
-@router.post("/login")
-def login(
-    request: Request,
-    username: FormStr = "",
-    password: FormStr = "",
-    csrf_token: FormStr = "",
-) -> Response:
-    con = _console(request)
-    nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not con.signer.check_csrf(f"login:{nonce}", csrf_token):
-        return login_page(request, "The form expired; please try again.")
-    user = con.users.authenticate(username, password)
-    if user is None:
-        con.audit(username or "?", "", "login.failed")
-        return login_page(request, "Unknown user or wrong password.")
-    cookie, sess = con.signer.issue(user)
-    con.audit(user.name, user.role, "login", detail={"expires_s": sess.expires_s})
-    resp = RedirectResponse(f"{PREFIX}/", status_code=status.HTTP_303_SEE_OTHER)
-    resp.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=int(con.signer.ttl_s),
-        httponly=True,
-        samesite="strict",
-        path=PREFIX,
-    )
-    resp.delete_cookie(LOGIN_COOKIE, path=PREFIX)
-    return resp
-
-
-@router.post("/logout")
-def logout(request: Request, sess: SessionDep, csrf_token: FormStr = "") -> Response:
-    con = _console(request)
-    if not con.signer.check_csrf(sess.sid, csrf_token):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-    con.signer.revoke(sess)
-    con.audit(sess.user, sess.role, "logout")
-    resp = RedirectResponse(f"{PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
-    resp.delete_cookie(COOKIE, path=PREFIX)
-    return resp
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -396,6 +340,9 @@ def mount_console(
     con = Console(session, users, signer or SessionSigner(), step_interval_s, demo)
     con.runtime = getattr(app.state, "runtime", None)
     app.state.console = con
+    from gridsync.web.login import router as login_router
+
+    app.include_router(login_router)
     app.include_router(router)
     app.mount(
         f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static"

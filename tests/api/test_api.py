@@ -122,13 +122,13 @@ def test_bad_and_duplicate_telemetry_is_refused_and_dead_lettered(api):
     bad = telemetry(1)
     bad["readings"][0]["value"] = "1500"  # wrong type
     r = client.post("/api/v1/telemetry", headers=h(tok["device"]), json=bad)
-    assert r.status_code == 422 and "readings.0.value" in r.json()["detail"]
+    assert r.status_code == 422 and "readings.0.value" in r.json()["detail"][0]["msg"]
     assert (
         client.post("/api/v1/telemetry", headers=h(tok["device"]), json=telemetry(2)).status_code
         == 202
     )
     dup = client.post("/api/v1/telemetry", headers=h(tok["device"]), json=telemetry(2))
-    assert dup.status_code == 422 and "duplicate" in dup.json()["detail"]
+    assert dup.status_code == 422 and "duplicate" in dup.json()["detail"][0]["msg"]
 
     def dead():
         ev = client.get(
@@ -205,7 +205,7 @@ def test_scenario_list_upload_and_select(api):
     bad = client.post(
         "/api/v1/scenarios", headers=op, json={"name": "neg", "toml": "[fleet.ev]\ncount = -3\n"}
     )
-    assert bad.status_code == 422 and "fleet.ev.count" in bad.json()["detail"]
+    assert bad.status_code == 422 and "fleet.ev.count" in bad.json()["detail"][0]["msg"]
     ok = client.post(
         "/api/v1/scenarios",
         headers=op,

@@ -112,13 +112,28 @@ def browser(server):
 
 
 def log_in(browser, base: str, user: str):
+    """A logged-in page; ``page.csp_violations`` collects what the server's CSP blocked."""
     page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda m: page.csp_violations.append(m.text) if "Content Security Policy" in m.text else 0,
+    )
     page.goto(f"{base}/console/login")
     page.fill("#username", user)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#login-button")
     page.wait_for_url(f"{base}/console/")
     return page
+
+
+def wait_js(page, expression: str, timeout: int) -> None:
+    """Poll ``expression`` in the page (Playwright's wait_for_function evaluates a string,
+    which the console's Content-Security-Policy rightly forbids)."""
+    end = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"() => Boolean({expression})"):
+        assert time.monotonic() < end, f"timed out waiting for {expression}"
+        time.sleep(0.1)
 
 
 def shot(page, name: str) -> None:
@@ -130,11 +145,9 @@ def shot(page, name: str) -> None:
 @pytest.mark.slow
 def test_operator_live_values_approve_and_timeout(server, browser):
     page = log_in(browser, server, "operator")
-    page.wait_for_function("window.__gs && window.__gs.states >= 1", timeout=15_000)
+    wait_js(page, "window.__gs && window.__gs.states >= 1", timeout=15_000)
     first = page.inner_text("#sim-time")
-    page.wait_for_function(
-        f"document.getElementById('sim-time').textContent !== {first!r}", timeout=10_000
-    )
+    wait_js(page, f"document.getElementById('sim-time').textContent !== {first!r}", 10_000)
     assert page.inner_text("#feeder-kw").endswith("kW")
     assert page.inner_text("#conn") == "live"
 
@@ -157,18 +170,20 @@ def test_operator_live_values_approve_and_timeout(server, browser):
         f"#recent tr[data-request-id='{nid}'] .status-expired", timeout=(TIMEOUT_S + 8) * 1000
     )
     assert time.monotonic() - t0 <= TIMEOUT_S + 8
-    page.wait_for_function(
+    wait_js(
+        page,
         "[...document.querySelectorAll('#alerts li')].some(li => li.textContent.includes('fail-safe'))",
         timeout=5_000,
     )
     assert "system" in page.inner_text(f"#recent tr[data-request-id='{nid}']")
     shot(page, "3_failsafe")
+    assert page.csp_violations == []
 
 
 @pytest.mark.slow
 def test_viewer_cannot_approve(server, browser):
     page = log_in(browser, server, "viewer")
-    page.wait_for_function("window.__gs && window.__gs.states >= 1", timeout=15_000)
+    wait_js(page, "window.__gs && window.__gs.states >= 1", timeout=15_000)
     assert page.is_visible("#viewer-note")
     assert page.query_selector("button[data-action=approve]") is None
     assert page.query_selector("#override-form") is None
@@ -185,3 +200,4 @@ def test_viewer_cannot_approve(server, browser):
     )
     assert status == 403
     shot(page, "4_viewer")
+    assert page.csp_violations == []
