@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -35,9 +36,25 @@ from gridsync.cli.options import (
     "--resolution-s", type=int, default=None, help="Step length in seconds (divides 3600)."
 )
 @json_option("Write KPIs per controller to this JSON file.")
+@click.option(
+    "--setpoints-csv",
+    "setpoints_csv",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write every step's setpoint per asset (controller, step, time, asset_id, kind, kW).",
+)
 @report_options
 def simulate(
-    scenario_path, controllers, days, start, resolution_s, json_path, report_dir, no_report, quiet
+    scenario_path,
+    controllers,
+    days,
+    start,
+    resolution_s,
+    json_path,
+    setpoints_csv,
+    report_dir,
+    no_report,
+    quiet,
 ):
     """Run controllers on the digital twin (AC power flow every step) and compare KPIs.
 
@@ -45,6 +62,7 @@ def simulate(
     Examples:
       gridsync simulate                                   # both baselines, default week
       gridsync simulate --controller tou --days 1 --json out.json
+      gridsync simulate --controller smart-rule --days 1 --setpoints-csv sp.csv
       gridsync simulate --scenario winter-electrified --controller uncontrolled
       gridsync simulate --scenario my_feeder.yaml --start 2016-02-01
 
@@ -60,6 +78,7 @@ def simulate(
     from gridsync.cli.controllers import make_controller
     from gridsync.sim.kpi import KPI_UNITS, compute_kpis
     from gridsync.sim.report import write_report
+    from gridsync.sim.setpoints_csv import SetpointsCsv
     from gridsync.sim.simulator import simulate as run
 
     console = Console(stderr=True)
@@ -74,16 +93,20 @@ def simulate(
         f"{scenario.n_steps} steps of {scenario.config.time.resolution_s} s from {scenario.window[0]}"
     )
     results, kpis = [], {}
-    with step_progress(console, quiet) as progress:
+    csv_out = SetpointsCsv(setpoints_csv) if setpoints_csv else nullcontext()
+    with step_progress(console, quiet) as progress, csv_out:
         for name in names:
             task = progress.add_task(name, total=scenario.n_steps)
             res = run(
                 scenario,
                 make_controller(name),
                 on_step=lambda i, n, task=task: progress.update(task, completed=i),
+                on_setpoints=csv_out.recorder(name, scenario) if setpoints_csv else None,
             )
             results.append(res)
             kpis[name] = compute_kpis(res, scenario)
+    if setpoints_csv:
+        console.print(f"setpoints: {setpoints_csv} ({csv_out.rows_written:,} rows)")
 
     n_days = scenario.n_steps * scenario.dt_h / 24
     table = Table(title=f"KPIs over {n_days:g} day{'' if n_days == 1 else 's'}")

@@ -75,8 +75,12 @@ def simulate(
     scenario: Scenario,
     controller: Controller,
     on_step: Callable[[int, int], None] | None = None,
+    on_setpoints: Callable[[int, Setpoints], None] | None = None,
 ) -> SimulationResult:
-    """Run ``controller`` over the scenario window and record the twin's response."""
+    """Run ``controller`` over the scenario window and record the twin's response.
+
+    ``on_setpoints(step, setpoints)`` sees every step's checked setpoints before they are
+    applied (e.g. ``sim.setpoints_csv``)."""
     t0 = time.perf_counter()
     fleet = scenario.fleet
     n, dt = scenario.n_steps, scenario.dt_h
@@ -115,6 +119,8 @@ def simulate(
         obs = twin.observe()
         sp = controller.act(obs)
         _check_setpoints(sp, fleet, name)
+        if on_setpoints is not None:
+            on_setpoints(obs.step, sp)
         r = twin.advance(obs, sp)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
         # Losses of a failed power flow are unknown; the KPIs sum them, so count them as 0.
