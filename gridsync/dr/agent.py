@@ -77,9 +77,10 @@ class DRAgent:
         n, n_steps, n_p = book.n, scenario.n_steps, len(self.programs)
         self.meter_kw = np.zeros((n_steps, n))
         self.device_kw = np.zeros((n_steps, n, len(END_USES)))
-        self.sheddable_kw = np.zeros((n_steps, n, len(END_USES)))
         self.battery_usable_kwh = np.zeros((n_steps, n))
         self.feeder_kw = np.full(n_steps, np.nan)
+        self.addback_kw = np.zeros(n_steps)
+        self.reconstituted = np.zeros(n_steps, dtype=bool)
         self.excluded = np.zeros(n_steps, dtype=bool)
         self.called = np.zeros((n_steps, n), dtype=bool)
         idx = scenario.index[scenario.start_step : scenario.end_step]
@@ -103,6 +104,12 @@ class DRAgent:
             self.enrolled[:, j] = eligible & (rng.random(n) < p.enrolment_share)
         trafo = scenario.feeder.net.trafo
         self.trafo_kva = float(trafo.sn_mva.sum() * 1e3) if len(trafo) else np.inf
+        pct = self.cfg.dispatch.feeder_limit_pct_of_transformer
+        self.limit_kw = (
+            pct / 100 * self.trafo_kva
+            if pct is not None and np.isfinite(self.trafo_kva)
+            else self.cfg.dispatch.feeder_limit_kw
+        )
         self._next_id = 0
         self._pending_upstream: list[tuple[int, int, int, float]] = []
 
@@ -112,16 +119,17 @@ class DRAgent:
         i: int,
         meter_kw: np.ndarray,
         device_kw: np.ndarray,
-        sheddable_kw: np.ndarray,
         battery_usable_kwh: np.ndarray,
     ) -> None:
-        """Store this step's per-customer meter and device telemetry (step ``i`` of the run).
+        """Store one interval's per-customer meter reading and enrolled-device telemetry (step
+        ``i`` of the run, delivered when the interval ends: planning at ``i + 1`` is the first
+        to use it).
 
-        ``sheddable_kw`` is the device power that was not deadline-bound (EVs and appliances
-        that could still finish in time if paused), as smart chargers and appliances report."""
+        ``device_kw`` (n, 5) is the 15-minute mean power each enrolled device reported, nothing
+        more: no EV departure times or energy needs, so how much of that power could really
+        pause is learned from events (``calibration``), not read from the devices."""
         self.meter_kw[i] = meter_kw
         self.device_kw[i] = device_kw
-        self.sheddable_kw[i] = sheddable_kw
         self.battery_usable_kwh[i] = battery_usable_kwh
 
     def record_feeder(self, i: int, feeder_kw: float | None) -> None:
@@ -129,13 +137,22 @@ class DRAgent:
             self.feeder_kw[i] = feeder_kw
 
     # ---- forecasting ----------------------------------------------------------------------
-    def _same_time_history(self, series: np.ndarray, steps: np.ndarray, known: int, days: int):
-        """Values of ``series`` at the same time of day on up to ``days`` earlier clean days."""
+    def _same_time_history(
+        self,
+        series: np.ndarray,
+        steps: np.ndarray,
+        known: int,
+        days: int,
+        excluded: np.ndarray | None = None,
+    ):
+        """Values of ``series`` at the same time of day on up to ``days`` earlier clean days
+        (``excluded`` steps skipped; the event and rebound windows by default)."""
+        excluded = self.excluded if excluded is None else excluded
         k = np.arange(1, days + 8)
         src = steps[:, None] - k[None, :] * self.spd
         ok = (src >= 0) & (src < known)
         src_c = np.clip(src, 0, len(series) - 1)
-        ok &= ~self.excluded[src_c]
+        ok &= ~excluded[src_c]
         vals = series[src_c]
         ok &= np.isfinite(vals)
         # keep only the first ``days`` clean days per row
@@ -144,9 +161,20 @@ class DRAgent:
 
     def forecast_feeder_kw(self, i: int, horizon: int) -> np.ndarray:
         """Feeder-head import forecast for run steps ``i .. i+horizon-1``: mean of the same time
-        on the last clean days (event and rebound windows excluded), NaN without history."""
+        on the last ``FORECAST_DAYS`` days of metered feeder import, NaN without history.
+
+        Verified event and rebound windows count with their load reconstituted (the reduction
+        the M&V baseline measured added back, the measured rebound taken off), as utilities
+        do, so a daily event does not freeze the forecast on the last event-free days;
+        windows not yet verified are skipped."""
         steps = np.arange(i, i + horizon)
-        vals, ok = self._same_time_history(self.feeder_kw, steps, i, FORECAST_DAYS)
+        vals, ok = self._same_time_history(
+            self.feeder_kw + self.addback_kw,
+            steps,
+            i,
+            FORECAST_DAYS,
+            excluded=self.excluded & ~self.reconstituted,
+        )
         cnt = ok.sum(axis=1)
         with np.errstate(invalid="ignore"):
             return np.where(
@@ -154,8 +182,8 @@ class DRAgent:
             )
 
     def flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
-        """Expected sheddable device power per customer and end use (n, 5) over run steps
-        [start, end): the mean over each customer's last ``FLEX_DAYS`` days at the same time
+        """Expected device power per customer and end use (n, 5) over run steps [start, end)
+        from telemetry: the mean over each customer's last ``FLEX_DAYS`` days at the same time
         on which *that customer* was not called (so other customers' events do not hide
         recent history), shrunk towards the customer's segment."""
         steps = np.arange(start, end)
@@ -168,7 +196,7 @@ class DRAgent:
         n_days = clean.sum(axis=0)  # (n,)
         if not n_days.any():
             return np.zeros((self.book.n, len(END_USES)))
-        per_day = self.sheddable_kw[src_c].mean(axis=0)  # (K, n, 5)
+        per_day = self.device_kw[src_c].mean(axis=0)  # (K, n, 5)
         own = (per_day * clean[:, :, None]).sum(axis=0) / np.maximum(n_days, 1)[:, None]
         own = np.maximum(own, 0.0)
         # Shrink each customer's utilisation towards their segment's: with a few days of
@@ -258,7 +286,7 @@ class DRAgent:
         fc = self.forecast_feeder_kw(i, end + self._rebound_steps() - i)
         after = fc[rebound_steps - i] if len(rebound_steps) else np.zeros(0)
         after = after[np.isfinite(after)]
-        headroom = self.cfg.dispatch.feeder_limit_kw - (after.max() if len(after) else 0.0)
+        headroom = self.limit_kw - (after.max() if len(after) else 0.0)
         plan: Plan = plan_event(
             offers,
             target,
@@ -332,7 +360,7 @@ class DRAgent:
         fc = self.forecast_feeder_kw(i, horizon)
         abs_i = self.scenario.start_step + i
         price = self.scenario.tariff.import_eur_per_kwh[abs_i : abs_i + horizon]
-        over = np.nan_to_num(fc - d.feeder_limit_kw, nan=0.0)
+        over = np.nan_to_num(fc - self.limit_kw, nan=0.0)
         spike = (
             (price >= d.price_spike_eur_per_kwh)
             if d.price_spike_eur_per_kwh
@@ -370,6 +398,7 @@ class DRAgent:
             self.temp_c,
             self.spd,
         )
+        self._reconstitute(ev, delivered_each)
         shed_each = self._device_shed_kw(ev)
         paid = self._incentives_eur(ev, delivered_each)
         self._learn(ev, shed_each)
@@ -382,6 +411,30 @@ class DRAgent:
             }
         )
         return ev.results
+
+    def _reconstitute(self, ev: DREvent, delivered_each_kw: np.ndarray) -> None:
+        """Add the M&V-measured reduction back onto the feeder history of the event window
+        and take the measured rebound (same baseline, the window after) off it."""
+        end = min(ev.end + self._rebound_steps(), len(self.feeder_kw))
+        rebound_each = np.zeros(0)
+        if end > ev.end:
+            # regression baseline: the same-day adjustment would see the event's own window
+            _, rebound_each = delivered_kw_by_baseline(
+                self.meter_kw,
+                ev.end,
+                end,
+                ev.customers,
+                self.excluded,
+                self.weekend,
+                self.temp_c,
+                self.spd,
+            )
+        if not np.isfinite(delivered_each_kw).all():
+            return
+        self.addback_kw[ev.start : ev.end] += float(delivered_each_kw.sum())
+        if end > ev.end and np.isfinite(rebound_each).all():
+            self.addback_kw[ev.end : end] += float(rebound_each.sum())
+        self.reconstituted[ev.start : end] = True
 
     def _incentives_eur(self, ev: DREvent, delivered_each_kw: np.ndarray) -> np.ndarray:
         """Payment per called customer: the program's per-event fee plus its rate (or, for
@@ -439,7 +492,7 @@ class DRAgent:
             if other.start < ev.end and ev.start < other.end:
                 control[other.customers] = False
         shed = control_group_shed_kw(
-            self.sheddable_kw[ev.start : ev.end].mean(axis=0),
+            self.device_kw[ev.start : ev.end].mean(axis=0),
             self.book.device_kw,
             self.book.segment,
             control,

@@ -11,7 +11,6 @@ from gridsync.cli.options import (
     days_option,
     json_option,
     report_options,
-    scenario_option,
     step_progress,
 )
 
@@ -21,16 +20,24 @@ def dr() -> None:
     """Demand response: plan events, simulate customers' response, verify delivery.
 
     \b
-    Start with `gridsync dr run`: the bundled feeder week on the time-of-use controller, with
-    the programs in gridsync/data/dr/programs.toml (CPP, peak-time rebates, direct load
-    control, emergency requests, real-time pricing).
+    Start with `gridsync dr run`: the bundled winter-electrified week (devices uncontrolled
+    outside events, so events meet the feeder's real evening peak, not a rebound a tariff rule
+    created), with the programs in gridsync/data/dr/programs.toml (CPP, peak-time rebates,
+    direct load control, emergency requests, real-time pricing).
     """
 
 
 def _options(f):
     for opt in reversed(
         [
-            scenario_option("Scenario file. Default: the bundled SimBench LV feeder week."),
+            click.option(
+                "--scenario",
+                "scenario_path",
+                default="winter-electrified",
+                show_default=True,
+                help="Scenario file or bundled scenario name (winter-electrified: heat pumps "
+                "and EVs peak in the evening on a weak village feeder).",
+            ),
             click.option(
                 "--programs",
                 "programs_path",
@@ -50,7 +57,7 @@ def _options(f):
             ),
             click.option(
                 "--base",
-                default="tou",
+                default="uncontrolled",
                 show_default=True,
                 help="Controller the customers' devices follow outside events "
                 "(see `gridsync simulate --help`).",

@@ -69,6 +69,9 @@ class CustomerPriors(_Strict):
 
 class DispatchRules(_Strict):
     feeder_limit_kw: float = Field(400.0, gt=0)
+    feeder_limit_pct_of_transformer: float | None = Field(
+        None, gt=0, le=200, description="limit as % of the transformer rating; wins when set"
+    )
     price_spike_eur_per_kwh: float | None = Field(None, gt=0)
     planning_hour: float = Field(14.0, ge=0, lt=24)
     min_event_h: float = Field(1.0, gt=0, le=12, description="shortest event window called")

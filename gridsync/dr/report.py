@@ -27,7 +27,7 @@ def write_dr_report(path: Path, run) -> Path:
         go.Scatter(x=frame.index, y=frame.no_dr_kw, name="no DR", line={"width": 1}), 1, 1
     )
     fig.add_trace(go.Scatter(x=frame.index, y=frame.dr_kw, name="with DR", line={"width": 1}), 1, 1)
-    limit = run.controller.config.dispatch.feeder_limit_kw
+    limit = run.controller.agent.limit_kw
     fig.add_hline(y=limit, line_dash="dot", annotation_text="feeder limit", row=1, col=1)
     step = frame.index[1] - frame.index[0]
     for e in s["events"]:

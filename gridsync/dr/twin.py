@@ -202,8 +202,6 @@ class DemandResponseController:
         p_th, _ = physics.thermal_step(
             f.thermal, obs.thermal_temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
         )
-        # Sheddable = could sit out a whole shortest event; what the agent learns flexibility from.
-        must_ev, must_d = self._must_run(obs, self.config.dispatch.min_event_h)
         w = book.water_heater
 
         def per_customer(ev_kw, dfr_kw):
@@ -216,14 +214,13 @@ class DemandResponseController:
             return dev
 
         dev = per_customer(p_ev, p_dfr)
-        sheddable = per_customer(np.where(must_ev, 0.0, p_ev), np.where(must_d, 0.0, p_dfr))
         base = book.base_kw[obs.step]
         bat = f.battery
         usable = (
             np.maximum(obs.battery_energy_kwh - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge
         )
         self.agent.record(
-            i, base + dev.sum(axis=1), dev, sheddable, np.bincount(book.battery_customer, usable, n)
+            i, base + dev.sum(axis=1), dev, np.bincount(book.battery_customer, usable, n)
         )
 
 
