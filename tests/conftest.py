@@ -27,10 +27,20 @@ def require_service(name: str, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def scenario_1day():
+def scenario_1day_plant():
+    """The bundled scenario over one day, as shipped: the twin runs the mismatched plant."""
     from gridsync.sim.builder import load_scenario
 
     return load_scenario(days=1, history_days=7)
+
+
+@pytest.fixture(scope="session")
+def scenario_1day(scenario_1day_plant):
+    """The same day with the model as the plant (no mismatch): for tests of control logic
+    that compare a component's prediction with the twin exactly."""
+    import dataclasses
+
+    return dataclasses.replace(scenario_1day_plant, plant=None)
 
 
 @pytest.fixture(scope="session")

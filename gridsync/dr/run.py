@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -97,6 +97,9 @@ def run_dr_week(
             days=warmup_days + days,
             history_days=min(scen_cfg.time.history_days, 7),
         )
+        # The DR agent's customer meters are its own physics on the model (dr/twin.py), not
+        # readings of the plant, so the DR run keeps the model as its plant until they are.
+        scenario = replace(scenario, plant=None)
         ref = DemandResponseController(
             _make_base(base), cfg, warmup_days, enabled=False, truth_seed=truth_seed
         )

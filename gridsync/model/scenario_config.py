@@ -248,6 +248,46 @@ class AccountingConfig(_Strict):
     shortfall_eur_per_kwh: float = Field(1.0, ge=0, description="used by start_level")
 
 
+class PlantConfig(_Strict):
+    """How the real plant differs from the model the controllers are given (all seeded).
+
+    Every magnitude set to 0 turns that part off; ``enabled = false`` turns the whole plant
+    off (the twin then is the model). Uniform errors are ``+-`` half-widths, the others are
+    standard deviations. The defaults are moderate, field-typical values; the reason for each
+    is given next to it.
+    """
+
+    enabled: bool = True
+    seed: int = Field(7, description="plant draws; independent of the fleet seed")
+    # datasheet tolerance plus a few years of calendar fade (Li-ion loses ~1-3 %/yr)
+    battery_capacity_error_frac: float = Field(0.05, ge=0, lt=1)
+    # measured AC round-trip efficiencies of home storage spread a few points around the
+    # datasheet's; absolute points of round trip, split evenly over charge and discharge
+    battery_efficiency_error: float = Field(0.02, ge=0, lt=1)
+    # grey-box RC fits of buildings typically leave 10-20 % uncertainty on R and C
+    thermal_rc_error_frac: float = Field(0.15, ge=0, lt=1)
+    # soiling loss per system drawn from [0, max] (PVWatts' default soiling loss is 2 %)
+    pv_soiling_max_frac: float = Field(0.05, ge=0, lt=1)
+    # roof tilt/azimuth as registered vs as built (aerial imagery / owner declarations)
+    pv_tilt_error_deg: float = Field(5.0, ge=0, le=45)
+    pv_azimuth_error_deg: float = Field(15.0, ge=0, le=90)
+    # class 1 / class B energy meters (IEC 62053-21, EN 50470-3): +-1 % at rated conditions
+    meter_noise_frac: float = Field(0.01, ge=0, le=0.5)
+    # share of interval readings lost (AMI read rates ~99.5 %); the last reading is held
+    meter_dropout_prob: float = Field(0.005, ge=0, lt=1)
+    # a setpoint decided at step t takes effect at t + latency (device runs the older one)
+    command_latency_steps: int = Field(1, ge=0, le=96)
+    # inverter / charger setpoint accuracy, incl. the 1 A pilot-current steps of IEC 61851
+    tracking_error_frac: float = Field(0.02, ge=0, le=0.5)
+    # actual minus declared EV departure; user-entered departures in ACN-Data (Lee et al.
+    # 2019) are often off by an hour or more, 45 min is a moderate choice
+    ev_departure_error_sd_min: float = Field(45.0, ge=0, le=720)
+    # actual energy the driver needs (the car's own charge limit) vs the declared energy
+    ev_energy_error_frac: float = Field(0.15, ge=0, le=1)
+    # a declared daily appliance job that is never loaded
+    deferrable_noshow_prob: float = Field(0.1, ge=0, lt=1)
+
+
 class ScenarioConfig(_Strict):
     name: str = "default"
     description: str = ""
@@ -262,6 +302,23 @@ class ScenarioConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     objective: ObjectiveConfig = ObjectiveConfig()
     accounting: AccountingConfig = AccountingConfig()
+    plant: PlantConfig = PlantConfig()
+
+    @model_validator(mode="after")
+    def _plant_efficiency(self) -> ScenarioConfig:
+        """The worst-case efficiency error must keep every efficiency in (0, 1]."""
+        b, err = self.fleet.battery, self.plant.battery_efficiency_error
+        round_trip = b.efficiency_charge * b.efficiency_discharge
+        ceiling = round_trip * (1.0 / max(b.efficiency_charge, b.efficiency_discharge) ** 2 - 1.0)
+        if err > ceiling + 1e-12 or err >= round_trip:
+            msg = (
+                f"plant.battery_efficiency_error = {err} would push a battery efficiency above 1 "
+                f"or to 0 (fleet.battery efficiency_charge = {b.efficiency_charge}, "
+                f"efficiency_discharge = {b.efficiency_discharge}); expected 0 <= value <= "
+                f"{ceiling:.4f}"
+            )
+            raise ValueError(msg)
+        return self
 
 
 def format_validation_errors(source: str, err: ValidationError) -> str:

@@ -107,11 +107,13 @@ def settle_end_state(
     ev_delivered_kwh: np.ndarray,
     temp_start_c: np.ndarray,
     temp_end_c: np.ndarray,
+    fleet=None,
 ) -> EndState:
     """Settle the window's end state under the scenario's ``AccountingConfig``. Unmet energy
     of sessions that left inside the window is not in the adjustment: the KPI prices it at
-    the objective's weight."""
-    f = scenario.fleet
+    the objective's weight. ``fleet`` is the one the twin ran (the true plant's; default the
+    scenario's model)."""
+    f = scenario.fleet if fleet is None else fleet
     prices = EndPrices.from_scenario(scenario)
     s = f.ev.sessions
     owed = ev_owed_kwh(s, scenario.start_step, scenario.end_step)

@@ -30,6 +30,7 @@ from gridsync.model.scenario_config import (
     load_scenario_config,
 )
 from gridsync.model.tariff import build_tariff, carbon_intensity
+from gridsync.sim.plant import build_plant
 from gridsync.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,15 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
     orient, inverse = np.unique(np.c_[pv.tilt_deg, pv.azimuth_deg], axis=0, return_inverse=True)
     per_kwp = pv_output_per_kwp(weather, orient[:, 0], orient[:, 1])
     ghi = weather.frame.ghi_w_m2.to_numpy()
+    plant = build_plant(
+        cfg.plant,
+        fleet,
+        dt_h,
+        len(index),
+        per_kwp,
+        inverse.ravel().astype(int),
+        lambda tilts, azimuths: pv_output_per_kwp(weather, tilts, azimuths),
+    )
     log.info("built scenario %s: %s", cfg.name, fleet.counts())
     return Scenario(
         config=cfg,
@@ -311,4 +321,5 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
         carbon_g_per_kwh=carbon_intensity(cfg.carbon, index, ghi),
         fleet=fleet,
         weather_station=weather.station,
+        plant=plant,
     )

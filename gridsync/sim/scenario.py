@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ from gridsync.model.network import Feeder
 from gridsync.model.scenario_config import ScenarioConfig
 from gridsync.model.tariff import Tariff
 
+if TYPE_CHECKING:
+    from gridsync.sim.plant import Plant
+
 
 @dataclass
 class Scenario:
@@ -20,6 +24,8 @@ class Scenario:
 
     ``start_step`` is the position in ``index`` of the first simulated step; steps are
     ``dt_h`` hours long. Series shaped ``(T, ...)`` are aligned with ``index``.
+    ``fleet`` and the series are the model controllers are given; ``plant`` (None: the model
+    itself) is what the twin's physics really runs on.
     """
 
     config: ScenarioConfig
@@ -39,6 +45,7 @@ class Scenario:
     carbon_g_per_kwh: np.ndarray
     fleet: Fleet
     weather_station: str = ""
+    plant: Plant | None = None
     _pf: PowerFlowModel | None = field(default=None, repr=False)
     _pv_weights: np.ndarray | None = field(default=None, repr=False)
 

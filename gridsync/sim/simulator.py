@@ -88,7 +88,8 @@ def simulate(
     twin = SteppedTwin(scenario)
     battery_start_kwh, temp_start_c = twin.energy_kwh.copy(), twin.temp_c.copy()
     controller.reset(scenario)
-    total_capacity = max(float(fleet.battery.capacity_kwh.sum()), 1e-9)
+    true_fleet = twin.fleet
+    total_capacity = max(float(true_fleet.battery.capacity_kwh.sum()), 1e-9)
     unmet_deferrable = 0.0
 
     rec = {
@@ -151,11 +152,13 @@ def simulate(
         twin.delivered_kwh,
         temp_start_c,
         twin.temp_c,
+        fleet=true_fleet,
     )
     # appliance jobs still open at the end owe their energy pro rata to the window elapsed
     end_hour = twin.hour(scenario.end_step - 1) + dt
-    open_jobs, share = deferrable_owed_fraction(fleet.deferrable, end_hour, n * dt)
-    owed_dfr = fleet.deferrable.energy_kwh * share
+    last_day = twin.deferrable_fleet(scenario.end_step - 1)
+    open_jobs, share = deferrable_owed_fraction(last_day, end_hour, n * dt)
+    owed_dfr = last_day.energy_kwh * share
     unmet_deferrable += float(np.maximum(owed_dfr - twin.done_kwh, 0.0)[open_jobs].sum())
     return SimulationResult(
         controller=name,

@@ -16,6 +16,7 @@ import numpy as np
 from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.plant import CommandDelay
 from gridsync.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,12 @@ class SteppedTwin:
                 f"[{scenario.start_step}, {scenario.end_step})"
             )
             raise ValueError(msg)
-        f = scenario.fleet
+        self.plant = scenario.plant
+        self.fleet = scenario.fleet if self.plant is None else self.plant.fleet
+        latency = 0 if self.plant is None else self.plant.config.command_latency_steps
+        self._delay = CommandDelay(latency)
+        self._meter_held: dict[str, np.ndarray] = {}
+        f = self.fleet
         self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
         self.delivered_kwh = np.zeros(len(f.ev.sessions))
         self.done_kwh = np.zeros(len(f.deferrable))
@@ -88,6 +94,26 @@ class SteppedTwin:
         t = self.scenario.index[step]
         return t.hour + t.minute / 60 + t.second / 3600
 
+    def _pv_true_kw(self, step: int) -> np.ndarray:
+        if self.plant is None:
+            return self.scenario.pv_available_kw(step)
+        return self.plant.pv_available_kw(step)
+
+    def _meter(self, values: np.ndarray, step: int, stream: str) -> np.ndarray:
+        """``values`` as the meters report them (noise, lost readings hold the last one)."""
+        if self.plant is None:
+            return values
+        read = self.plant.corrupt_meter(values, step, stream, self._meter_held.get(stream))
+        self._meter_held[stream] = read
+        return read
+
+    def _battery_energy_seen_kwh(self) -> np.ndarray:
+        """The batteries' state of charge times the model's capacity: what a controller that
+        reads the BMS's SoC and knows the datasheet capacity computes."""
+        if self.plant is None:
+            return self.energy_kwh
+        return self.energy_kwh * self.plant.battery_energy_scale
+
     def observe(self) -> Observation:
         """The controller's view at the current step (deferrable windows opening reset jobs)."""
         sc, dfr, step = self.scenario, self.scenario.fleet.deferrable, self.step
@@ -99,13 +125,13 @@ class SteppedTwin:
             step=step,
             time=sc.index[step],
             dt_h=sc.dt_h,
-            battery_energy_kwh=self.energy_kwh,
-            ev_active_session=sc.fleet.ev.active_session(step),
+            battery_energy_kwh=self._battery_energy_seen_kwh(),
+            ev_active_session=self.fleet.ev.active_session(step),
             ev_delivered_kwh=self.delivered_kwh,
             deferrable_done_kwh=self.done_kwh,
             thermal_temp_c=self.temp_c,
-            base_load_kw=sc.base_load_kw[step],
-            pv_available_kw=sc.pv_available_kw(step),
+            base_load_kw=self._meter(sc.base_load_kw[step], step, "base_load"),
+            pv_available_kw=self._meter(self._pv_true_kw(step), step, "pv"),
             outdoor_temp_c=float(sc.outdoor_temp_c[step]),
             hvac_mode=float(sc.hvac_mode[step]),
             import_price_eur_per_kwh=float(sc.tariff.import_eur_per_kwh[step]),
@@ -116,24 +142,36 @@ class SteppedTwin:
             last_feeder_kw=None if last is None else last.feeder_kw,
         )
 
-    def _apply(self, obs: Observation, sp: Setpoints, done_kwh: np.ndarray):
-        """Asset powers and next states for ``sp`` at ``obs`` (pure: no attribute changes)."""
-        f, dt = self.scenario.fleet, self.scenario.dt_h
+    def deferrable_fleet(self, step: int):
+        """The appliances as they really are on ``step``'s day (no-show jobs need 0 kWh)."""
+        f = self.fleet.deferrable
+        return f if self.plant is None else self.plant.deferrable_fleet(step)
+
+    def _apply(self, step: int, sp: Setpoints, done_kwh: np.ndarray):
+        """True asset powers and next states for ``sp`` applied at ``step`` (pure: no
+        attribute changes); inputs come from the plant, not from an observation."""
+        sc, f, dt = self.scenario, self.fleet, self.scenario.dt_h
         p_bat, energy = physics.battery_step(f.battery, self.energy_kwh, sp.battery_kw, dt)
         p_ev, delivered = physics.ev_step(
-            f.ev, self.delivered_kwh, obs.ev_active_session, sp.ev_kw, dt
+            f.ev, self.delivered_kwh, f.ev.active_session(step), sp.ev_kw, dt
         )
         p_dfr, done = physics.deferrable_step(
-            f.deferrable, done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
+            self.deferrable_fleet(step), done_kwh, self.hour(step), sp.deferrable_kw, dt
         )
         p_th, temp = physics.thermal_step(
-            f.thermal, self.temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
+            f.thermal,
+            self.temp_c,
+            sp.thermal_kw,
+            float(sc.outdoor_temp_c[step]),
+            dt,
+            float(sc.hvac_mode[step]),
         )
-        curtail = np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
-        p_pv = obs.pv_available_kw - curtail
-        n_bus = self.scenario.feeder.n_bus
+        pv_available = self._pv_true_kw(step)
+        curtail = np.clip(sp.pv_curtail_kw, 0.0, pv_available)
+        p_pv = pv_available - curtail
+        n_bus = sc.feeder.n_bus
         p_bus = (
-            self.scenario.base_load_kw[obs.step]
+            sc.base_load_kw[step]
             + bus_sum(f.battery.bus, p_bat, n_bus)
             + bus_sum(f.ev.bus, p_ev, n_bus)
             + bus_sum(f.deferrable.bus, p_dfr, n_bus)
@@ -144,16 +182,24 @@ class SteppedTwin:
         return p_bus, powers, (energy, delivered, done, temp)
 
     def bus_injection_kw(self, obs: Observation, sp: Setpoints) -> np.ndarray:
-        """Net consumption per bus if ``sp`` were applied this step (no state change)."""
-        return self._apply(obs, sp, self.done_kwh.copy())[0]
+        """Net consumption per bus if the plant ran ``sp`` this step exactly (no latency or
+        tracking error; no state change): the what-if the operator tools price."""
+        return self._apply(obs.step, sp, self.done_kwh.copy())[0]
 
     def advance(self, obs: Observation, sp: Setpoints) -> StepRecord:
-        """Apply ``sp`` for the current step, solve the power flow and move to the next step."""
+        """Apply ``sp`` (decided on ``obs``) from the current step on, solve the power flow and
+        move to the next step. With command latency the devices run an earlier setpoint now."""
+        if obs.step != self.step:
+            msg = f"observation of step {obs.step} applied at step {self.step}"
+            raise ValueError(msg)
         sc, step, dt = self.scenario, self.step, self.scenario.dt_h
-        p_bus, powers, states = self._apply(obs, sp, self.done_kwh)
+        applied = self._delay(sp)
+        if self.plant is not None:
+            applied = self.plant.track(applied, step)
+        p_bus, powers, states = self._apply(step, applied, self.done_kwh)
         p_bat, p_ev, p_dfr, p_th, p_pv, curtail = powers
         self.energy_kwh, self.delivered_kwh, self.done_kwh, self.temp_c = states
-        dfr, hour = sc.fleet.deferrable, obs.hour_of_day
+        dfr, hour = self.deferrable_fleet(step), self.hour(step)
         closes = _in_window(dfr, hour) & ~_in_window(dfr, hour + dt)
         unmet_dfr = float(np.maximum(dfr.energy_kwh - self.done_kwh, 0.0)[closes].sum())
         q_bus = sc.base_load_kvar[step]
@@ -186,8 +232,8 @@ class SteppedTwin:
             curtailed_kw=curtail,
             base_load_kw=float(sc.base_load_kw[step].sum()),
             degradation_eur=float(
-                throughput @ sc.fleet.battery.degradation_eur_per_kwh
-                + (np.maximum(-p_ev, 0.0) * dt) @ sc.fleet.ev.v2g_degradation_eur_per_kwh
+                throughput @ self.fleet.battery.degradation_eur_per_kwh
+                + (np.maximum(-p_ev, 0.0) * dt) @ self.fleet.ev.v2g_degradation_eur_per_kwh
             ),
             unmet_deferrable_kwh=unmet_dfr,
             pf_failed=failed,
