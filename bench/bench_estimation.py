@@ -34,7 +34,7 @@ from gridsync.grid.estimation import (
 from gridsync.grid.estimation.reference import pandapower_estimate
 from gridsync.grid.powerflow import build_powerflow_model
 from gridsync.model.network import load_feeder
-from gridsync.safety.benchmark import AnomalyBenchmark
+from gridsync.safety.events import gross_size
 from gridsync.safety.telemetry import scenario_telemetry
 from gridsync.sim.builder import load_scenario
 
@@ -52,7 +52,7 @@ def _err_stats(err: np.ndarray) -> dict[str, float]:
 def default_feeder(scenario, latency: int, gross: bool, rng) -> dict:
     tel = scenario_telemetry(scenario, MeasurementConfig(meter_latency_steps=latency))
     pf = scenario.powerflow()
-    bench = AnomalyBenchmark(tel, scenario, np.arange(scenario.start_step, scenario.end_step))
+    device = np.isin(tel.plan.source, ("scada", "pmu", "meter"))
     errs, raw_errs, times, rejected, planted, caught = [], [], [], 0, 0, 0
     v = None
     for step in range(scenario.start_step, scenario.end_step):
@@ -60,9 +60,9 @@ def default_feeder(scenario, latency: int, gross: bool, rng) -> dict:
         bad = np.zeros(0, dtype=np.int64)
         if gross:
             r = r.copy()
-            present = np.flatnonzero(np.isfinite(r[step]) & bench.device)
+            present = np.flatnonzero(np.isfinite(r[step]) & device)
             bad = rng.choice(present, int(rng.integers(1, 4)), replace=False)
-            r[step, bad] += rng.choice([-1.0, 1.0], len(bad)) * bench._gross_size(bad, r[step, bad])
+            r[step, bad] += rng.choice([-1.0, 1.0], len(bad)) * gross_size(tel.plan.kind[bad], r[step, bad], rng)
         ms = tel.snapshot(step, r)
         t0 = time.perf_counter()
         est = estimate(pf, ms, v0=v)

@@ -31,9 +31,17 @@ class Telemetry:
     pseudo_q_kvar: np.ndarray
     first_step: int
 
-    def snapshot(self, step: int, readings: np.ndarray | None = None):
-        r = self.readings if readings is None else readings
-        return self.plan.snapshot(r, step, self.pseudo_p_kw[step], self.pseudo_q_kvar[step])
+    def snapshot(self, step: int, readings: np.ndarray | None = None, aligned: bool = False):
+        """The estimator's input at ``step``; ``aligned=True`` reads ``readings`` (default:
+        ``self.aligned()``) as rows of the time they describe (``MeasurementPlan.align``)."""
+        if readings is None:
+            readings = self.aligned() if aligned else self.readings
+        p, q = self.pseudo_p_kw[step], self.pseudo_q_kvar[step]
+        return self.plan.snapshot(readings, step, p, q, aligned=aligned)
+
+    def aligned(self) -> np.ndarray:
+        """Readings by the time they describe (``MeasurementPlan.align``)."""
+        return self.plan.align(self.readings)
 
 
 def scenario_telemetry(

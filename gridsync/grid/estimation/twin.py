@@ -265,9 +265,26 @@ class MeasurementPlan:
         out[rng.random(out.shape) < self.dropout] = np.nan
         return out
 
-    def device_std(self, values: np.ndarray, step: int) -> np.ndarray:
-        """Effective std of device readings at ``step``: device noise plus drift while stale."""
-        age = self.latency + (step % self.period)
+    def align(self, readings: np.ndarray) -> np.ndarray:
+        """Readings re-indexed by the time they describe instead of the time they arrived.
+
+        Row ``t`` of the result holds every device's reading *of* step ``t`` (a meter's comes
+        from row ``t + latency`` of ``readings``); NaN where it never arrived or has not
+        arrived yet. A snapshot of these rows (``snapshot(..., aligned=True)``) is
+        synchronous: every reading refers to the same instant, so its residuals carry device
+        noise only and the chi-squared test holds at its nominal significance.
+        """
+        n_t = len(readings)
+        src = np.arange(n_t)[:, None] + self.latency[None, :]
+        ok = src < n_t
+        out = np.take_along_axis(readings, np.where(ok, src, 0), axis=0)
+        out[~ok] = np.nan
+        return out
+
+    def device_std(self, values: np.ndarray, step: int, aligned: bool = False) -> np.ndarray:
+        """Effective std of device readings at ``step``: device noise plus drift while stale
+        (the latency counts unless the readings were ``align``-ed to the time they describe)."""
+        age = (0 if aligned else self.latency) + (step % self.period)
         base = np.sqrt(self.std_abs**2 + (self.std_frac * values) ** 2)
         return np.sqrt(base**2 + age * self._drift**2)
 
@@ -277,11 +294,14 @@ class MeasurementPlan:
         step: int,
         pseudo_p_kw: np.ndarray,
         pseudo_q_kvar: np.ndarray,
+        aligned: bool = False,
     ) -> MeasurementSet:
         """What an estimator has at ``step``: arrived readings, pseudo and virtual measurements.
 
         ``pseudo_p_kw``/``pseudo_q_kvar`` (n_bus,) are this step's pseudo-measurements; they are
-        used at customer buses whose meter is absent or silent.
+        used at customer buses whose meter is absent or silent. With ``aligned=True``,
+        ``readings`` come from ``align`` (every reading of ``step`` itself, so delayed readings
+        carry no staleness); otherwise late readings are weighted down by their drift.
         """
         if self._pseudo_std is None:
             msg = "MeasurementPlan.snapshot: call calibrate(...) on a history first"
@@ -311,7 +331,7 @@ class MeasurementPlan:
                 row[ok], pseudo_p_kw[p_missing], pseudo_q_kvar[q_missing], np.zeros(2 * len(zb))
             ],
             std=np.r_[
-                self.device_std(row, step)[ok],
+                self.device_std(row, step, aligned)[ok],
                 p_std[p_missing],
                 q_std[q_missing],
                 np.full(2 * len(zb), self.cfg.virtual_std_kw),
