@@ -75,13 +75,15 @@ def _max_by_row(by_row: np.ndarray) -> np.ndarray:
 def jump_scores(innov: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(level shift, spike) scores per step and meter row, in units of ``scale`` (T, n)."""
     e = forward_fill(innov)  # a lost reading is not a reset
-    prev = np.full_like(e, np.nan)
-    nxt = np.full_like(e, np.nan)
-    prev[1:], nxt[:-1] = e[:-1], e[1:]
+    prev, prev2, nxt = (np.full_like(e, np.nan) for _ in range(3))
+    prev[1:], prev2[2:], nxt[:-1] = e[:-1], e[:-2], e[1:]
     up, down, held = e - prev, e - nxt, nxt - prev
+    # the return from a spike is no level shift: the level must differ from two steps back too
+    back2 = e - prev2
     with np.errstate(invalid="ignore"):
         spike = np.where(np.sign(up) == np.sign(down), np.minimum(abs(up), abs(down)), 0.0)
-        shift = np.where(np.sign(up) == np.sign(held), np.minimum(abs(up), abs(held)), 0.0)
+        same = (np.sign(up) == np.sign(held)) & (np.sign(up) == np.sign(back2))
+        shift = np.where(same, np.minimum(np.minimum(abs(up), abs(held)), abs(back2)), 0.0)
     nan = ~np.isfinite(up) | ~np.isfinite(down)
     spike[nan], shift[nan] = np.nan, np.nan
     return shift / scale, spike / scale
