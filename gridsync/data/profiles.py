@@ -24,18 +24,24 @@ def read_load_profiles(path: Path) -> pd.DataFrame:
     return df.astype(float)
 
 
+REPEAT_DAYS = 364  # 52 weeks: a repeated profile year keeps its weekdays
+
+
 def profiles_on_index(profiles: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Profiles on ``index``: step-hold for coarser steps, linear interpolation for finer ones.
 
-    Raises a ``ValueError`` naming the available range when ``index`` leaves it.
+    Past the profiles' end the profile year repeats, shifted back by whole 52-week periods so
+    that a Monday reads a Monday (a year-long window from mid-2016 reads January 2016 for
+    January 2017). Before their start there is nothing to repeat: a ``ValueError`` names the
+    available range.
     """
     step = profiles.index[1] - profiles.index[0]
     first, last = profiles.index[0], profiles.index[-1] + step
-    if index[0] < first or index[-1] >= last:
+    if index[0] < first:
         msg = (
-            f"time window {index[0]} .. {index[-1]} (including history and look-ahead) is outside "
-            f"the load profiles, which cover {first} .. {last}: move time.start or shorten "
-            "time.history_days / time.horizon_h"
+            f"time window {index[0]} .. {index[-1]} (including history and look-ahead) starts "
+            f"before the load profiles, which cover {first} .. {last}: move time.start or "
+            "shorten time.history_days"
         )
         raise ValueError(msg)
     # Profile values are averages over [t, t + step); sample them at interval midpoints.
@@ -44,6 +50,17 @@ def profiles_on_index(profiles: pd.DataFrame, index: pd.DatetimeIndex) -> pd.Dat
     xi = (index - first).total_seconds().to_numpy()
     if len(index) > 1:
         xi = xi + (index[1] - index[0]).total_seconds() / 2
+    period_s = REPEAT_DAYS * 86400.0
+    span_s = (last - first).total_seconds()
+    if span_s >= period_s:
+        beyond = xi >= span_s
+        xi = np.where(beyond, xi - np.ceil((xi - span_s) / period_s + 1e-12) * period_s, xi)
+    elif xi[-1] >= span_s:
+        msg = (
+            f"time window ends {index[-1]}, after the load profiles ({first} .. {last}); they "
+            f"cover less than {REPEAT_DAYS} days, so they cannot repeat as a year"
+        )
+        raise ValueError(msg)
     vals = profiles.to_numpy()
     out = np.empty((len(index), vals.shape[1]))
     for j in range(vals.shape[1]):

@@ -54,7 +54,10 @@ def read_weather(ref: str, index: pd.DatetimeIndex) -> Weather:
     tmy = tmy[list(cols)].rename(columns=cols)
     # TMY values are hour-ending averages: centre them at hh:30 of the preceding hour.
     local = tmy.index.tz_localize(None) - pd.Timedelta(minutes=30)
-    key = (local.month * 100 + local.day) * 10000 + local.hour * 100 + local.minute
+    # pvlib stamps a leap source year's Feb 28 24:00 as Mar 1 00:00, so that hour lands on
+    # "Feb 29 23:30"; scenario dates read Feb 29 as Feb 28 anyway, so file it under Feb 28.
+    month_day = local.month * 100 + local.day
+    key = np.where(month_day == 229, 228, month_day) * 10000 + local.hour * 100 + local.minute
     table = pd.DataFrame(tmy.to_numpy(), index=key, columns=tmy.columns)
     table = table[~table.index.duplicated()]
     days = sorted(

@@ -99,28 +99,18 @@ def _time_index(cfg: ScenarioConfig) -> tuple[pd.DatetimeIndex, int, int]:
 
 
 def _check_window(cfg: ScenarioConfig, profile_index: pd.DatetimeIndex) -> None:
-    """Raise a ``ScenarioError`` naming ``time.start`` and the first (or last) start date that
-    works when history + window + look-ahead leave the load profiles' time range."""
+    """Raise a ``ScenarioError`` naming ``time.start``/``time.history_days`` and the first start
+    date that works when the history before the window begins before the load profiles (past
+    their end the profile year repeats, see ``profiles_on_index``)."""
     t = cfg.time
-    step = profile_index[1] - profile_index[0] if len(profile_index) > 1 else pd.Timedelta(0)
-    first, end = profile_index[0], profile_index[-1] + step
-    start = pd.Timestamp(t.start)
+    first = profile_index[0]
     history = pd.Timedelta(days=t.history_days)
-    after = pd.Timedelta(days=t.days) + pd.Timedelta(hours=t.horizon_h)
-    if start - history < first:
+    if pd.Timestamp(t.start) - history < first:
         first_ok = (first + history).ceil("D")
         msg = (
             f"time.start = {t.start}: the window needs time.history_days = {t.history_days} days "
             f"of history before it, but the load profiles begin {first:%Y-%m-%d %H:%M}; the "
             f"first start that works is {first_ok:%Y-%m-%d} (or lower time.history_days)"
-        )
-        raise ScenarioError(msg)
-    if start + after > end:
-        last_ok = (end - after).floor("D")
-        msg = (
-            f"time.start = {t.start}: {t.days} day(s) plus time.horizon_h = {t.horizon_h:g} h of "
-            f"look-ahead run past the end of the load profiles ({end:%Y-%m-%d %H:%M}); the "
-            f"last start that works is {last_ok:%Y-%m-%d} (or lower time.days)"
         )
         raise ScenarioError(msg)
 

@@ -1,5 +1,7 @@
 """Scenario validation: every error names the field and what was wrong."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from gridsync.model.scenario_config import ScenarioError, load_scenario_config, parse_scenario
@@ -66,6 +68,19 @@ def test_tariff_gap_and_window_outside_profiles_are_diagnosed():
     )
     with pytest.raises(ValueError, match="do not cover"):
         build_scenario(cfg)
-    cfg = parse_scenario({"time": {"start": "2016-12-31", "days": 2}})
-    with pytest.raises(ScenarioError, match="last start that works is 2016-12-29"):
+    cfg = parse_scenario({"time": {"start": "2015-12-31", "days": 2}})
+    with pytest.raises(ScenarioError, match="first start that works is 2016-01-29"):
         build_scenario(cfg)
+
+
+def test_past_the_profiles_end_the_profile_year_repeats_with_its_weekdays():
+    wrapped = build_scenario(parse_scenario({"time": {"start": "2016-12-31", "days": 3}}))
+    # Monday 2017-01-02 10:00 reads the profiles 52 weeks earlier: Monday 2016-01-04 10:00.
+    ref = build_scenario(
+        parse_scenario({"time": {"start": "2016-01-04", "days": 1, "history_days": 0}})
+    )
+    k_wrapped = wrapped.index.get_loc(pd.Timestamp("2017-01-02 10:00"))
+    k_ref = ref.index.get_loc(pd.Timestamp("2016-01-04 10:00"))
+    assert np.allclose(wrapped.base_load_kw[k_wrapped], ref.base_load_kw[k_ref])
+    k_last = wrapped.index.get_loc(pd.Timestamp("2016-12-31 10:00"))
+    assert not np.allclose(wrapped.base_load_kw[k_last], wrapped.base_load_kw[k_wrapped])
