@@ -45,13 +45,18 @@ def _none_404(value: Any, what: str) -> Any:
 
 @router.get("/health", tags=["meta"])
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness and agent health (no authentication)."""
+    """Liveness, agent and ingestion health (no authentication). ``status`` is ``degraded``
+    while an ingestion stage (MQTT bridge, store sink) has stalled: work waiting longer than
+    its ``stall_after_s`` with nothing finished."""
     rt = _rt(request)
+    ingestion = rt.ingestion()
+    status = "stopped" if not rt.running else "ok" if ingestion["status"] == "ok" else "degraded"
     return {
-        "status": "ok" if rt.running else "stopped",
+        "status": status,
         "bus": rt.bus.kind,
         "store": rt.store.kind,
         "agents": {n: a.state for n, a in rt.state.agents.items()},
+        "ingestion": ingestion,
         "uptime_s": round(time.time() - rt.state.started_s, 1),
     }
 
@@ -71,8 +76,24 @@ async def current_state(request: Request, _: Reader) -> dict[str, Any]:
 
 @router.get("/api/v1/agents", tags=["state"], responses=READ_ERRORS)
 async def agents(request: Request, _: Reader) -> dict[str, Any]:
-    """Each supervised agent: state, ticks, restarts, last error."""
-    return {n: a.to_dict() for n, a in _rt(request).state.agents.items()}
+    """Each supervised agent: state, ticks, restarts, last error; plus each ingestion stage
+    as ``ingestion:<stage>`` (state ``running`` or ``stalled``, ticks = items finished)."""
+    rt = _rt(request)
+    out = {n: a.to_dict() for n, a in rt.state.agents.items()}
+    for st in rt.ingestion()["stages"]:
+        stalled = st["status"] == "stalled"
+        why = f"{st['pending']} pending, none finished for {st['waiting_s']:.0f} s"
+        out[f"ingestion:{st['stage']}"] = {
+            "name": st["stage"],
+            "period_s": 0.0,
+            "state": "stalled" if stalled else "running",
+            "ticks": st["done"],
+            "restarts": 0,
+            "last_error": why if stalled else "",
+            "last_tick_s": st["last_done_s"],
+            "next_restart_s": None,
+        }
+    return out
 
 
 @router.get("/api/v1/forecasts/latest", tags=["forecasts"], responses={**READ_ERRORS, **NOT_FOUND})

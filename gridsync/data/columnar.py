@@ -36,6 +36,14 @@ def _is_number(x: Any) -> bool:
     return type(x) in _NUMBER  # bool is not a number here
 
 
+def _fits_float(x: int | float) -> bool:
+    try:
+        float(x)
+    except OverflowError:  # an integer beyond float range, e.g. 10**400
+        return False
+    return True
+
+
 def _objects(col: list) -> np.ndarray:
     """A 1-d object array even when entries are themselves lists."""
     out = np.empty(len(col), dtype=object)
@@ -113,7 +121,7 @@ class ColumnarChecker:
                     raise MessageError(msg)
             elif k == "value":
                 raise MessageError(f"value: expected an array of numbers (got {v!r:.80})")
-            elif k == "ts_s" and not _is_number(v):
+            elif k == "ts_s" and not (_is_number(v) and _fits_float(v)):
                 msg = (
                     f"ts_s: expected UNIX seconds (a number or an array of numbers), got {v!r:.80}"
                 )

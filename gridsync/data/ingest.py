@@ -147,8 +147,20 @@ class TelemetryValidator:
     ) -> Accepted:
         """Check one message; raises :class:`Rejected` with the reason. ``commit=False``
         leaves the ``(source, seq)`` unremembered until :meth:`commit` (call it once the
-        message is safely forwarded, so a redelivery after a failed forward is accepted)."""
+        message is safely forwarded, so a redelivery after a failed forward is accepted).
+
+        Any failure while parsing (e.g. ``RecursionError`` on JSON nested 50,000 deep) is a
+        rejection too: one hostile message must never stop ingestion."""
         now = time.time() if now_s is None else now_s
+        try:
+            return self._validate(raw, now, commit)
+        except Rejected:
+            raise
+        except Exception as err:
+            msg = f"message could not be parsed: {type(err).__name__}: {str(err)[:200]}"
+            raise Rejected(msg) from None
+
+    def _validate(self, raw: bytes | str, now: float, commit: bool) -> Accepted:
         if len(raw) > self.max_bytes:
             msg = f"payload of {len(raw)} bytes exceeds the {self.max_bytes}-byte limit"
             raise Rejected(msg)
@@ -296,17 +308,23 @@ class Ingestor:
         self.rejected_rows = 0
         self._forwarding: set[tuple[str, int]] = set()
 
-    async def submit(self, raw: bytes | str, origin: str = "") -> IngestResult:
+    async def submit(
+        self, raw: bytes | str, origin: str = "", source: str | None = None
+    ) -> IngestResult:
+        """Validate and forward one message. ``source``, when given, is the sender the
+        transport authenticated (the MQTT topic's last level): a message claiming another
+        source is rejected."""
         now = time.time()
         try:
             acc = self.validator.validate(raw, now, commit=False)
+            if source is not None and acc.source != source:
+                msg = (
+                    f"source: {acc.source!r} does not match the sender {source!r}"
+                    f" ({origin or 'transport'}); a source may only publish as itself"
+                )
+                raise Rejected(msg)
         except Rejected as err:
-            self.rejected += 1
-            text = raw if isinstance(raw, str) else raw[:512].decode("utf-8", "replace")
-            body = {"reason": str(err), "origin": origin, "raw": text[:512], "received_s": now}
-            if err.rows:
-                body.update(_dead_rows(err.rows))
-            await self.bus.publish("deadletter", body)
+            await self.dead_letter(raw, origin, str(err), err.rows, now)
             return IngestResult(False, str(err), rejected_rows=len(err.rows))
         key = (acc.source, acc.seq)
         if key in self._forwarding:  # the same message is being forwarded concurrently
@@ -323,6 +341,24 @@ class Ingestor:
             return await self._forward(acc, origin, now)
         finally:
             self._forwarding.discard(key)
+
+    async def dead_letter(
+        self,
+        raw: bytes | str,
+        origin: str,
+        reason: str,
+        rows: list[dict[str, Any]] | None = None,
+        now_s: float | None = None,
+    ) -> None:
+        """Publish a refused message on ``deadletter`` with its reason and its first 512
+        characters (raises if the bus cannot take it)."""
+        text = raw if isinstance(raw, str) else raw[:512].decode("utf-8", "replace")
+        body = {"reason": reason, "origin": origin, "raw": text[:512]}
+        body["received_s"] = time.time() if now_s is None else now_s
+        if rows:
+            body.update(_dead_rows(rows))
+        await self.bus.publish("deadletter", body)
+        self.rejected += 1
 
     async def _forward(self, acc: Accepted, origin: str, now: float) -> IngestResult:
         bad = acc.rejected_rows

@@ -6,31 +6,73 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import signal
 import tempfile
 import time
+import uuid
 
 import click
 
 from gridsync.api.auth import TokenRegistry, hash_token
 
 
-def _emitter(runtime, mqtt_url: str | None, source: str):
+def mqtt_credentials() -> tuple[str | None, str | None]:
+    """The bridge's broker user and password from GRIDSYNC_MQTT_USERNAME and
+    GRIDSYNC_MQTT_PASSWORD (or GRIDSYNC_MQTT_PASSWORD_FILE); never from the command line."""
+    user = os.environ.get("GRIDSYNC_MQTT_USERNAME") or None
+    password = os.environ.get("GRIDSYNC_MQTT_PASSWORD")
+    path = os.environ.get("GRIDSYNC_MQTT_PASSWORD_FILE")
+    if password is None and path:
+        with open(path, encoding="utf-8") as f:
+            password = f.read().strip()
+    return user, password
+
+
+def bridge_client_id(source: str, session_key: str) -> str:
+    """A stable MQTT client id for the bridge of one deployment (same twin source and same
+    store -> same id after a restart, so the broker resumes the session and redelivers what
+    was not acknowledged; two deployments on one broker get different ids).
+    A store that dies with the process (``:memory:``) has nothing to resume: a unique id.
+    GRIDSYNC_MQTT_CLIENT_ID overrides it."""
+    if not session_key or ":memory:" in session_key:
+        session_key = uuid.uuid4().hex
+    digest = hashlib.sha256(f"{source}|{session_key}".encode()).hexdigest()[:12]
+    return os.environ.get("GRIDSYNC_MQTT_CLIENT_ID") or f"gridsync-bridge-{digest}"
+
+
+def _emitter(runtime, mqtt_url: str | None, source: str, session_key: str = "", client_id=None):
     """Where the demo twin's meters send telemetry: MQTT when a broker answers, otherwise the
-    in-process ingestor. Returns (emit, bridge_or_None, publisher_or_None, description)."""
+    in-process ingestor. Returns (emit, bridge_or_None, publisher_or_None, description).
+    The bridge's progress joins ``runtime.ingestion_stages`` (``/health`` watches it)."""
     if mqtt_url:
         from gridsync.data.ingest_mqtt import MqttBridge, MqttTelemetryPublisher, MqttUnavailable
 
         host, _, port = mqtt_url.partition(":")
-        pub = MqttTelemetryPublisher(source, host, int(port or 1883))
+        user, password = mqtt_credentials()
+        twin_password = os.environ.get("GRIDSYNC_MQTT_TWIN_PASSWORD")
+        pub = MqttTelemetryPublisher(
+            source,
+            host,
+            int(port or 1883),
+            username=source if twin_password else None,
+            password=twin_password,
+        )
         bridge = MqttBridge(
-            runtime.ingestor, host, int(port or 1883), client_id=f"gridsync-bridge-{os.getpid()}"
+            runtime.ingestor,
+            host,
+            int(port or 1883),
+            client_id=client_id or bridge_client_id(source, session_key),
+            username=user,
+            password=password,
         )
         try:
             pub.connect(timeout_s=2)
         except MqttUnavailable as err:
             click.echo(f"  MQTT: {err}; falling back to the in-process bus")
         else:
+            runtime.ingestion_stages.append(bridge.progress)
 
             async def emit(raw: bytes) -> None:
                 pub.publish_raw(raw)
@@ -204,7 +246,7 @@ async def _serve(
     )
     click.echo(f"GridSync runtime: bus={rt.bus.kind} store={store_url}")
     await rt.start()
-    emit, bridge, pub, how = _emitter(rt, mqtt, "twin")
+    emit, bridge, pub, how = _emitter(rt, mqtt, "twin", session_key=store_url)
     parts["emit"] = emit
     if bridge is not None:
         await bridge.start()
@@ -261,6 +303,20 @@ async def _serve(
     help="MQTT client id (a persistent session: keep it stable across restarts).",
 )
 @click.option(
+    "--session-expiry-s",
+    default=86_400,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    help="How long the broker keeps the session (and queues telemetry) while the bridge is down.",
+)
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Forwarding attempts per message before it is dead-lettered.",
+)
+@click.option(
     "--prefix", default="gridsync", show_default=True, help="NATS stream prefix (namespace)."
 )
 @click.option(
@@ -270,32 +326,55 @@ async def _serve(
     help="MQTT topic root; the bridge subscribes to <root>/#.",
 )
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
-def bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration) -> None:
+def bridge(**options) -> None:
     """MQTT ingestion bridge in its own process: broker -> validation -> NATS JetStream.
 
     Parsing and validation then use one core while `gridsync serve --bus <same URL> --mqtt
     none` (agents, store sink, API) uses the other. Messages are acknowledged to the broker
     only once JetStream has them, so either process can restart without losing telemetry.
+    SIGTERM and SIGINT stop it cleanly: the window being forwarded is finished, the rest is
+    left unacknowledged for the next run (same --client-id) to receive. Broker credentials
+    come from GRIDSYNC_MQTT_USERNAME and GRIDSYNC_MQTT_PASSWORD (or _PASSWORD_FILE).
     """
-    asyncio.run(_bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration))
+    asyncio.run(_bridge(**options))
 
 
-async def _bridge(mqtt_url, bus_url, client_id, prefix, topic_root, duration) -> None:
+async def _bridge(
+    mqtt_url, bus_url, client_id, session_expiry_s, max_attempts, prefix, topic_root, duration
+) -> None:
     from gridsync.bus import make_bus
     from gridsync.data.ingest import Ingestor
     from gridsync.data.ingest_mqtt import MqttBridge
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     bus = make_bus(bus_url, prefix=prefix)
     await bus.connect()
     ingestor = Ingestor(bus)
     host, _, port = mqtt_url.partition(":")
-    br = MqttBridge(ingestor, host, int(port or 1883), topic_root=topic_root, client_id=client_id)
+    user, password = mqtt_credentials()
+    br = MqttBridge(
+        ingestor,
+        host,
+        int(port or 1883),
+        topic_root=topic_root,
+        client_id=client_id,
+        username=user,
+        password=password,
+        session_expiry_s=session_expiry_s,
+        max_attempts=max_attempts,
+    )
     await br.start()
-    click.echo(f"bridge: MQTT {host}:{port or 1883} {br.topic} -> {bus_url}")
+    click.echo(
+        f"bridge: MQTT {host}:{port or 1883} {br.topic} -> {bus_url}"
+        f" (client id {client_id}, session {'resumed' if br.sessions_resumed else 'new'})"
+    )
     try:
-        if duration is None:
-            await asyncio.Event().wait()
-        await asyncio.sleep(duration)
+        await asyncio.wait_for(stop.wait(), duration)
+    except TimeoutError:
+        pass
     finally:
         await br.stop()
         await bus.close()

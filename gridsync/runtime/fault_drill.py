@@ -221,8 +221,8 @@ async def run_drill(
     accepted: dict[int, int] = {}  # seq -> readings, from the bridge's own answers
     submit = rt.ingestor.submit
 
-    async def recording_submit(raw, origin=""):
-        out = await submit(raw, origin)
+    async def recording_submit(raw, origin="", source=None):
+        out = await submit(raw, origin, source)
         if out.accepted:
             accepted[json.loads(raw)["seq"]] = out.n_readings
         return out

@@ -10,9 +10,12 @@ read and act through:
   published on the bus and written to the audit log;
 * ``ingestor``: validates telemetry posted over HTTP exactly like the MQTT bridge does.
 
-Inside, bus subscriptions keep ``state`` current, a durable sink writes telemetry readings,
-plans, alerts and dead letters to the store (retrying forever, so a database restart loses
-nothing acknowledged), and a clock publishes a synchronised snapshot every ``step_s``.
+Inside, bus subscriptions keep ``state`` current, a durable :class:`~gridsync.runtime.sinks.
+StoreSink` writes telemetry readings, plans, alerts and dead letters to the store (a database
+outage is retried, up to ``sink_max_deliver`` attempts ``sink_retry_delay_s`` apart; a message
+the store refuses is dead-lettered with the reason), and a clock publishes a synchronised
+snapshot every ``step_s``. :meth:`Runtime.ingestion` reports each ingestion stage (the store
+sink, MQTT bridges registered in ``ingestion_stages``) and whether one has stalled.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import numpy as np
 from gridsync.aio import cancel_and_wait
 from gridsync.bus import Bus, InProcessBus, Message, Subscription
 from gridsync.data.ingest import Ingestor, TelemetryValidator
+from gridsync.data.progress import Progress
 from gridsync.runtime.buffer import GridSnapshot, StateBuffer
 from gridsync.runtime.scenarios import ScenarioCatalog
+from gridsync.runtime.sinks import StoreSink
 from gridsync.runtime.state import RuntimeState
 from gridsync.runtime.supervisor import Agent, Backoff, Supervisor
-from gridsync.store import ReadingBatch, SqliteStore, Store
+from gridsync.store import SqliteStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +64,6 @@ class AlreadyDecided(DecisionError):
     status_code = 409
 
 
-def readings_batch(data: dict[str, Any]) -> ReadingBatch:
-    """A ``telemetry`` message of kind ``readings`` as a :class:`ReadingBatch`."""
-    return ReadingBatch(
-        data["ts_s"],
-        data["device_id"],
-        data["quantity"],
-        data["unit"],
-        np.asarray(data["value"], dtype=float),  # null (NaN over JSON) -> NaN
-    )
-
-
 class Runtime:
     """Owns and wires the service's parts; ``await start()`` / ``await stop()``."""
 
@@ -85,6 +79,10 @@ class Runtime:
         catalog: ScenarioCatalog | None = None,
         on_scenario_change: ScenarioHook | None = None,
         validator: TelemetryValidator | None = None,
+        sink_max_deliver: int = 600,
+        sink_retry_delay_s: float = 1.0,
+        stall_after_s: float = 30.0,
+        drain_timeout_s: float = 10.0,
     ) -> None:
         self.bus = bus or InProcessBus()
         self.store = store or SqliteStore(":memory:")
@@ -93,6 +91,17 @@ class Runtime:
         self.supervisor = Supervisor(self.bus, self.state, backoff)
         self.catalog = catalog or ScenarioCatalog()
         self.ingestor = Ingestor(self.bus, validator or TelemetryValidator())
+        self.sink = StoreSink(
+            self.bus,
+            self.store,
+            self.state,
+            max_deliver=sink_max_deliver,
+            retry_delay_s=sink_retry_delay_s,
+            stall_after_s=stall_after_s,
+        )
+        # progress of every ingestion stage /health watches (bridges add theirs)
+        self.ingestion_stages: list[Progress] = [self.sink.progress]
+        self.drain_timeout_s = drain_timeout_s
         self.on_scenario_change = on_scenario_change
         self._initial_agents = list(agents)
         self.decision_handlers: list[DecisionHandler] = []
@@ -111,26 +120,7 @@ class Runtime:
         sub = self.bus.subscribe
         for topic in ("telemetry", "forecasts", "plans", "setpoints", "alerts", "approvals"):
             self._subs.append(await sub(topic, self._keep, max_deliver=1))
-        self._subs.append(
-            await self.bus.subscribe_batches(
-                "telemetry",
-                self._sink_readings,
-                durable="store-sink-telemetry",
-                max_batch=128,
-                max_deliver=None,
-                retry_delay_s=1.0,
-            )
-        )
-        for topic in ("plans", "alerts", "deadletter"):
-            self._subs.append(
-                await sub(
-                    topic,
-                    self._sink,
-                    durable=f"store-sink-{topic}",
-                    max_deliver=None,
-                    retry_delay_s=1.0,
-                )
-            )
+        self._subs.extend(await self.sink.subscribe())
         self._clock = asyncio.create_task(self._tick_clock(), name="runtime:clock")
         for agent in self._initial_agents:
             self.supervisor.start(agent)
@@ -141,6 +131,10 @@ class Runtime:
         await self.supervisor.stop()
         if self._clock is not None:
             await cancel_and_wait(self._clock)
+        # in-process messages die with the process: store what was accepted before closing
+        drain = self.bus.kind == "inprocess" and self._subs
+        if drain and not await self.sink.drain(self.drain_timeout_s):
+            log.warning("stop: store sink not drained within %g s", self.drain_timeout_s)
         for s in self._subs:
             await s.unsubscribe()
         self._subs.clear()
@@ -157,6 +151,7 @@ class Runtime:
     async def _keep(self, msg: Message) -> None:
         d, st = msg.data, self.state
         if msg.topic == "telemetry":
+            self.sink.seen(msg.seq)
             kind = d.get("kind")
             if kind == "readings":
                 keys = np.asarray(d["device_id"], object) + "/" + np.asarray(d["quantity"], object)
@@ -179,49 +174,18 @@ class Runtime:
         elif msg.topic == "approvals":
             st.approvals.append(d)
 
-    async def _sink_readings(self, msgs: list[Message]) -> None:
-        """Write a run of telemetry messages in one store transaction (each message's id
-        keeps a redelivery from being stored twice)."""
-        items = [
-            (readings_batch(m.data), m.msg_id or f"bus:telemetry:{m.seq}")
-            for m in msgs
-            if m.data.get("kind") == "readings"
-        ]
-        if items:
-            n = await asyncio.to_thread(self.store.write_readings_many, items)
-            self.state.counters["stored_readings"] += n
-
-    async def _sink(self, msg: Message) -> None:
-        d = msg.data
-        if msg.topic == "plans":
-            await asyncio.to_thread(
-                self.store.put_plan,
-                str(d.get("plan_id") or msg.msg_id),
-                float(d.get("created_s") or msg.published_at),
-                str(d.get("source", "")),
-                d,
-                d.get("valid_from_s"),
-                d.get("valid_to_s"),
-            )
-        elif msg.topic == "alerts":
-            await asyncio.to_thread(
-                self.store.add_event,
-                str(d.get("kind", "alert")),
-                str(d.get("message", "")),
-                severity=str(d.get("severity", "info")),
-                source=str(d.get("source", "")),
-                payload=d,
-            )
-        elif msg.topic == "deadletter":
-            self.state.counters["deadletters"] += 1
-            await asyncio.to_thread(
-                self.store.add_event,
-                "deadletter",
-                str(d.get("reason", ""))[:500],
-                severity="warning",
-                source=str(d.get("source", d.get("source_topic", ""))),
-                payload=d,
-            )
+    def ingestion(self, now_s: float | None = None) -> dict[str, Any]:
+        """Ingestion health: ``status`` is ``"stalled"`` when any stage has had work waiting
+        for more than its ``stall_after_s`` without finishing any; ``last_stored_s`` is when
+        readings were last written to the store."""
+        stages = [p.to_dict(now_s) for p in self.ingestion_stages]
+        stalled = [s["stage"] for s in stages if s["status"] == "stalled"]
+        return {
+            "status": "stalled" if stalled else "ok",
+            "stalled": stalled,
+            "last_stored_s": self.sink.last_stored_s,
+            "stages": stages,
+        }
 
     async def _tick_clock(self) -> None:
         step = self.buffer.step_s

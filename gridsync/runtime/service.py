@@ -81,7 +81,7 @@ async def start_service(
     )
     await rt.start()
     try:
-        emit, bridge, pub, how = _emitter(rt, mqtt_url, "console-twin")
+        emit, bridge, pub, how = _emitter(rt, mqtt_url, "console-twin", session_key=store_url)
         if bridge is not None:
             await bridge.start()
         app = create_app(rt, tokens=tokens, manage_runtime=False)

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from gridsync.store.base import ReadingBatch, Store, StoreError
+from gridsync.store.base import ReadingBatch, Store, StoreError, StoreUnavailable
 from gridsync.store.sqlite import SqliteStore
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "data_dir",
     "default_store_url",
     "make_store",

@@ -27,6 +27,28 @@ class StoreError(RuntimeError):
     """The store is unreachable or rejected an operation (message says which and why)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now (a transient failure: retrying may succeed).
+    Any other error means the data itself cannot be stored and retrying will not help."""
+
+
+# timestamps both stores can hold: 0001-01-01 .. 9999-12-31 UTC (Python's datetime range)
+TS_MIN_S, TS_MAX_S = -62_135_596_800.0, 253_402_300_799.0
+
+
+def check_ts(s: float, what: str = "timestamp") -> float:
+    """``s`` (UNIX seconds) as a float, or StoreError naming it when it is not finite or
+    outside the storable range."""
+    try:
+        v = float(s)
+    except (TypeError, ValueError, OverflowError):
+        v = float("nan")
+    if not TS_MIN_S <= v <= TS_MAX_S:  # NaN fails too
+        msg = f"{what}: {s!r:.40} is not a UNIX time in seconds between years 1 and 9999"
+        raise StoreError(msg)
+    return v
+
+
 @dataclass
 class ReadingBatch:
     """Columnar readings: ``ts_s`` (UNIX seconds), ``device_id``, ``quantity``, ``unit``,
@@ -57,6 +79,13 @@ class ReadingBatch:
 
     def __len__(self) -> int:
         return len(self.ts_s)
+
+    def check_storable(self) -> None:
+        """StoreError naming the first reading whose timestamp cannot be stored."""
+        bad = ~((self.ts_s >= TS_MIN_S) & (self.ts_s <= TS_MAX_S))
+        if bad.any():
+            i = int(np.argmax(bad))
+            check_ts(self.ts_s[i], f"readings[{i}].ts_s ({self.device_id[i]!r:.70})")
 
     @classmethod
     def concat(cls, batches: list[ReadingBatch]) -> ReadingBatch:
@@ -128,6 +157,20 @@ def to_frame(rows: list[tuple]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["ts_s", "device_id", "quantity", "unit", "value"])
     df.insert(0, "ts", pd.to_datetime(df.pop("ts_s").astype(float), unit="s", utc=True))
     return df
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with NaN/inf replaced by None (JSON and PostgreSQL jsonb have no such numbers)
+    and numpy values as Python ones."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray | np.generic):
+        return json_safe(x.tolist())
+    return x
 
 
 def dumps(payload: Any) -> str:

@@ -6,6 +6,7 @@ use a throw-away one), selected by ``search_path``; all values travel as query p
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -17,8 +18,17 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from gridsync.bus.base import encode
-from gridsync.store.base import ReadingBatch, SeriesCache, Store, StoreError, to_frame
+from gridsync.bus.base import _default, encode
+from gridsync.store.base import (
+    ReadingBatch,
+    SeriesCache,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    check_ts,
+    json_safe,
+    to_frame,
+)
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DAY_MS = 86_400_000
@@ -97,17 +107,22 @@ def copy_binary(series_id: np.ndarray, ts_ms: np.ndarray, value: np.ndarray) -> 
 
 def _json(payload: dict[str, Any]) -> str:
     """JSON text for a jsonb column; PostgreSQL text cannot hold NUL, so an escaped NUL
-    (e.g. from a hostile payload quoted in a dead letter) is stored as U+FFFD."""
-    return encode(payload).decode().replace("\\u0000", "\\ufffd")
+    (e.g. from a hostile payload quoted in a dead letter) is stored as U+FFFD, and jsonb
+    has no NaN or infinity, so those are stored as null."""
+    try:
+        text = json.dumps(payload, default=_default, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = encode(json_safe(payload)).decode()
+    return text.replace("\\u0000", "\\ufffd")
 
 
-def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL: stored as U+FFFD (the API refuses NUL anyway)."""
-    return value.replace("\x00", "\ufffd")
+def _text(s: str) -> str:
+    """PostgreSQL text cannot hold NUL: stored as U+FFFD."""
+    return s.replace("\x00", "\ufffd")
 
 
-def _ts(s: float | None) -> datetime | None:
-    return None if s is None else datetime.fromtimestamp(s, UTC)
+def _ts(s: float | None, what: str = "timestamp") -> datetime | None:
+    return None if s is None else datetime.fromtimestamp(check_ts(s, what), UTC)
 
 
 def _s(dt: datetime | None) -> float | None:
@@ -136,7 +151,7 @@ class PostgresStore(Store):
             conn = psycopg.connect(self.dsn, connect_timeout=self.connect_timeout_s)
         except psycopg.OperationalError as err:
             msg = f"cannot reach PostgreSQL ({err})".strip()
-            raise StoreError(msg) from err
+            raise StoreUnavailable(msg) from err
         with conn.transaction():
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
@@ -157,7 +172,7 @@ class PostgresStore(Store):
                 conn.close()
                 self._conn = None
                 msg = f"PostgreSQL operation failed: {err}"
-                raise StoreError(msg) from err
+                raise StoreUnavailable(msg) from err
 
     def migrate(self) -> int:
         def apply(conn: psycopg.Connection) -> int:
@@ -249,6 +264,7 @@ class PostgresStore(Store):
             if not keep:
                 return 0
             batch = keep[0] if len(keep) == 1 else ReadingBatch.concat(keep)
+            batch.check_storable()
             ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
             sid = self._series_ids(conn, batch)
             self._ensure_partitions(conn, ts_ms // DAY_MS)
@@ -286,11 +302,11 @@ class PostgresStore(Store):
             cur = conn.execute(
                 "INSERT INTO plans VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
                 (
-                    plan_id,
-                    _ts(created_s),
-                    source,
-                    _ts(valid_from_s),
-                    _ts(valid_to_s),
+                    _text(plan_id),
+                    _ts(created_s, "created_s"),
+                    _text(source),
+                    _ts(valid_from_s, "valid_from_s"),
+                    _ts(valid_to_s, "valid_to_s"),
                     _json(payload),
                 ),
             )
@@ -336,9 +352,9 @@ class PostgresStore(Store):
                 " VALUES (%s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
                 (
                     _ts(ts_s or time.time()),
-                    kind,
-                    severity,
-                    source,
+                    _text(kind),
+                    _text(severity),
+                    _text(source),
                     _text(message),
                     _json(payload or {}),
                 ),

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridsync.store.base import ReadingBatch, SeriesCache, Store, StoreError, dumps, to_frame
+from gridsync.store.base import (
+    ReadingBatch,
+    SeriesCache,
+    Store,
+    StoreError,
+    check_ts,
+    dumps,
+    to_frame,
+)
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -116,6 +124,7 @@ class SqliteStore(Store):
                 n = 0
                 if keep:
                     batch = keep[0] if len(keep) == 1 else ReadingBatch.concat(keep)
+                    batch.check_storable()
                     sid = self._series_ids(batch)
                     ts_ms = np.round(batch.ts_s * 1000).astype(np.int64)
                     before = db.total_changes
@@ -168,10 +177,13 @@ class SqliteStore(Store):
     def put_plan(
         self, plan_id, created_s, source, payload, valid_from_s=None, valid_to_s=None
     ) -> bool:
+        created_s = check_ts(created_s, "created_s")
+        valid = [None if v is None else check_ts(v, k) for k, v in
+                 (("valid_from_s", valid_from_s), ("valid_to_s", valid_to_s))]  # fmt: skip
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO plans VALUES (?, ?, ?, ?, ?, ?)",
-                (plan_id, created_s, source, valid_from_s, valid_to_s, dumps(payload)),
+                (plan_id, created_s, source, *valid, dumps(payload)),
             )
             return cur.rowcount == 1
 

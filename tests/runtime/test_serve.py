@@ -143,7 +143,8 @@ async def _scenario_run(transport: str, bus_url: str, store_url: str) -> None:
             applied = sp["setpoints"]["pv_curtail_kw"]
             assert len(applied) == len(session.scenario.fleet.pv.peak_kw)
             agents = (await c.get("/api/v1/agents")).json()
-            assert set(agents) == {"forecast"}
+            assert {a for a in agents if not a.startswith("ingestion:")} == {"forecast"}
+            assert agents["ingestion:store-sink"]["state"] == "running"
             fc = await _until(
                 lambda: _json_field(c, "/api/v1/forecasts/latest", "step"), 20, "a forecast"
             )
