@@ -264,9 +264,7 @@ async def _serve(
             "  warning: no API tokens configured (set GRIDSYNC_API_TOKENS); every call will get 401"
         )
     app = create_app(rt, tokens=tokens, manage_runtime=False)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    )
+    server = _server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     click.echo(f"serving on http://{host}:{port} (Ctrl-C to stop)", err=False)
     task = asyncio.create_task(server.serve())
     try:
@@ -283,6 +281,27 @@ async def _serve(
             await rt.stop()
         rt.store.close()
         click.echo("stopped")
+
+
+def _server(config):
+    """A uvicorn server that stops on SIGTERM as on SIGINT and returns, instead of re-raising
+    the signal after its own shutdown (which kills the process before the bridge, the bus
+    and the store are closed)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    return Server(config)
 
 
 @click.command("bridge")

@@ -117,11 +117,13 @@ class PrivateMosquitto(_Server):
 
     name = "mosquitto"
 
-    def __init__(self) -> None:
+    def __init__(self, auth: list[str] | None = None) -> None:
+        """``auth``: configuration lines replacing ``allow_anonymous true`` (e.g. the
+        password and ACL files of ``deploy/mosquitto/gridsync.conf``)."""
         super().__init__()
         conf = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *(auth if auth is not None else ["allow_anonymous true"]),
             "persistence true",
             f"persistence_location {self.dir}/",
             "autosave_interval 1",

@@ -151,7 +151,6 @@ class Runtime:
     async def _keep(self, msg: Message) -> None:
         d, st = msg.data, self.state
         if msg.topic == "telemetry":
-            self.sink.seen(msg.seq)
             kind = d.get("kind")
             if kind == "readings":
                 keys = np.asarray(d["device_id"], object) + "/" + np.asarray(d["quantity"], object)

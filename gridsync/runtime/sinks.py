@@ -8,8 +8,8 @@ allows none, a malformed body): retrying cannot help, so the message is dead-let
 once with the reason and the writer goes on with the next one. A batch of readings that
 fails that way is retried message by message, so only the bad messages are dead-lettered.
 
-:attr:`StoreSink.progress` compares the telemetry the runtime has seen on the bus with what
-the sink has finished; it turns stalled when the sink falls behind without progress.
+:attr:`StoreSink.progress` turns stalled when a run of readings has been failing (or hanging)
+for longer than ``stall_after_s``: the database is down, nothing is being stored.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class StoreSink:
         self.max_deliver, self.retry_delay_s = max_deliver, retry_delay_s
         self.progress = Progress("store-sink", stall_after_s=stall_after_s)
         self.last_stored_s: float | None = None
-        self._seen_seq = self._done_seq = 0
+        self._done_seq = 0
 
     async def subscribe(self) -> list[Subscription]:
         subs = [
@@ -96,15 +96,8 @@ class StoreSink:
         return subs
 
     # progress -----------------------------------------------------------------------------
-    def seen(self, seq: int) -> None:
-        """The runtime saw telemetry message ``seq`` on the bus (the sink owes it)."""
-        self._seen_seq = max(self._seen_seq, seq)
-        self.progress.set_pending(self._seen_seq - self._done_seq)
-
     def _finished(self, msgs: list[Message]) -> None:
         self._done_seq = max(self._done_seq, max(m.seq for m in msgs))
-        self.progress.done(len(msgs))
-        self.progress.set_pending(self._seen_seq - self._done_seq)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every telemetry message published so far is finished (for the
@@ -120,10 +113,14 @@ class StoreSink:
         """Write a run of telemetry messages in one store transaction (each message's id
         keeps a redelivery from being stored twice); fall back to one by one on a failure
         that is not an outage."""
+        readings = [m for m in msgs if m.data.get("kind") == "readings"]
+        if not readings:  # snapshots only: nothing to store, no progress to report
+            self._finished(msgs)
+            return
+        # pending until written or dead-lettered: a run that keeps failing (or hangs) stalls
+        self.progress.set_pending(len(readings))
         items, owners = [], []
-        for m in msgs:
-            if m.data.get("kind") != "readings":
-                continue
+        for m in readings:
             try:
                 items.append((readings_batch(m.data), m.msg_id or f"bus:telemetry:{m.seq}"))
                 owners.append(m)
@@ -141,6 +138,7 @@ class StoreSink:
                     raise
                 except Exception as err:
                     await self._dead_letter(m, err)
+        self.progress.done(len(readings))
         self._finished(msgs)
 
     async def _write(self, items: list[tuple[ReadingBatch, str]]) -> None:

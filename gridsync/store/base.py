@@ -44,7 +44,8 @@ def check_ts(s: float, what: str = "timestamp") -> float:
     except (TypeError, ValueError, OverflowError):
         v = float("nan")
     if not TS_MIN_S <= v <= TS_MAX_S:  # NaN fails too
-        msg = f"{what}: {s!r:.40} is not a UNIX time in seconds between years 1 and 9999"
+        shown = repr(float(s)) if isinstance(s, int | float | np.number) and v == v else repr(s)
+        msg = f"{what}: {shown:.40} is not a UNIX time in seconds between years 1 and 9999"
         raise StoreError(msg)
     return v
 
