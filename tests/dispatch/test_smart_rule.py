@@ -1,5 +1,7 @@
 """The smart-rule baseline on hand-solved cases and on the stressed winter feeder."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -48,7 +50,9 @@ def test_pv_limited_to_70_percent_of_peak_from_the_last_measured_interval(make_t
 
 @pytest.fixture(scope="module")
 def winter():
-    s = load_scenario("winter-electrified", days=3)
+    # the rule's own logic, on the model as plant: with the mismatched plant drivers who leave
+    # earlier than declared take less than they asked for whatever the rule does
+    s = dataclasses.replace(load_scenario("winter-electrified", days=3), plant=None)
     runs = {c.name: simulate(s, c) for c in (UncontrolledController(), SmartRuleController())}
     return s, runs
 
