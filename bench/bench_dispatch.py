@@ -61,7 +61,7 @@ def week(
     start: str | None = None,
     forecaster: str = "naive",
 ) -> None:
-    from gridsync.dispatch.mpc import MPCConfig, MPCController, OracleController
+    from gridsync.dispatch.mpc import MPCConfig, MPCController, RecedingOracleController
     from gridsync.dispatch.rules import TouController, UncontrolledController
     from gridsync.safety.shield import ShieldedController
     from gridsync.sim.builder import load_scenario
@@ -90,7 +90,7 @@ def week(
         mpc(plan_only, "mpc-plan-only"),
         mpc(cfg, "mpc"),
         ShieldedController(mpc(cfg, "mpc")),
-        OracleController(cfg),
+        RecedingOracleController(cfg),
     ):
         t0 = time.perf_counter()
         res = simulate(s, ctrl)

@@ -32,8 +32,13 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "corrected every step against metered load/PV and an AC check",
     ),
     "oracle": (
-        "gridsync.dispatch.mpc:OracleController",
-        "the same optimizer with perfect foresight (upper bound)",
+        "gridsync.dispatch.oracle:PerfectForesightBound",
+        "one full-window LP with perfect information: a lower bound on "
+        "total_cost_incl_penalties for the nominal model",
+    ),
+    "oracle-receding": (
+        "gridsync.dispatch.mpc:RecedingOracleController",
+        "the receding 24 h optimizer with perfect forecasts (not a bound)",
     ),
     "mpc-agg": (
         "gridsync.dispatch.aggregate:mpc_agg",

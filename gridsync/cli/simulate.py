@@ -21,6 +21,28 @@ from gridsync.cli.options import (
 )
 
 
+def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> dict:
+    """The bound and each controller's capture ratio on total_cost_incl_penalties_eur:
+    (uncontrolled - controller) / (uncontrolled - bound); empty without an ``oracle`` run."""
+    if bound is None or reference is None:
+        return {}
+    key = "total_cost_incl_penalties_eur"
+    gap = reference[key] - bound
+    ratios = {
+        n: (reference[key] - k[key]) / gap if gap > 0 else None
+        for n, k in kpis.items()
+        if n != "oracle"
+    }
+    return {
+        "bound": {
+            "total_cost_incl_penalties_eur": bound,
+            "uncontrolled_total_cost_incl_penalties_eur": reference[key],
+            "what": "optimum of one full-window perfect-information LP on the nominal model",
+        },
+        "capture_ratio": ratios,
+    }
+
+
 @click.command()
 @scenario_option()
 @click.option(
@@ -92,19 +114,27 @@ def simulate(
         f"({', '.join(f'{v} {k}' for k, v in fleet.counts().items())}), "
         f"{scenario.n_steps} steps of {scenario.config.time.resolution_s} s from {scenario.window[0]}"
     )
-    results, kpis = [], {}
+    results, kpis, bound = [], {}, None
     csv_out = SetpointsCsv(setpoints_csv) if setpoints_csv else nullcontext()
     with step_progress(console, quiet) as progress, csv_out:
         for name in names:
             task = progress.add_task(name, total=scenario.n_steps)
+            ctrl = make_controller(name)
             res = run(
                 scenario,
-                make_controller(name),
+                ctrl,
                 on_step=lambda i, n, task=task: progress.update(task, completed=i),
                 on_setpoints=csv_out.recorder(name, scenario) if setpoints_csv else None,
             )
             results.append(res)
             kpis[name] = compute_kpis(res, scenario)
+            if name == "oracle":
+                bound = ctrl.bound_eur
+        if bound is not None and "uncontrolled" not in kpis:
+            ref = run(scenario, make_controller("uncontrolled"))
+            kpis_ref = compute_kpis(ref, scenario)
+        else:
+            kpis_ref = kpis.get("uncontrolled")
     if setpoints_csv:
         console.print(f"setpoints: {setpoints_csv} ({csv_out.rows_written:,} rows)")
 
@@ -117,6 +147,14 @@ def simulate(
     for key, unit in KPI_UNITS.items():
         table.add_row(key, unit, *(f"{kpis[n][key]:,.2f}" for n in names))
     Console(width=max(100, 32 + 16 * (len(names) + 1))).print(table)
+    if bound is not None:
+        summary = bound_summary(bound, kpis_ref, kpis)
+        console.print(
+            f"perfect-foresight bound (LP optimum, nominal model): {bound:,.2f} EUR; capture "
+            + ", ".join(
+                f"{n} {r:.1%}" for n, r in summary["capture_ratio"].items() if r is not None
+            )
+        )
 
     report_path = None
     if not no_report:
@@ -136,6 +174,7 @@ def simulate(
             },
             "units": KPI_UNITS,
             "controllers": kpis,
+            **bound_summary(bound, kpis_ref, kpis),
             "report": str(report_path) if report_path else None,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -225,7 +225,13 @@ def aggregate_horizon(
         deferrable_done_kwh=done,
         thermal_temp_c=temp0,
     )
-    virtual = dataclasses.replace(hd, fleet=fleet, state=state, pv_available_kw=pv_av, ev=ev_h)
+    # end-state references are per real asset; the virtual assets settle against their state
+    terminal = hd.terminal and dataclasses.replace(
+        hd.terminal, battery_start_kwh=None, thermal_start_c=None
+    )
+    virtual = dataclasses.replace(
+        hd, fleet=fleet, state=state, pv_available_kw=pv_av, ev=ev_h, terminal=terminal
+    )
     return Aggregation(virtual, bg, tg, pg, flex_bus, ev_env, dfr_env)
 
 

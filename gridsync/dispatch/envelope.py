@@ -36,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from gridsync.dispatch.formulation import Layout, _deferrable_jobs
+from gridsync.dispatch.formulation import Layout
 from gridsync.dispatch.horizon import HorizonData
+from gridsync.dispatch.jobs import deferrable_jobs
 from gridsync.dispatch.lp import LinearProgram
 
 
@@ -92,7 +93,7 @@ def ev_tasks(hd: HorizonData) -> tuple[Tasks, np.ndarray]:
 def deferrable_tasks(hd: HorizonData) -> Tasks:
     """One task per deferrable (asset, day) job the horizon touches."""
     d = hd.fleet.deferrable
-    j, t, frac, job_of_pair, job_asset, _, need, remaining = _deferrable_jobs(hd)
+    j, t, frac, job_of_pair, job_asset, _, need, remaining = deferrable_jobs(hd)
     n_job = len(job_asset)
     return Tasks(
         task_of_pair=job_of_pair,

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridsync.dispatch.horizon import HorizonData
+from gridsync.dispatch.jobs import deferrable_jobs
 from gridsync.dispatch.lp import INF, LinearProgram
+from gridsync.dispatch.network_rows import NetworkRows, add_network_rows
+from gridsync.dispatch.terminal import (
+    add_battery_shortfall,
+    add_thermal_deficit,
+    battery_end_cost,
+    ev_end_prices,
+)
 
 
 @dataclass(frozen=True)
@@ -42,28 +50,6 @@ class Weights:
             curtailment_eur_per_kwh=objective.curtailment_eur_per_kwh,
             **penalties,
         )
-
-
-@dataclass
-class NetworkRows:
-    """Linearised network limits for the LP.
-
-    Voltage rows ``(t, bus)``: ``vm ~= v_offset + dv_dz[row] @ z[:, t]`` kept inside
-    ``[v_lo, v_hi]``; branch rows ``(t, branch)``: ``loading ~= l_offset + dl_dz[row] @ z[:, t]``
-    kept below ``l_hi``. ``z`` is net flexible consumption (kW) per flexible bus.
-    """
-
-    v_t: np.ndarray
-    v_bus: np.ndarray
-    v_offset: np.ndarray
-    v_lo: np.ndarray
-    v_hi: np.ndarray
-    dv_dz: np.ndarray  # (rows, n_flex)
-    l_t: np.ndarray
-    l_branch: np.ndarray
-    l_offset: np.ndarray
-    l_hi: np.ndarray
-    dl_dz: np.ndarray  # (rows, n_flex)
 
 
 @dataclass(frozen=True)
@@ -131,46 +117,6 @@ def _chain(n_assets: int, H: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, has_prev
 
 
-def _deferrable_jobs(hd: HorizonData):
-    """In-window (asset, block) pairs and one job per (asset, day) window the horizon touches.
-
-    A block counts as in the window when it starts inside it; its power is capped by the share
-    of the block before the window closes. Energy the appliance can still take in native steps
-    after the horizon lowers what the job needs inside it.
-    """
-    d = hd.fleet.deferrable
-    H, dt = hd.horizon, hd.dt_h
-    total = int(hd.block_steps.sum())
-    offset_h = np.r_[hd.block_start * dt, (total + np.arange(hd.steps_per_day)) * dt]
-    dur_h = np.r_[hd.step_h, np.full(hd.steps_per_day, dt)]
-    abs_h = hd.hour_of_day[0] + offset_h if H else offset_h
-    hour = np.mod(abs_h, 24.0)
-    day = np.floor(abs_h / 24.0 + 1e-9).astype(int)
-    hour = np.where(np.isclose(hour, 24.0), 0.0, hour)
-    inside = (d.window_start_h[:, None] <= hour[None, :] + 1e-9) & (
-        hour[None, :] + 1e-9 < d.window_end_h[:, None]
-    )
-    j_all, t_all = np.nonzero(inside)
-    n_day = int(day.max()) + 1 if len(day) else 1
-    key_all = j_all * n_day + day[t_all]
-    in_h = t_all < H
-    keys, job_of_pair = np.unique(key_all[in_h], return_inverse=True)
-    after_h = np.zeros(len(keys))
-    late = ~in_h
-    pos = np.searchsorted(keys, key_all[late])
-    hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == key_all[late])
-    np.add.at(after_h, pos[hit], dur_h[t_all[late][hit]])
-    job_asset = keys // n_day
-    job_day = keys % n_day
-    current = (job_day == 0) & inside[job_asset, 0] if H else np.zeros(len(keys), bool)
-    done = np.where(current, hd.state.deferrable_done_kwh[job_asset], 0.0)
-    remaining = np.maximum(d.energy_kwh[job_asset] - done, 0.0)
-    need = np.maximum(remaining - d.power_kw[job_asset] * after_h, 0.0)
-    j, t = j_all[in_h], t_all[in_h]
-    frac = np.clip((d.window_end_h[j] - hour[t]) / dur_h[t], 0.0, 1.0)
-    return j, t, frac, job_of_pair, job_asset, job_day, need, remaining
-
-
 def build_dispatch_lp(
     hd: HorizonData,
     w: Weights,
@@ -216,11 +162,12 @@ def build_dispatch_lp(
     e0 = hd.state.battery_energy_kwh
     e_lo = np.repeat(np.minimum(b.energy_min_kwh, e0), H)
     e_hi = np.repeat(np.maximum(b.energy_max_kwh, e0), H)
-    terminal_eur_per_kwh = float(hd.import_eur_per_kwh.min()) if H else 0.0
     e_cost = np.zeros(nb * H)
     if H:
-        e_cost[H - 1 :: H] = -terminal_eur_per_kwh
+        e_cost[H - 1 :: H] = battery_end_cost(hd.terminal, hd.import_eur_per_kwh[:H])
     e = lp.add_cols("bat_e", nb * H, e_lo, e_hi, e_cost)
+    if H:
+        add_battery_shortfall(lp, hd.terminal, e[H - 1 :: H], e0)
     rows, has_prev = _chain(nb, H)
     rhs = np.where(has_prev, 0.0, np.repeat(e0, H))
     lp.add_rows(
@@ -253,7 +200,8 @@ def build_dispatch_lp(
     v2g_ok = f.ev.v2g[ch] & (ev.v2g_floor_kwh[pair_sess] > 0)
     n_pair = len(pair_sess)
     evc = lp.add_cols("ev_c", n_pair, 0.0, pev)
-    evd = lp.add_cols("ev_d", n_pair, 0.0, np.where(v2g_ok, pev, 0.0))
+    v2g_wear = f.ev.v2g_degradation_eur_per_kwh[ch] * dt[pair_t]
+    evd = lp.add_cols("ev_d", n_pair, 0.0, np.where(v2g_ok, pev, 0.0), v2g_wear)
     x0 = ev.delivered0_kwh[pair_sess]
     x = lp.add_cols(
         "ev_x",
@@ -285,21 +233,28 @@ def build_dispatch_lp(
     last_pair = (start_of + lens - 1)[has_pairs]
     ev_with = np.flatnonzero(has_pairs)
     unmet_ub = 0.0 if opts.hard_ev_deadlines else INF
-    ev_unmet = lp.add_cols("ev_unmet", len(ev_with), 0.0, unmet_ub, w.unmet_ev_eur_per_kwh)
+    crossing = ~ev.departs_in_horizon[ev_with]
+    short_eur, credit_eur = ev_end_prices(hd.terminal, crossing, w.unmet_ev_eur_per_kwh)
+    ev_unmet = lp.add_cols("ev_unmet", len(ev_with), 0.0, unmet_ub, short_eur)
+    # energy beyond the target of a car still plugged in at the end, up to its whole need
+    full_need = f.ev.sessions.energy_need_kwh[ev.session[ev_with]]
+    room = np.where(crossing, np.maximum(full_need - ev.need_kwh[ev_with], 0.0), 0.0)
+    k_cr = np.flatnonzero(room > 0) if credit_eur > 0 else np.zeros(0, int)
+    ev_extra = lp.add_cols("ev_end_extra", len(k_cr), 0.0, room[k_cr], -credit_eur)
     k = np.arange(len(ev_with))
     lp.add_rows(
         "ev_deadline",
         len(ev_with),
-        np.r_[k, k],
-        np.r_[x[last_pair], ev_unmet],
-        1.0,
+        np.r_[k, k, k_cr],
+        np.r_[x[last_pair], ev_unmet, ev_extra],
+        np.r_[np.ones(2 * len(k)), -np.ones(len(k_cr))],
         ev.need_kwh[ev_with],
         INF,
         meta=ev_with[:, None],
     )
 
     # Deferrable loads: energy per (asset, day) job, inside the daily window
-    dj, dtt, frac, job_of_pair, job_asset, job_day, need, remaining = _deferrable_jobs(hd)
+    dj, dtt, frac, job_of_pair, job_asset, job_day, need, remaining = deferrable_jobs(hd)
     dp = lp.add_cols("dfr_p", len(dj), 0.0, f.deferrable.power_kw[dj] * frac)
     n_job = len(job_asset)
     unmet_ub = 0.0 if opts.hard_deferrable else INF
@@ -359,6 +314,11 @@ def build_dispatch_lp(
         np.repeat(th.comfort_max_c, H),
     )
     to_balance(np.repeat(th.bus, H), t_grid(nt), tp, 1.0)
+    if H:
+        mode_end = float(hd.hvac_mode[H - 1])
+        add_thermal_deficit(
+            lp, hd.terminal, th, temp[H - 1 :: H], hd.state.thermal_temp_c, mode_end
+        )
 
     # PV curtailment where there is sun
     pv_t, pv_i = np.nonzero(hd.pv_available_kw[:H] > 1e-9)
@@ -425,7 +385,7 @@ def build_dispatch_lp(
 
     v_slack = l_slack = np.zeros(0, int)
     if network is not None:
-        v_slack, l_slack = _add_network_rows(lp, network, z, nf, H, w)
+        v_slack, l_slack = add_network_rows(lp, network, z, H, w)
     layout = Layout(
         H=H,
         bat_c=c,
@@ -461,63 +421,3 @@ def build_dispatch_lp(
         l_slack=l_slack,
     )
     return lp, layout
-
-
-def _sensitivity_rows(
-    lp: LinearProgram,
-    name: str,
-    t: np.ndarray,
-    sens: np.ndarray,
-    z: np.ndarray,
-    H: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    penalty: float,
-    meta: np.ndarray,
-) -> np.ndarray:
-    """Rows ``lo <= sens @ z[:, t] + s_up - s_down <= hi`` with penalised slacks."""
-    n = len(t)
-    nz_r, nz_f = np.nonzero(np.abs(sens) > 1e-12)
-    slack = lp.add_cols(f"{name}_slack", 2 * n, 0.0, INF, penalty)
-    r = np.arange(n)
-    lp.add_rows(
-        name,
-        n,
-        np.r_[nz_r, r, r],
-        np.r_[z[nz_f * H + t[nz_r]], slack[:n], slack[n:]],
-        np.r_[sens[nz_r, nz_f], np.ones(n), -np.ones(n)],
-        lo,
-        hi,
-        meta=meta,
-    )
-    return slack
-
-
-def _add_network_rows(
-    lp: LinearProgram, net: NetworkRows, z: np.ndarray, nf: int, H: int, w: Weights
-) -> tuple[np.ndarray, np.ndarray]:
-    v_slack = _sensitivity_rows(
-        lp,
-        "voltage",
-        net.v_t,
-        net.dv_dz,
-        z,
-        H,
-        net.v_lo - net.v_offset,
-        net.v_hi - net.v_offset,
-        w.voltage_violation_eur_per_pu_step,
-        np.c_[net.v_t, net.v_bus],
-    )
-    l_slack = _sensitivity_rows(
-        lp,
-        "branch_loading",
-        net.l_t,
-        net.dl_dz,
-        z,
-        H,
-        np.full(len(net.l_t), -INF),
-        net.l_hi - net.l_offset,
-        w.loading_violation_eur_per_pct_step,
-        np.c_[net.l_t, net.l_branch],
-    )
-    return v_slack, l_slack

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridsync.dispatch.terminal import TerminalValue
 from gridsync.model.assets import Fleet
 from gridsync.sim.forecasts import ExogenousForecast
 
@@ -76,6 +77,7 @@ class HorizonData:
     demand_eur_per_kw: float = 0.0
     losses_kw: np.ndarray | None = None  # (H,) from the last AC check
     block_steps: np.ndarray | None = None  # (H,) native steps per block; None = all 1
+    terminal: TerminalValue | None = None  # value of the end state; None = cheapest price
 
     def __post_init__(self) -> None:
         if self.block_steps is None:
@@ -108,11 +110,14 @@ def ev_horizon(
     dt_h: float,
     known: bool,
     block_steps: np.ndarray | None = None,
+    pro_rata_end: bool = False,
 ) -> EVHorizon:
     """Sessions plugged in during the horizon (``horizon`` native steps); future arrivals only
     when ``known``. Steps are block indices: a session uses the blocks it is plugged in for
     entirely (``first_t`` = first block starting at or after arrival, ``end_t`` = blocks that
-    end by departure)."""
+    end by departure). A session still plugged in at the end must have what cannot be charged
+    after it at full power, or with ``pro_rata_end`` its need pro rata to its plugged steps
+    before the end (``sim.accounting.ev_owed_kwh``, the KPI's window-end rule)."""
     s = fleet.ev.sessions
     end = step0 + horizon
     keep = (s.arrival_step < end) & (s.departure_step > step0)
@@ -131,11 +136,13 @@ def ev_horizon(
     departs = s.departure_step[idx] <= end
     after_h = (np.maximum(s.departure_step[idx] - end, 0) + (dep_off - edges[stop])) * dt_h
     chargeable_after = fleet.ev.efficiency[charger] * fleet.ev.max_power_kw[charger] * after_h
-    need = np.where(
-        departs & (after_h == 0),
-        s.energy_need_kwh[idx],
-        s.energy_need_kwh[idx] - chargeable_after,
-    )
+    if pro_rata_end:
+        eff_arr = np.maximum(s.arrival_step[idx], step0)
+        stay = np.maximum(s.departure_step[idx] - eff_arr, 1)
+        later = s.energy_need_kwh[idx] * np.clip((step0 + edges[stop] - eff_arr) / stay, 0, 1)
+    else:
+        later = s.energy_need_kwh[idx] - chargeable_after
+    need = np.where(departs & (after_h == 0), s.energy_need_kwh[idx], later)
     return EVHorizon(
         session=idx,
         charger=charger,
@@ -178,6 +185,7 @@ def horizon_from_scenario(
     peak_floor_kw: float = 0.0,
     fine_steps: int | None = None,
     coarse_steps: int = 1,
+    terminal: TerminalValue | None = None,
 ) -> HorizonData:
     """Assemble the horizon from a scenario (prices, modes), a forecast and the fleet state.
 
@@ -227,9 +235,11 @@ def horizon_from_scenario(
             scenario.dt_h,
             known_future_sessions,
             blocks,
+            terminal is not None and terminal.pro_rata_end,
         ),
         n_bus=n_bus,
         peak_floor_kw=peak_floor_kw,
         demand_eur_per_kw=tariff.demand_charge_eur(1.0, window_days),
         block_steps=blocks,
+        terminal=terminal,
     )

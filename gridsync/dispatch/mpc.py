@@ -40,6 +40,7 @@ from gridsync.dispatch.plan import (
 )
 from gridsync.dispatch.realtime import Correction, PlanTarget, rebalance
 from gridsync.dispatch.rules import UncontrolledController
+from gridsync.dispatch.terminal import TerminalValue
 from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.safety.shield import SafetyShield, ShieldConfig
 from gridsync.sim.controller import Observation, Setpoints
@@ -66,6 +67,10 @@ class MPCConfig:
     (the oracle does; a real MPC only knows cars that are plugged in). The first
     ``fine_steps`` steps of the horizon are planned at the native resolution, the rest in
     blocks of ``coarse_steps`` steps (1 h at 15 min), which cuts the LP to about a third.
+    The horizon's end state is valued as the KPIs settle the window's end
+    (``dispatch.terminal``); with ``settle_at_window_end`` a horizon that reaches the end of
+    the simulated window stops there and settles exactly as the KPIs do.
+    ``min_network_passes`` > 1 re-solves with the losses of the plan's own AC check.
     """
 
     horizon_steps: int = 96
@@ -90,6 +95,8 @@ class MPCConfig:
     comfort_guard: bool = True
     battery_reserve_frac: float = 0.0
     ac_correct: bool = True
+    settle_at_window_end: bool = True
+    min_network_passes: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -175,6 +182,8 @@ class MPCController:
             if cfg.network
             else None
         )
+        self.terminal = TerminalValue.from_scenario(scenario)
+        self._start_state: FleetState | None = None
         self.rules = UncontrolledController()
         self.rules.reset(scenario)
         self.peak_kw = 0.0
@@ -254,17 +263,35 @@ class MPCController:
             deferrable_done_kwh=np.asarray(obs.deferrable_done_kwh, float),
             thermal_temp_c=np.asarray(obs.thermal_temp_c, float),
         )
-        fc = self.forecaster.forecast(self.scenario, obs.step, self.config.horizon_steps)
+        if self._start_state is None:
+            self._start_state = state
+        # a horizon that reaches the window's end stops there and settles the end state as the
+        # KPIs do (against the window's start state); otherwise its end is valued
+        steps_left = self.scenario.end_step - obs.step
+        at_end = self.config.settle_at_window_end and self.config.horizon_steps >= steps_left
+        horizon = (
+            min(self.config.horizon_steps, steps_left) if at_end else self.config.horizon_steps
+        )
+        terminal = self.terminal
+        if at_end:
+            terminal = TerminalValue.from_scenario(
+                self.scenario,
+                pro_rata_end=True,
+                battery_start_kwh=self._start_state.battery_energy_kwh,
+                thermal_start_c=self._start_state.thermal_temp_c,
+            )
+        fc = self.forecaster.forecast(self.scenario, obs.step, horizon)
         hd = horizon_from_scenario(
             self.scenario,
             obs.step,
-            self.config.horizon_steps,
+            horizon,
             state,
             fc,
             self.config.known_future_sessions,
             peak_floor_kw=self.peak_kw,
             fine_steps=self.config.fine_steps,
             coarse_steps=self.config.coarse_steps,
+            terminal=terminal,
         )
         reserve = self.config.battery_reserve_frac
         if reserve > 0:
@@ -338,7 +365,7 @@ class MPCController:
             checked = net.check(hd, z)
             v_bad, l_bad = net.violations(checked)
             timings["ac_check"] = timings.get("ac_check", 0.0) + time.perf_counter() - tc
-            done = not (v_bad.any() or l_bad.any())
+            done = not (v_bad.any() or l_bad.any()) and passes >= cfg.min_network_passes
             if done or passes == cfg.max_network_passes:
                 res, z0 = checked, z
                 break
@@ -411,11 +438,12 @@ class MPCController:
         return plan
 
 
-class OracleController(MPCController):
-    """The same optimizer with perfect foresight of load, PV, weather and EV sessions: the
-    upper bound any forecaster-driven MPC is measured against."""
+class RecedingOracleController(MPCController):
+    """The same receding optimizer with perfect forecasts of load, PV, weather and EV
+    sessions: what better forecasts alone could buy. Not a bound (each 24-h horizon is
+    myopic); the bound is ``dispatch.oracle.PerfectForesightBound``."""
 
-    name = "oracle"
+    name = "oracle-receding"
 
     def __init__(self, config: MPCConfig | None = None, name: str | None = None) -> None:
         base = config or MPCConfig()

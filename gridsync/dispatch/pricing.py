@@ -19,10 +19,12 @@ from gridsync.dispatch.formulation import (
     NetworkRows,
     Options,
     Weights,
-    _deferrable_jobs,
     flexible_buses,
 )
 from gridsync.dispatch.horizon import HorizonData
+from gridsync.dispatch.jobs import deferrable_jobs
+from gridsync.dispatch.terminal import battery_end_cost, ev_end_prices
+from gridsync.sim.accounting import thermal_kwh_per_c, thermal_reference_c
 
 
 @dataclass
@@ -124,8 +126,14 @@ def plan_cost(
     e_lo = np.minimum(b.energy_min_kwh, e0)[:, None]
     viol["battery_energy_kwh"] = _excess(e, e_lo, np.maximum(b.energy_max_kwh, e0)[:, None])
     terms["battery_degradation"] = float(((c + d) * dt * b.degradation_eur_per_kwh[:, None]).sum())
-    terminal = float(hd.import_eur_per_kwh.min()) if H else 0.0
-    terms["battery_terminal_credit"] = -terminal * float(e[:, -1].sum()) if H else 0.0
+    tv = hd.terminal
+    if H:
+        e_end = e[:, -1]
+        end_cost = battery_end_cost(tv, hd.import_eur_per_kwh[:H])
+        terms["battery_terminal_credit"] = end_cost * float(e_end.sum())
+        if tv is not None and tv.start_level:
+            short = np.maximum(tv.battery_ref_kwh(e0) - e_end, 0.0).sum()
+            terms["battery_end_shortfall"] = tv.shortfall_eur_per_kwh * float(short)
     grid_t = np.tile(np.arange(H), len(b))
     to_bus(np.repeat(b.bus, H), grid_t, (c - d).ravel())
 
@@ -149,11 +157,18 @@ def plan_cost(
     unmet_ev = np.maximum(ev.need_kwh[has] - x_end, 0.0)
     if opts.hard_ev_deadlines:
         viol["ev_unmet_kwh"] = float(unmet_ev.max(initial=0.0))
-    terms["unmet_ev"] = w.unmet_ev_eur_per_kwh * float(unmet_ev.sum())
+    crossing = ~ev.departs_in_horizon[has]
+    short_eur, credit_eur = ev_end_prices(tv, crossing, w.unmet_ev_eur_per_kwh)
+    terms["unmet_ev"] = float(short_eur @ unmet_ev)
+    full_need = f.ev.sessions.energy_need_kwh[ev.session[has]]
+    room = np.where(crossing, np.maximum(full_need - ev.need_kwh[has], 0.0), 0.0)
+    extra = np.clip(x_end - ev.need_kwh[has], 0.0, room)
+    terms["ev_end_credit"] = -credit_eur * float(extra.sum())
+    terms["v2g_degradation"] = float((f.ev.v2g_degradation_eur_per_kwh[ch] * ed * dt[pt]).sum())
     to_bus(f.ev.bus[ch], pt, ec - ed)
 
     # deferrable jobs
-    j, dtt, frac, job_of_pair, _, _, need, remaining = _deferrable_jobs(hd)
+    j, dtt, frac, job_of_pair, _, _, need, remaining = deferrable_jobs(hd)
     p = plan.deferrable_kw
     viol["deferrable_power_kw"] = _excess(p, 0.0, f.deferrable.power_kw[j] * frac)
     done = np.bincount(job_of_pair, weights=p * dt[dtt], minlength=len(need))
@@ -179,6 +194,13 @@ def plan_cost(
     too_cold = np.maximum(th.comfort_min_c[:, None] - temp, 0.0)
     too_warm = np.maximum(temp - th.comfort_max_c[:, None], 0.0)
     terms["comfort"] = w.comfort_eur_per_degree_hour * float(((too_cold + too_warm) * dt).sum())
+    if tv is not None and H and len(th):
+        mode_end = float(hd.hvac_mode[H - 1])
+        ref = thermal_reference_c(th, tv.thermal_ref_c(hd.state.thermal_temp_c))
+        deficit_c = np.maximum(mode_end * (ref - temp[:, -1]), 0.0)
+        terms["thermal_end_deficit"] = tv.shortfall_eur_per_kwh * float(
+            thermal_kwh_per_c(th) @ deficit_c
+        )
     to_bus(np.repeat(th.bus, H), np.tile(np.arange(H), len(th)), tp.ravel())
 
     # PV curtailment

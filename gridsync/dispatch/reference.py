@@ -101,7 +101,7 @@ def build_reference_lp(hd: HorizonData, w: Weights) -> LinearProgram:
         prev = None
         for t in range(int(ev.first_t[k]), int(ev.end_t[k])):
             c = m.var(0.0, p)
-            d = m.var(0.0, p if v2g else 0.0)
+            d = m.var(0.0, p if v2g else 0.0, f.ev.v2g_degradation_eur_per_kwh[ch] * dt)
             x = m.var(min(-ev.v2g_floor_kwh[k], x0), max(ev.headroom_kwh[k], x0))
             terms = [(x, 1.0), (c, -eta * dt), (d, dt / eta)]
             if prev is None:

@@ -115,9 +115,9 @@ def test_every_session_and_job_meets_its_own_limits_after_disaggregation(solver)
     # each appliance runs inside its window and gets its energy
     d = f.deferrable
     done = np.zeros(len(d))
-    from gridsync.dispatch.formulation import _deferrable_jobs
+    from gridsync.dispatch.jobs import deferrable_jobs
 
-    j, tj, frac, *_ = _deferrable_jobs(hd)
+    j, tj, frac, *_ = deferrable_jobs(hd)
     assert np.all((p.deferrable_kw >= -tol) & (p.deferrable_kw <= d.power_kw[j] * frac + tol))
     np.add.at(done, j, p.deferrable_kw * dt[tj])
     assert done == pytest.approx(d.energy_kwh, abs=1e-6)

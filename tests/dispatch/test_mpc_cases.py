@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gridsync.dispatch.mpc import MPCConfig, MPCController, OracleController
+from gridsync.dispatch.mpc import MPCConfig, MPCController, RecedingOracleController
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.model import physics
 from gridsync.model.assets import DeferrableFleet, ThermalFleet
@@ -206,7 +206,7 @@ def test_mpc_and_oracle_on_the_real_feeder_beat_the_baseline(scenario_1day):
     s = scenario_1day
     base = compute_kpis(simulate(s, UncontrolledController()), s)
     cfg = MPCConfig(resolve_every=24)
-    oracle = compute_kpis(simulate(s, OracleController(cfg)), s)
+    oracle = compute_kpis(simulate(s, RecedingOracleController(cfg)), s)
     mpc_ctrl = MPCController(config=cfg)
     mpc = compute_kpis(simulate(s, mpc_ctrl), s)
     assert oracle["total_cost_eur"] < base["total_cost_eur"]
