@@ -97,8 +97,16 @@ def _plan_cases(n_battery: int) -> list[tuple[str, bytes, list]]:
     return [
         ("valid_to 1e17", {"setpoints": {}, "valid_to_s": 1e17}, ["body", "valid_to_s"]),
         ("valid_from negative", {"setpoints": {}, "valid_from_s": -5}, ["body", "valid_from_s"]),
-        ("NaN setpoint", '{"setpoints": {"battery_kw": [NaN]}}', ["body", "setpoints", "battery_kw", 0]),  # fmt: skip
-        ("infinite setpoint", {"setpoints": {"battery_kw": [1e400, *ok[1:]]}}, ["body", "setpoints", "battery_kw", 0]),  # fmt: skip
+        (
+            "NaN setpoint",
+            '{"setpoints": {"battery_kw": [NaN]}}',
+            ["body", "setpoints", "battery_kw", 0],
+        ),  # fmt: skip
+        (
+            "infinite setpoint",
+            {"setpoints": {"battery_kw": [1e400, *ok[1:]]}},
+            ["body", "setpoints", "battery_kw", 0],
+        ),  # fmt: skip
         ("short list", {"setpoints": {"battery_kw": [1.0]}}, ["body", "setpoints", "battery_kw"]),
         ("NUL in note", {"setpoints": {}, "note": "x\x00y"}, ["body", "note"]),
         ("unknown kind", {"setpoints": {"boat_kw": [1.0]}}, ["body", "setpoints", "boat_kw"]),
