@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from gridsync.safety import benchmark as bm
 from gridsync.sim.builder import load_scenario
 
@@ -24,104 +26,149 @@ OUT = Path(__file__).parent / "results" / "bench_anomaly.json"
 SCENARIOS = Path(__file__).parents[1] / "gridsync" / "data" / "scenarios"
 EVAL_STARTS = ("2016-01-11", "2016-04-11", "2016-07-11", "2016-10-10")
 CAL_STARTS = ("2016-02-15", "2016-05-16", "2016-08-15", "2016-11-14")
-STRESSED = ("winter-electrified", "summer-high-pv")
 
 
-def _stressed(days: int) -> list[tuple[str, object]]:
-    out = []
-    for name in STRESSED:
-        path = next(
-            (p for p in SCENARIOS.glob(f"{name}.*") if p.suffix in (".toml", ".yaml")), None
-        )
-        if path is not None:
-            out.append((name, load_scenario(path, days=days, history_days=7)))
-    return out
+# the electrified village (another feeder): its own calibration weeks, disjoint from evaluation
+WINTER_EVAL = ("2016-02-01", "2016-12-12")
+WINTER_CAL = ("2016-01-11", "2016-11-14")
+
+
+def _path(name: str) -> Path | None:
+    return next((p for p in SCENARIOS.glob(f"{name}.*") if p.suffix in (".toml", ".yaml")), None)
+
+
+def simulated(path: Path, start: str, days: int, history_days: int = 7):
+    """The scenario window and its bus consumption from an uncontrolled run of every asset
+    (heat pumps, EVs, ...) over the history and the window, for the telemetry truth."""
+    from gridsync.dispatch.rules import UncontrolledController
+    from gridsync.sim.twin import SteppedTwin
+
+    tele = load_scenario(path, start=start, days=days, history_days=history_days)
+    first = str(tele.index[0].date())
+    sim = load_scenario(path, start=first, days=history_days + days, history_days=1)
+    ctrl = UncontrolledController()
+    ctrl.reset(sim)
+    twin = SteppedTwin(sim)
+    p, q = [], []
+    while not twin.finished:
+        obs = twin.observe()
+        rec = twin.advance(obs, ctrl.act(obs))
+        p.append(rec.p_bus_kw)
+        q.append(rec.q_bus_kvar)
+    return tele, (np.array(p), np.array(q))
+
+
+def _group(name, cal_specs, eval_specs):
+    """Calibrate one monitor on ``cal_specs`` and build its evaluation windows; a spec is
+    (label, scenario, load)."""
+    monitor, cal, ev = None, [], []
+    for label, s, load in cal_specs:
+        monitor, bw = bm.make_window(monitor, s, label, load)
+        cal.append(bw)
+    bm.calibrate(monitor, cal)
+    for label, s, load in eval_specs:
+        ev.append(bm.make_window(monitor, s, label, load)[1])
+    print(f"{name}: calibrated on {len(cal)} windows, {len(ev)} evaluation windows", flush=True)
+    return monitor, cal, ev
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--days", type=int, default=8, help="days per evaluation window")
+    ap.add_argument("--days", type=int, default=8, help="days per seasonal evaluation window")
     ap.add_argument("--cal-days", type=int, default=6, help="days per calibration window")
+    ap.add_argument("--stressed-days", type=int, default=4, help="days per stressed window")
     ap.add_argument("--events", type=int, default=50, help="injections per event type")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    monitor = None
-    cal, ev = [], []
-    for start in CAL_STARTS:
-        s = load_scenario(days=args.cal_days, history_days=7, start=start)
-        monitor, bw = bm.make_window(monitor, s, f"calibration {start}")
-        cal.append(bw)
-    bm.calibrate(monitor, cal)
+    cal_specs = [
+        (f"calibration {d}", load_scenario(days=args.cal_days, history_days=7, start=d), None)
+        for d in CAL_STARTS
+    ]
+    eval_specs = [
+        (f"evaluation {d}", load_scenario(days=args.days, history_days=7, start=d), None)
+        for d in EVAL_STARTS
+    ]
+    hot = _path("summer-high-pv")
+    if hot is not None:  # same feeder, 8-18 kWp of PV: scored by the seasonal monitor
+        s = load_scenario(hot, days=args.stressed_days, history_days=7)
+        eval_specs.append(("stressed summer-high-pv", s, None))
+    groups = [_group("default feeder", cal_specs, eval_specs)]
+    cold = _path("winter-electrified")
+    if cold is not None:
+        n = args.stressed_days
+        wc = [(f"calibration winter-electrified {d}", *simulated(cold, d, n)) for d in WINTER_CAL]
+        we = [(f"stressed winter-electrified {d}", *simulated(cold, d, n)) for d in WINTER_EVAL]
+        groups.append(_group("winter-electrified (Kerber village)", wc, we))
     t_cal = time.perf_counter() - t0
-    for start in EVAL_STARTS:
-        s = load_scenario(days=args.days, history_days=7, start=start)
-        ev.append(bm.make_window(monitor, s, f"evaluation {start}")[1])
-    stressed = []
-    for name, s in _stressed(max(args.days // 2, 2)):
-        try:
-            stressed.append(bm.make_window(monitor, s, f"stressed {name}")[1])
-        except ValueError as exc:  # another feeder: its own calibration would be needed
-            print(f"skipped {name}: {exc}")
-    clean = bm.clean_rates(monitor, ev + stressed)
-    clean_seasonal = bm.clean_rates(monitor, ev)
-    clean_stressed = bm.clean_rates(monitor, stressed) if stressed else None
+    mon_groups = [(m, ev) for m, _, ev in groups]
+    clean = bm.clean_rates(mon_groups)
+    by_group = {ev[0].label: bm.clean_rates([(m, ev)]) for m, ev in mon_groups}
     t_clean = time.perf_counter() - t0
-    outcomes = bm.run_events(monitor, ev + stressed, args.events)
+    outcomes = bm.run_events(groups[0][0], groups[0][2], args.events)
+    for m, _, ev in groups[1:]:
+        outcomes += bm.run_events(m, ev, max(args.events // 5, 4), seed=12)
     events = bm.summarise(outcomes)
-    n_ev = events and min(r["events"] for r in events.values())
-    setpoint = bm.setpoint_benchmark(ev[0].scenario, clean["steps"], args.events)
+    n_ev = min(r["events"] for r in events.values())
+    main_mon, main_ev = groups[0][0], groups[0][2]
+    setpoint = bm.setpoint_benchmark(main_ev[0].scenario, clean["steps"], args.events)
     events["setpoint"] = {
         "events": setpoint["events"],
         "detection_rate": setpoint["detection_rate"],
     }
-    chi = bm.chi2_nominal(monitor, ev[0])
-    ident = bm.identifiability(monitor)
+    chi = bm.chi2_nominal(main_mon, main_ev[0])
     det_ok = all(r["detection_rate"] >= 0.95 for r in events.values())
     id_ok = all(
         events[k].get("identification_rate_redundant", 0.0) >= 0.9 for k in bm.IDENTIFY_TYPES
     )
     results = {
-        "feeder": ev[0].scenario.config.name,
-        "evaluation_windows": [bw.label for bw in ev + stressed],
-        "calibration_windows": [bw.label for bw in cal],
-        "days_per_evaluation_window": args.days,
-        "false_alarm_budget_per_step": monitor.cfg.false_alarm_budget_per_step,
-        "thresholds": {k: round(float(v), 4) for k, v in monitor.thresholds.items()},
+        "feeders": [ev[0].scenario.config.name for _, ev in mon_groups],
+        "evaluation_windows": [bw.label for _, ev in mon_groups for bw in ev],
+        "calibration_windows": [bw.label for _, cal, _ in groups for bw in cal],
+        "days_per_evaluation_window": {"seasonal": args.days, "stressed": args.stressed_days},
+        "false_alarm_budget_per_step": main_mon.cfg.false_alarm_budget_per_step,
+        "thresholds": {
+            ev[0].label: {k: round(float(v), 4) for k, v in m.thresholds.items()}
+            for m, ev in mon_groups
+        },
         "clean": clean,
-        "clean_seasons_only": clean_seasonal,
-        "clean_stressed_only": clean_stressed,
+        "clean_by_first_window_of_group": by_group,
         "setpoint_clean": setpoint,
         "chi2_on_clean_steps": chi,
-        "events_per_type": n_ev,
+        "events_per_type_min": n_ev,
         "events": events,
-        "identifiability": ident,
+        "identifiability": {ev[0].label: bm.identifiability(m) for m, ev in mon_groups},
         "targets": {
             "false_alarms_le_0.1pct_of_steps": clean["rate"]["overall"] <= 1e-3
             and clean["steps"] >= 2880,
             "detection_ge_95pct_every_type": det_ok,
             "identification_ge_90pct_redundant_gross_and_fdia": id_ok,
+            "detection_ge_95pct_every_type_counting_only_events_with_a_redundant_reading": all(
+                (r.get("detection_with_a_redundant_reading", {}).get("rate") or r["detection_rate"])
+                >= 0.95
+                for r in events.values()
+            ),
         },
         "runtime_s": {
-            "calibration": t_cal,
-            "clean_evaluation": t_clean - t_cal,
+            "calibration_and_evidence": t_cal,
+            "clean_scoring": t_clean - t_cal,
             "total": time.perf_counter() - t0,
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(
-        f"clean: {clean['steps']} steps, false alarms per step {100 * clean['rate']['overall']:.3f} %"
+        f"clean: {clean['steps']} steps, false alarms {100 * clean['rate']['overall']:.3f} % of steps"
     )
     for k, v in clean["alarm_steps"].items():
         print(f"  {k:<18} {v:4d} steps")
     for kind, row in events.items():
-        ident = row.get("identification_rate_redundant", row.get("identification_rate"))
+        ident = row.get("identification_rate_redundant")
         ttd = row.get("time_to_detect_min", {}).get("median", float("nan"))
         print(
             f"{kind:<22} n={row['events']:3d} detected {100 * row['detection_rate']:5.1f} %"
             f"  median TTD {ttd:5.0f} min"
-            + (f"  identified {100 * ident:5.1f} %" if ident is not None else "")
+            + (f"  identified (redundant) {100 * ident:5.1f} %" if ident is not None else "")
         )
     print(json.dumps(results["targets"]))
     print(f"wrote {args.out} in {results['runtime_s']['total']:.0f} s")

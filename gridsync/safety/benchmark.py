@@ -49,12 +49,13 @@ class EventOutcome:
 
 
 def make_window(
-    monitor: AnomalyMonitor | None, scenario, label: str
+    monitor: AnomalyMonitor | None, scenario, label: str, load=None
 ) -> tuple[AnomalyMonitor, BenchWindow]:
-    """Telemetry of ``scenario``'s window (calibrated on its own history) and its evidence.
+    """Telemetry of ``scenario``'s window (calibrated on its own history) and its evidence;
+    ``load`` as in ``scenario_telemetry``. A new monitor is made when ``monitor`` is None.
 
     Scored steps leave out the last one, whose delayed meter readings have not arrived."""
-    tel = scenario_telemetry(scenario)
+    tel = scenario_telemetry(scenario, load=load)
     if monitor is None:
         monitor = AnomalyMonitor(
             scenario.powerflow(), tel.plan, bus_names=scenario.feeder.bus_names
@@ -83,12 +84,13 @@ def calibrate(monitor: AnomalyMonitor, windows: list[BenchWindow]) -> None:
     monitor.fit([bw.window for bw in windows], fit, thr)
 
 
-def clean_rates(monitor: AnomalyMonitor, windows: list[BenchWindow]) -> dict:
-    """Share of clean evaluation steps on which each detector, and any, alarms."""
+def clean_rates(groups: list[tuple[AnomalyMonitor, list[BenchWindow]]]) -> dict:
+    """Share of clean evaluation steps on which each detector, and any, alarms (each window
+    scored by its group's monitor)."""
     counts: dict[str, int] = {}
     overall = 0
     n = 0
-    for bw in windows:
+    for monitor, bw in ((m, bw) for m, ws in groups for bw in ws):
         alarms = monitor.alarms(monitor.scores(bw.window))
         any_alarm = np.zeros(len(bw.steps), dtype=bool)
         for name, a in alarms.items():
@@ -142,6 +144,7 @@ def score_event(
     fired = {n: a[span] & ~clean_alarms[n][span + sl.start] for n, a in alarms.items()}
     by = sorted(n for n, f in fired.items() if f.any())
     out = EventOutcome(ev.kind, bool(by), by)
+    out.extra["touches_redundant"] = bool(np.any(monitor.redundancy[ev.rows] >= MIN_REDUNDANCY))
     if not by:
         return out
     hit = np.zeros(len(span), dtype=bool)
@@ -199,6 +202,16 @@ def summarise(outcomes: list[EventOutcome]) -> dict:
             for d in o.by:
                 by[d] = by.get(d, 0) + 1
         row["caught_by"] = {k: v / len(ev) for k, v in sorted(by.items())}
+        if kind in IDENTIFY_TYPES:  # readings without redundancy: only their forecast sees them
+            for key, want in (
+                ("with_a_redundant_reading", True),
+                ("critical_readings_only", False),
+            ):
+                sub = [o.detected for o in ev if o.extra["touches_redundant"] == want]
+                row[f"detection_{key}"] = {
+                    "events": len(sub),
+                    "rate": float(np.mean(sub)) if sub else None,
+                }
         ttd = np.array([o.time_to_detect_min for o in ev if o.detected])
         if len(ttd):
             row["time_to_detect_min"] = {

@@ -45,12 +45,19 @@ class Telemetry:
 
 
 def scenario_telemetry(
-    scenario, config: MeasurementConfig | None = None, end_step: int | None = None
+    scenario,
+    config: MeasurementConfig | None = None,
+    end_step: int | None = None,
+    load: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Telemetry:
-    """True flows of the scenario's inflexible load and PV (no flexible assets), pseudo-
-    measurements, and a plan calibrated on the history before ``scenario.start_step``.
+    """True flows, pseudo-measurements, and a plan calibrated on the history before
+    ``scenario.start_step``.
 
-    Needs at least two days of history (one for pseudo-measurements, one to calibrate).
+    The truth is the scenario's inflexible load and PV (no flexible assets) unless ``load``
+    gives the actual bus consumption ``(p_kw, q_kvar)`` for steps ``0..end_step`` (e.g. a
+    simulated run with heat pumps and EVs); pseudo-measurements are then yesterday's actual
+    consumption (PV added back) minus today's PV. Needs at least two days of history (one for
+    pseudo-measurements, one to calibrate).
     """
     spd = scenario.steps_per_day
     if scenario.start_step < 2 * spd:
@@ -62,11 +69,21 @@ def scenario_telemetry(
     end = scenario.end_step if end_step is None else end_step
     pf = scenario.powerflow()
     steps = slice(0, end)
-    truth = truth_from_loads(pf, scenario.net_inflexible_kw(steps), scenario.base_load_kvar[steps])
+    pv = scenario.pv_by_bus_kw(steps)
+    if load is None:
+        p_kw, q_kvar = scenario.net_inflexible_kw(steps), scenario.base_load_kvar[steps]
+        consumed = scenario.base_load_kw[steps]
+    else:
+        p_kw, q_kvar = (np.asarray(x, dtype=float)[:end] for x in load)
+        if p_kw.shape != pv.shape or q_kvar.shape != pv.shape:
+            msg = f"load: expected (p_kw, q_kvar) of shape {pv.shape}, got {p_kw.shape}/{q_kvar.shape}"
+            raise ValueError(msg)
+        consumed = p_kw + pv
+    truth = truth_from_loads(pf, p_kw, q_kvar)
     pseudo_p = np.zeros_like(truth.p_kw)
     pseudo_q = np.zeros_like(truth.q_kvar)
-    pseudo_p[spd:] = scenario.base_load_kw[: end - spd] - scenario.pv_by_bus_kw(slice(spd, end))
-    pseudo_q[spd:] = scenario.base_load_kvar[: end - spd]
+    pseudo_p[spd:] = consumed[: end - spd] - pv[spd:]
+    pseudo_q[spd:] = q_kvar[: end - spd]
     feeder = scenario.feeder
     plan = MeasurementPlan(pf, feeder.slack_pos, feeder.customer_buses, config)
     hist = slice(spd, scenario.start_step)
