@@ -37,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 
 from gridsync.api.auth import TokenRegistry
 from gridsync.api.docs import add_docs
@@ -88,6 +89,18 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_errors(err.errors())}, status_code=422)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, err: Exception) -> JSONResponse:
+        """``Allow`` lists the methods of every route on the path (Starlette lists only the
+        first route's, e.g. ``GET`` for a path that also takes ``POST``)."""
+        allowed = set()
+        for route in app.router.routes:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                allowed |= set(getattr(route, "methods", None) or ())
+        headers = {"Allow": ", ".join(sorted(allowed))}
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
 
     @app.exception_handler(StoreError)
     async def store_unavailable(request: Request, err: StoreError) -> JSONResponse:

@@ -129,8 +129,9 @@ FORBIDDEN = {403: _err("The token's role may not do this")}
 NOT_FOUND = {404: _err("No such object (or none yet)")}
 CONFLICT = {409: _err("The object is not in a state that allows this (e.g. already decided)")}
 TOO_LARGE = {413: _err("Request body larger than the configured limit")}
+BAD_BODY = {400: _err("The body is not UTF-8 JSON")}
 READ_ERRORS = {**UNAUTHORIZED, **FORBIDDEN}
-WRITE_ERRORS = {**UNAUTHORIZED, **FORBIDDEN, **TOO_LARGE}
+WRITE_ERRORS = {**BAD_BODY, **UNAUTHORIZED, **FORBIDDEN, **TOO_LARGE}
 
 
 def unprocessable(loc: tuple[str | int, ...], msg: str, value: Any = None) -> None:
