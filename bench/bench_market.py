@@ -6,6 +6,9 @@
 * Ledger: signed append in blocks of 1,000 (one Ed25519 signature seals each block through the
   hash chain), append with a signature on every record, and offline verification.
 * One market day on the bundled feeder (P2P with twin network check), intervals per second.
+* Market days on the default and the two stressed scenarios, checked and settled on the full
+  twin state (EV, heat-pump and appliance load included): self-consumption, self-sufficiency,
+  where the saving comes from, who pays the network fees, network rejections and violations.
 
 Usage: ``python bench/bench_market.py [--full]`` (``--full`` verifies a 1M-record ledger).
 Writes bench/results/bench_market.json.
@@ -131,6 +134,63 @@ def market_day() -> dict:
     }
 
 
+KPI_KEYS = (
+    "participants",
+    "traded_kwh",
+    "community_pv_kwh",
+    "community_load_kwh",
+    "community_asset_load_kwh",
+    "community_self_consumption",
+    "community_self_consumption_no_market",
+    "community_self_sufficiency",
+    "community_self_sufficiency_no_market",
+    "community_self_sufficiency_end_state_adjusted",
+    "community_self_sufficiency_end_state_adjusted_no_market",
+    "battery_energy_start_kwh",
+    "battery_energy_end_kwh",
+    "battery_energy_end_no_market_kwh",
+    "bill_total_eur",
+    "bill_total_no_market_eur",
+    "participants_worse_off",
+    "make_whole_eur",
+    "saving_breakdown",
+    "network_fees",
+    "network_rejections",
+    "network_rejected_kwh",
+    "voltage_violations_market",
+    "voltage_violations_no_market",
+    "overloads_market",
+    "overloads_no_market",
+    "violations_added_by_market",
+    "min_voltage_pu",
+    "max_loading_pct",
+)
+
+
+def community_days() -> list[dict]:
+    """One market day per scenario on the full twin state."""
+    import datetime as dt
+
+    from gridsync.market.run import run_market
+    from gridsync.sim.builder import load_scenario
+
+    rows = []
+    for name, start in (
+        (None, None),
+        ("winter-electrified", None),
+        ("winter-electrified", dt.date(2016, 3, 21)),
+        ("summer-high-pv", dt.date(2016, 6, 7)),
+    ):
+        extra = {"start": start} if start else {}
+        scenario = load_scenario(name, days=1, **extra)
+        s = run_market(scenario).summary
+        rows.append(
+            {"scenario": scenario.config.name, "day": str(scenario.window[0].date())}
+            | {k: s[k] for k in KPI_KEYS}
+        )
+    return rows
+
+
 def main(full: bool = False) -> dict:
     auction = auction_rows()
     print(f"{'orders':>8} {'vectorised ms':>14} {'reference ms':>13} {'speedup':>8}")
@@ -146,7 +206,18 @@ def main(full: bool = False) -> dict:
     print()
     for k, v in day.items():
         print(f"{k:>36}: {v:,.2f}")
-    out = {"auction": auction, "ledger": ledger, "market_day": day}
+    days = community_days()
+    print()
+    for r in days:
+        print(
+            f"{r['scenario']:<28} {r['day']} traded {r['traded_kwh']:7.1f} kWh  "
+            f"self-cons {r['community_self_consumption']:.3f}/{r['community_self_consumption_no_market']:.3f}  "
+            f"self-suff {r['community_self_sufficiency_end_state_adjusted']:.3f}/"
+            f"{r['community_self_sufficiency_end_state_adjusted_no_market']:.3f}  "
+            f"rejected {r['network_rejections']}  violations {r['voltage_violations_market']}/"
+            f"{r['voltage_violations_no_market']}  added {r['violations_added_by_market']}"
+        )
+    out = {"auction": auction, "ledger": ledger, "market_day": day, "community_days": days}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=2))
     print(f"\nwrote {OUT}")

@@ -1,11 +1,14 @@
 """The demand-response agent: forecast peaks, plan events, learn from measured results.
 
-The agent sees what a utility sees: smart-meter readings per customer, device telemetry of
-enrolled devices (EV chargers, thermostats, appliances, batteries) and the feeder-head meter.
-It never reads the customers' hidden response parameters: it starts from the declared priors
-and, after each event, learns each customer's participation rate (observed opt-ins against
-the response model) and each end use's flexibility (device telemetry against a control group
-of uncalled customers).
+The agent sees what a utility sees: smart-meter readings per customer, 15-minute telemetry of
+enrolled devices (EV chargers, thermostats, appliances, batteries; power and battery energy,
+no EV deadlines), the feeder-head meter of the previous interval, and the customers' answers
+to a call (OpenADR optIn/optOut when notified). It never reads the customers' hidden response
+parameters: it starts from the declared priors and, after each event, learns each customer's
+participation rate (observed opt-ins against the response model); device flexibility comes
+from the devices' own telemetry on recent days, heat pumps scaled to the weather. Once the
+answers to a call are in, it tops the event up with more customers (or releases surplus
+ones) until what the opted-in customers are expected to shed meets the target.
 """
 
 from __future__ import annotations
@@ -16,18 +19,16 @@ import numpy as np
 
 from gridsync.dr.config import DRConfig, Program
 from gridsync.dr.customers import END_USES, EU, CustomerBook
+from gridsync.dr.estimates import TelemetryEstimates
 from gridsync.dr.mv import control_group_shed_kw, delivered_kw_by_baseline
 from gridsync.dr.offers import make_offers
 from gridsync.dr.planner import Offers, Plan, plan_event
 from gridsync.dr.resource import FlexibleResource
 from gridsync.dr.response import CustomerTraits
 
-FORECAST_DAYS = 3
-FLEX_DAYS = 5
 INTRADAY_LOOKAHEAD_H = 2.0
-CALIBRATION_RATE = 0.5
-# Prior weight (in days of history) of the segment's utilisation in per-customer flexibility.
-SHRINK_DAYS = 4
+# Shortfall (share of the target) below which an answered call is not topped up further.
+TOP_UP_TOLERANCE = 0.03
 # Prior strength (in expected participations) of the response model per customer.
 PARTICIPATION_PRIOR = 3.0
 
@@ -55,6 +56,27 @@ class DREvent:
     def predicted_kw(self) -> float:
         return float(self.predicted_kw_each.sum())
 
+    def extend(self, customers, programs, levels, predicted_kw_each, modelled) -> None:
+        """Add customers called for the same window (a top-up after opt-outs)."""
+        self.customers = np.r_[self.customers, customers]
+        self.programs = np.r_[self.programs, programs]
+        self.levels_eur_per_kwh = np.r_[self.levels_eur_per_kwh, levels]
+        self.predicted_kw_each = np.r_[self.predicted_kw_each, predicted_kw_each]
+        self.results["modelled_participation"] = np.r_[
+            self.results["modelled_participation"], modelled
+        ]
+        answered = self.responding if self.responding is not None else np.zeros(0, bool)
+        self.responding = np.r_[answered, np.zeros(len(customers), bool)]
+
+    def drop(self, keep: np.ndarray) -> None:
+        """Release customers (event cancelled for them before it starts)."""
+        self.customers = self.customers[keep]
+        self.programs = self.programs[keep]
+        self.levels_eur_per_kwh = self.levels_eur_per_kwh[keep]
+        self.predicted_kw_each = self.predicted_kw_each[keep]
+        self.results["modelled_participation"] = self.results["modelled_participation"][keep]
+        self.responding = self.responding[keep]
+
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Contiguous ``True`` runs of a boolean array as ``(start, end)`` pairs."""
@@ -62,7 +84,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
-class DRAgent:
+class DRAgent(TelemetryEstimates):
     """Plans and verifies DR events over a scenario run (driven step by step by the twin)."""
 
     def __init__(self, config: DRConfig, first_event_step: int = 0) -> None:
@@ -87,7 +109,6 @@ class DRAgent:
         self.weekend = np.asarray(idx.dayofweek >= 5)
         self.temp_c = scenario.outdoor_temp_c[scenario.start_step : scenario.end_step]
         self.beliefs = CustomerTraits.prior(self.cfg.customers, n)
-        self.calibration = np.ones(len(END_USES))
         self.participation_scale = np.ones(n)
         self._participated = np.zeros(n)
         self._modelled = np.zeros(n)
@@ -137,85 +158,6 @@ class DRAgent:
             self.feeder_kw[i] = feeder_kw
 
     # ---- forecasting ----------------------------------------------------------------------
-    def _same_time_history(
-        self,
-        series: np.ndarray,
-        steps: np.ndarray,
-        known: int,
-        days: int,
-        excluded: np.ndarray | None = None,
-    ):
-        """Values of ``series`` at the same time of day on up to ``days`` earlier clean days
-        (``excluded`` steps skipped; the event and rebound windows by default)."""
-        excluded = self.excluded if excluded is None else excluded
-        k = np.arange(1, days + 8)
-        src = steps[:, None] - k[None, :] * self.spd
-        ok = (src >= 0) & (src < known)
-        src_c = np.clip(src, 0, len(series) - 1)
-        ok &= ~excluded[src_c]
-        vals = series[src_c]
-        ok &= np.isfinite(vals)
-        # keep only the first ``days`` clean days per row
-        ok &= np.cumsum(ok, axis=1) <= days
-        return vals, ok
-
-    def forecast_feeder_kw(self, i: int, horizon: int) -> np.ndarray:
-        """Feeder-head import forecast for run steps ``i .. i+horizon-1``: mean of the same time
-        on the last ``FORECAST_DAYS`` days of metered feeder import, NaN without history.
-
-        Verified event and rebound windows count with their load reconstituted (the reduction
-        the M&V baseline measured added back, the measured rebound taken off), as utilities
-        do, so a daily event does not freeze the forecast on the last event-free days;
-        windows not yet verified are skipped."""
-        steps = np.arange(i, i + horizon)
-        vals, ok = self._same_time_history(
-            self.feeder_kw + self.addback_kw,
-            steps,
-            i,
-            FORECAST_DAYS,
-            excluded=self.excluded & ~self.reconstituted,
-        )
-        cnt = ok.sum(axis=1)
-        with np.errstate(invalid="ignore"):
-            return np.where(
-                cnt > 0, np.where(ok, vals, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan
-            )
-
-    def flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
-        """Expected device power per customer and end use (n, 5) over run steps [start, end)
-        from telemetry: the mean over each customer's last ``FLEX_DAYS`` days at the same time
-        on which *that customer* was not called (so other customers' events do not hide
-        recent history), shrunk towards the customer's segment."""
-        steps = np.arange(start, end)
-        k = np.arange(1, FLEX_DAYS + 8)
-        src = steps[:, None] - k[None, :] * self.spd  # (S, K)
-        valid = ((src >= 0) & (src < i)).all(axis=0)  # (K,)
-        src_c = np.clip(src, 0, len(self.called) - 1)
-        clean = valid[:, None] & ~self.called[src_c].any(axis=0)  # (K, n)
-        clean &= np.cumsum(clean, axis=0) <= FLEX_DAYS
-        n_days = clean.sum(axis=0)  # (n,)
-        if not n_days.any():
-            return np.zeros((self.book.n, len(END_USES)))
-        per_day = self.device_kw[src_c].mean(axis=0)  # (K, n, 5)
-        own = (per_day * clean[:, :, None]).sum(axis=0) / np.maximum(n_days, 1)[:, None]
-        own = np.maximum(own, 0.0)
-        # Shrink each customer's utilisation towards their segment's: with a few days of
-        # history a customer whose car happened to charge at this hour looks more flexible
-        # than they are, and the planner would pick exactly those (winner's curse).
-        owners = (self.book.device_kw > 0) & (n_days > 0)[:, None]
-        util = own / np.maximum(self.book.device_kw, 1e-9)
-        seg = self.book.segment
-        n_seg = seg.max() + 1
-        seg_sum = np.zeros((n_seg, len(END_USES)))
-        seg_cnt = np.zeros((n_seg, len(END_USES)))
-        np.add.at(seg_sum, seg, util * owners)
-        np.add.at(seg_cnt, seg, owners)
-        seg_util = seg_sum / np.maximum(seg_cnt, 1)
-        w = (n_days / (n_days + SHRINK_DAYS))[:, None]
-        shrunk = (w * util + (1 - w) * seg_util[seg]) * self.book.device_kw
-        return np.where(self.book.device_kw > 0, shrunk, 0.0)
-
-    # ---- planning -------------------------------------------------------------------------
     def _recent_calls(self, step: int) -> np.ndarray:
         window = self.cfg.customers.fatigue_window_days * self.spd
         counts = np.zeros(self.book.n, dtype=int)
@@ -230,16 +172,6 @@ class DRAgent:
             if step - 7 * self.spd <= ev.start < step + 7 * self.spd:
                 np.add.at(counts, (ev.customers, ev.programs), 1)
         return counts
-
-    def _battery_discharge_kw(self, i: int, start: int, dur_h: float) -> np.ndarray:
-        """Discharge each customer's batteries could sustain over the event: usable energy
-        at the same time on the last few days (battery telemetry), capped by rated power."""
-        src = start - np.arange(1, FORECAST_DAYS + 1) * self.spd
-        src = src[(src >= 0) & (src < i)]
-        if len(src) == 0:
-            return np.zeros(self.book.n)
-        usable = self.battery_usable_kwh[src].mean(axis=0)
-        return np.minimum(self.book.device_kw[:, EU["battery"]], usable / dur_h)
 
     def build_offers(self, i: int, start: int, end: int) -> Offers:
         """Every (customer, program, incentive level) the agent may offer for [start, end)."""
@@ -263,13 +195,6 @@ class DRAgent:
             rebound_h=max(self.cfg.dispatch.rebound_h, self.dt_h),
             participation_scale=self.participation_scale,
         )
-
-    def _calibrated_flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
-        """Sheddable kW per customer and end use for [start, end) as planned at step ``i``:
-        learned device power plus battery discharge, times the learned end-use calibration."""
-        flex = self.flex_kw(i, start, end)
-        flex[:, EU["battery"]] += self._battery_discharge_kw(i, start, (end - start) * self.dt_h)
-        return flex * self.calibration
 
     def _week_caps(self) -> np.ndarray:
         return np.array([p.max_events_per_week for p in self.programs])
@@ -311,17 +236,73 @@ class DRAgent:
             planned_cost_eur=plan.cost_eur,
             results={"plan_solve_s": plan.solve_s, "n_offers": plan.n_offers},
         )
-        eu_total = (
-            self._calibrated_flex_kw(i, start, end)[ev.customers] * self.end_use_mask[ev.programs]
-        ).sum(axis=1)
-        rate = np.where(eu_total > 1e-9, ev.predicted_kw_each / np.maximum(eu_total, 1e-9), 0.0)
-        ev.results["modelled_participation"] = rate / self.participation_scale[ev.customers]
+        ev.results["modelled_participation"] = self._modelled_participation(
+            i, ev, ev.customers, ev.programs, ev.predicted_kw_each
+        )
         self._next_id += 1
         self.events.append(ev)
         stop = min(end + self._rebound_steps(), len(self.excluded))
         self.excluded[start:stop] = True
         self.called[start:stop, ev.customers] = True
         return ev
+
+    def _modelled_participation(self, i, ev, customers, programs, expected_kw) -> np.ndarray:
+        eu_total = (
+            self._calibrated_flex_kw(i, ev.start, ev.end)[customers] * self.end_use_mask[programs]
+        ).sum(axis=1)
+        rate = np.where(eu_total > 1e-9, expected_kw / np.maximum(eu_total, 1e-9), 0.0)
+        return rate / self.participation_scale[customers]
+
+    def committed_kw_each(self, ev: DREvent) -> np.ndarray:
+        """What each opted-in customer of ``ev`` is expected to shed (kW, 0 for opt-outs): their
+        calibrated device flexibility in the event's programs, as estimated when planned."""
+        flex = self._calibrated_flex_kw(ev.planned_at, ev.start, ev.end)
+        each = (flex[ev.customers] * self.end_use_mask[ev.programs]).sum(axis=1)
+        return np.where(ev.responding, each, 0.0)
+
+    def top_up(self, i: int, ev: DREvent) -> bool:
+        """After the answers to ``ev``: if the opted-in customers are expected to shed less
+        than the target, call more customers for the same window (least expected cost for the
+        shortfall, same programs' rules); if clearly more, release opted-in customers, largest
+        first, while that brings the expected reduction closer to the target. Returns whether
+        new customers were called (their answers are then awaited)."""
+        each = self.committed_kw_each(ev)
+        short = ev.target_kw - each.sum()
+        if short < -TOP_UP_TOLERANCE * ev.target_kw:
+            keep = np.ones(len(ev.customers), dtype=bool)
+            for k in np.argsort(-each):
+                total = each[keep].sum()
+                if each[k] > 0 and abs(total - each[k] - ev.target_kw) < abs(total - ev.target_kw):
+                    keep[k] = False
+            released = ev.customers[~keep]
+            stop = min(ev.end + self._rebound_steps(), len(self.called))
+            self.called[ev.start : stop, released] = False
+            ev.drop(keep)
+            ev.results["released"] = ev.results.get("released", 0) + len(released)
+            return False
+        if short <= TOP_UP_TOLERANCE * ev.target_kw:
+            return False
+        offers = self.build_offers(i, ev.start, ev.end)
+        offers = offers.take(np.flatnonzero(~np.isin(offers.customer, ev.customers)))
+        plan = plan_event(
+            offers, short, shortfall_eur_per_kw=self.cfg.dispatch.shortfall_eur_per_kw
+        )
+        if plan.n_customers == 0:
+            return False
+        ch = plan.chosen
+        cust, prog = offers.customer[ch], offers.program[ch]
+        ev.extend(
+            cust,
+            prog,
+            offers.level_eur_per_kwh[ch],
+            offers.expected_kw[ch],
+            self._modelled_participation(i, ev, cust, prog, offers.expected_kw[ch]),
+        )
+        ev.planned_cost_eur += plan.cost_eur
+        ev.results["top_up_calls"] = ev.results.get("top_up_calls", 0) + len(ch)
+        stop = min(ev.end + self._rebound_steps(), len(self.called))
+        self.called[ev.start : stop, cust] = True
+        return True
 
     def _rebound_steps(self) -> int:
         return int(round(self.cfg.dispatch.rebound_h / self.dt_h))
@@ -401,7 +382,7 @@ class DRAgent:
         self._reconstitute(ev, delivered_each)
         shed_each = self._device_shed_kw(ev)
         paid = self._incentives_eur(ev, delivered_each)
-        self._learn(ev, shed_each)
+        self._learn(ev)
         ev.results.update(
             {
                 "delivered_mv_kw_each": delivered_each,
@@ -411,30 +392,6 @@ class DRAgent:
             }
         )
         return ev.results
-
-    def _reconstitute(self, ev: DREvent, delivered_each_kw: np.ndarray) -> None:
-        """Add the M&V-measured reduction back onto the feeder history of the event window
-        and take the measured rebound (same baseline, the window after) off it."""
-        end = min(ev.end + self._rebound_steps(), len(self.feeder_kw))
-        rebound_each = np.zeros(0)
-        if end > ev.end:
-            # regression baseline: the same-day adjustment would see the event's own window
-            _, rebound_each = delivered_kw_by_baseline(
-                self.meter_kw,
-                ev.end,
-                end,
-                ev.customers,
-                self.excluded,
-                self.weekend,
-                self.temp_c,
-                self.spd,
-            )
-        if not np.isfinite(delivered_each_kw).all():
-            return
-        self.addback_kw[ev.start : ev.end] += float(delivered_each_kw.sum())
-        if end > ev.end and np.isfinite(rebound_each).all():
-            self.addback_kw[ev.end : end] += float(rebound_each.sum())
-        self.reconstituted[ev.start : end] = True
 
     def _incentives_eur(self, ev: DREvent, delivered_each_kw: np.ndarray) -> np.ndarray:
         """Payment per called customer: the program's per-event fee plus its rate (or, for
@@ -454,16 +411,15 @@ class DRAgent:
             paid[m] = p.cost_eur_per_customer_event + per_kwh * got * dur_h
         return paid
 
-    def _learn(self, ev: DREvent, shed_eu: np.ndarray) -> None:
-        """Learn from a finished event, keeping behaviour and devices apart.
+    def _learn(self, ev: DREvent) -> None:
+        """Learn each customer's response rate from a finished event.
 
-        * Behaviour: who took part is observed (OpenADR opt-in/opt-out and device telemetry).
-          Each customer's response rate is scaled by (prior + times they took part) /
-          (prior + times the response model expected), a shrunk ratio estimator that soaks
-          up individual elasticity, opt-out habit and fatigue the priors do not know.
-        * Devices: among customers who took part, measured shed per end use (control group)
-          over predicted sheddable power scales that end use's flexibility estimate.
-        """
+        Who took part is observed (OpenADR opt-in/opt-out). Each customer's response rate is
+        scaled by (prior + times they took part) / (prior + times the response model
+        expected), a shrunk ratio estimator that soaks up individual elasticity, opt-out habit
+        and fatigue the priors do not know. Device flexibility needs no event-level factor:
+        it is re-estimated from telemetry before every call (a per-end-use factor learned
+        from the control-group shed doubled the per-event error on winter-electrified)."""
         c, took_part = ev.customers, ev.responding
         np.add.at(self._participated, c, took_part.astype(float))
         np.add.at(self._modelled, c, ev.results["modelled_participation"])
@@ -472,18 +428,6 @@ class DRAgent:
             0.2,
             3.0,
         )
-        if not np.isfinite(shed_eu).all() or not took_part.any():
-            return
-        flex = self.flex_kw(ev.planned_at, ev.start, ev.end)
-        flex[:, EU["battery"]] += self._battery_discharge_kw(
-            ev.planned_at, ev.start, (ev.end - ev.start) * self.dt_h
-        )
-        eu_kw = (flex * self.calibration)[c] * self.end_use_mask[ev.programs]
-        predicted = eu_kw[took_part].sum(axis=0)
-        measured = shed_eu[took_part].sum(axis=0)
-        ok = predicted > 0.5
-        ratio = np.clip(measured[ok] / predicted[ok], 0.25, 4.0)
-        self.calibration[ok] = np.clip(self.calibration[ok] * ratio**CALIBRATION_RATE, 0.2, 3.0)
 
     def _device_shed_kw(self, ev: DREvent) -> np.ndarray:
         """Shed of the called devices per customer and end use (k, 5), by control group."""

@@ -139,6 +139,9 @@ def _summarise(scenario, cfg, base, warmup_days, r0, r1, ref, ctl, events) -> di
                 },
                 "target_kw": ev.target_kw,
                 "predicted_kw": ev.predicted_kw,
+                "committed_kw": ev.results.get("committed_kw", float("nan")),
+                "top_up_calls": ev.results.get("top_up_calls", 0),
+                "released": ev.results.get("released", 0),
                 "delivered_kw": float(true_each.sum()),
                 "delivered_feeder_kw": float(
                     (r0.feeder_kw[ev.start : ev.end] - r1.feeder_kw[ev.start : ev.end]).mean()
@@ -228,9 +231,7 @@ def _summarise(scenario, cfg, base, warmup_days, r0, r1, ref, ctl, events) -> di
         "customers": int(agent.book.n),
         "segments": np.bincount(agent.book.segment).tolist(),
         "programs": per_program,
-        "learned_flex_calibration": dict(
-            zip(END_USES, agent.calibration.round(3).tolist(), strict=True)
-        ),
+        "shed_by_end_use_kw": _shed_by_end_use(ref.agent, agent, events),
         "events": rows,
         "overall": {
             "events_called": len(rows),
@@ -269,6 +270,23 @@ def _summarise(scenario, cfg, base, warmup_days, r0, r1, ref, ctl, events) -> di
         "baseline_accuracy": {
             k: {**v.as_dict(), "customers_aggregated": len(everyone)} for k, v in acc.items()
         },
+    }
+
+
+def _shed_by_end_use(ref_agent, agent, events) -> dict:
+    """Sum over events of what the agent expected the opted-in customers to shed per end use
+    when it called them, against the twin's true shed (device power without DR minus with)."""
+    committed = np.zeros(len(END_USES))
+    true = np.zeros(len(END_USES))
+    for ev in events:
+        c = ev.customers
+        flex = agent._calibrated_flex_kw(ev.planned_at, ev.start, ev.end)[c]
+        committed += (flex * agent.end_use_mask[ev.programs])[ev.responding].sum(axis=0)
+        window = slice(ev.start, ev.end)
+        true += (ref_agent.device_kw[window][:, c] - agent.device_kw[window][:, c]).mean(0).sum(0)
+    return {
+        eu: {"expected_kw": float(committed[k]), "true_kw": float(true[k])}
+        for k, eu in enumerate(END_USES)
     }
 
 

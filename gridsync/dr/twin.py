@@ -27,6 +27,9 @@ from gridsync.dr.response import CustomerTraits, shed_fraction
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
 
+# Rounds of call -> answers -> top-up per event (the last round's answers are final).
+TOP_UP_ROUNDS = 4
+
 
 class CustomerTwin:
     """Hidden customer behaviour: who takes part in each event (seeded)."""
@@ -36,17 +39,26 @@ class CustomerTwin:
         self.rng = np.random.default_rng(seed + 1)
         self.participations = np.zeros(n, dtype=int)
 
-    def respond(self, ev: DREvent, programs, normal_price: float, recent: np.ndarray) -> np.ndarray:
-        """Draw which called customers take part (Bernoulli on their true shed fraction)."""
-        t, c = self.traits, ev.customers
+    def respond(
+        self,
+        customers: np.ndarray,
+        program_idx: np.ndarray,
+        levels_eur_per_kwh: np.ndarray,
+        programs,
+        normal_price: float,
+        recent: np.ndarray,
+    ) -> np.ndarray:
+        """Draw which called customers take part (Bernoulli on their true shed fraction);
+        ``recent`` counts each customer's earlier calls in the fatigue window."""
+        t, c = self.traits, customers
         p = np.zeros(len(c))
         for j, prog in enumerate(programs):
-            m = ev.programs == j
+            m = program_idx == j
             if m.any():
                 cm = c[m]
                 p[m] = shed_fraction(
                     prog.kind,
-                    ev.levels_eur_per_kwh[m],
+                    levels_eur_per_kwh[m],
                     normal_price,
                     t.elasticity[cm],
                     t.opt_out[cm],
@@ -104,7 +116,9 @@ class DemandResponseController:
         agent.record_feeder(i - 1, obs.last_feeder_kw)
         if self.enabled:
             self._verify_due(i)
-            self.pending += agent.plan(i, obs.hour_of_day, obs.last_branch_loading_pct)
+            for ev in agent.plan(i, obs.hour_of_day, obs.last_branch_loading_pct):
+                self._call(i, ev)
+                self.pending.append(ev)
             self._start_due(i)
         sp = self.base.act(obs)
         ctrl = self._controlled_end_uses(i)
@@ -126,21 +140,42 @@ class DemandResponseController:
             self.agent.verify(ev)
             self.unverified.remove(ev)
 
-    def _start_due(self, i: int) -> None:
+    def _call(self, i: int, ev: DREvent) -> None:
+        """Notify the called customers; they answer (opt in or out) at once, and the agent
+        tops the event up (or releases surplus customers) on those answers."""
+        answered = 0
+        for _ in range(TOP_UP_ROUNDS):
+            self._answer(ev, answered)
+            answered = len(ev.customers)
+            if not self.agent.top_up(i, ev):
+                break
+        else:
+            self._answer(ev, answered)
+        ev.results["committed_kw"] = float(self.agent.committed_kw_each(ev).sum())
+
+    def _answer(self, ev: DREvent, first: int) -> None:
+        """Draw the answers of ``ev.customers[first:]`` (those not asked yet)."""
         scen = self.scenario
+        normal = float(
+            scen.tariff.import_eur_per_kwh[
+                scen.start_step + ev.start : scen.start_step + ev.end
+            ].mean()
+        )
+        c = ev.customers[first:]
+        take = self.twin.respond(
+            c,
+            ev.programs[first:],
+            ev.levels_eur_per_kwh[first:],
+            self.agent.programs,
+            normal,
+            self.agent._recent_calls(ev.start),
+        )
+        done = ev.responding[:first] if ev.responding is not None else np.zeros(0, bool)
+        ev.responding = np.r_[done, take]
+
+    def _start_due(self, i: int) -> None:
         for ev in [e for e in self.pending if e.start <= i]:
             self.pending.remove(ev)
-            normal = float(
-                scen.tariff.import_eur_per_kwh[
-                    scen.start_step + ev.start : scen.start_step + ev.end
-                ].mean()
-            )
-            recent = self.agent._recent_calls(ev.start)
-            # the event itself is in agent.events already: do not count it as fatigue
-            recent[ev.customers] -= 1
-            ev.responding = self.twin.respond(
-                ev, self.agent.programs, normal, np.maximum(recent, 0)
-            )
             self.active.append(ev)
             self.unverified.append(ev)
         self.active = [e for e in self.active if e.end > i]

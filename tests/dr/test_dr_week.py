@@ -45,8 +45,9 @@ def test_dr_reduces_the_feeder_during_events_and_the_peak(dr_run):
     s = dr_run.summary
     for e in s["events"]:
         assert e["delivered_kw"] > 0
-        # Customer-meter and feeder-head views of the same reduction agree (losses aside).
-        assert e["delivered_feeder_kw"] == pytest.approx(e["delivered_kw"], rel=0.1)
+        # Customer-meter and feeder-head views of the same reduction agree up to the line
+        # losses it saves (a few % at the weak feeder's evening peak, more on small events).
+        assert e["delivered_feeder_kw"] == pytest.approx(e["delivered_kw"], rel=0.1, abs=0.5)
         # the error reported per event is the twin's true reduction against the target
         assert e["error_vs_target_pct"] == pytest.approx(
             100 * (e["delivered_kw"] / e["target_kw"] - 1)
@@ -90,6 +91,21 @@ def test_agent_decides_on_telemetry_up_to_the_previous_interval(dr_run):
             getattr(agent, k)[:] = v
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_answered_calls_are_topped_up_or_trimmed_towards_the_target(dr_run):
+    agent = dr_run.controller.agent
+    for ev in agent.events:
+        assert ev.responding is not None and len(ev.responding) == len(ev.customers)
+        assert len(np.unique(ev.customers)) == len(ev.customers)
+        each = agent.committed_kw_each(ev)
+        committed = each.sum()
+        assert ev.results["committed_kw"] == pytest.approx(committed)
+        assert np.all(each[~ev.responding] == 0)
+        gap = abs(committed - ev.target_kw)
+        if committed > ev.target_kw * 1.03:
+            # nobody left whose release would bring the expectation closer to the target
+            assert all(abs(committed - x - ev.target_kw) >= gap - 1e-9 for x in each if x > 0)
 
 
 def test_response_is_imperfect_and_seeded(dr_run):
