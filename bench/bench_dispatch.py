@@ -5,6 +5,8 @@
     .venv/bin/python bench/bench_dispatch.py aggregate [--sizes 100 1000 10000]
     .venv/bin/python bench/bench_dispatch.py aggregate_network [--copies 3 27] [--clusters ...]
     .venv/bin/python bench/bench_dispatch.py aggregate_network --copies 27 --setup-only
+    .venv/bin/python bench/bench_dispatch.py seasons [--scenario winter-electrified] [--week winter]
+    .venv/bin/python bench/bench_dispatch.py year [--days 365]
 
 Each part prints a table and updates its section of bench/results/bench_dispatch.json.
 ``week``: KPIs of uncontrolled, tou, mpc (seasonal-naive forecasts) with and without its
@@ -24,6 +26,11 @@ operating point, as the MPC) on replicated feeders (3 copies ~1k assets, 27 copi
 buses ~10k assets): full LP (1k), per-bus envelopes, bus clusters (``gridsync.dispatch.cluster``)
 at several ``n_clusters`` and feeder-wide pooling without network rows, each plan checked by
 an AC power flow after disaggregation.
+``seasons``: 4 seasonal weeks x 3 scenarios (default, winter-electrified, summer-high-pv):
+mpc+shield re-planning hourly vs smart-rule, uncontrolled and oracle, with the scenarios'
+information model and plant mismatch (``bench/seasons.py``; own file
+bench/results/bench_dispatch_seasons.json, one entry per scenario-week).
+``year``: the baselines over a whole year (wall and CPU time per controller).
 """
 
 from __future__ import annotations
@@ -880,6 +887,35 @@ def aggregate_network(
     )
 
 
+def year(scenario_name: str, days: int, controllers: list[str]) -> None:
+    """The baselines over ``days`` days: wall and CPU time per controller and the KPIs."""
+    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.builder import load_scenario
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.simulator import simulate
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    s = load_scenario(scenario_name, days=days)
+    s.powerflow()
+    out = {
+        "scenario": scenario_name,
+        "start": str(s.window[0].date()),
+        "days": days,
+        "steps": s.n_steps,
+        "build_wall_s": time.perf_counter() - t0,
+        "build_cpu_s": time.process_time() - c0,
+        "load_average_at_start": list(__import__("os").getloadavg()),
+        "controllers": {},
+    }
+    for name in controllers:
+        t0, c0 = time.perf_counter(), time.process_time()
+        k = compute_kpis(simulate(s, make_controller(name)), s)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{name:>14}: {wall:7.1f} s wall, {cpu:7.1f} s cpu", flush=True)
+        out["controllers"][name] = {"wall_s": wall, "cpu_s": cpu, "kpis": k}
+    _save(f"year_{scenario_name}", out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -908,8 +944,28 @@ def main() -> None:
         action="store_true",
         help="only time the network setup of the cases and update those keys of their rows",
     )
+    se = sub.add_parser("seasons")
+    se.add_argument("--scenario", nargs="+", default=None, help="default: all three")
+    se.add_argument("--week", nargs="+", default=None, help="winter spring summer autumn")
+    se.add_argument("--controllers", nargs="+", default=None)
+    se.add_argument("--days", type=int, default=7)
+    yr = sub.add_parser("year")
+    yr.add_argument("--days", type=int, default=365)
+    yr.add_argument("--scenario", default="default")
+    yr.add_argument("--controllers", nargs="+", default=["uncontrolled", "tou", "smart-rule"])
     args = ap.parse_args()
-    if args.part == "week":
+    if args.part == "seasons":
+        from bench.seasons import CONTROLLERS, SCENARIOS, WEEKS, seasons
+
+        seasons(
+            args.scenario or SCENARIOS,
+            args.week or list(WEEKS),
+            args.controllers or CONTROLLERS,
+            args.days,
+        )
+    elif args.part == "year":
+        year(args.scenario, args.days, args.controllers)
+    elif args.part == "week":
         week(
             args.days,
             args.resolve_every,
