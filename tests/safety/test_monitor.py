@@ -161,3 +161,28 @@ def test_monitor_names_an_injected_gross_voltage_error(fitted):
     assert first.checks["lnr_identification"] > monitor.thresholds["lnr"]
     assert alert.raised_step == step + 1  # meters report one interval late
     assert alert.to_dict()["suspects"][0]["measurement"] == monitor.labels[row]
+
+
+def test_live_monitor_raises_the_batch_alert_one_step_after_the_reading_arrives(fitted):
+    from gridsync.safety.live import LiveAnomalyMonitor
+
+    monitor, bw = fitted
+    tel, plan = bw.tel, bw.tel.plan
+    live = LiveAnomalyMonitor(monitor, plan, tel.pseudo_p_kw, tel.pseudo_q_kvar)
+    ref = int(bw.steps[70])
+    raw = tel.readings.copy()
+    row = int(
+        np.flatnonzero((plan.kind == VM) & (plan.source == "meter") & np.isfinite(raw[ref + 1]))[2]
+    )
+    raw[ref + 1, row] += 0.04  # the meter's reading of `ref`, which arrives one step later
+    alerts = []
+    for step in range(ref - 6, ref + 4):
+        alerts += live.push(step, raw[step])
+    assert [a.step for a in alerts] == [ref]
+    alert = alerts[0]
+    assert alert.raised_step == ref + 1
+    assert alert.suspects[0].row == row and "lnr" in alert.detectors
+    d = alert.to_dict()
+    assert d["source"] == "anomaly" and monitor.labels[row] in d["message"]
+    with pytest.raises(ValueError, match="one per plan row"):
+        live.push(ref + 5, raw[ref + 5][:3])
