@@ -37,7 +37,8 @@ def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> di
         "bound": {
             "total_cost_incl_penalties_eur": bound,
             "uncontrolled_total_cost_incl_penalties_eur": reference[key],
-            "what": "optimum of one full-window perfect-information LP on the nominal model",
+            "what": "optimum of one full-window perfect-information LP on the nominal model "
+            "(a bound for the model as plant; the [plant] section may make the twin differ)",
         },
         "capture_ratio": ratios,
     }

@@ -223,11 +223,20 @@ class MPCController:
                 cfg.track_gain,
                 cfg.later_share,
                 cfg.comfort_guard,
+                self._worth_discharging(obs),
             )
             self.corrections.append(corr)
         if self.shield is not None:
             sp, _ = self.shield.project(obs, sp)
         return sp
+
+    def _worth_discharging(self, obs: Observation) -> bool:
+        """Whether covering extra load from the batteries beats keeping the energy: this
+        step's import price against the terminal value of a stored kWh after discharge
+        losses (the value the plan gives the energy it keeps)."""
+        eta_d = self.scenario.fleet.battery.efficiency_discharge
+        value = self.terminal.credit_eur_per_kwh / float(np.mean(eta_d)) if len(eta_d) else 0.0
+        return obs.import_price_eur_per_kwh >= value
 
     def plan(self, obs: Observation) -> DispatchPlan:
         """Solve at ``obs.step`` and publish a plan, falling back when the optimizer cannot."""

@@ -80,6 +80,7 @@ def rebalance(
     track_gain: float = 1.0,
     later_share: float = 0.25,
     comfort_guard: bool = False,
+    discharge_for_deviation: bool = True,
 ) -> tuple[Setpoints, Correction]:
     """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast.
 
@@ -88,6 +89,9 @@ def rebalance(
     peak down). ``comfort_guard`` raises heat-pump power to what keeps each building inside
     its comfort band at the end of the step with the metered outdoor temperature (the plan
     assumed a forecast one); the extra load is then balanced like any other deviation.
+    ``discharge_for_deviation=False`` (the stored energy is worth more than this step's
+    import price) covers extra load from the grid instead of from the batteries, which are
+    then discharged beyond the plan only to hold the peak target.
     """
     actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
     deviation = actual_kw - target.inflexible_kw
@@ -105,6 +109,8 @@ def rebalance(
         expected += extra
         th_kw = guarded
     delta = -track_gain * (deviation + extra)
+    if not discharge_for_deviation:
+        delta = max(delta, 0.0)
     delta = min(delta, target.peak_kw - expected)  # never buy above the peak target
     bat = _spread(bat0, lo, hi, delta)
     moved_bat = float(bat.sum() - bat0.sum())
