@@ -1,11 +1,13 @@
 """Effect of the plant-model mismatch (gridsync.sim.plant) on the controllers' results.
 
     .venv/bin/python bench/bench_plant.py [--days 7] [--controllers uncontrolled tou mpc+shield]
+    .venv/bin/python bench/bench_plant.py --ablation [--controllers uncontrolled tou]
 
 Runs each controller on the bundled scenario twice, with the shipped plant (on by default) and
 with the model as plant (``[plant] enabled = false``), and writes the KPIs side by side to
-bench/results/bench_plant.json, with violations caused by dispatch (bus/branch-steps violated
-in a run but not in ``uncontrolled`` on the same plant).
+bench/results/bench_plant.json (section ``on_off``), with violations caused by dispatch
+(bus/branch-steps violated in a run but not in ``uncontrolled`` on the same plant).
+``--ablation``: each part of the plant alone (the others off), section ``ablation``.
 """
 
 from __future__ import annotations
@@ -47,14 +49,67 @@ def _violations(result, limits):
     return v_bad, l_bad
 
 
-def run(days: int, controllers: list[str]) -> dict:
+def _save(section: str, payload: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[section] = payload
+    data["machine"] = {"python": platform.python_version()}
+    RESULTS.write_text(json.dumps(data, indent=2))
+    print(f"wrote {RESULTS.relative_to(ROOT)} [{section}]")
+
+
+def _ablation_variants(shipped, only: list[str] | None = None) -> dict:
+    """The shipped scenario with one part of the plant on at a time (same seed)."""
+    from gridsync.data.weather import pv_output_per_kwp, read_weather
+    from gridsync.model.scenario_config import PlantConfig
+    from gridsync.sim.plant import build_plant
+
+    full = shipped.config.plant
+    off = {k: 0 for k, v in full.model_dump().items() if k not in ("enabled", "seed")}
+    parts = {
+        "battery": ("battery_capacity_error_frac", "battery_efficiency_error"),
+        "thermal_rc": ("thermal_rc_error_frac",),
+        "pv": ("pv_soiling_max_frac", "pv_tilt_error_deg", "pv_azimuth_error_deg"),
+        "meters": ("meter_noise_frac", "meter_dropout_prob"),
+        "latency": ("command_latency_steps",),
+        "tracking": ("tracking_error_frac",),
+        "ev_departure": ("ev_departure_error_sd_min",),
+        "ev_energy": ("ev_energy_error_frac",),
+        "deferrable_noshow": ("deferrable_noshow_prob",),
+    }
+    weather = read_weather(shipped.config.weather.tmy, shipped.index)
+    out = {"none": dataclasses.replace(shipped, plant=None)}
+    for name, keys in parts.items():
+        if only and name not in only:
+            continue
+        cfg = PlantConfig(**{**off, **{k: getattr(full, k) for k in keys}, "seed": full.seed})
+        plant = build_plant(
+            cfg,
+            shipped.fleet,
+            shipped.dt_h,
+            len(shipped.index),
+            shipped.pv_per_kwp,
+            shipped.pv_orientation,
+            lambda t, a: pv_output_per_kwp(weather, t, a),
+        )
+        out[name] = dataclasses.replace(shipped, plant=plant)
+    out["all"] = shipped
+    return {k: v for k, v in out.items() if not only or k in only}
+
+
+def run(
+    days: int, controllers: list[str], ablation: bool = False, parts: list[str] | None = None
+) -> dict:
     from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.kpi import compute_kpis
     from gridsync.sim.simulator import simulate
 
     shipped = load_scenario(days=days)
-    variants = {"plant": shipped, "model_as_plant": dataclasses.replace(shipped, plant=None)}
+    if ablation:
+        variants = _ablation_variants(shipped, parts)
+    else:
+        variants = {"plant": shipped, "model_as_plant": dataclasses.replace(shipped, plant=None)}
     out: dict = {}
     for label, scenario in variants.items():
         lim = scenario.config.limits
@@ -80,21 +135,29 @@ def run(days: int, controllers: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--controllers", nargs="+", default=["uncontrolled", "tou", "mpc+shield"])
+    ap.add_argument("--controllers", nargs="+", default=None)
+    ap.add_argument("--ablation", action="store_true", help="each part of the plant alone")
+    ap.add_argument("--parts", nargs="+", default=None, help="ablation: only these variants")
     args = ap.parse_args()
     from gridsync.model.scenario_config import PlantConfig
 
+    default = ["uncontrolled", "tou"] if args.ablation else ["uncontrolled", "tou", "mpc+shield"]
+    controllers = args.controllers or default
+    what = (
+        "each part of the shipped plant alone (others off); 'none' = model as plant"
+        if args.ablation
+        else "bundled scenario, shipped plant vs model as plant"
+    )
     payload = {
-        "what": "bundled scenario, shipped plant vs model as plant; *_caused_* = violated here "
-        "but not uncontrolled on the same plant",
+        "what": what + "; *_caused_* = violated here but not uncontrolled on the same plant",
         "days": args.days,
         "plant_config": PlantConfig().model_dump(),
-        "runs": run(args.days, args.controllers),
-        "machine": {"python": platform.python_version()},
+        "runs": run(args.days, controllers, args.ablation, args.parts),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    section = "on_off"
+    if args.ablation:
+        section = "ablation" if not args.parts else "ablation_" + "_".join(controllers)
+    _save(section, payload)
 
 
 if __name__ == "__main__":
