@@ -78,6 +78,7 @@ class SteppedTwin:
         latency = 0 if self.plant is None else self.plant.config.command_latency_steps
         self._delay = CommandDelay(latency)
         self._meter_held: dict[str, np.ndarray] = {}
+        self._deferrable_day: tuple[int, object] = (-1, None)
         f = self.fleet
         self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
         self.delivered_kwh = np.zeros(len(f.ev.sessions))
@@ -144,8 +145,12 @@ class SteppedTwin:
 
     def deferrable_fleet(self, step: int):
         """The appliances as they really are on ``step``'s day (no-show jobs need 0 kWh)."""
-        f = self.fleet.deferrable
-        return f if self.plant is None else self.plant.deferrable_fleet(step)
+        if self.plant is None:
+            return self.fleet.deferrable
+        day = step // self.plant.steps_per_day
+        if self._deferrable_day[0] != day:
+            self._deferrable_day = (day, self.plant.deferrable_fleet(step))
+        return self._deferrable_day[1]
 
     def _apply(self, step: int, sp: Setpoints, done_kwh: np.ndarray):
         """True asset powers and next states for ``sp`` applied at ``step`` (pure: no
