@@ -16,6 +16,24 @@ KIND_LABEL = {
 }
 
 
+KIND_PLURAL = {
+    "pv": "PV systems",
+    "battery": "batteries",
+    "ev": "EV chargers",
+    "deferrable": "appliances",
+    "thermal": "heat pumps",
+}
+#: Why the safety shield changed a setpoint, in words (keys: ``gridsync.safety.shield.REASONS``).
+SHIELD_REASON = {
+    "asset_limit": "beyond the asset's power rating",
+    "soc_bound": "the state of charge (or the energy still needed) does not allow it",
+    "ramp": "faster than the asset may ramp",
+    "voltage_high": "to keep voltages under the upper limit",
+    "voltage_low": "to keep voltages above the lower limit",
+    "overload": "to keep a line or the transformer within its loading limit",
+}
+
+
 def fleet_of(fleet: Fleet, kind: str):
     """The fleet dataclass of ``kind`` (one of pv, battery, ev, deferrable, thermal)."""
     if kind not in SETPOINT_FIELD:
@@ -44,9 +62,24 @@ def asset_labels(fleet: Fleet, bus_names: np.ndarray, kind: str, index: np.ndarr
     return [f"{KIND_LABEL[kind]} {int(i)} @ {bus_names[int(f.bus[int(i)])]}" for i in index]
 
 
+def asset_name(fleet: Fleet, bus_names, kind: str, index: int) -> str:
+    """One asset's name, ``"PV 13 @ Bus 94"`` (``"PV 13"`` without bus names)."""
+    if bus_names is None:
+        return f"{KIND_LABEL[kind]} {int(index)}"
+    return asset_labels(fleet, np.asarray(bus_names), kind, np.array([index]))[0]
+
+
+def describe_change(change, fleet: Fleet, bus_names) -> str:
+    """A shield change (``gridsync.safety.shield.Change``) in words, with the asset's name."""
+    kind = {v: k for k, v in SETPOINT_FIELD.items()}[change.kind]
+    why = SHIELD_REASON.get(change.reason, change.reason.replace("_", " "))
+    name = asset_name(fleet, bus_names, kind, change.asset)
+    return f"{name}: {change.requested_kw:.2f} -> {change.applied_kw:.2f} kW ({why})"
+
+
 def check_index(fleet: Fleet, kind: str, index: int) -> int:
     n = len(fleet_of(fleet, kind))
     if not 0 <= int(index) < n:
-        msg = f"{kind} index {index} is out of range: this fleet has {n} ({KIND_LABEL[kind]}s 0..{n - 1})"
+        msg = f"{kind} index {index} is out of range: this fleet has {n} {KIND_PLURAL[kind]} (0..{n - 1})"
         raise ValueError(msg)
     return int(index)

@@ -13,7 +13,13 @@ from dataclasses import replace
 import numpy as np
 
 from gridsync.hitl.approvals import SETPOINT_FIELD, ProposedAction
-from gridsync.hitl.assets import KIND_LABEL, asset_bounds, asset_labels
+from gridsync.hitl.assets import (
+    KIND_LABEL,
+    SHIELD_REASON,
+    asset_bounds,
+    asset_labels,
+    describe_change,
+)
 from gridsync.hitl.guard import GuardContext, _step_cost_eur, _when
 from gridsync.hitl.justification import Justification, Outcome, binding_from_plan, eur
 from gridsync.sim.controller import Setpoints
@@ -136,13 +142,16 @@ def shield_action(ctx: GuardContext, safe: Setpoints, decision, kind: str) -> Pr
         f"{decision.loading_max_pct:.0f} %.",
     ]
     shown = sorted(changes, key=lambda c: -abs(c.applied_kw - c.requested_kw))[:3]
-    grid.append("Largest changes: " + "; ".join(str(c) for c in shown) + ".")
-    lower, upper = asset_bounds(sc.fleet, kind)
     names = sc.feeder.bus_names
+    grid.append(
+        "Largest changes: " + "; ".join(describe_change(c, sc.fleet, names) for c in shown) + "."
+    )
+    lower, upper = asset_bounds(sc.fleet, kind)
     just = Justification(
         summary=(
             f"The safety shield moved {len(idx)} {label} setpoints by {moved_kw:.1f} kW in total "
-            f"({', '.join(r.replace('_', ' ') for r in reasons)}); confirm or idle these assets."
+            f"({'; '.join(SHIELD_REASON.get(r, r) for r in reasons)}); confirm or idle these "
+            "assets."
         ),
         drivers=grid,
         binding=binding_from_plan(ctx.plan),

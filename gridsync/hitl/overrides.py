@@ -2,30 +2,44 @@
 
 A pinned asset gets the operator's setpoint whatever the controller says; an asset taken out
 of control behaves as it would with no coordination (the uncontrolled baseline's setpoint).
-Overrides are still checked: values beyond the asset's rating are flagged (the physics will
-clip them), and the console reports voltage/loading problems at the asset's bus after each
-power flow. Every change is audited.
+Overrides are still checked: a pin beyond the asset's rating is refused, the safety shield
+still corrects every step, and the console reports voltage/loading problems at the asset's
+bus after each power flow. Every change is audited and, with a ``store``, persisted, so the
+overrides in force survive a restart (:meth:`OverrideTable.restore`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gridsync.hitl.approvals import DECIDE_ROLES, SETPOINT_FIELD, ApprovalForbidden, AuditSink
-from gridsync.hitl.assets import KIND_LABEL, asset_bounds, check_index
+from gridsync.hitl.assets import asset_bounds, asset_name, check_index
 from gridsync.model.assets import Fleet
 from gridsync.sim.controller import Setpoints
+
+log = logging.getLogger(__name__)
 
 
 class OverrideError(ValueError):
     """A bad override request (the message names the field and value)."""
+
+
+class OverrideStore(Protocol):
+    """Where overrides persist (``gridsync.store.base.Store`` has these methods)."""
+
+    def put_override(self, asset_kind: str, index: int, override: dict[str, Any]) -> None: ...
+
+    def delete_override(self, asset_kind: str, index: int) -> bool: ...
+
+    def overrides(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -41,12 +55,13 @@ class Override:
     created_s: float
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
+    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "asset_kind": self.asset_kind,
             "index": self.index,
-            "label": f"{KIND_LABEL[self.asset_kind]} {self.index}",
+            "label": self.label,
             "mode": self.mode,
             "setpoint_kw": self.setpoint_kw,
             "by": self.by,
@@ -61,11 +76,19 @@ class OverrideTable:
     """Current overrides keyed by (asset kind, index)."""
 
     def __init__(
-        self, fleet: Fleet, audit: AuditSink | None = None, clock: Callable[[], float] = time.time
+        self,
+        fleet: Fleet,
+        audit: AuditSink | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        store: OverrideStore | None = None,
+        bus_names=None,
     ) -> None:
         self.fleet = fleet
         self.audit_sink = audit
         self.clock = clock
+        self.store = store
+        self.bus_names = bus_names
         self._by_key: dict[tuple[str, int], Override] = {}
         self._lock = threading.Lock()
 
@@ -78,37 +101,44 @@ class OverrideTable:
         if self.audit_sink is not None:
             self.audit_sink.audit(user, role, action, f"{ov.asset_kind}:{ov.index}", ov.to_dict())
 
-    def limit_warnings(self, kind: str, index: int, setpoint_kw: float) -> list[str]:
-        """Why a pinned value cannot be delivered as asked (empty when it can)."""
+    def _set(self, user: str, role: str, ov: Override) -> Override:
+        """Persist, then hold in memory, then audit (a store failure changes nothing)."""
+        if self.store is not None:
+            self.store.put_override(ov.asset_kind, ov.index, ov.to_dict())
+        with self._lock:
+            self._by_key[(ov.asset_kind, ov.index)] = ov
+        self._audit(user, role, f"override.{ov.mode}", ov)
+        return ov
+
+    def name(self, kind: str, index: int) -> str:
+        return asset_name(self.fleet, self.bus_names, kind, index)
+
+    def _pin_value(self, kind: str, index: int, setpoint_kw: Any) -> float:
+        if not isinstance(setpoint_kw, int | float) or not math.isfinite(setpoint_kw):
+            msg = f"setpoint_kw must be a finite number of kW, got {setpoint_kw!r}"
+            raise OverrideError(msg)
         lo, hi = asset_bounds(self.fleet, kind)
-        name = f"{KIND_LABEL[kind]} {index}"
-        if setpoint_kw > hi[index] + 1e-9:
-            return [
-                f"{name}: pinned {setpoint_kw:.2f} kW exceeds its {hi[index]:.2f} kW limit; it will deliver at most that"
-            ]
-        if setpoint_kw < lo[index] - 1e-9:
-            return [
-                f"{name}: pinned {setpoint_kw:.2f} kW is below its {lo[index]:.2f} kW limit; it will deliver at least that"
-            ]
-        return []
+        if not lo[index] - 1e-9 <= setpoint_kw <= hi[index] + 1e-9:
+            msg = (
+                f"setpoint_kw: {self.name(kind, index)} can take {lo[index]:.2f} to "
+                f"{hi[index]:.2f} kW, got {setpoint_kw:.2f} kW"
+            )
+            raise OverrideError(msg)
+        return float(setpoint_kw)
 
     def pin(
         self, kind: str, index: int, setpoint_kw: float, user: str, role: str, reason: str = ""
     ) -> Override:
+        """Hold ``setpoint_kw`` on one asset; refused beyond the asset's rating."""
         self._check_role(role)
         try:
             index = check_index(self.fleet, kind, index)
         except ValueError as err:
             raise OverrideError(str(err)) from err
-        if not isinstance(setpoint_kw, int | float) or not math.isfinite(setpoint_kw):
-            msg = f"setpoint_kw must be a finite number of kW, got {setpoint_kw!r}"
-            raise OverrideError(msg)
-        ov = Override(kind, index, "pin", float(setpoint_kw), user, role, self.clock(), reason)
-        ov.warnings = self.limit_warnings(kind, index, float(setpoint_kw))
-        with self._lock:
-            self._by_key[(kind, index)] = ov
-        self._audit(user, role, "override.pin", ov)
-        return ov
+        value = self._pin_value(kind, index, setpoint_kw)
+        ov = Override(kind, index, "pin", value, user, role, self.clock(), reason)
+        ov.label = self.name(kind, index)
+        return self._set(user, role, ov)
 
     def take_out_of_control(
         self, kind: str, index: int, user: str, role: str, reason: str = ""
@@ -119,20 +149,50 @@ class OverrideTable:
         except ValueError as err:
             raise OverrideError(str(err)) from err
         ov = Override(kind, index, "manual", None, user, role, self.clock(), reason)
-        with self._lock:
-            self._by_key[(kind, index)] = ov
-        self._audit(user, role, "override.manual", ov)
-        return ov
+        ov.label = self.name(kind, index)
+        return self._set(user, role, ov)
 
     def clear(self, kind: str, index: int, user: str, role: str) -> Override:
         self._check_role(role)
         with self._lock:
-            ov = self._by_key.pop((kind, int(index)), None)
+            ov = self._by_key.get((kind, int(index)))
         if ov is None:
             msg = f"no override on {kind} {index}"
             raise OverrideError(msg)
+        if self.store is not None:
+            self.store.delete_override(kind, int(index))
+        with self._lock:
+            self._by_key.pop((kind, int(index)), None)
         self._audit(user, role, "override.clear", ov)
         return ov
+
+    def restore(self) -> list[str]:
+        """Load the stored overrides (after a restart); returns why any was dropped (an
+        asset the fleet no longer has, a pin beyond its rating)."""
+        if self.store is None:
+            return []
+        dropped = []
+        for d in self.store.overrides():
+            try:
+                kind, index, mode = str(d["asset_kind"]), int(d["index"]), str(d["mode"])
+                index = check_index(self.fleet, kind, index)
+                value = (
+                    self._pin_value(kind, index, d.get("setpoint_kw")) if mode == "pin" else None
+                )
+                if mode not in ("pin", "manual"):
+                    raise OverrideError(f"mode {mode!r} is not pin or manual")
+            except (KeyError, TypeError, ValueError) as err:
+                dropped.append(f"stored override {d!r} dropped: {err}")
+                log.warning(dropped[-1])
+                continue
+            ov = Override(
+                kind, index, mode, value, str(d.get("by", "")), str(d.get("role", "")),
+                float(d.get("created_s") or self.clock()), str(d.get("reason", "")),
+            )  # fmt: skip
+            ov.label = self.name(kind, index)
+            with self._lock:
+                self._by_key[(kind, index)] = ov
+        return dropped
 
     def list(self) -> list[Override]:
         with self._lock:

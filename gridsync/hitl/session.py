@@ -23,6 +23,7 @@ import numpy as np
 
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.hitl.approvals import SETPOINT_FIELD, ApprovalManager, ApprovalRequest, AuditSink
+from gridsync.hitl.assets import SHIELD_REASON, describe_change
 from gridsync.hitl.gates import (
     FIELD_KIND,
     GRID_REASONS,
@@ -36,7 +37,7 @@ from gridsync.hitl.guard import (
     propose_load_shedding,
 )
 from gridsync.hitl.lookahead import naive_error_quantiles, outlook
-from gridsync.hitl.overrides import OverrideTable
+from gridsync.hitl.overrides import OverrideStore, OverrideTable
 from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.snapshot import build_snapshot, topology
 from gridsync.sim.controller import Setpoints
@@ -75,7 +76,10 @@ class ConsoleSession:
         start_step: int | None = None,
         clock: Callable[[], float] = time.time,
         shield: Any = "auto",
+        overrides_store: OverrideStore | None = None,
     ) -> None:
+        """``overrides_store`` (e.g. the runtime's store) keeps overrides across restarts:
+        the ones stored there are restored now."""
         self.scenario = scenario
         self.controller = controller
         self.natural = UncontrolledController()
@@ -86,7 +90,10 @@ class ConsoleSession:
         self.audit_sink = audit
         self.twin = SteppedTwin(scenario, start_step)
         self.approvals = ApprovalManager(self.policy, audit, clock)
-        self.overrides = OverrideTable(scenario.fleet, audit, clock)
+        names = scenario.feeder.bus_names
+        self.overrides = OverrideTable(
+            scenario.fleet, audit, clock, store=overrides_store, bus_names=names
+        )
         self.approvals.subscribe(self._on_approval)
         self.pf = scenario.powerflow()
         self.shield = default_shield() if shield == "auto" else shield
@@ -120,6 +127,8 @@ class ConsoleSession:
         self.last_proposed: Setpoints | None = None  # the controller's own setpoints
         self.last_applied: Setpoints | None = None  # what the twin got after shield/overrides
         self.step_times_s: deque[float] = deque(maxlen=200)
+        for why in self.overrides.restore():
+            self.alert("warning", "overrides", why)
 
     # listeners -------------------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:
@@ -213,18 +222,19 @@ class ConsoleSession:
         self, ctx: GuardContext, requested: Setpoints, safe: Setpoints, decision
     ) -> None:
         """Warn about overrides the shield moved; raise a request for large grid corrections."""
+        why_by_asset = {(c.kind, c.asset): c.reason for c in decision.changes}
         for ov in self.overrides.list():
             attr = SETPOINT_FIELD[ov.asset_kind]
             want = float(getattr(requested, attr)[ov.index])
             got = float(getattr(safe, attr)[ov.index])
             if abs(want - got) > 1e-6:
-                msg = f"shield moved this override from {want:.2f} to {got:.2f} kW"
+                reason = why_by_asset.get((attr, ov.index), "")
+                why = SHIELD_REASON.get(reason, "to keep the grid within its limits")
+                msg = f"shield moved this override from {want:.2f} to {got:.2f} kW: {why}"
                 if msg not in ov.warnings:
                     ov.warnings = [w for w in ov.warnings if not w.startswith("shield moved")]
                     ov.warnings.append(msg)
-                    self.alert(
-                        "warning", "shield", f"{ov.asset_kind} {ov.index} ({ov.mode}): {msg}"
-                    )
+                    self.alert("warning", "shield", f"{ov.label} ({ov.mode}): {msg}")
         correcting = decision.status in ("corrected", "unresolved")
         if correcting and not self._shield_active:
             self.alert(
@@ -241,7 +251,11 @@ class ConsoleSession:
             self.alert(
                 "critical",
                 "shield",
-                "shield could not remove every violation: " + "; ".join(decision.reasons[:3]),
+                "shield could not remove every violation: "
+                + "; ".join(
+                    describe_change(c, self.scenario.fleet, self.scenario.feeder.bus_names)
+                    for c in decision.changes[:3]
+                ),
             )
         step = ctx.obs.step
         moved: dict[str, float] = {}
@@ -361,11 +375,7 @@ class ConsoleSession:
                 if bad and msg not in ov.warnings[-1:]:
                     ov.warnings = [w for w in ov.warnings if not w.startswith("override check")]
                     ov.warnings.append(msg)
-                    self.alert(
-                        "warning",
-                        "overrides",
-                        f"{ov.asset_kind} {ov.index} ({ov.mode}): {msg}",
-                    )
+                    self.alert("warning", "overrides", f"{ov.label} ({ov.mode}): {msg}")
 
     # snapshot ----------------------------------------------------------------------------
     def _build_snapshot(self, rec: StepRecord, obs) -> dict[str, Any]:

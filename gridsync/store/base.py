@@ -263,5 +263,17 @@ class Store(ABC):
         """Append to the audit log (who did what to which object); returns its id."""
 
     @abstractmethod
+    def put_override(self, asset_kind: str, index: int, override: dict[str, Any]) -> None:
+        """Store (or replace) the operator override on one asset (its ``to_dict()``)."""
+
+    @abstractmethod
+    def delete_override(self, asset_kind: str, index: int) -> bool:
+        """Remove an asset's override; False when there was none."""
+
+    @abstractmethod
+    def overrides(self) -> list[dict[str, Any]]:
+        """The stored overrides, oldest first (restored by the console on start-up)."""
+
+    @abstractmethod
     def audit_log(self, since_s: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Audit entries newest first."""

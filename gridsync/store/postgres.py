@@ -60,6 +60,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE ingested_batches (batch_id text PRIMARY KEY,"
         " ingested timestamptz NOT NULL DEFAULT now(), n integer NOT NULL)",
     ],
+    [
+        "CREATE TABLE overrides (asset_kind text NOT NULL, idx integer NOT NULL,"
+        " created timestamptz NOT NULL DEFAULT now(), payload jsonb NOT NULL,"
+        " PRIMARY KEY (asset_kind, idx))",
+    ],
 ]
 
 
@@ -381,6 +386,33 @@ class PostgresStore(Store):
                 (*map(_text, (actor, role, action, target)), _json(detail or {})),
             ).fetchone()[0]
         )
+
+    def put_override(self, asset_kind: str, index: int, override: dict[str, Any]) -> None:
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO overrides (asset_kind, idx, payload) VALUES (%s, %s, %s::jsonb)"
+                " ON CONFLICT (asset_kind, idx) DO UPDATE SET payload = EXCLUDED.payload,"
+                " created = now()",
+                (_text(asset_kind), int(index), _json(override)),
+            )
+        )
+
+    def delete_override(self, asset_kind: str, index: int) -> bool:
+        return self._run(
+            lambda c: (
+                c.execute(
+                    "DELETE FROM overrides WHERE asset_kind = %s AND idx = %s",
+                    (_text(asset_kind), int(index)),
+                ).rowcount
+                == 1
+            )
+        )
+
+    def overrides(self) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute("SELECT payload FROM overrides ORDER BY created").fetchall()
+        )
+        return [r[0] for r in rows]
 
     def audit_log(self, since_s=None, limit=100) -> list[dict[str, Any]]:
         rows = self._run(

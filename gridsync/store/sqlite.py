@@ -44,6 +44,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE ingested_batches (batch_id TEXT PRIMARY KEY, ingested_s REAL NOT NULL,"
         " n INTEGER NOT NULL)",
     ],
+    [
+        "CREATE TABLE overrides (asset_kind TEXT NOT NULL, idx INTEGER NOT NULL,"
+        " created_s REAL NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (asset_kind, idx))",
+    ],
 ]
 
 
@@ -235,6 +239,25 @@ class SqliteStore(Store):
                 (time.time(), actor, role, action, target, dumps(detail or {})),
             )
             return int(cur.lastrowid)
+
+    def put_override(self, asset_kind: str, index: int, override: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?)",
+                (asset_kind, int(index), time.time(), dumps(override)),
+            )
+
+    def delete_override(self, asset_kind: str, index: int) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM overrides WHERE asset_kind = ? AND idx = ?", (asset_kind, int(index))
+            )
+            return cur.rowcount == 1
+
+    def overrides(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT payload FROM overrides ORDER BY created_s").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def audit_log(self, since_s=None, limit=100) -> list[dict[str, Any]]:
         with self._lock:

@@ -87,7 +87,12 @@ def attach_console(
     store = getattr(runtime, "store", None)
     start = first_step_at(scenario, DEMO_START_HOUR) if demo else None
     session = ConsoleSession(
-        scenario, make_controller(controller), policy, audit=store, start_step=start
+        scenario,
+        make_controller(controller),
+        policy,
+        audit=store,
+        start_step=start,
+        overrides_store=store,
     )
     return mount_console(
         app,

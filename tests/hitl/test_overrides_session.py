@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -21,14 +22,17 @@ def test_pin_and_manual_override(scenario_1day, audit, clock):
     fleet = scenario_1day.fleet
     table = OverrideTable(fleet, audit, clock)
     rating = float(fleet.battery.power_kw[3])
-    ov = table.pin("battery", 3, rating + 2.0, "op", "operator", "test")
-    assert ov.warnings and "exceeds its" in ov.warnings[0]
+    with pytest.raises(OverrideError, match=rf"battery 3 can take -{rating:.2f} to {rating:.2f} kW, got {rating + 2:.2f}"):  # fmt: skip
+        table.pin("battery", 3, rating + 2.0, "op", "operator", "test")
+    assert audit.actions() == [], "a refused pin is not audited"
+    ov = table.pin("battery", 3, -rating, "op", "operator", "test")
+    assert ov.warnings == []
     table.take_out_of_control("ev", 1, "op", "operator")
     sp = Setpoints.zeros(fleet)
     natural = Setpoints.zeros(fleet)
     natural.ev_kw[:] = 7.0
     out = table.apply(sp, natural)
-    assert out.battery_kw[3] == rating + 2.0 and out.ev_kw[1] == 7.0
+    assert out.battery_kw[3] == -rating and out.ev_kw[1] == 7.0
     assert np.count_nonzero(out.battery_kw) == 1 and np.count_nonzero(out.ev_kw) == 1
     assert sp.battery_kw[3] == 0.0, "inputs must not be modified"
     assert audit.actions() == ["override.pin", "override.manual"]
@@ -47,6 +51,34 @@ def test_override_errors(scenario_1day):
         table.pin("battery", 0, 1.0, "v", "viewer")
     with pytest.raises(OverrideError, match="no override"):
         table.clear("battery", 0, "op", "operator")
+    with pytest.raises(OverrideError, match=f"this fleet has {n} batteries"):
+        table.pin("battery", n, 1.0, "op", "operator")
+
+
+def test_overrides_persist_and_are_restored(scenario_1day, tmp_path, audit, clock):
+    from gridsync.store import SqliteStore
+
+    fleet, names = scenario_1day.fleet, scenario_1day.feeder.bus_names
+    store = SqliteStore(tmp_path / "ov.db")
+    store.migrate()
+    table = OverrideTable(fleet, audit, clock, store=store, bus_names=names)
+    table.pin("battery", 2, 1.5, "op", "operator", "hold")
+    table.take_out_of_control("ev", 4, "op", "operator")
+    table.pin("pv", 0, 0.0, "op", "operator")
+    table.clear("pv", 0, "op", "operator")
+    bus = names[int(fleet.battery.bus[2])]
+    assert table.list()[0].to_dict()["label"] == f"battery 2 @ {bus}"
+    # a stored entry the fleet cannot take (another scenario) is dropped with the reason
+    store.put_override("battery", 10_000, {"asset_kind": "battery", "index": 10_000, "mode": "pin", "setpoint_kw": 1.0})  # fmt: skip
+    store.close()
+    store = SqliteStore(tmp_path / "ov.db")  # a new process on the same file
+    again = OverrideTable(fleet, audit, clock, store=store, bus_names=names)
+    dropped = again.restore()
+    assert len(dropped) == 1 and "index 10000 is out of range" in dropped[0]
+    got = [(o.asset_kind, o.index, o.mode, o.setpoint_kw, o.by, o.reason) for o in again.list()]
+    assert got == [("battery", 2, "pin", 1.5, "op", "hold"), ("ev", 4, "manual", None, "op", "")]
+    sp = again.apply(Setpoints.zeros(fleet), Setpoints.zeros(fleet))
+    assert sp.battery_kw[2] == 1.5
 
 
 @dataclasses.dataclass
@@ -142,8 +174,15 @@ def test_shield_has_the_last_word_and_its_corrections_are_asked_about(scenario_1
     kinds = {r.action.kind for r in s.approvals.pending()}
     assert "shield_clip" in kinds
     req = next(r for r in s.approvals.pending() if r.action.kind == "shield_clip")
-    assert "voltage high" in req.action.justification.summary
+    just = req.action.justification
+    assert "to keep voltages under the upper limit" in just.summary
+    changes = next(d for d in just.drivers if d.startswith("Largest changes"))
+    assert "pv_curtail[" not in changes and re.search(r"PV \d+ @ \S", changes), changes
     assert np.all(req.action.no_action_kw == 0)
+    # the pinned PV was curtailed by the shield anyway, and the warning says why
+    (warning,) = [w for w in s.overrides.list()[0].warnings if w.startswith("shield moved")]
+    assert warning.startswith("shield moved this override from 0.00 to ")
+    assert warning.endswith("kW: to keep voltages under the upper limit"), warning
 
 
 def test_real_dispatch_binding_constraints_are_accepted():

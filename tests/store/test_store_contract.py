@@ -144,3 +144,16 @@ def test_postgres_rejects_unsafe_schema_name():
 
     with pytest.raises(StoreError, match="schema"):
         PostgresStore(PG_DSN, schema="x; DROP")
+
+
+def test_overrides_are_upserted_listed_and_deleted(store):
+    assert store.overrides() == []
+    store.put_override("battery", 3, {"asset_kind": "battery", "index": 3, "setpoint_kw": 2.5})
+    store.put_override("pv", 0, {"asset_kind": "pv", "index": 0, "mode": "manual"})
+    store.put_override("battery", 3, {"asset_kind": "battery", "index": 3, "setpoint_kw": -1.0})
+    got = {(o["asset_kind"], o["index"]): o for o in store.overrides()}
+    assert set(got) == {("battery", 3), ("pv", 0)}
+    assert got[("battery", 3)]["setpoint_kw"] == -1.0
+    assert store.delete_override("battery", 3) is True
+    assert store.delete_override("battery", 3) is False
+    assert [o["asset_kind"] for o in store.overrides()] == ["pv"]

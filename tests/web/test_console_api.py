@@ -115,7 +115,14 @@ def test_override_policy_audit_and_logout(client):
         json={"asset_kind": "battery", "index": 0, "mode": "pin", "setpoint_kw": 99},
         headers=h,
     )
-    assert r.status_code == 200 and "exceeds its" in r.json()["warnings"][0]
+    assert r.status_code == 422 and "battery 0 @ " in r.json()["detail"]
+    assert "got 99.00 kW" in r.json()["detail"]
+    r = c.post(
+        "/console/api/overrides",
+        json={"asset_kind": "battery", "index": 0, "mode": "pin", "setpoint_kw": 1},
+        headers=h,
+    )
+    assert r.status_code == 200 and r.json()["label"].startswith("battery 0 @ ")
     r = c.post(
         "/console/api/overrides", json={"asset_kind": "boat", "index": 0, "mode": "pin"}, headers=h
     )

@@ -97,7 +97,8 @@
     body.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
     Plotly.react("soc", [{ x: f.battery_soc.map((v) => 100 * v), type: "histogram", nbinsx: 20,
                            marker: { color: "#0b6e99" } }],
-                 { margin: { l: 35, r: 10, t: 5, b: 30 }, xaxis: { title: { text: "battery SoC %" }, range: [0, 100] },
+                 { margin: { l: 45, r: 10, t: 5, b: 35 }, xaxis: { title: { text: "state of charge (%)" }, range: [0, 100] },
+                   yaxis: { title: { text: "batteries" } },
                    bargap: 0.05, uirevision: "soc" }, { displaylogo: false, responsive: true });
   }
 
@@ -108,7 +109,7 @@
 
   function drawOverrides(list) {
     $("overrides").replaceChildren(...list.map((o) => el("tr", {},
-      el("td", {}, `${o.asset_kind} ${o.index}`), el("td", {}, o.mode),
+      el("td", {}, o.label || `${o.asset_kind} ${o.index}`), el("td", {}, o.mode),
       el("td", {}, o.setpoint_kw === null ? "–" : fmt(o.setpoint_kw, 2)), el("td", {}, o.by),
       el("td", { class: "small" }, o.warnings.join("; ")))));
   }
@@ -205,7 +206,8 @@
     $("kpi-cost").textContent = `${fmt(k.total_cost_eur, 2)} EUR`;
     $("kpi-peak").textContent = `${fmt(k.peak_import_kw)} kW`;
     $("kpi-emissions").textContent = `${fmt(k.emissions_kg)} kg`;
-    $("kpi-violations").textContent = `${k.voltage_violation_bus_steps} V · ${k.overload_branch_steps} I`;
+    $("kpi-violations").textContent =
+      `${k.voltage_violation_bus_steps} voltage (bus-steps) · ${k.overload_branch_steps} overload (branch-steps)`;
     $("kpi-curtailed").textContent = `${fmt(k.curtailed_kwh)} kWh`;
     drawDiagram(s); drawPower(s); drawFleet(s); drawAlerts(s.alerts); drawOverrides(s.overrides);
     upsertPending(s.approvals.pending); drawRecent(s.approvals.recent);
