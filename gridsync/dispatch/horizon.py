@@ -13,7 +13,8 @@ import numpy as np
 
 from gridsync.dispatch.terminal import TerminalValue
 from gridsync.model.assets import Fleet
-from gridsync.sim.forecasts import ExogenousForecast
+from gridsync.model.physics import forecast_hvac_mode
+from gridsync.sim.forecasts import ExogenousForecast, carbon_day_ahead
 
 
 @dataclass
@@ -186,10 +187,14 @@ def horizon_from_scenario(
     fine_steps: int | None = None,
     coarse_steps: int = 1,
     terminal: TerminalValue | None = None,
+    hvac_mode0: float | None = None,
 ) -> HorizonData:
-    """Assemble the horizon from a scenario (prices, modes), a forecast and the fleet state.
+    """Assemble the horizon from the published tariff, a forecast and the fleet state.
 
-    The first ``fine_steps`` steps keep the native resolution, later ones are averaged into
+    Nothing realised at or after ``step`` is read: carbon intensity comes from the forecast
+    (else the day-ahead signal), heat-pump season modes from measured past and forecast
+    temperatures (``hvac_mode0``, the mode the devices report now, for the first step). The
+    first ``fine_steps`` steps keep the native resolution, later ones are averaged into
     blocks of ``coarse_steps`` (all native when ``fine_steps`` is None). The horizon is cut to
     what the forecast covers (the scenario's look-ahead data ends).
     """
@@ -211,6 +216,13 @@ def horizon_from_scenario(
     times = scenario.index[step + starts]
     hours = np.asarray(times.hour + times.minute / 60 + times.second / 3600, dtype=float)
     tariff = scenario.tariff
+    carbon = forecast.carbon_g_per_kwh
+    carbon = carbon_day_ahead(scenario, step, h) if carbon is None else carbon[:h]
+    mode = forecast_hvac_mode(
+        scenario.outdoor_temp_c[:step], forecast.outdoor_temp_c[:h], scenario.steps_per_day
+    )
+    if hvac_mode0 is not None and h:
+        mode[0] = hvac_mode0
     window_days = scenario.n_steps * scenario.dt_h / 24.0
     return HorizonData(
         step0=step,
@@ -219,12 +231,12 @@ def horizon_from_scenario(
         times=times,
         import_eur_per_kwh=block_mean(tariff.import_eur_per_kwh[sl], blocks),
         export_eur_per_kwh=block_mean(tariff.export_eur_per_kwh[sl], blocks),
-        carbon_g_per_kwh=block_mean(scenario.carbon_g_per_kwh[sl], blocks),
+        carbon_g_per_kwh=block_mean(carbon, blocks),
         inflexible_kw=block_mean(forecast.base_load_kw[:h] - pv_bus, blocks),
         base_kvar=block_mean(forecast.base_load_kvar[:h], blocks),
         pv_available_kw=block_mean(pv_avail, blocks),
         outdoor_temp_c=block_mean(forecast.outdoor_temp_c[:h], blocks),
-        hvac_mode=scenario.hvac_mode[step + starts],
+        hvac_mode=mode[starts],
         fleet=fleet,
         state=state,
         ev=ev_horizon(

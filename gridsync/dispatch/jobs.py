@@ -36,7 +36,10 @@ def deferrable_jobs(hd: HorizonData):
     after_h = np.zeros(len(keys))
     late = ~in_h
     pos = np.searchsorted(keys, key_all[late])
-    hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == key_all[late])
+    if len(keys):
+        hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == key_all[late])
+    else:  # no job window inside the horizon: nothing after it belongs to a planned job
+        hit = np.zeros(len(pos), bool)
     np.add.at(after_h, pos[hit], dur_h[t_all[late][hit]])
     job_asset = keys // n_day
     job_day = keys % n_day

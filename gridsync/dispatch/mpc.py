@@ -8,11 +8,13 @@ out, fails or proves the problem infeasible, it publishes the previous plan shif
 none covers the step, the rule-based ``UncontrolledController``; the reason (and for an
 infeasible problem, a diagnosis in plain words) is logged and kept on the plan.
 
-Every step, between re-plans too, the plan's setpoints are corrected before they are returned:
-``realtime.rebalance`` absorbs the metered deviation of load and PV from the plan's forecast
-with the batteries and holds the plan's peak, and an AC power flow of the step on the actual
-load (the safety shield's projection, without ramp limits) removes any voltage or loading
-violation by sensitivity, e.g. charging batteries or curtailing PV at the buses that matter.
+Every step, between re-plans too, the plan's setpoints are corrected before they are returned,
+on what is known at the start of the step (telemetry of the last interval, see
+``sim.controller.Observation``): ``realtime.rebalance`` absorbs the deviation of load and PV
+from the plan's forecast expected for this step with the batteries and holds the plan's peak,
+and an AC power flow of the step on that estimate (the safety shield's projection, without
+ramp limits) removes any voltage or loading violation by sensitivity, e.g. charging batteries
+or curtailing PV at the buses that matter.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gridsync.dispatch.horizon import (
     horizon_from_scenario,
 )
 from gridsync.dispatch.network import NetworkLimits
+from gridsync.dispatch.nowcast import ErrorPersistence
 from gridsync.dispatch.plan import (
     DispatchPlan,
     binding_constraints,
@@ -44,7 +47,13 @@ from gridsync.dispatch.terminal import TerminalValue
 from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.safety.shield import SafetyShield, ShieldConfig
 from gridsync.sim.controller import Observation, Setpoints
-from gridsync.sim.forecasts import ExogenousForecaster, NaiveForecaster, PerfectForecaster
+from gridsync.sim.forecasts import (
+    ExogenousForecaster,
+    NaiveForecaster,
+    PerfectForecaster,
+    StepEstimate,
+    nowcast,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,9 @@ class MPCConfig:
     raises heat-pump power to what keeps each building in its band at the metered outdoor
     temperature), and
     ``battery_reserve_frac`` of each battery's capacity is kept out of the plan for it;
+    ``error_decay_per_step``: the last measured forecast error of load, PV and temperature is
+    carried into this step's estimate and into every re-plan, damped by this factor per step
+    (``dispatch.nowcast``; 0 = use the forecasts as issued);
     ``ac_correct``: check the executed setpoints with an AC power flow of the step and correct
     voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
@@ -94,6 +106,7 @@ class MPCConfig:
     later_share: float = 0.25
     comfort_guard: bool = True
     battery_reserve_frac: float = 0.0
+    error_decay_per_step: float = 0.9
     ac_correct: bool = True
     settle_at_window_end: bool = True
     min_network_passes: int = 1
@@ -107,6 +120,11 @@ class MPCConfig:
             "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
             "track_gain": (self.track_gain, 0.0 <= self.track_gain <= 1.0, "in [0, 1]"),
             "later_share": (self.later_share, 0.0 <= self.later_share <= 1.0, "in [0, 1]"),
+            "error_decay_per_step": (
+                self.error_decay_per_step,
+                0.0 <= self.error_decay_per_step < 1.0,
+                "in [0, 1)",
+            ),
             "battery_reserve_frac": (
                 self.battery_reserve_frac,
                 0.0 <= self.battery_reserve_frac < 1.0,
@@ -186,6 +204,7 @@ class MPCController:
         self._start_state: FleetState | None = None
         self.rules = UncontrolledController()
         self.rules.reset(scenario)
+        self.persist = ErrorPersistence(scenario, cfg.error_decay_per_step)
         self.peak_kw = 0.0
         self.last_plan = None
         self._good_plan: DispatchPlan | None = None
@@ -210,6 +229,7 @@ class MPCController:
             self._solved_at = obs.step
         sp = Setpoints(**current.row(obs.step)) if current.covers(obs.step) else self.rules.act(obs)
         k = obs.step - current.step
+        est = self.estimate(obs)
         if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
             planned = np.r_[current.feeder_kw, current.peak_kw]
             peak = max(self.peak_kw, float(np.nanmax(planned)))
@@ -220,6 +240,7 @@ class MPCController:
                 obs,
                 sp,
                 target,
+                est,
                 cfg.track_gain,
                 cfg.later_share,
                 cfg.comfort_guard,
@@ -227,7 +248,7 @@ class MPCController:
             )
             self.corrections.append(corr)
         if self.shield is not None:
-            sp, _ = self.shield.project(obs, sp)
+            sp, _ = self.shield.project(obs, sp, est)
         return sp
 
     def _worth_discharging(self, obs: Observation) -> bool:
@@ -237,6 +258,12 @@ class MPCController:
         eta_d = self.scenario.fleet.battery.efficiency_discharge
         value = self.terminal.credit_eur_per_kwh / float(np.mean(eta_d)) if len(eta_d) else 0.0
         return obs.import_price_eur_per_kwh >= value
+
+    def estimate(self, obs: Observation) -> StepEstimate:
+        """This step's load, PV and weather as estimated at its start: the latest forecast of
+        it plus the damped last measured error, else ``forecasts.nowcast``."""
+        est = self.persist.estimate(obs) if self.config.error_decay_per_step > 0 else None
+        return nowcast(self.scenario, obs) if est is None else est
 
     def plan(self, obs: Observation) -> DispatchPlan:
         """Solve at ``obs.step`` and publish a plan, falling back when the optimizer cannot."""
@@ -290,6 +317,7 @@ class MPCController:
                 thermal_start_c=self._start_state.thermal_temp_c,
             )
         fc = self.forecaster.forecast(self.scenario, obs.step, horizon)
+        self.persist.issued(obs.step, fc)
         hd = horizon_from_scenario(
             self.scenario,
             obs.step,
@@ -297,11 +325,14 @@ class MPCController:
             state,
             fc,
             self.config.known_future_sessions,
+            hvac_mode0=obs.hvac_mode,
             peak_floor_kw=self.peak_kw,
             fine_steps=self.config.fine_steps,
             coarse_steps=self.config.coarse_steps,
             terminal=terminal,
         )
+        if self.config.error_decay_per_step > 0:
+            self.persist.correct_horizon(hd, obs)
         reserve = self.config.battery_reserve_frac
         if reserve > 0:
             # energy the plan may not use, left to the per-step correction for forecast error

@@ -1,13 +1,16 @@
-"""Real-time correction of a dispatch plan against the step's metered load and PV.
+"""Per-step correction of a dispatch plan against the newest measurements.
 
-A plan is solved on forecasts; between re-plans (and within the step a plan was made for) the
-actual inflexible load minus PV differs from what the plan assumed. ``rebalance`` moves the
-step's setpoints so that the feeder import follows the plan: the deviation is absorbed by the
-batteries (``track_gain`` of it; 1 = all), and the import is held at or below the plan's peak
-target by discharging batteries further, then by slowing appliances and EV charging that can
-still finish in their window / by departure. Optionally heat pumps are first raised to what
-keeps each building in its comfort band at the metered outdoor temperature. Everything stays
-inside power ratings and state-of-charge limits.
+A plan is solved on forecasts; by the time a step starts, the last interval's meters show how
+far the inflexible load minus PV has drifted from what the plan assumed. The step itself is not
+measured yet, so the controller estimates it (``StepEstimate``: e.g. ``sim.forecasts.nowcast``
+or the MPC's damped persistence of the last measured forecast error). ``rebalance`` moves the
+step's setpoints so that the feeder import follows the plan under that estimate: the expected
+deviation is absorbed by the batteries (``track_gain`` of it; 1 = all), and the import is held
+at or below the plan's peak target by discharging batteries further, then by slowing
+appliances and EV charging that can still finish in their window / by declared departure.
+Optionally heat pumps are first raised to what keeps each building in its comfort band at the
+estimated outdoor temperature. Everything stays inside power ratings and state-of-charge
+limits.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from gridsync.dispatch.rules import ev_remaining_kwh, thermostat_kw
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.forecasts import StepEstimate
 
 
 @dataclass(frozen=True)
@@ -77,24 +81,26 @@ def rebalance(
     obs: Observation,
     sp: Setpoints,
     target: PlanTarget,
+    estimate: StepEstimate,
     track_gain: float = 1.0,
     later_share: float = 0.25,
     comfort_guard: bool = False,
     discharge_for_deviation: bool = True,
 ) -> tuple[Setpoints, Correction]:
-    """Setpoints ``sp`` corrected for the metered deviation from the plan's forecast.
+    """Setpoints ``sp`` corrected for the deviation from the plan's forecast expected at this
+    step (``estimate`` of its load, PV and outdoor temperature, made before the step).
 
     Appliances and EVs are slowed for the peak only as far as their job still fits in the
     time left at ``later_share`` of their rating (a margin for later plans that also hold the
     peak down). ``comfort_guard`` raises heat-pump power to what keeps each building inside
-    its comfort band at the end of the step with the metered outdoor temperature (the plan
-    assumed a forecast one); the extra load is then balanced like any other deviation.
+    its comfort band at the end of the step with the estimated outdoor temperature (the plan
+    assumed an older forecast); the extra load is then balanced like any other deviation.
     ``discharge_for_deviation=False`` (the stored energy is worth more than this step's
     import price) covers extra load from the grid instead of from the batteries, which are
     then discharged beyond the plan only to hold the peak target.
     """
-    actual_kw = float(np.sum(obs.base_load_kw) - np.sum(obs.pv_available_kw))
-    deviation = actual_kw - target.inflexible_kw
+    expected_kw = float(np.sum(estimate.base_load_kw) - np.sum(estimate.pv_available_kw))
+    deviation = expected_kw - target.inflexible_kw
     expected = target.feeder_kw + deviation
     lo, hi = physics.battery_power_bounds_kw(fleet.battery, obs.battery_energy_kwh, obs.dt_h)
     bat0 = np.clip(np.asarray(sp.battery_kw, float), lo, hi)
@@ -103,7 +109,9 @@ def rebalance(
     if comfort_guard and len(th_kw):
         th = fleet.thermal
         edge = np.where(obs.hvac_mode < 0, th.comfort_max_c, th.comfort_min_c)
-        need = thermostat_kw(th, np.asarray(obs.thermal_temp_c, float), edge, obs)
+        need = thermostat_kw(
+            th, np.asarray(obs.thermal_temp_c, float), edge, obs, estimate.outdoor_temp_c
+        )
         guarded = np.maximum(th_kw, need)
         extra = float(guarded.sum() - th_kw.sum())
         expected += extra

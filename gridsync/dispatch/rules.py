@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.forecasts import nowcast
 
 
-def thermostat_kw(fleet, temp_c, target_c, obs: Observation) -> np.ndarray:
-    """Electric power that brings each building to ``target_c`` at the end of the step."""
+def thermostat_kw(fleet, temp_c, target_c, obs: Observation, outdoor_temp_c: float) -> np.ndarray:
+    """Electric power that brings each building to ``target_c`` at the end of the step if the
+    outdoor temperature over it is ``outdoor_temp_c`` (an estimate: the step is not measured
+    yet)."""
     a = np.exp(-obs.dt_h / (fleet.resistance_c_per_kw * fleet.capacitance_kwh_per_c))
-    q_kw = ((target_c - a * temp_c) / (1.0 - a) - obs.outdoor_temp_c) / fleet.resistance_c_per_kw
+    q_kw = ((target_c - a * temp_c) / (1.0 - a) - outdoor_temp_c) / fleet.resistance_c_per_kw
     p = obs.hvac_mode * q_kw / fleet.cop
     return np.clip(p, 0.0, fleet.max_power_kw)
 
@@ -26,18 +29,17 @@ def ev_finish_kw(fleet, remaining_kwh: np.ndarray, dt_h: float) -> np.ndarray:
 
 
 def ev_remaining_kwh(fleet, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
-    """Energy still needed (kWh, per charger) and hours until departure (0 when unplugged)."""
+    """Energy still needed (kWh, per charger) and hours until the declared departure (0 when
+    unplugged), from what the drivers declared at plug-in."""
     active = obs.ev_active_session
     plugged = active >= 0
-    sess = np.where(plugged, active, 0)
-    s = fleet.sessions
-    if len(s) == 0:
+    if len(fleet.sessions) == 0:
         zero = np.zeros(len(active))
         return zero, zero
-    remaining = np.where(
-        plugged, np.maximum(s.energy_need_kwh[sess] - obs.ev_delivered_kwh[sess], 0.0), 0.0
-    )
-    hours_left = np.where(plugged, (s.departure_step[sess] - obs.step) * obs.dt_h, 0.0)
+    sess = np.where(plugged, active, 0)
+    delivered = obs.ev_delivered_kwh[sess]
+    remaining = np.where(plugged, np.maximum(obs.ev_energy_need_kwh - delivered, 0.0), 0.0)
+    hours_left = np.where(plugged, np.maximum(obs.ev_departure_step - obs.step, 0) * obs.dt_h, 0.0)
     return remaining, hours_left
 
 
@@ -45,6 +47,7 @@ class _RuleBase:
     name = "rules"
 
     def reset(self, scenario) -> None:
+        self.scenario = scenario
         self.fleet = scenario.fleet
         self.n_bus = scenario.feeder.n_bus
         fleet = self.fleet
@@ -54,9 +57,14 @@ class _RuleBase:
         self.peak_eur_per_kwh = float(prices.max())
 
     def _bus_net_kw(self, obs: Observation) -> np.ndarray:
-        """Inflexible load minus PV per bus: what a home battery sees on its meter."""
-        pv = np.bincount(self.fleet.pv.bus, weights=obs.pv_available_kw, minlength=self.n_bus)
-        return obs.base_load_kw - pv
+        """Inflexible load minus PV per bus expected this step (``forecasts.nowcast`` of the
+        home meter's last reading)."""
+        now = nowcast(self.scenario, obs)
+        pv = np.bincount(self.fleet.pv.bus, weights=now.pv_available_kw, minlength=self.n_bus)
+        return now.base_load_kw - pv
+
+    def _outdoor_c(self, obs: Observation) -> float:
+        return nowcast(self.scenario, obs).outdoor_temp_c
 
     def _self_consumption_kw(self, obs: Observation, allow_discharge: bool = True) -> np.ndarray:
         bat = self.fleet.battery
@@ -83,7 +91,7 @@ class UncontrolledController(_RuleBase):
             battery_kw=self._self_consumption_kw(obs),
             ev_kw=ev_finish_kw(f.ev, remaining, obs.dt_h),
             deferrable_kw=f.deferrable.power_kw.copy(),
-            thermal_kw=thermostat_kw(f.thermal, obs.thermal_temp_c, mid, obs),
+            thermal_kw=thermostat_kw(f.thermal, obs.thermal_temp_c, mid, obs, self._outdoor_c(obs)),
             pv_curtail_kw=np.zeros(len(f.pv)),
         )
 
@@ -144,6 +152,6 @@ class TouController(_RuleBase):
             battery_kw=bat,
             ev_kw=ev,
             deferrable_kw=dfr,
-            thermal_kw=thermostat_kw(th, obs.thermal_temp_c, target, obs),
+            thermal_kw=thermostat_kw(th, obs.thermal_temp_c, target, obs, self._outdoor_c(obs)),
             pv_curtail_kw=np.zeros(len(f.pv)),
         )

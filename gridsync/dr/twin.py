@@ -26,6 +26,7 @@ from gridsync.dr.customers import END_USES, EU, build_customer_book
 from gridsync.dr.response import CustomerTraits, shed_fraction
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.forecasts import nowcast
 
 # Rounds of call -> answers -> top-up per event (the last round's answers are final).
 TOP_UP_ROUNDS = 4
@@ -209,7 +210,9 @@ class DemandResponseController:
         th = f.thermal
         setback = self.twin.traits.setback_c[book.thermal_customer]
         limit = np.where(obs.hvac_mode > 0, th.comfort_min_c - setback, th.comfort_max_c + setback)
-        hold = thermostat_kw(th, obs.thermal_temp_c, limit, obs)
+        hold = thermostat_kw(
+            th, obs.thermal_temp_c, limit, obs, nowcast(self.scenario, obs).outdoor_temp_c
+        )
         th_on = ctrl[book.thermal_customer, EU["hvac"]]
         thermal_kw = np.where(th_on, np.minimum(sp.thermal_kw, hold), sp.thermal_kw)
 
@@ -227,15 +230,24 @@ class DemandResponseController:
         )
 
     def _meter(self, i: int, obs: Observation, sp: Setpoints) -> None:
-        """Per-customer consumption this step with the twin's own physics (PV metered apart)."""
+        """Per-customer consumption this step with the twin's own physics (PV metered apart).
+
+        This is the customers' meter, part of the plant: it reads the step's true weather and
+        load, and the agent reads the record only from the next step on."""
         f, book, dt, n = self.scenario.fleet, self.book, obs.dt_h, self.book.n
+        sc, step = self.scenario, obs.step
         p_bat, _ = physics.battery_step(f.battery, obs.battery_energy_kwh, sp.battery_kw, dt)
         p_ev, _ = physics.ev_step(f.ev, obs.ev_delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)
         p_dfr, _ = physics.deferrable_step(
             f.deferrable, obs.deferrable_done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
         )
         p_th, _ = physics.thermal_step(
-            f.thermal, obs.thermal_temp_c, sp.thermal_kw, obs.outdoor_temp_c, dt, obs.hvac_mode
+            f.thermal,
+            obs.thermal_temp_c,
+            sp.thermal_kw,
+            float(sc.outdoor_temp_c[step]),
+            dt,
+            float(sc.hvac_mode[step]),
         )
         w = book.water_heater
 

@@ -28,7 +28,10 @@ def orientations(scenario) -> np.ndarray:
 
 
 def clear_sky(scenario) -> tuple[np.ndarray, np.ndarray]:
-    """Clear-sky PV per kWp (T, n_orient) and clear-sky GHI (T,) on ``scenario.index``."""
+    """Clear-sky PV per kWp (T, n_orient) and clear-sky GHI (T,) on ``scenario.index``.
+
+    Cell temperature uses the air temperature measured a day earlier at the same time, so a
+    forecast issued at step t reads no realised temperature at or after t for 24 h ahead."""
     import pvlib
 
     from gridsync.data.weather import Weather, pv_output_per_kwp, read_weather
@@ -36,6 +39,7 @@ def clear_sky(scenario) -> tuple[np.ndarray, np.ndarray]:
     site = read_weather(scenario.config.weather.tmy, scenario.index[:2])
     idx = scenario.index
     step = idx[1] - idx[0]
+    day = min(scenario.steps_per_day, len(idx))
     tz = f"Etc/GMT{int(-site.utc_offset_h):+d}"
     times = (idx + step / 2).tz_localize(tz)
     sun = pvlib.solarposition.get_solarposition(
@@ -48,7 +52,9 @@ def clear_sky(scenario) -> tuple[np.ndarray, np.ndarray]:
             "ghi_w_m2": np.nan_to_num(np.asarray(cs["ghi"], dtype=float)),
             "dni_w_m2": np.nan_to_num(np.asarray(cs["dni"], dtype=float)),
             "dhi_w_m2": np.nan_to_num(np.asarray(cs["dhi"], dtype=float)),
-            "temp_air_c": scenario.outdoor_temp_c,
+            "temp_air_c": np.r_[
+                scenario.outdoor_temp_c[:day], scenario.outdoor_temp_c[: len(idx) - day]
+            ],
             "wind_speed_m_s": np.full(len(idx), 2.0),
         },
         index=idx,

@@ -1,10 +1,10 @@
 """The learned ``ExogenousForecaster`` the dispatch uses on a scenario.
 
 ``LearnedForecaster.forecast(scenario, step, horizon)`` returns P50 arrays plus P10/P90 bands
-for steps ``step .. step + horizon - 1``. Row 0 is the metered current step (as in
-``NaiveForecaster``); later rows are forecasts issued at ``step``. Models are trained only on
-rows strictly before the step at which they are (re)fitted, once per ``refit_every_h``, and
-re-issued cheaply from every new step in between.
+for steps ``step .. step + horizon - 1``, issued at the start of ``step`` from data before it
+(step itself is not measured yet, so row 0 is a one-step-ahead forecast). Models are trained
+only on rows strictly before the step at which they are (re)fitted, once per
+``refit_every_h``, and re-issued cheaply from every new step in between.
 
 - Base load per bus and at the feeder head: ``GlobalLightGBM`` over every loaded bus plus the
   feeder total (its own series, so the head gets coherent quantiles). ``load_model="hybrid"``
@@ -18,9 +18,13 @@ re-issued cheaply from every new step in between.
 - Net load per bus and at the head (``quantiles["net_load_kw"]``, ``["feeder_net_kw"]``):
   load quantile minus the opposite PV quantile, an outer bound (errors are not modelled
   jointly); the P50 is load P50 minus PV P50.
-- Weather: the scenario has no archived weather forecast, so ``SyntheticWeatherForecast``
-  degrades the realised weather with lead-growing, autocorrelated errors (seeded per issue
-  step, so runs are reproducible). Pass ``weather=None`` to use no future weather at all.
+- Weather: the scenario has no archived weather forecast. By default (``weather=None``) none
+  is used: temperature is persistence of the same time the day before, and PV is learned from
+  lags of the measured clear-sky index only, so nothing realised at or after ``step`` is read.
+  ``weather=SyntheticWeatherForecast()`` is an explicit stand-in for a numerical weather
+  forecast built from the realised weather plus lead-growing, autocorrelated errors (seeded
+  per issue step): it reads the future weather, so use it to study what a weather forecast of
+  that quality would be worth, never as an honest control evaluation.
 
 With less history than the learned model needs (8 days of lags + horizon + a week of data),
 the load part falls back to seasonal-naive (previous day) with its empirical bands, and says
@@ -40,7 +44,7 @@ from gridsync.forecast.baselines import SeasonalNaive
 from gridsync.forecast.gbm import GlobalLightGBM
 from gridsync.forecast.hybrid import HybridForecaster
 from gridsync.forecast.pv import PVCorrection, clear_sky
-from gridsync.sim.forecasts import ExogenousForecast
+from gridsync.sim.forecasts import ExogenousForecast, seasonal_source
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class LearnedForecaster:
         self.refit_every_h = refit_every_h
         self.max_lead_h = max_lead_h
         self.quantiles = quantiles
-        self.weather = SyntheticWeatherForecast(seed=seed) if weather is None else weather
+        self.weather = weather
         self.country = country
         self.seed = seed
         self.load_max_rows, self.pv_max_rows = load_max_rows, pv_max_rows
@@ -186,8 +190,10 @@ class LearnedForecaster:
             s_day,
             scenario.dt_h,
             max_lead,
-            ghi_index=self._ghi_index[lo:step],
-            ghi_fc_error=lambda o, lead: weather.row_errors(rng, lead, scenario.dt_h),
+            ghi_index=None if weather is None else self._ghi_index[lo:step],
+            ghi_fc_error=None
+            if weather is None
+            else lambda o, lead: weather.row_errors(rng, lead, scenario.dt_h),
         )
         self._lo = lo
         self._fit_step = step
@@ -200,10 +206,10 @@ class LearnedForecaster:
             )
         h = max(0, min(horizon, len(scenario.index) - step))
         max_lead = int(round(self.max_lead_h / scenario.dt_h))
-        if h - 1 > max_lead:
-            raise ValueError(
-                f"horizon: {horizon} steps exceeds max_lead_h={self.max_lead_h} h + the current step"
-            )
+        if h > max_lead:
+            raise ValueError(f"horizon: {horizon} steps exceeds max_lead_h={self.max_lead_h} h")
+        if step < 1:
+            raise ValueError(f"step: {step}; a forecast needs measured history before it")
         if id(scenario) != self._scenario_id:
             self._prepare(scenario)
         refit = int(round(self.refit_every_h / scenario.dt_h))
@@ -211,31 +217,28 @@ class LearnedForecaster:
             self._fit(scenario, step)
         n_bus = scenario.base_load_kw.shape[1]
         qs = self.quantiles
+        origin = step - 1  # the newest measured row
         load_q = np.zeros((len(qs), h, n_bus))
-        load_q[:, 0] = scenario.base_load_kw[step]
-        feeder_q = np.repeat(scenario.base_load_kw[step].sum()[None, None], len(qs), 0)
-        feeder_q = np.broadcast_to(feeder_q, (len(qs), h)).copy()
-        pv_q = np.repeat(scenario.pv_per_kwp[step][None, None], len(qs), 0)
-        pv_q = np.broadcast_to(pv_q, (len(qs), h, pv_q.shape[-1])).copy()
-        temp = np.full(h, scenario.outdoor_temp_c[step])
-        if h > 1:
-            # the learned model reads 8 days of lags; seasonal-naive its own training span
-            lags = 8 * scenario.steps_per_day + 1
-            first = max(0, step + 1 - lags) if self.mode == "lightgbm" else self._lo
-            history = self._load_frame(scenario, first, step + 1)
-            fc = self._load_model.predict(h - 1, history)
-            load_q[:, 1:, self._buses] = fc.values[:, :, :-1]
-            feeder_q[:, 1:] = fc.values[:, :, -1]
-            temp_err, ghi_err = self.weather.errors(step, h - 1, scenario.dt_h)
-            temp[1:] = scenario.outdoor_temp_c[step + 1 : step + h] + temp_err
-            ghi_fc = np.clip(self._ghi_index[step + 1 : step + h] + ghi_err, 0.0, 1.5)
-            pv_q[:, 1:] = self._pv.predict(
-                scenario.pv_per_kwp[: step + 1], self._clear, self._hour, step, h - 1, ghi_fc
-            )
+        # the learned model reads 8 days of lags; seasonal-naive its own training span
+        lags = 8 * scenario.steps_per_day + 1
+        first = max(0, step - lags) if self.mode == "lightgbm" else self._lo
+        fc = self._load_model.predict(h, self._load_frame(scenario, first, step))
+        load_q[:, :, self._buses] = fc.values[:, :, :-1]
+        feeder_q = fc.values[:, :, -1]
+        past = seasonal_source(step, h, scenario.steps_per_day)
+        if self.weather is None:
+            temp = scenario.outdoor_temp_c[past].astype(float)
+            ghi_fc = None
+        else:
+            temp_err, ghi_err = self.weather.errors(step, h, scenario.dt_h)
+            temp = scenario.outdoor_temp_c[step : step + h] + temp_err
+            ghi_fc = np.clip(self._ghi_index[step : step + h] + ghi_err, 0.0, 1.5)
+        pv_q = self._pv.predict(
+            scenario.pv_per_kwp[:step], self._clear, self._hour, origin, h, ghi_fc
+        )
         load_q = np.sort(load_q, axis=0)
         kvar_q = np.sort(load_q * self._q_slope + self._q_icpt, axis=0)
-        kvar_q[:, :, np.abs(scenario.base_load_kw[self._lo : step + 1]).sum(axis=0) == 0] = 0.0
-        kvar_q[:, 0] = scenario.base_load_kvar[step]
+        kvar_q[:, :, np.abs(scenario.base_load_kw[self._lo : step]).sum(axis=0) == 0] = 0.0
         mid = qs.index(0.5)
         band = {q: k for k, q in enumerate(qs) if q != 0.5}
         # net load per bus: load quantile minus the opposite PV quantile (outer bound, since
@@ -287,14 +290,14 @@ def feeder_summary(scenario, step: int, fc: ExogenousForecast) -> dict:
         }
         for i in range(h)
     ]
-    ahead = slice(1, h)
+    ahead = slice(0, h)  # every row is a forecast (issued before its first step)
     ape = np.abs(fq[0.5][ahead] - load_true[ahead]) / np.maximum(np.abs(load_true[ahead]), 1e-9)
     inside = (load_true[ahead] >= fq[lo][ahead]) & (load_true[ahead] <= fq[hi][ahead])
     return {
         "issued": str(scenario.index[step]),
         "rows": rows,
-        "load_mape_pct": float(100 * ape.mean()) if h > 1 else 0.0,
-        "load_coverage_pct": float(100 * inside.mean()) if h > 1 else 0.0,
+        "load_mape_pct": float(100 * ape.mean()) if h else 0.0,
+        "load_coverage_pct": float(100 * inside.mean()) if h else 0.0,
         "pv_energy_error_pct": float(
             100 * (pv_p50[ahead].sum() - pv_true[ahead].sum()) / max(pv_true[ahead].sum(), 1e-9)
         ),

@@ -30,7 +30,7 @@ def propose_plan_curtailment(ctx: GuardContext) -> ProposedAction | None:
     no action means the PV keeps producing."""
     twin, obs, sp = ctx.twin, ctx.obs, ctx.setpoints
     sc = twin.scenario
-    curtail = np.clip(np.asarray(sp.pv_curtail_kw, dtype=float), 0.0, obs.pv_available_kw)
+    curtail = np.clip(np.asarray(sp.pv_curtail_kw, dtype=float), 0.0, sc.pv_available_kw(obs.step))
     idx = np.flatnonzero(curtail > 0.05)
     if len(idx) == 0:
         return None
@@ -99,7 +99,7 @@ def propose_plan_curtailment(ctx: GuardContext) -> ProposedAction | None:
         proposed_kw=curtail[idx],
         no_action_kw=np.zeros(len(idx)),
         lower_kw=lower[idx],
-        upper_kw=np.minimum(upper[idx], obs.pv_available_kw[idx]),
+        upper_kw=np.minimum(upper[idx], sc.pv_available_kw(obs.step)[idx]),
         justification=just,
         step=obs.step,
         time_label=_when(obs),

@@ -64,7 +64,7 @@ def _forecast_overvoltage(ctx: GuardContext, p_bus_kw: np.ndarray, steps: int) -
     if fc.horizon == 0:
         return 0, float("nan")
     pv = sc.fleet.pv
-    pv_now = bus_sum(pv.bus, obs.pv_available_kw, sc.feeder.n_bus)
+    pv_now = bus_sum(pv.bus, sc.pv_available_kw(obs.step), sc.feeder.n_bus)
     flexible = p_bus_kw - sc.base_load_kw[obs.step] + pv_now
     weights = np.zeros((fc.pv_per_kwp.shape[-1], sc.feeder.n_bus))
     np.add.at(weights, (sc.pv_orientation, pv.bus), pv.peak_kw)
@@ -85,8 +85,8 @@ def propose_curtailment(ctx: GuardContext) -> ProposedAction | None:
     if not np.nanmax(before.vm_pu) > limit:
         return None
     pv = sc.fleet.pv
-    curtail_now = np.clip(sp.pv_curtail_kw, 0.0, obs.pv_available_kw)
-    spare = obs.pv_available_kw - curtail_now
+    curtail_now = np.clip(sp.pv_curtail_kw, 0.0, sc.pv_available_kw(obs.step))
+    spare = sc.pv_available_kw(obs.step) - curtail_now
     cand = np.flatnonzero((before.vm_pu[pv.bus] > limit - CANDIDATE_BAND_PU) & (spare > 0.05))
     if len(cand) == 0:
         return None
@@ -109,7 +109,7 @@ def propose_curtailment(ctx: GuardContext) -> ProposedAction | None:
     res = after(frac)
     proposed = curtail_now[cand] + frac * spare[cand]
     lower, upper = asset_bounds(sc.fleet, "pv")
-    upper = np.minimum(upper[cand], obs.pv_available_kw[cand])
+    upper = np.minimum(upper[cand], sc.pv_available_kw(obs.step)[cand])
 
     names = sc.feeder.bus_names
     worst = int(np.nanargmax(before.vm_pu))
@@ -130,8 +130,8 @@ def propose_curtailment(ctx: GuardContext) -> ProposedAction | None:
     drivers = [
         f"Twin power flow at {_when(obs)}: {n_high} buses above {limit:.2f} p.u., highest "
         f"{before.vm_pu[worst]:.3f} p.u. at {names[worst]}; PV output "
-        f"{float(obs.pv_available_kw.sum() - curtail_now.sum()):.0f} kW against "
-        f"{float(obs.base_load_kw.sum()):.0f} kW of household load; the feeder exports "
+        f"{float(sc.pv_available_kw(obs.step).sum() - curtail_now.sum()):.0f} kW against "
+        f"{float(sc.base_load_kw[obs.step].sum()):.0f} kW of household load; the feeder exports "
         f"{max(-before.p_slack_kw, 0.0):.0f} kW.",
         f"Forecast (same time yesterday, flexible load held) for the next {hold_h:g} h: a bus above "
         f"{limit:.2f} p.u. in {n_fc} of {hold} steps, highest {v_fc:.3f} p.u.",

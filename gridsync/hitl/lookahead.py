@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from gridsync.model import physics
-from gridsync.sim.controller import Observation
+from gridsync.sim.controller import Observation, observe
 from gridsync.sim.forecasts import ExogenousForecaster, NaiveForecaster
+from gridsync.sim.telemetry import Telemetry
 
 
 @dataclass
@@ -84,6 +85,7 @@ def outlook(
     temp = obs.thermal_temp_c.copy()
     dt = scenario.dt_h
     planned = np.zeros(h)
+    telemetry = obs.telemetry
     for k in range(h):
         step = step0 + k
         t = scenario.index[step]
@@ -97,29 +99,28 @@ def outlook(
         )
         done[opens] = 0.0
         pv_avail = fc.pv_per_kwp[k][scenario.pv_orientation] * f.pv.peak_kw
-        o = Observation(
-            step=step,
-            time=t,
-            dt_h=dt,
-            battery_energy_kwh=energy,
-            ev_active_session=f.ev.active_session(step),
-            ev_delivered_kwh=delivered,
-            deferrable_done_kwh=done,
-            thermal_temp_c=temp,
-            base_load_kw=fc.base_load_kw[k],
-            pv_available_kw=pv_avail,
-            outdoor_temp_c=float(fc.outdoor_temp_c[k]),
-            hvac_mode=float(scenario.hvac_mode[step]),
-            import_price_eur_per_kwh=float(scenario.tariff.import_eur_per_kwh[step]),
-            export_price_eur_per_kwh=float(scenario.tariff.export_eur_per_kwh[step]),
-            carbon_g_per_kwh=float(scenario.carbon_g_per_kwh[step]),
+        states = {
+            "battery_energy_kwh": energy,
+            "ev_delivered_kwh": delivered,
+            "deferrable_done_kwh": done,
+            "thermal_temp_c": temp,
+        }
+        o = observe(scenario, step, states, telemetry)
+        # the rolled-forward controller "measures" this forecast step next
+        telemetry = Telemetry(
+            step,
+            fc.base_load_kw[k],
+            fc.base_load_kvar[k],
+            pv_avail,
+            pv_avail,
+            float(fc.outdoor_temp_c[k]),
         )
         sp = controller.act(o)
         p_bat, energy = physics.battery_step(f.battery, energy, sp.battery_kw, dt)
         p_ev, delivered = physics.ev_step(f.ev, delivered, o.ev_active_session, sp.ev_kw, dt)
         p_dfr, done = physics.deferrable_step(d, done, hour, sp.deferrable_kw, dt)
         p_th, temp = physics.thermal_step(
-            f.thermal, temp, sp.thermal_kw, o.outdoor_temp_c, dt, o.hvac_mode
+            f.thermal, temp, sp.thermal_kw, float(fc.outdoor_temp_c[k]), dt, o.hvac_mode
         )
         curtail = np.clip(sp.pv_curtail_kw, 0.0, pv_avail).sum()
         planned[k] = p_bat.sum() + p_ev.sum() + p_dfr.sum() + p_th.sum() + curtail

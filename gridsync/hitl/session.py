@@ -324,7 +324,7 @@ class ConsoleSession:
         k["peak_import_kw"] = max(k["peak_import_kw"], imp)
         k["import_kwh"] += imp * dt
         k["export_kwh"] += exp * dt
-        k["emissions_kg"] += imp * obs.carbon_g_per_kwh * dt / 1000
+        k["emissions_kg"] += imp * self.scenario.carbon_g_per_kwh[rec.step] * dt / 1000
         with np.errstate(invalid="ignore"):
             high = rec.vm_pu > lim.voltage_max_pu
             low = rec.vm_pu < lim.voltage_min_pu

@@ -94,13 +94,26 @@ def deferrable_step(
 def hvac_mode(
     outdoor_temp_c: np.ndarray, steps_per_day: int, balance_c: float = 18.0
 ) -> np.ndarray:
-    """Season mode per step: +1 heating when the trailing 24-h mean outdoor temperature is below
-    the balance point, else -1 cooling (heat pumps do not flip mode between day and night)."""
+    """Season mode per step: +1 heating when the mean outdoor temperature of the 24 h before
+    the step is below the balance point, else -1 cooling (heat pumps do not flip mode between
+    day and night). Step t's mode depends only on temperatures before t, so a device knows it
+    at the start of the step; the first step uses its own temperature."""
     t = np.asarray(outdoor_temp_c, dtype=float)
     c = np.cumsum(np.r_[0.0, t])
-    lo = np.maximum(np.arange(1, len(t) + 1) - steps_per_day, 0)
-    mean = (c[1:] - c[lo]) / (np.arange(1, len(t) + 1) - lo)
+    end = np.maximum(np.arange(len(t)), 1)
+    lo = np.maximum(end - steps_per_day, 0)
+    mean = (c[end] - c[lo]) / (end - lo)
     return np.where(mean < balance_c, 1.0, -1.0)
+
+
+def forecast_hvac_mode(
+    past_temp_c: np.ndarray, future_temp_c: np.ndarray, steps_per_day: int, balance_c: float = 18.0
+) -> np.ndarray:
+    """Season mode over a horizon from measured past temperatures (up to the step before the
+    horizon) and forecast ones: ``hvac_mode`` of the joined series, horizon part only."""
+    past = np.asarray(past_temp_c, dtype=float)[-steps_per_day:]
+    joined = np.r_[past, np.asarray(future_temp_c, dtype=float)]
+    return hvac_mode(joined, steps_per_day, balance_c)[len(past) :]
 
 
 def thermal_step(

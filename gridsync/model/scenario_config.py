@@ -223,6 +223,17 @@ class LimitsConfig(_Strict):
     loading_max_pct: float = Field(100.0, gt=0)
 
 
+class TelemetryConfig(_Strict):
+    """How measurements reach the controller (see ``gridsync.sim.telemetry``)."""
+
+    latency_steps: int = Field(
+        0, ge=0, le=96, description="extra steps before an interval's readings arrive"
+    )
+    loss_frac: float = Field(
+        0.0, ge=0, lt=1, description="share of readings lost (the last value is held)"
+    )
+
+
 class ObjectiveConfig(_Strict):
     """Weights of the dispatch objective, all in EUR per unit named."""
 
@@ -303,6 +314,7 @@ class ScenarioConfig(_Strict):
     objective: ObjectiveConfig = ObjectiveConfig()
     accounting: AccountingConfig = AccountingConfig()
     plant: PlantConfig = PlantConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @model_validator(mode="after")
     def _plant_efficiency(self) -> ScenarioConfig:

@@ -8,13 +8,14 @@ step, and reports meter readings and asset states. Both step the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.controller import Observation, Setpoints, observe
 from gridsync.sim.scenario import Scenario
+from gridsync.sim.telemetry import measure_interval
 from gridsync.sim.twin import SteppedTwin
 
 SETPOINT_FIELDS = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
@@ -50,31 +51,20 @@ def setpoints_to_dict(sp: Setpoints) -> dict[str, list[float]]:
 
 
 def observation(scenario: Scenario, state: dict[str, Any]) -> Observation:
-    """The controller's view of step ``state["step"]`` from a twin state message."""
+    """The controller's view of step ``state["step"]`` from a twin state message: device
+    states now, grid readings of the interval before (the message's ``vm_pu``,
+    ``branch_loading_pct``, ``feeder_kw``) and that interval's load, PV and weather readings
+    (``telemetry.measure_interval``; PV as available, the message carries no curtailment)."""
     step = int(state["step"])
-    last_vm = state.get("vm_pu")
-    return Observation(
-        step=step,
-        time=scenario.index[step],
-        dt_h=scenario.dt_h,
-        battery_energy_kwh=np.asarray(state["battery_energy_kwh"], float),
-        ev_active_session=scenario.fleet.ev.active_session(step),
-        ev_delivered_kwh=np.asarray(state["ev_delivered_kwh"], float),
-        deferrable_done_kwh=np.asarray(state["deferrable_done_kwh"], float),
-        thermal_temp_c=np.asarray(state["thermal_temp_c"], float),
-        base_load_kw=scenario.base_load_kw[step],
-        pv_available_kw=scenario.pv_available_kw(step),
-        outdoor_temp_c=float(scenario.outdoor_temp_c[step]),
-        hvac_mode=float(scenario.hvac_mode[step]),
-        import_price_eur_per_kwh=float(scenario.tariff.import_eur_per_kwh[step]),
-        export_price_eur_per_kwh=float(scenario.tariff.export_eur_per_kwh[step]),
-        carbon_g_per_kwh=float(scenario.carbon_g_per_kwh[step]),
-        last_vm_pu=None if last_vm is None else np.asarray(last_vm, float),
-        last_branch_loading_pct=None
-        if state.get("branch_loading_pct") is None
-        else np.asarray(state["branch_loading_pct"], float),
-        last_feeder_kw=state.get("feeder_kw"),
+    tel = measure_interval(scenario, step - 1)
+    as_array = lambda key: None if state.get(key) is None else np.asarray(state[key], float)  # noqa: E731
+    tel = replace(
+        tel,
+        vm_pu=as_array("vm_pu"),
+        branch_loading_pct=as_array("branch_loading_pct"),
+        feeder_kw=state.get("feeder_kw"),
     )
+    return observe(scenario, step, state, tel)
 
 
 @dataclass

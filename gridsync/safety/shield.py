@@ -5,8 +5,11 @@ Checks, in order:
 1. asset limits (power ratings, V2G capability, plugged-in cars, appliance windows),
 2. state-of-charge bounds (battery SoC window, EV headroom and V2G floor, appliance energy),
 3. ramp rates (change per step relative to the previous dispatched setpoint),
-4. an AC power flow of the resulting step on the twin: bus voltages inside the band
+4. an AC power flow of the resulting step: bus voltages inside the band
    (``scenario.config.limits`` minus a margin) and line/transformer loading below the limit.
+   The step's load and PV are not measured yet, so the flow runs on what the shield can
+   know: the setpoints plus an estimate of the step made from the last measured interval
+   (``sim.forecasts.nowcast`` unless the caller passes its own ``StepEstimate``).
 
 A grid violation is corrected greedily by sensitivity: the buses whose consumption moves the
 violated quantity most are changed first, within each asset's bounds, in order of cost
@@ -27,6 +30,7 @@ from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.model import physics
 from gridsync.safety.sensitivity import GridSensitivity
 from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.forecasts import StepEstimate, nowcast
 
 KINDS = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
 STATUSES = ("pass", "clipped", "corrected", "unresolved")
@@ -39,10 +43,20 @@ LOWER_ORDER = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail
 @dataclass(frozen=True)
 class ShieldConfig:
     """Margins and limits. Ramps are fractions of each asset's rating per step (1.0 = the
-    full rating may be added or removed in one step; 2.0 = no ramp limit for batteries)."""
+    full rating may be added or removed in one step; 2.0 = no ramp limit for batteries).
+
+    The shield predicts a step it has not measured, so it learns how wrong it is: every step it
+    compares the voltages and loadings it predicted for the newest measured interval with the
+    measured ones, and widens each margin by the ``error_quantile`` of its under-predictions
+    over the last ``error_window_steps`` checks (at most ``max_learned_margin_pu`` / ``_pct``).
+    """
 
     voltage_margin_pu: float = 0.002
     loading_margin_pct: float = 1.0
+    error_quantile: float = 1.0
+    error_window_steps: int = 96
+    max_learned_margin_pu: float = 0.02
+    max_learned_margin_pct: float = 20.0
     ramp_frac_per_step: float = 1.0
     max_corrections: int = 8
     overshoot: float = 1.15
@@ -139,10 +153,10 @@ class SafetyShield:
         self.pf = scenario.powerflow()
         self.sens = GridSensitivity(self.pf)
         lim = scenario.config.limits
-        cfg = self.config
-        self.v_hi = lim.voltage_max_pu - cfg.voltage_margin_pu
-        self.v_lo = lim.voltage_min_pu + cfg.voltage_margin_pu
-        self.loading_hi = lim.loading_max_pct - cfg.loading_margin_pct
+        self._limits = (lim.voltage_max_pu, lim.voltage_min_pu, lim.loading_max_pct)
+        self._predicted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._errors: list[tuple[float, float, float]] = []
+        self._set_margins(0.0, 0.0, 0.0)
         self.n_bus = scenario.feeder.n_bus
         self.slack = scenario.feeder.slack_pos
         f = self.fleet
@@ -163,12 +177,45 @@ class SafetyShield:
         }
         self._v = None
 
+    def _set_margins(self, hi_pu: float, lo_pu: float, load_pct: float) -> None:
+        cfg = self.config
+        v_max, v_min, load_max = self._limits
+        self.v_hi = v_max - cfg.voltage_margin_pu - hi_pu
+        self.v_lo = v_min + cfg.voltage_margin_pu + lo_pu
+        self.loading_hi = load_max - cfg.loading_margin_pct - load_pct
+
+    def _learn(self, obs: Observation) -> None:
+        """Compare the prediction for the newest measured interval with its measurement and
+        set the margins from the recent under-predictions (see ``ShieldConfig``)."""
+        tel, cfg = obs.telemetry, self.config
+        pred = self._predicted.pop(tel.step, None)
+        for s in [s for s in self._predicted if s < tel.step]:
+            del self._predicted[s]
+        if pred is None or tel.vm_pu is None or not tel.fresh_grid:
+            return
+        vm, loading = pred
+        with np.errstate(invalid="ignore"):
+            self._errors.append(
+                (
+                    float(np.nanmax(tel.vm_pu - vm)),
+                    float(np.nanmax(vm - tel.vm_pu)),
+                    float(np.nanmax(tel.branch_loading_pct - loading)),
+                )
+            )
+        self._errors = self._errors[-cfg.error_window_steps :]
+        q = np.quantile(np.maximum(np.array(self._errors), 0.0), cfg.error_quantile, axis=0)
+        self._set_margins(
+            min(q[0], cfg.max_learned_margin_pu),
+            min(q[1], cfg.max_learned_margin_pu),
+            min(q[2], cfg.max_learned_margin_pct),
+        )
+
     def _sizes(self) -> tuple[int, ...]:
         f = self.fleet
         return (len(f.battery), len(f.ev), len(f.deferrable), len(f.thermal), len(f.pv))
 
     def _physical_bounds(
-        self, obs: Observation
+        self, obs: Observation, est: StepEstimate
     ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """(lo, hi, rating_lo, rating_hi) per kind: state-aware bounds and pure rating bounds."""
         f, dt = self.fleet, obs.dt_h
@@ -209,7 +256,7 @@ class SafetyShield:
         )
         th = f.thermal
         out["thermal_kw"] = (np.zeros(len(th)), th.max_power_kw, np.zeros(len(th)), th.max_power_kw)
-        pv_avail = obs.pv_available_kw
+        pv_avail = est.pv_available_kw
         out["pv_curtail_kw"] = (
             np.zeros(len(pv_avail)),
             pv_avail,
@@ -230,26 +277,31 @@ class SafetyShield:
             out[k] = (lo, hi)
         return out
 
-    def _bus_consumption(self, obs: Observation, sp: dict[str, np.ndarray]) -> np.ndarray:
-        p = obs.base_load_kw - np.bincount(self.fleet.pv.bus, obs.pv_available_kw, self.n_bus)
+    def _bus_consumption(self, est: StepEstimate, sp: dict[str, np.ndarray]) -> np.ndarray:
+        p = est.base_load_kw - np.bincount(self.fleet.pv.bus, est.pv_available_kw, self.n_bus)
         for k in KINDS:
             # every kind adds to consumption, curtailment included (it removes PV output)
             p = p + np.bincount(self._bus[k], sp[k], self.n_bus)
         return p
 
-    def _flow(self, obs: Observation, sp: dict[str, np.ndarray]):
-        q = self.scenario.base_load_kvar[obs.step]
+    def _flow(self, est: StepEstimate, sp: dict[str, np.ndarray]):
+        q = est.base_load_kvar
         try:
-            res, v = self.pf.solve(self._bus_consumption(obs, sp), q, v0=self._v)
+            res, v = self.pf.solve(self._bus_consumption(est, sp), q, v0=self._v)
         except PowerFlowNotConverged:
-            res, v = self.pf.solve(self._bus_consumption(obs, sp), q)
+            res, v = self.pf.solve(self._bus_consumption(est, sp), q)
         self._v = v
         return res, v
 
-    def project(self, obs: Observation, setpoints: Setpoints) -> tuple[Setpoints, ShieldDecision]:
-        """Return the nearest safe setpoints found and the decision (what changed and why)."""
+    def project(
+        self, obs: Observation, setpoints: Setpoints, estimate: StepEstimate | None = None
+    ) -> tuple[Setpoints, ShieldDecision]:
+        """Return the nearest safe setpoints found and the decision (what changed and why),
+        judged on ``estimate`` of the step (default ``nowcast`` of the last telemetry)."""
+        est = nowcast(self.scenario, obs) if estimate is None else estimate
+        self._learn(obs)
         requested = {k: np.asarray(getattr(setpoints, k), dtype=float) for k in KINDS}
-        phys = self._physical_bounds(obs)
+        phys = self._physical_bounds(obs, est)
         bounds = self._bounds(obs, phys)
         sp, blocks = {}, []
         tol = 1e-9
@@ -267,7 +319,7 @@ class SafetyShield:
                     np.where((rq > p_hi + tol) | (rq < p_lo - tol), "soc_bound", "ramp"),
                 )
                 blocks.append(_ChangeBlock(k, changed, rq, sp[k][changed], reason))
-        res, v = self._flow(obs, sp)
+        res, v = self._flow(est, sp)
         decision = ShieldDecision(
             step=obs.step,
             status="pass",
@@ -283,7 +335,7 @@ class SafetyShield:
             if not self._correct(violation, v, sp, bounds):
                 break
             grid_reason = grid_reason or violation[0]
-            res, v = self._flow(obs, sp)
+            res, v = self._flow(est, sp)
         unresolved = self._worst_violation(res) is not None
         if grid_reason is not None:
             blocks.extend(self._grid_changes(requested, sp, blocks, grid_reason))
@@ -300,6 +352,7 @@ class SafetyShield:
             decision.status = "clipped" if blocks else "pass"
         for k in KINDS:
             self._prev[k] = sp[k]
+        self._predicted[obs.step] = (res.vm_pu.copy(), res.branch_loading_pct.copy())
         return Setpoints(**sp), decision
 
     def _worst_violation(self, res) -> tuple[str, int, float] | None:

@@ -15,9 +15,10 @@ import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.model import physics
-from gridsync.sim.controller import Observation, Setpoints
+from gridsync.sim.controller import Observation, Setpoints, observe
 from gridsync.sim.plant import CommandDelay
 from gridsync.sim.scenario import Scenario
+from gridsync.sim.telemetry import TelemetryLink
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ class SteppedTwin:
         self.fleet = scenario.fleet if self.plant is None else self.plant.fleet
         latency = 0 if self.plant is None else self.plant.config.command_latency_steps
         self._delay = CommandDelay(latency)
-        self._meter_held: dict[str, np.ndarray] = {}
         self._deferrable_day: tuple[int, object] = (-1, None)
         f = self.fleet
         self.energy_kwh = f.battery.capacity_kwh * f.battery.soc_initial_frac
@@ -86,6 +86,7 @@ class SteppedTwin:
         self.temp_c = f.thermal.initial_temp_c.astype(float).copy()
         self._v = None
         self.last: StepRecord | None = None
+        self.telemetry = TelemetryLink(scenario)
 
     @property
     def finished(self) -> bool:
@@ -100,14 +101,6 @@ class SteppedTwin:
             return self.scenario.pv_available_kw(step)
         return self.plant.pv_available_kw(step)
 
-    def _meter(self, values: np.ndarray, step: int, stream: str) -> np.ndarray:
-        """``values`` as the meters report them (noise, lost readings hold the last one)."""
-        if self.plant is None:
-            return values
-        read = self.plant.corrupt_meter(values, step, stream, self._meter_held.get(stream))
-        self._meter_held[stream] = read
-        return read
-
     def _battery_energy_seen_kwh(self) -> np.ndarray:
         """The batteries' state of charge times the model's capacity: what a controller that
         reads the BMS's SoC and knows the datasheet capacity computes."""
@@ -115,33 +108,27 @@ class SteppedTwin:
             return self.energy_kwh
         return self.energy_kwh * self.plant.battery_energy_scale
 
-    def observe(self) -> Observation:
-        """The controller's view at the current step (deferrable windows opening reset jobs)."""
-        sc, dfr, step = self.scenario, self.scenario.fleet.deferrable, self.step
-        hour = self.hour(step)
+    def _open_windows(self) -> None:
+        """Deferrable windows opening at the current step start a new job."""
+        sc, dfr = self.scenario, self.scenario.fleet.deferrable
+        hour = self.hour(self.step)
         opens = _in_window(dfr, hour) & ~_in_window(dfr, hour - sc.dt_h)
         self.done_kwh[opens] = 0.0
-        last = self.last
-        return Observation(
-            step=step,
-            time=sc.index[step],
-            dt_h=sc.dt_h,
-            battery_energy_kwh=self._battery_energy_seen_kwh(),
-            ev_active_session=self.fleet.ev.active_session(step),
-            ev_delivered_kwh=self.delivered_kwh,
-            deferrable_done_kwh=self.done_kwh,
-            thermal_temp_c=self.temp_c,
-            base_load_kw=self._meter(sc.base_load_kw[step], step, "base_load"),
-            pv_available_kw=self._meter(self._pv_true_kw(step), step, "pv"),
-            outdoor_temp_c=float(sc.outdoor_temp_c[step]),
-            hvac_mode=float(sc.hvac_mode[step]),
-            import_price_eur_per_kwh=float(sc.tariff.import_eur_per_kwh[step]),
-            export_price_eur_per_kwh=float(sc.tariff.export_eur_per_kwh[step]),
-            carbon_g_per_kwh=float(sc.carbon_g_per_kwh[step]),
-            last_vm_pu=None if last is None else last.vm_pu,
-            last_branch_loading_pct=None if last is None else last.branch_loading_pct,
-            last_feeder_kw=None if last is None else last.feeder_kw,
-        )
+
+    def observe(self) -> Observation:
+        """The controller's view at the current step: device states now (which car is really
+        plugged in, with its declared session), telemetry of the newest interval it can have
+        received, the published tariff (see ``Observation``)."""
+        self._open_windows()
+        states = {
+            "battery_energy_kwh": self._battery_energy_seen_kwh(),
+            "ev_delivered_kwh": self.delivered_kwh,
+            "deferrable_done_kwh": self.done_kwh,
+            "thermal_temp_c": self.temp_c,
+        }
+        active = self.fleet.ev.active_session(self.step)
+        tel = self.telemetry.latest(self.step)
+        return observe(self.scenario, self.step, states, tel, active)
 
     def deferrable_fleet(self, step: int):
         """The appliances as they really are on ``step``'s day (no-show jobs need 0 kWh)."""
@@ -243,6 +230,7 @@ class SteppedTwin:
             unmet_deferrable_kwh=unmet_dfr,
             pf_failed=failed,
         )
+        self.telemetry.record(self.last)
         self.step += 1
         if self.loop and self.finished:
             self.step = sc.start_step

@@ -12,34 +12,39 @@ from gridsync.dispatch.rules import UncontrolledController
 from gridsync.model import physics
 from gridsync.model.assets import DeferrableFleet, ThermalFleet
 from gridsync.sim.controller import Observation
-from gridsync.sim.forecasts import PerfectForecaster
+from gridsync.sim.controller import observe as sim_observe
+from gridsync.sim.forecasts import PerfectForecaster, StepEstimate
 from gridsync.sim.kpi import compute_kpis
 from gridsync.sim.simulator import simulate
+from gridsync.sim.telemetry import measure_interval
 from tests.dispatch.conftest import battery, empty_fleet, ev, tiny_scenario
 
 TWO_PRICE = [0.1] * 4 + [0.3] * 4
 
 
 def observe(s, step=0, **state) -> Observation:
+    """An observation at ``step``; its telemetry is interval ``step - 1`` (or, at the index's
+    first step of these tiny scenarios, the step's own values labelled as the interval before)."""
     f = s.fleet
-    return Observation(
-        step=step,
-        time=s.index[step],
-        dt_h=s.dt_h,
-        battery_energy_kwh=state.get(
+    states = {
+        "battery_energy_kwh": state.get(
             "battery_energy_kwh", f.battery.capacity_kwh * f.battery.soc_initial_frac
         ),
-        ev_active_session=f.ev.active_session(step),
-        ev_delivered_kwh=state.get("ev_delivered_kwh", np.zeros(len(f.ev.sessions))),
-        deferrable_done_kwh=np.zeros(len(f.deferrable)),
-        thermal_temp_c=state.get("thermal_temp_c", f.thermal.initial_temp_c.astype(float)),
-        base_load_kw=s.base_load_kw[step],
-        pv_available_kw=s.pv_available_kw(step),
-        outdoor_temp_c=float(s.outdoor_temp_c[step]),
-        hvac_mode=float(s.hvac_mode[step]),
-        import_price_eur_per_kwh=float(s.tariff.import_eur_per_kwh[step]),
-        export_price_eur_per_kwh=float(s.tariff.export_eur_per_kwh[step]),
-        carbon_g_per_kwh=0.0,
+        "ev_delivered_kwh": state.get("ev_delivered_kwh", np.zeros(len(f.ev.sessions))),
+        "deferrable_done_kwh": np.zeros(len(f.deferrable)),
+        "thermal_temp_c": state.get("thermal_temp_c", f.thermal.initial_temp_c.astype(float)),
+    }
+    tel = dataclasses.replace(measure_interval(s, max(step - 1, 0)), step=step - 1)
+    return sim_observe(s, step, states, tel)
+
+
+def exact(s, step=0) -> StepEstimate:
+    """The step's true load, PV and weather as an estimate (for logic tests)."""
+    return StepEstimate(
+        s.base_load_kw[step],
+        s.base_load_kvar[step],
+        s.pv_available_kw(step),
+        s.outdoor_temp_c[step],
     )
 
 

@@ -16,7 +16,7 @@ from gridsync.sim.forecasts import ExogenousForecast, PerfectForecaster
 from gridsync.sim.kpi import compute_kpis
 from gridsync.sim.simulator import simulate
 from tests.dispatch.conftest import battery, empty_fleet, ev, tiny_scenario
-from tests.dispatch.test_mpc_cases import observe
+from tests.dispatch.test_mpc_cases import exact, observe
 
 FLAT = [0.2] * 8
 
@@ -41,7 +41,7 @@ def test_load_above_forecast_is_discharged_from_the_battery():
     obs = observe(s, battery_energy_kwh=np.array([5.0]))
     # the plan assumed 3 kW of inflexible load and 1 kW of charging: 4 kW at the feeder
     target = PlanTarget(feeder_kw=4.0, inflexible_kw=3.0, peak_kw=100.0)
-    sp, corr = rebalance(fleet, obs, setpoints(fleet, 1.0), target)
+    sp, corr = rebalance(fleet, obs, setpoints(fleet, 1.0), target, exact(s))
     assert corr.deviation_kw == pytest.approx(2.0)
     assert sp.battery_kw[0] == pytest.approx(1.0 - 2.0)
     assert corr.expected_feeder_kw == pytest.approx(4.0)
@@ -51,9 +51,9 @@ def test_load_below_forecast_charges_the_battery_and_half_gain_absorbs_half():
     fleet, s = one_battery()
     obs = observe(s, battery_energy_kwh=np.array([5.0]))
     target = PlanTarget(feeder_kw=8.0, inflexible_kw=8.0, peak_kw=100.0)  # 3 kW less load
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), target)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, exact(s))
     assert sp.battery_kw[0] == pytest.approx(3.0)
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, track_gain=0.5)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, exact(s), track_gain=0.5)
     assert sp.battery_kw[0] == pytest.approx(1.5)
 
 
@@ -61,16 +61,16 @@ def test_correction_stops_at_the_power_rating_and_the_soc_window():
     fleet, s = one_battery(power_kw=5.0)
     target = PlanTarget(feeder_kw=0.0, inflexible_kw=-5.0, peak_kw=100.0)  # 10 kW more load
     full = observe(s, battery_energy_kwh=np.array([10.0]))
-    sp, corr = rebalance(fleet, full, setpoints(fleet), target)
+    sp, corr = rebalance(fleet, full, setpoints(fleet), target, exact(s))
     assert sp.battery_kw[0] == pytest.approx(-5.0)  # rating
     assert corr.expected_feeder_kw == pytest.approx(5.0)
     # 0.5 kWh left: at most 2 kW over a 15-min step
     low = observe(s, battery_energy_kwh=np.array([0.5]))
-    sp, _ = rebalance(fleet, low, setpoints(fleet), target)
+    sp, _ = rebalance(fleet, low, setpoints(fleet), target, exact(s))
     assert sp.battery_kw[0] == pytest.approx(-2.0)
     # a full battery cannot take a PV surplus
     surplus = PlanTarget(feeder_kw=0.0, inflexible_kw=9.0, peak_kw=100.0)
-    sp, _ = rebalance(fleet, full, setpoints(fleet), surplus)
+    sp, _ = rebalance(fleet, full, setpoints(fleet), surplus, exact(s))
     assert sp.battery_kw[0] == pytest.approx(0.0)
 
 
@@ -78,14 +78,14 @@ def test_without_tracking_only_import_above_the_peak_target_is_shaved():
     fleet, s = one_battery()
     obs = observe(s, battery_energy_kwh=np.array([5.0]))
     below = PlanTarget(feeder_kw=2.0, inflexible_kw=2.0, peak_kw=8.0)  # 5 kW actual -> 5 < 8
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), below, track_gain=0.0)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), below, exact(s), track_gain=0.0)
     assert sp.battery_kw[0] == pytest.approx(0.0)
     above = PlanTarget(feeder_kw=2.0, inflexible_kw=2.0, peak_kw=3.5)  # 5 kW actual -> 1.5 over
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), above, track_gain=0.0)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), above, exact(s), track_gain=0.0)
     assert sp.battery_kw[0] == pytest.approx(-1.5)
     # tracking a load drop never charges above the peak target
     drop = PlanTarget(feeder_kw=3.0, inflexible_kw=8.0, peak_kw=1.0)  # 3 kW less: 0 kW import
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), drop)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), drop, exact(s))
     assert sp.battery_kw[0] == pytest.approx(1.0)
 
 
@@ -99,7 +99,9 @@ def test_ev_charging_is_slowed_for_the_peak_only_as_far_as_the_deadline_allows()
         obs = observe(s)
         assert ev_floor_kw(fleet, obs, later_share=1.0)[0] == pytest.approx(floor)
         target = PlanTarget(feeder_kw=12.0, inflexible_kw=5.0, peak_kw=6.0)
-        sp, corr = rebalance(fleet, obs, setpoints(fleet, ev_kw=7.0), target, later_share=1.0)
+        sp, corr = rebalance(
+            fleet, obs, setpoints(fleet, ev_kw=7.0), target, exact(s), later_share=1.0
+        )
         assert sp.ev_kw[0] == pytest.approx(max(floor, 1.0))
         assert corr.flex_delta_kw == pytest.approx(max(floor, 1.0) - 7.0)
 
@@ -199,9 +201,9 @@ def test_comfort_guard_cools_a_building_back_to_the_band_edge_and_balances_it():
     s = dataclasses.replace(s, outdoor_temp_c=np.full(8, 32.0), hvac_mode=-np.ones(8))
     obs = observe(s, battery_energy_kwh=np.array([5.0]))
     target = PlanTarget(feeder_kw=0.0, inflexible_kw=0.0, peak_kw=100.0)
-    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, comfort_guard=False)
+    sp, _ = rebalance(fleet, obs, setpoints(fleet), target, exact(s), comfort_guard=False)
     assert sp.thermal_kw[0] == 0.0
-    sp, corr = rebalance(fleet, obs, setpoints(fleet), target, comfort_guard=True)
+    sp, corr = rebalance(fleet, obs, setpoints(fleet), target, exact(s), comfort_guard=True)
     p = sp.thermal_kw[0]
     assert 0.0 < p < 5.0
     # the RC step with this power ends exactly on the band's upper edge

@@ -149,7 +149,7 @@ def test_plan_curtailment_is_gated_with_the_plans_binding_constraints(noon):
 
     sc, twin, obs, sp, nat = noon
     sp.pv_curtail_kw = np.zeros(len(sc.fleet.pv))
-    systems = np.flatnonzero(obs.pv_available_kw > 1.0)[:3]
+    systems = np.flatnonzero(sc.pv_available_kw(obs.step) > 1.0)[:3]
     sp.pv_curtail_kw[systems] = 1.0
     plan = type("Plan", (), {})()
     plan.status, plan.reason, plan.objective_eur = "optimal", "", 12.5

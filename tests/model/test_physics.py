@@ -142,3 +142,16 @@ def test_hvac_mode_follows_daily_mean_not_night_dips():
     hot_days = np.tile(np.r_[np.full(12, 19.0), np.full(12, 30.0)], 3)
     assert np.all(physics.hvac_mode(hot_days, 24)[24:] == -1.0)
     assert np.all(physics.hvac_mode(np.full(48, 5.0), 24) == 1.0)
+
+
+def test_hvac_mode_is_known_at_the_start_of_the_step():
+    """Step t's season mode depends only on temperatures before t (a device sets it from what
+    it has measured), and the horizon's modes follow from past plus forecast temperatures."""
+    temps = np.r_[np.full(24, 10.0), np.full(24, 30.0)]
+    mode = physics.hvac_mode(temps, 24)
+    changed = temps.copy()
+    changed[30:] = -40.0
+    assert np.array_equal(physics.hvac_mode(changed, 24)[:31], mode[:31])
+    assert mode[24] == 1.0  # the 24 h before step 24 were all 10 degC: still heating
+    future = physics.forecast_hvac_mode(temps[:24], temps[24:], 24)
+    assert np.array_equal(future, mode[24:])
