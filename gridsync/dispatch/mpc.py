@@ -73,6 +73,9 @@ class MPCConfig:
     ``error_decay_per_step``: the last measured forecast error of load, PV and temperature is
     carried into this step's estimate and into every re-plan, damped by this factor per step
     (``dispatch.nowcast``; 0 = use the forecasts as issued);
+    ``peak_margin_quantile``: the per-step correction holds the expected import this far below
+    the peak target, the quantile of how much the measured import exceeded the expected one
+    over the last day (None: no margin);
     ``ac_correct``: check the executed setpoints with an AC power flow of the step and correct
     voltage/loading violations by sensitivity (``safety.shield``, no ramp limits).
     ``known_future_sessions`` lets the optimizer see EV sessions before the car arrives
@@ -107,6 +110,7 @@ class MPCConfig:
     comfort_guard: bool = True
     battery_reserve_frac: float = 0.0
     error_decay_per_step: float = 0.9
+    peak_margin_quantile: float | None = 0.95
     ac_correct: bool = True
     settle_at_window_end: bool = True
     min_network_passes: int = 1
@@ -212,6 +216,8 @@ class MPCController:
         self._solved_at = -(10**9)
         self.solve_log = []
         self.corrections = []
+        self._expected_kw: dict[int, float] = {}
+        self._import_err_kw: list[float] = []
         self.shield = None
         if cfg.ac_correct:
             self.shield = SafetyShield(ShieldConfig(ramp_frac_per_step=2.0))
@@ -219,9 +225,25 @@ class MPCController:
 
     # -- stepping -------------------------------------------------------------------------
 
+    def _peak_margin_kw(self, obs: Observation) -> float:
+        """How far below the peak target to hold the expected import (see ``MPCConfig``)."""
+        q = self.config.peak_margin_quantile
+        tel = obs.telemetry
+        expected = self._expected_kw.pop(tel.step, None)
+        for s in [s for s in self._expected_kw if s < tel.step]:
+            del self._expected_kw[s]
+        if expected is not None and tel.feeder_kw is not None and tel.fresh_grid:
+            self._import_err_kw = (self._import_err_kw + [tel.feeder_kw - expected])[
+                -self.scenario.steps_per_day :
+            ]
+        if q is None or not self._import_err_kw:
+            return 0.0
+        return max(float(np.quantile(self._import_err_kw, q)), 0.0)
+
     def act(self, obs: Observation) -> Setpoints:
         if obs.last_feeder_kw is not None:
             self.peak_kw = max(self.peak_kw, float(obs.last_feeder_kw))
+        margin_kw = self._peak_margin_kw(obs)
         due = obs.step - self._solved_at >= self.config.resolve_every
         current = self.last_plan
         if due or current is None or not current.covers(obs.step):
@@ -232,7 +254,7 @@ class MPCController:
         est = self.estimate(obs)
         if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
             planned = np.r_[current.feeder_kw, current.peak_kw]
-            peak = max(self.peak_kw, float(np.nanmax(planned)))
+            peak = max(self.peak_kw, float(np.nanmax(planned))) - margin_kw
             target = PlanTarget(float(current.feeder_kw[k]), float(current.inflexible_kw[k]), peak)
             cfg = self.config
             sp, corr = rebalance(
@@ -247,6 +269,7 @@ class MPCController:
                 self._worth_discharging(obs),
             )
             self.corrections.append(corr)
+            self._expected_kw[obs.step] = corr.expected_feeder_kw
         if self.shield is not None:
             sp, _ = self.shield.project(obs, sp, est)
         return sp

@@ -47,31 +47,44 @@ class ErrorPersistence:
             del self._rows[s]
 
     def _error(self, obs: Observation):
-        """(load, kvar, PV ratio, temperature) error at the newest measured interval, or None."""
+        """(load, kvar, PV ratio, PV kW, temperature) error at the newest measured interval, or
+        None. PV errors are relative where the forecast was large enough, else additive."""
         tel = obs.telemetry
         row = self._rows.get(tel.step)
         if row is None:
             return None
         load, kvar, pv, temp = row
+        relative = pv > PV_MIN_KW
         ratio = np.where(
-            pv > PV_MIN_KW,
+            relative,
             np.clip(tel.pv_available_kw / np.maximum(pv, PV_MIN_KW), 0.0, PV_RATIO_MAX),
             1.0,
         )
-        return tel.base_load_kw - load, tel.base_load_kvar - kvar, ratio, tel.outdoor_temp_c - temp
+        e_pv = np.where(relative, 0.0, tel.pv_available_kw - pv)
+        return (
+            tel.base_load_kw - load,
+            tel.base_load_kvar - kvar,
+            ratio,
+            e_pv,
+            tel.outdoor_temp_c - temp,
+        )
 
     def estimate(self, obs: Observation) -> StepEstimate | None:
-        """This step's load, PV and weather: its forecast plus the damped last error."""
-        row, err = self._rows.get(obs.step), self._error(obs)
-        if row is None or err is None:
+        """This step's load, PV and weather: its latest forecast plus the damped last error
+        (the forecast alone before any error was measured; None without a forecast)."""
+        row = self._rows.get(obs.step)
+        if row is None:
             return None
-        w = self.decay ** (obs.step - obs.telemetry.step)
         load, kvar, pv, temp = row
-        e_load, e_kvar, ratio, e_temp = err
+        err = self._error(obs)
+        if err is None:
+            return StepEstimate(load, kvar, pv, temp)
+        w = self.decay ** (obs.step - obs.telemetry.step)
+        e_load, e_kvar, ratio, e_pv, e_temp = err
         return StepEstimate(
             base_load_kw=load + w * e_load,
             base_load_kvar=kvar + w * e_kvar,
-            pv_available_kw=pv * (1.0 + w * (ratio - 1.0)),
+            pv_available_kw=np.maximum(pv * (1.0 + w * (ratio - 1.0)) + w * e_pv, 0.0),
             outdoor_temp_c=temp + w * e_temp,
         )
 
@@ -80,11 +93,13 @@ class ErrorPersistence:
         err = self._error(obs)
         if err is None:
             return
-        e_load, e_kvar, ratio, e_temp = err
+        e_load, e_kvar, ratio, e_pv, e_temp = err
         total = int(hd.block_steps.sum())
         w = self.decay ** (hd.step0 + np.arange(total) - obs.telemetry.step)
         pv_old = hd.pv_available_kw
-        pv_new = pv_old * block_mean(1.0 + w[:, None] * (ratio - 1.0)[None, :], hd.block_steps)
+        scale = block_mean(1.0 + w[:, None] * (ratio - 1.0)[None, :], hd.block_steps)
+        shift = block_mean(w[:, None] * e_pv[None, :], hd.block_steps)
+        pv_new = np.maximum(pv_old * scale + shift, 0.0)
         hd.pv_available_kw = pv_new
         hd.inflexible_kw = (
             hd.inflexible_kw

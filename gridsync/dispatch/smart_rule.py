@@ -69,10 +69,11 @@ class SmartRuleController(_RuleBase):
         return self._last_net_kw
 
     def _remember(self, obs: Observation) -> None:
-        """Keep this interval's meter readings: they are known once the interval ends (t+1)."""
-        pv = np.bincount(self.fleet.pv.bus, weights=obs.pv_available_kw, minlength=self.n_bus)
-        self._last_net_kw = np.asarray(obs.base_load_kw, float) - pv
-        self._last_pv_kw = np.asarray(obs.pv_available_kw, float).copy()
+        """The newest measured interval's meter readings (``obs.telemetry``, t-1)."""
+        tel = obs.telemetry
+        pv = np.bincount(self.fleet.pv.bus, weights=tel.pv_available_kw, minlength=self.n_bus)
+        self._last_net_kw = np.asarray(tel.base_load_kw, float) - pv
+        self._last_pv_kw = np.asarray(tel.pv_available_kw, float).copy()
 
     def _grid_state(self, obs: Observation) -> tuple[bool, bool]:
         """(import congestion, over-voltage risk) from the last measured interval."""
@@ -144,7 +145,7 @@ class SmartRuleController(_RuleBase):
         temp = obs.thermal_temp_c
         step_c = self.recovery_c_per_h * obs.dt_h
         target = temp + sign * np.minimum(sign * (target - temp), step_c)
-        p = thermostat_kw(th, temp, target, obs)
+        p = thermostat_kw(th, temp, target, obs, obs.telemetry.outdoor_temp_c)
         return np.minimum(p, self.dim_kw) if congested else p
 
     def _deferrable_kw(self, obs: Observation) -> np.ndarray:
@@ -156,6 +157,7 @@ class SmartRuleController(_RuleBase):
         return np.where(forced | surplus | cheap, d.power_kw, 0.0)
 
     def act(self, obs: Observation) -> Setpoints:
+        self._remember(obs)
         congested, high_voltage = self._grid_state(obs)
         pv = self.fleet.pv
         setpoints = Setpoints(
@@ -165,5 +167,4 @@ class SmartRuleController(_RuleBase):
             thermal_kw=self._thermal_kw(obs, congested),
             pv_curtail_kw=np.maximum(self._last_pv_kw - self.pv_limit_frac * pv.peak_kw, 0.0),
         )
-        self._remember(obs)
         return setpoints

@@ -111,8 +111,8 @@ class TelemetryLink:
 
     Keeps the twin's last ``latency_steps + 1`` records; ``latest(step)`` returns readings of
     interval ``step - 1 - latency_steps`` after loss. Scenarios built by ``load_scenario`` carry
-    history before the window; only an index without any (hand-built test cases) lets the
-    first step's values stand in for the interval before it.
+    history before the window; for an index without any (hand-built test cases) the readings
+    before it are zero load and PV and the first temperature.
     """
 
     def __init__(self, scenario) -> None:
@@ -138,9 +138,18 @@ class TelemetryLink:
         if prev is not None and prev.step == measured:
             return prev
         if measured < 0:
-            # a scenario without history (hand-built test cases): its first step's values
-            # stand in for the interval before it
-            reading = replace(measure_interval(self.scenario, 0), step=measured)
+            # an index without history (hand-built test cases): nothing was metered; only the
+            # thermometer's reading at the start instant is known
+            first = measure_interval(self.scenario, 0)
+            zero = lambda a: np.zeros_like(a)  # noqa: E731
+            reading = Telemetry(
+                measured,
+                zero(first.base_load_kw),
+                zero(first.base_load_kvar),
+                zero(first.pv_kw),
+                zero(first.pv_available_kw),
+                first.outdoor_temp_c,
+            )
         else:
             reading = measure_interval(self.scenario, measured, self._records.get(measured))
         self._received = receive(self._metered(reading, prev), prev, self.loss_frac, self.seed)

@@ -163,9 +163,9 @@ def test_meter_noise_and_dropouts(scenario_1day):
     assert not np.array_equal(read, s.plant.corrupt_meter(values, 5, "y", held))
     # in the twin: the controller sees the true load through the meter, not the load itself
     twin = SteppedTwin(s)
-    obs = twin.observe()
-    true = s.base_load_kw[obs.step]
-    rel = obs.base_load_kw[true > 0] / true[true > 0] - 1.0
+    tel = twin.observe().telemetry
+    true = s.base_load_kw[tel.step]
+    rel = tel.base_load_kw[true > 0] / true[true > 0] - 1.0
     assert 0.005 < rel.std() < 0.03
 
 
