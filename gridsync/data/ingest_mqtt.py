@@ -144,6 +144,11 @@ class MqttBridge:
 
         def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
             self.connected.clear()
+            if reason_code == "Session taken over":
+                log.error(
+                    "bridge: another client connected as %r and took over the session;"
+                    " give each bridge its own client id", self.client_id,
+                )  # fmt: skip
 
         def on_message(client, userdata, msg) -> None:
             item = (msg.topic, msg.payload, msg.mid, msg.qos)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -73,6 +74,9 @@ CONSOLE_ENV = (
 def test_api_and_store_follow_the_console_twin(transport, bus_url, store_url, monkeypatch):
     for var in CONSOLE_ENV:
         monkeypatch.delenv(var, raising=False)
+    # the bridge's client id follows the store URL; sessions running this suite concurrently
+    # share the PostgreSQL URL and must not take over each other's MQTT session
+    monkeypatch.setenv("GRIDSYNC_MQTT_CLIENT_ID", f"test-serve-{uuid.uuid4().hex[:10]}")
     from tests.conftest import require_service
 
     if transport == "mqtt" and not broker_answers():
