@@ -105,10 +105,15 @@ def main() -> None:
     clean = bm.clean_rates(mon_groups)
     by_group = {ev[0].label: bm.clean_rates([(m, ev)]) for m, ev in mon_groups}
     t_clean = time.perf_counter() - t0
-    outcomes = bm.run_events(groups[0][0], groups[0][2], args.events)
+    per_group = [bm.run_events(groups[0][0], groups[0][2], args.events)]
     for m, _, ev in groups[1:]:
-        outcomes += bm.run_events(m, ev, max(args.events // 5, 4), seed=12)
+        per_group.append(bm.run_events(m, ev, max(args.events // 5, 4), seed=12))
+    outcomes = [o for g in per_group for o in g]
     events = bm.summarise(outcomes)
+    events_by_group = {
+        ev[0].scenario.config.name: bm.summarise(g)
+        for (_, _, ev), g in zip(groups, per_group, strict=True)
+    }
     n_ev = min(r["events"] for r in events.values())
     main_mon, main_ev = groups[0][0], groups[0][2]
     setpoint = bm.setpoint_benchmark(main_ev[0].scenario, clean["steps"], args.events)
@@ -137,6 +142,7 @@ def main() -> None:
         "chi2_on_clean_steps": chi,
         "events_per_type_min": n_ev,
         "events": events,
+        "events_by_feeder": events_by_group,
         "identifiability": {ev[0].label: bm.identifiability(m) for m, ev in mon_groups},
         "targets": {
             "false_alarms_le_0.1pct_of_steps": clean["rate"]["overall"] <= 1e-3

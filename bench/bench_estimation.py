@@ -62,7 +62,9 @@ def default_feeder(scenario, latency: int, gross: bool, rng) -> dict:
             r = r.copy()
             present = np.flatnonzero(np.isfinite(r[step]) & device)
             bad = rng.choice(present, int(rng.integers(1, 4)), replace=False)
-            r[step, bad] += rng.choice([-1.0, 1.0], len(bad)) * gross_size(tel.plan.kind[bad], r[step, bad], rng)
+            r[step, bad] += rng.choice([-1.0, 1.0], len(bad)) * gross_size(
+                tel.plan.kind[bad], r[step, bad], rng
+            )
         ms = tel.snapshot(step, r)
         t0 = time.perf_counter()
         est = estimate(pf, ms, v0=v)

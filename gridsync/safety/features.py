@@ -28,6 +28,9 @@ from gridsync.grid.powerflow import PowerFlowModel
 from gridsync.safety.detectors import forward_fill
 
 DEVICE_SOURCES = ("scada", "pmu", "meter")
+# forecasts (pseudo-measurements) off by more than this many std of their residual are widened
+PSEUDO_RN = 4.0
+PSEUDO_PASSES = 3
 
 
 def chi2_z(objective: float | np.ndarray, dof: float | np.ndarray) -> np.ndarray:
@@ -118,12 +121,34 @@ class SnapshotAnalyzer:
         return out
 
     def _one(self, ms: MeasurementSet, rows: np.ndarray):
+        """Estimate, then down-weight forecasts that are plainly wrong (``_robust_pseudo``)
+        and report the evidence of the re-weighted snapshot."""
         est = estimate(self.pf, ms, v0=self._v, bad_data="off", check=False)
-        self._v = est.v
         fn = MeasurementFunction(self.pf, ms.kind, ms.loc)
-        r = ms.value - fn.h(est.v)
-        rn = normalized_residuals(fn.jacobian(est.v), ms.std, r)
+        for _ in range(PSEUDO_PASSES):
+            r = ms.value - fn.h(est.v)
+            rn = normalized_residuals(fn.jacobian(est.v), ms.std, r)
+            if not self._robust_pseudo(ms, rn):
+                break
+            est = estimate(self.pf, ms, v0=est.v, bad_data="off", check=False)
+        else:
+            r = ms.value - fn.h(est.v)
+            rn = normalized_residuals(fn.jacobian(est.v), ms.std, r)
+        self._v = est.v
         return float(chi2_z(est.objective, est.dof)), rn, self._pmu_z(ms, rows, est.v)
+
+    @staticmethod
+    def _robust_pseudo(ms: MeasurementSet, rn: np.ndarray) -> bool:
+        """Widen (in place) the std of pseudo-measurements whose normalised residual exceeds
+        ``PSEUDO_RN`` and every device reading's: a forecast missing an EV that started
+        charging is not a faulty device, and a Gaussian forecast error would blame the
+        accurate meters around it. Returns whether any was widened."""
+        pseudo = ms.source == "pseudo"
+        device = np.isin(ms.source, DEVICE_SOURCES)
+        worst_device = np.nanmax(rn[device], initial=0.0)
+        off = pseudo & (np.nan_to_num(rn) > max(PSEUDO_RN, worst_device))
+        ms.std[off] *= rn[off] / 2.0
+        return bool(off.any())
 
     def _pmu_z(self, ms: MeasurementSet, rows: np.ndarray, v0: np.ndarray) -> np.ndarray:
         """Signed gaps between PMU readings and their prediction from everything else, in std

@@ -158,8 +158,8 @@ class AnomalyMonitor:
             ]
         )
         levels = np.vstack([np.abs(e[s]) for e, s in zip(innov, fit_steps, strict=True)])
-        self._jump_scale = np.maximum(np.nan_to_num(np.nanpercentile(diffs, 99, axis=0)), 0.05)
-        self._dev_scale = np.maximum(np.nan_to_num(np.nanpercentile(levels, 99, axis=0)), 0.1)
+        self._jump_scale = np.maximum(np.nan_to_num(np.nanpercentile(diffs, 99, axis=0)), 0.3)
+        self._dev_scale = np.maximum(np.nan_to_num(np.nanpercentile(levels, 99, axis=0)), 0.5)
         pz = np.vstack([w.feats.pmu_z[s] for w, s in zip(windows, fit_steps, strict=True)])
         self._pmu_mean = np.nan_to_num(np.nanmean(pz, axis=0))
         self._pmu_std = np.maximum(np.nan_to_num(np.nanstd(pz, axis=0), nan=1.0), 1e-3)
