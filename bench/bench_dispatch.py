@@ -949,6 +949,7 @@ def main() -> None:
     se.add_argument("--week", nargs="+", default=None, help="winter spring summer autumn")
     se.add_argument("--controllers", nargs="+", default=None)
     se.add_argument("--days", type=int, default=7)
+    se.add_argument("--solve-budget-s", type=float, default=60.0)
     yr = sub.add_parser("year")
     yr.add_argument("--days", type=int, default=365)
     yr.add_argument("--scenario", default="default")
@@ -962,6 +963,7 @@ def main() -> None:
             args.week or list(WEEKS),
             args.controllers or CONTROLLERS,
             args.days,
+            args.solve_budget_s,
         )
     elif args.part == "year":
         year(args.scenario, args.days, args.controllers)
