@@ -166,9 +166,10 @@ def summarise(entries: dict) -> dict:
 def save(entry: dict) -> None:
     """Merge ``entry`` into the results file under a lock and refresh the summary."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with (RESULTS.parent / ".bench_dispatch_seasons.lock").open("w") as lock:
+    with RESULTS.open("a+", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        text = RESULTS.read_text()
+        data = json.loads(text) if text.strip() else {}
         entries = data.get("entries", {})
         entries[f"{entry['scenario']}/{entry['week']}"] = entry
         commit = subprocess.run(
