@@ -165,6 +165,39 @@ def test_console_login_with_nul_in_the_user_name_is_refused(live):
     assert "user name" in r.text
 
 
+def _post_login(c: httpx.Client, user: str, password: str) -> httpx.Response:
+    data = {"username": user, "password": password, "csrf_token": _login_form(c)}
+    return c.post("/console/login", data=data, follow_redirects=False)
+
+
+def test_login_flood_is_throttled_and_forms_are_single_use(live):
+    """20 wrong passwords then the right one: refused until the lock-out ends (on main the
+    right one got in); one audit row for the lock-out instead of one per failure."""
+    from gridsync.web.auth import DEMO_PASSWORD
+
+    audit_before = len(live.svc.runtime.store.audit_log(limit=10_000))
+    codes = []
+    with httpx.Client(base_url=live.base, timeout=20) as c:
+        for _ in range(20):
+            codes.append(_post_login(c, "operator", "wrong-password").status_code)
+        right = _post_login(c, "operator", DEMO_PASSWORD)
+        assert codes[:4] == [401] * 4 and set(codes[4:]) == {429}, codes
+        assert right.status_code == 429 and int(right.headers["retry-after"]) >= 1
+        assert "Too many failed log-ins" in right.text
+        # a form is good for one post only
+        token = _login_form(c)
+        data = {"username": "nobody", "password": "x", "csrf_token": token}
+        assert c.post("/console/login", data=data).status_code == 401
+        replay = c.post("/console/login", data={**data, "username": "operator"})
+        assert replay.status_code == 401 and "form expired" in replay.text
+        time.sleep(2.2)  # the first lock-out lasts 2 s
+        ok = _post_login(c, "operator", DEMO_PASSWORD)
+        assert ok.status_code == 303, ok.text
+    rows = live.svc.runtime.store.audit_log(limit=10_000)
+    new = [r["action"] for r in rows[: len(rows) - audit_before]]
+    assert sorted(new) == ["login", "login.locked"], new
+
+
 # request bodies -----------------------------------------------------------------------------
 def _headers_only(live, path: str, headers: dict[str, str]) -> tuple[int, str]:
     """Send a POST's headers promising a 48 MB body, send no body, read the answer: a

@@ -201,3 +201,18 @@ def test_viewer_cannot_approve(server, browser):
     assert status == 403
     shot(page, "4_viewer")
     assert page.csp_violations == []
+
+
+@pytest.mark.slow
+def test_api_docs_render_offline_under_the_csp(server, browser):
+    """/docs is Swagger UI from the installed package: it renders the API's title and
+    operations with no request leaving the server's origin and no CSP violation."""
+    page = browser.new_context().new_page()
+    violations, foreign = [], []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else 0)
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(server) else 0)
+    page.goto(f"{server}/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+    assert "GridSync" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector('[data-path="/api/v1/plans"]', timeout=10_000)
+    assert violations == [] and foreign == []
