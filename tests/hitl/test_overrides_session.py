@@ -180,8 +180,13 @@ def test_shield_has_the_last_word_and_its_corrections_are_asked_about(scenario_1
     changes = next(d for d in just.drivers if d.startswith("Largest changes"))
     assert "pv_curtail[" not in changes and re.search(r"PV \d+ @ \S", changes), changes
     assert np.all(req.action.no_action_kw == 0)
-    # the pinned PV was curtailed by the shield anyway, and the warning says why
-    (warning,) = [w for w in s.overrides.list()[0].warnings if w.startswith("shield moved")]
+    # pin a PV the shield is curtailing to no curtailment: it is curtailed anyway, and the
+    # warning says why
+    hot = next(c.asset for c in s.last_shield.changes if c.reason == "voltage_high")
+    s.overrides.pin("pv", hot, 0.0, "op", "operator")
+    s.step()
+    (ov,) = [o for o in s.overrides.list() if o.index == hot]
+    (warning,) = [w for w in ov.warnings if w.startswith("shield moved")]
     assert warning.startswith("shield moved this override from 0.00 to ")
     assert warning.endswith("kW: to keep voltages under the upper limit"), warning
 
