@@ -162,6 +162,8 @@ KPI_KEYS = (
     "overloads_market",
     "overloads_no_market",
     "violations_added_by_market",
+    "worst_added_voltage_change_pu",
+    "worst_added_loading_change_pct",
     "min_voltage_pu",
     "max_loading_pct",
 )

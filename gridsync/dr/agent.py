@@ -338,7 +338,7 @@ class DRAgent(TelemetryEstimates):
         horizon = min(horizon, len(self.feeder_kw) - i)
         if horizon <= 0:
             return new
-        fc = self.forecast_feeder_kw(i, horizon)
+        fc = self.forecast_feeder_kw(i, horizon) + self.peak_offset_kw(i)
         abs_i = self.scenario.start_step + i
         price = self.scenario.tariff.import_eur_per_kwh[abs_i : abs_i + horizon]
         over = np.nan_to_num(fc - self.limit_kw, nan=0.0)

@@ -70,6 +70,21 @@ class TelemetryEstimates:
                 cnt > 0, np.where(ok, vals, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan
             )
 
+    def peak_offset_kw(self, i: int) -> float:
+        """How far the mean daily profile's maximum falls short of the mean daily maximum over
+        the last ``FORECAST_DAYS`` whole days before step ``i`` (reconstituted feeder import).
+
+        Averaging days whose peaks come at different times flattens the peak; adding this
+        offset makes the forecast's peak an unbiased forecast of the day's peak."""
+        first = (i // self.spd - FORECAST_DAYS) * self.spd
+        if first < 0:
+            return 0.0
+        days = (self.feeder_kw + self.addback_kw)[first : first + FORECAST_DAYS * self.spd]
+        days = days.reshape(FORECAST_DAYS, self.spd)
+        if not np.isfinite(days).all():
+            return 0.0
+        return max(float(days.max(axis=1).mean() - days.mean(axis=0).max()), 0.0)
+
     def flex_kw(self, i: int, start: int, end: int) -> np.ndarray:
         """Expected device power per customer and end use (n, 5) over run steps [start, end)
         from telemetry: the mean over each customer's last ``FLEX_DAYS`` days at the same time

@@ -359,6 +359,11 @@ def grid_check(
         m.branch_loading_pct > b.branch_loading_pct + 1e-4
     )
     out["violations_added_by_market"] = int(added_v.sum() + added_l.sum())
+    # how much worse: the largest voltage / loading change at those bus- and branch-steps
+    dv = np.abs(m.vm_pu - b.vm_pu)
+    dl = m.branch_loading_pct - b.branch_loading_pct
+    out["worst_added_voltage_change_pu"] = float(dv[added_v].max()) if added_v.any() else 0.0
+    out["worst_added_loading_change_pct"] = float(dl[added_l].max()) if added_l.any() else 0.0
     out["min_voltage_pu"] = float(m.vm_pu.min())
     out["max_voltage_pu"] = float(m.vm_pu.max())
     out["max_loading_pct"] = float(m.branch_loading_pct.max())
