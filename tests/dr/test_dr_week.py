@@ -50,8 +50,11 @@ def test_dr_reduces_the_feeder_during_events_and_the_peak(dr_run):
         if ev.responding.any():
             assert e["delivered_kw"] > 0
             # Customer-meter and feeder-head views of the same reduction agree up to the line
-            # losses it saves (a few % at the weak feeder's evening peak, more on small events).
-            assert e["delivered_feeder_kw"] == pytest.approx(e["delivered_kw"], rel=0.1, abs=0.5)
+            # losses it saves: the feeder head sees more, up to ~10 % more on this weak
+            # feeder at its evening peak (undervoltage, 0.9 p.u.), where marginal losses are high.
+            assert (
+                e["delivered_kw"] - 0.5 <= e["delivered_feeder_kw"] <= 1.2 * e["delivered_kw"] + 0.5
+            )
         else:
             assert e["delivered_kw"] == pytest.approx(0.0, abs=1e-6)
             assert e["delivered_feeder_kw"] == pytest.approx(0.0, abs=1e-6)
