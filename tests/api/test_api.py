@@ -235,3 +235,16 @@ def test_token_registry_hashes_tokens_and_reads_env_and_file(tmp_path):
     with pytest.raises(TokenConfigError, match="role:token"):
         TokenRegistry.from_env({"GRIDSYNC_API_TOKENS": "nocolon"})
     assert json.dumps(reg2.lookup(token).__dict__)
+
+
+@pytest.mark.parametrize(
+    ("since", "code"),
+    [("2024-01-01", 200), ("2024-01-01T00:00:00Z", 200), ("2024-01-01T01:00:00+01:00", 200),
+     ("0.5", 422), ("1e5", 422), ("nan", 422), ("tomorrow", 422)],
+)  # fmt: skip
+def test_query_times_are_iso_8601_dates_not_numbers(api, since, code):
+    client, tok, _ = api
+    r = client.get("/api/v1/history/events", params={"since": since}, headers=h(tok["viewer"]))
+    assert r.status_code == code, r.text
+    if code == 422:
+        assert r.json()["detail"][0]["loc"] == ["query", "since"]

@@ -170,3 +170,18 @@ def test_approval_events_are_mirrored_on_the_runtime_bus(client):
         time.sleep(0.05)
     assert mirrored and mirrored[0]["kind"] == "approval_request"
     assert mirrored[0]["status"] == "pending"
+
+
+def test_a_nul_in_a_console_note_is_refused_and_nothing_is_decided(client):
+    c, session = client
+    req = session.approvals.raise_request(make_action())
+    token = login(c, "operator")
+    r = c.post(
+        f"/console/api/approvals/{req.id}/approve",
+        json={"note": "fine\x00"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    assert req.pending
+    rows = session.audit_sink.audit_log(limit=100)
+    assert [a["action"] for a in rows if a["target"] == req.id] == ["approval.raised"]
