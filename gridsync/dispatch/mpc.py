@@ -73,6 +73,8 @@ class MPCConfig:
     ``error_decay_per_step``: the last measured forecast error of load, PV and temperature is
     carried into this step's estimate and into every re-plan, damped by this factor per step
     (``dispatch.nowcast``; 0 = use the forecasts as issued);
+    ``ev_deadline_margin_steps``: the plan treats every car as leaving this many steps before
+    its declared departure (drivers leave early; a setpoint may take effect a step late);
     ``peak_margin_quantile``: the per-step correction holds the expected import this far below
     the peak target, the quantile of how much the measured import exceeded the expected one
     over the last day (None: no margin);
@@ -111,6 +113,7 @@ class MPCConfig:
     battery_reserve_frac: float = 0.0
     error_decay_per_step: float = 0.9
     peak_margin_quantile: float | None = 0.95
+    ev_deadline_margin_steps: int = 4
     ac_correct: bool = True
     settle_at_window_end: bool = True
     min_network_passes: int = 1
@@ -124,6 +127,11 @@ class MPCConfig:
             "time_limit_s": (self.time_limit_s, self.time_limit_s >= 0, ">= 0"),
             "track_gain": (self.track_gain, 0.0 <= self.track_gain <= 1.0, "in [0, 1]"),
             "later_share": (self.later_share, 0.0 <= self.later_share <= 1.0, "in [0, 1]"),
+            "ev_deadline_margin_steps": (
+                self.ev_deadline_margin_steps,
+                self.ev_deadline_margin_steps >= 0,
+                ">= 0",
+            ),
             "error_decay_per_step": (
                 self.error_decay_per_step,
                 0.0 <= self.error_decay_per_step < 1.0,
@@ -183,6 +191,7 @@ class MPCController:
     def reset(self, scenario) -> None:
         cfg = self.config
         self.scenario = scenario
+        self.plan_scenario = _with_early_departures(scenario, cfg.ev_deadline_margin_steps)
         self.weights = Weights.from_config(scenario.config.objective)
         self.options = Options(
             hard_ev_deadlines=cfg.hard_ev_deadlines, feeder_limit_kw=cfg.feeder_limit_kw
@@ -342,7 +351,7 @@ class MPCController:
         fc = self.forecaster.forecast(self.scenario, obs.step, horizon)
         self.persist.issued(obs.step, fc)
         hd = horizon_from_scenario(
-            self.scenario,
+            self.plan_scenario,
             obs.step,
             horizon,
             state,
@@ -512,3 +521,14 @@ class RecedingOracleController(MPCController):
         base = config or MPCConfig()
         cfg = MPCConfig(**{**base.__dict__, "known_future_sessions": True})
         super().__init__(PerfectForecaster(), cfg, name)
+
+
+def _with_early_departures(scenario, margin_steps: int):
+    """``scenario`` whose EV sessions leave ``margin_steps`` earlier (at least a step after
+    arrival), for planning only."""
+    s = scenario.fleet.ev.sessions
+    if margin_steps == 0 or len(s) == 0:
+        return scenario
+    departure = np.maximum(s.departure_step - margin_steps, s.arrival_step + 1)
+    ev = replace(scenario.fleet.ev, sessions=replace(s, departure_step=departure))
+    return replace(scenario, fleet=replace(scenario.fleet, ev=ev))

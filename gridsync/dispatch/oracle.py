@@ -57,6 +57,8 @@ class PerfectForesightBound(MPCController):
             realtime=False,
             ac_correct=False,
             battery_reserve_frac=0.0,
+            ev_deadline_margin_steps=0,
+            peak_margin_quantile=None,
             time_limit_s=self.time_limit_s,
             settle_at_window_end=True,
             min_network_passes=2,
