@@ -49,6 +49,7 @@ def exact(s, step=0) -> StepEstimate:
 
 
 def solve_once(s, **cfg):
+    cfg = {"ev_deadline_margin_steps": 0, **cfg}  # hand-solved: the declared departure holds
     c = MPCController(PerfectForecaster(), MPCConfig(horizon_steps=len(s.index), **cfg))
     c.reset(s)
     return c, c.plan(observe(s))
@@ -76,7 +77,8 @@ def test_ev_meets_its_deadline_in_the_cheapest_steps():
     _, plan = solve_once(s, network=False)
     assert plan.ev_kw[:, 0] == pytest.approx([0, 0, 0, 0, 7, 3, 0, 0], abs=1e-6)
     assert plan.objective_eur == pytest.approx(5 * (0.3 * 6 + 0.1 + 0.15) + 0.7 + 0.45)
-    sim = simulate(s, MPCController(PerfectForecaster(), MPCConfig(horizon_steps=8)))
+    cfg = MPCConfig(horizon_steps=8, ev_deadline_margin_steps=0)
+    sim = simulate(s, MPCController(PerfectForecaster(), cfg))
     assert sim.unmet_ev_kwh_per_session.sum() == pytest.approx(0.0, abs=1e-6)
     assert sim.ev_kw == pytest.approx([0, 0, 0, 0, 7, 3, 0, 0], abs=1e-3)
 
