@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -204,6 +205,8 @@ class NatsBus(Bus):
             max_deliver=-1 if max_deliver is None else max_deliver + 1,
             inactive_threshold=None if durable else 60.0,
         )
+        if durable is not None:
+            await self._bound_redelivery(stream, durable, cfg.max_deliver)
         psub = await js.pull_subscribe(
             self.subject(topic), durable=durable, stream=stream, config=cfg
         )
@@ -233,6 +236,20 @@ class NatsBus(Bus):
         sub = _NatsSubscription(asyncio.create_task(run(), name=f"nats:{topic}"), psub, delete)
         self._subs.add(sub)
         return sub
+
+    async def _bound_redelivery(self, stream: str, durable: str, max_deliver: int) -> None:
+        """A durable consumer keeps the configuration it was created with; one made by an
+        older runtime with unbounded redelivery (-1) gets this subscription's bound."""
+        js = self._jetstream()
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            return
+        if info.config.max_deliver != max_deliver:
+            log.info(
+                "%s/%s: max_deliver %s -> %s", stream, durable, info.config.max_deliver, max_deliver
+            )
+            await js.add_consumer(stream, config=replace(info.config, max_deliver=max_deliver))
 
     async def _handle(self, raws, topic, handler, max_deliver, retry_delay_s, single) -> None:
         """Decode, call ``handler`` (one message or the list), then ack all or nak all."""

@@ -73,17 +73,11 @@ class StoreSink:
         self._done_seq = 0
 
     async def subscribe(self) -> list[Subscription]:
-        subs = [
-            await self.bus.subscribe_batches(
-                "telemetry",
-                self._readings,
-                durable="store-sink-telemetry",
-                max_batch=128,
-                max_deliver=self.max_deliver,
-                retry_delay_s=self.retry_delay_s,
-            )
-        ]
-        for topic in ("plans", "alerts", "deadletter"):
+        """Dead letters first: the other sinks may dead-letter a message as soon as they
+        start (one left over from before a restart), and a new durable only sees messages
+        published after it exists."""
+        subs = []
+        for topic in ("deadletter", "alerts", "plans"):
             subs.append(
                 await self.bus.subscribe(
                     topic,
@@ -93,6 +87,16 @@ class StoreSink:
                     retry_delay_s=self.retry_delay_s,
                 )
             )
+        subs.append(
+            await self.bus.subscribe_batches(
+                "telemetry",
+                self._readings,
+                durable="store-sink-telemetry",
+                max_batch=128,
+                max_deliver=self.max_deliver,
+                retry_delay_s=self.retry_delay_s,
+            )
+        )
         return subs
 
     # progress -----------------------------------------------------------------------------

@@ -333,6 +333,62 @@ def test_unstorable_plans_are_dead_lettered_and_later_plans_stored(kind, tmp_pat
     assert all(e["payload"]["deliveries"] == 1 for e in dead)  # no retry of a bad value
 
 
+@pytest.mark.slow
+def test_plans_stuck_under_an_older_unbounded_consumer_are_released_on_restart(tmp_path):
+    """NATS: plans left redelivering by an older writer (durable consumer with unbounded
+    redelivery) are dead-lettered once the new runtime starts on the same streams, and the
+    durable gets the bounded redelivery (on main: still stuck after a restart). The old
+    writer may stop with the plan in flight: then JetStream redelivers it after its 30-s ack
+    wait."""
+    tag = uuid.uuid4().hex[:10]
+
+    async def main():
+        from gridsync.bus.nats import NatsBus
+
+        old = NatsBus(NATS_URL, prefix=f"h{tag}", connect_timeout_s=1)
+        try:
+            await asyncio.wait_for(old.connect(), 5)
+        except (BusError, TimeoutError) as err:
+            raise Unavailable("NATS JetStream", repr(err)) from None
+        attempts = []
+
+        async def stuck_writer(msg) -> None:  # what the old writer did with a year-10^9 plan
+            attempts.append(msg.seq)
+            raise ValueError("year 3170843 is out of range")
+
+        sub = await old.subscribe(
+            "plans", stuck_writer, durable="store-sink-plans", deliver="all",
+            max_deliver=None, retry_delay_s=0.05,
+        )  # fmt: skip
+        bad = {"plan_id": f"bad-{tag}", "created_s": time.time(), "valid_to_s": 1e17}
+        await old.publish("plans", bad, msg_id=f"plan:bad-{tag}")
+        assert await until(lambda: len(attempts) >= 5, timeout=20)
+        await sub.unsubscribe()
+        await old.close()
+        rt = await _runtime("production", tag, tmp_path)
+        try:
+            good = await rt.submit_plan({"valid_from_s": time.time()}, "op", "operator")
+            ok = await until(
+                lambda: (
+                    rt.state.counters["deadletters"] >= 1
+                    and good in {p["plan_id"] for p in rt.store.plans()}
+                ),
+                timeout=75,
+            )
+            info = await rt.bus._jetstream().consumer_info(
+                rt.bus.stream("plans"), "store-sink-plans"
+            )
+            dead = await asyncio.to_thread(rt.store.events, "deadletter")
+            return ok, info.config.max_deliver, dead, rt.sink.max_deliver
+        finally:
+            await _close(rt)
+
+    ok, max_deliver, dead, bound = _run(main())
+    assert ok, dead
+    assert max_deliver == bound + 1  # JetStream counts the final dead-lettering delivery
+    assert len(dead) == 1 and "valid_to_s: 1e+17" in dead[0]["message"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_unstorable_readings_on_the_bus_are_dead_lettered(kind, tmp_path):
     """A readings message published straight onto the bus (bypassing the validator) with a
