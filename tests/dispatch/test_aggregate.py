@@ -36,7 +36,9 @@ def batteries(capacity_kwh, power_kw, soc0, eta=0.9, bus=2) -> BatteryFleet:
 
 
 def horizon_of(s):
-    c = MPCController(PerfectForecaster(), MPCConfig(horizon_steps=len(s.index), network=False))
+    # hand-built cases: the plan keeps each car's declared departure (no deadline margin)
+    cfg = MPCConfig(horizon_steps=len(s.index), network=False, ev_deadline_margin_steps=0)
+    c = MPCController(PerfectForecaster(), cfg)
     c.reset(s)
     return c.horizon(observe(s))
 

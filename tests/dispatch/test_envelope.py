@@ -226,7 +226,9 @@ def test_envelopes_and_direct_pricing_on_blocks_of_unequal_length():
     from tests.dispatch.test_mpc_cases import observe
 
     s = tiny_scenario(mixed_sessions_horizon().fleet, [0.2, 0.1, 0.15, 0.3, 0.4, 0.12, 0.35, 0.25])
-    cfg = MPCConfig(horizon_steps=8, network=False, fine_steps=2, coarse_steps=3)
+    cfg = MPCConfig(
+        horizon_steps=8, network=False, fine_steps=2, coarse_steps=3, ev_deadline_margin_steps=0
+    )
     c = MPCController(PerfectForecaster(), cfg)
     c.reset(s)
     hd = c.horizon(observe(s))
