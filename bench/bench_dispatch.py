@@ -889,9 +889,9 @@ def aggregate_network(
 
 def year(scenario_name: str, days: int, controllers: list[str]) -> None:
     """The baselines over ``days`` days: wall and CPU time per controller and the KPIs."""
-    from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
     from gridsync.sim.simulator import simulate
 
     t0, c0 = time.perf_counter(), time.process_time()

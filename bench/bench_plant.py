@@ -100,9 +100,9 @@ def _ablation_variants(shipped, only: list[str] | None = None) -> dict:
 def run(
     days: int, controllers: list[str], ablation: bool = False, parts: list[str] | None = None
 ) -> dict:
-    from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
     from gridsync.sim.simulator import simulate
 
     shipped = load_scenario(days=days)

@@ -94,10 +94,10 @@ async def run_path(path: str, steps: int) -> dict:
 
 def baseline(steps: int) -> dict:
     """The same console steps with no runtime link (what `serve` cost before integration)."""
-    from gridsync.cli.controllers import make_controller
     from gridsync.hitl.policy import ApprovalPolicy
     from gridsync.hitl.session import ConsoleSession
     from gridsync.sim.builder import load_scenario
+    from gridsync.sim.registry import make_controller
     from gridsync.web.server import DEMO_IMPORT_LIMIT_KW, DEMO_START, DEMO_START_HOUR, first_step_at
 
     sc = load_scenario(start=DEMO_START, days=DAYS, history_days=7)

@@ -39,7 +39,7 @@ TARGET_CAPTURE = 0.85
 
 def _controller(name: str, steps_per_hour: int, solve_budget_s: float):
     """Registry controller; the MPC re-plans hourly with ``solve_budget_s`` per solve."""
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
 
     if name in ("mpc", "mpc+shield"):
         from gridsync.dispatch.mpc import MPCConfig, MPCController

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from gridsync.cli.controllers import CONTROLLERS
 from gridsync.cli.options import (
     days_option,
     json_option,
@@ -19,6 +18,7 @@ from gridsync.cli.options import (
     start_option,
     step_progress,
 )
+from gridsync.sim.registry import CONTROLLERS
 
 
 def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> dict:
@@ -98,8 +98,8 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
-    from gridsync.cli.controllers import make_controller
     from gridsync.sim.kpi import KPI_UNITS, compute_kpis
+    from gridsync.sim.registry import make_controller
     from gridsync.sim.report import write_report
     from gridsync.sim.setpoints_csv import SetpointsCsv
     from gridsync.sim.simulator import simulate as run

@@ -98,11 +98,11 @@ def _run(
     from rich.console import Console
     from rich.table import Table
 
-    from gridsync.cli.controllers import CONTROLLERS
     from gridsync.dr.config import DRConfigError, load_dr_config
     from gridsync.dr.report import write_dr_report
     from gridsync.dr.run import fixed_program_config, run_dr_week
     from gridsync.model.scenario_config import ScenarioError
+    from gridsync.sim.registry import CONTROLLERS
 
     console = Console(stderr=True)
     if base not in CONTROLLERS:

@@ -47,7 +47,7 @@ def fixed_program_config(cfg: DRConfig, name: str) -> DRConfig:
 
 
 def _make_base(name: str):
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
 
     return make_controller(name)
 

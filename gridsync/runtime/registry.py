@@ -1,6 +1,6 @@
 """Pluggable parts of the agent loop, by name (import paths, loaded on first use).
 
-* dispatchers: every controller in ``gridsync.cli.controllers.CONTROLLERS`` (MPC and others
+* dispatchers: every controller in ``gridsync.sim.registry.CONTROLLERS`` (MPC and others
   register there for ``gridsync simulate`` and appear here automatically);
 * ``FORECASTERS``: ``ExogenousForecaster`` implementations;
 * ``SAFETY_FILTERS``: ``filter(scenario, setpoints, twin_state) -> (setpoints, notes)``,
@@ -39,7 +39,7 @@ def _pick(table: dict[str, str], kind: str, name: str) -> Any:
 
 
 def make_dispatcher(name: str):
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
 
     return make_controller(name)
 

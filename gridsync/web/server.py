@@ -55,8 +55,8 @@ def attach_console(
     ``GRIDSYNC_CONSOLE_TIMEOUT_S`` (approval timeout) apply when the arguments are None;
     ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``.
     """
-    from gridsync.cli.controllers import make_controller
     from gridsync.sim.builder import load_scenario
+    from gridsync.sim.registry import make_controller
 
     env = os.environ
     if step_interval_s is None:

@@ -155,7 +155,7 @@ def test_evaluate_rejects_a_plan_that_breaks_a_state_of_charge_limit():
 
 
 def test_mpc_with_aggregate_publishes_per_asset_setpoints_equal_to_the_exact_optimum():
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
     from tests.dispatch.test_mpc_cases import solve_once
 
     one = batteries([10.0], [5.0], [0.1])

@@ -33,7 +33,7 @@ def test_bad_inputs_are_named(tmp_path):
 
 
 def test_dr_controller_is_registered():
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
 
     ctl = make_controller("tou+dr")
     assert ctl.name == "tou+dr"

@@ -170,7 +170,7 @@ def test_shield_relieves_an_overloaded_transformer(scenario_1day, baseline):
 
 
 def test_shielded_baselines_are_registered_for_the_cli():
-    from gridsync.cli.controllers import make_controller
+    from gridsync.sim.registry import make_controller
 
     ctrl = make_controller("tou+shield")
     assert isinstance(ctrl, ShieldedController)

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gridsync.cli.controllers import CONTROLLERS, SHIELD_SUFFIX, make_controller
+from gridsync.sim.registry import CONTROLLERS, SHIELD_SUFFIX, make_controller
 from gridsync.sim.twin import SteppedTwin
 
 T_OFFSET = 44  # 11:00 on the first day: PV, loads and voltages all move

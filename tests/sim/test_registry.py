@@ -2,7 +2,7 @@
 
 import pytest
 
-from gridsync.cli.controllers import CONTROLLERS, make_controller
+from gridsync.sim.registry import CONTROLLERS, make_controller
 
 
 @pytest.mark.parametrize("name", sorted(CONTROLLERS))

@@ -1,6 +1,8 @@
-"""Controller registry for ``gridsync simulate --controller NAME``.
+"""Controller registry by name (``gridsync simulate --controller NAME``, the live runtime, DR runs).
 
-Entries are import paths so that heavy controllers load only when asked for.
+It lives below the agents so that agents and faces alike can look a controller up without
+importing ``gridsync.cli``. Entries are import paths so that heavy controllers load only when
+asked for.
 """
 
 from __future__ import annotations
