@@ -41,7 +41,7 @@ from gridsync.dispatch.plan import (
     extract_plan,
     flexible_bus_kw,
 )
-from gridsync.dispatch.realtime import Correction, PlanTarget, rebalance
+from gridsync.dispatch.realtime import Correction, PlanTarget, ev_floor_kw, rebalance
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.dispatch.terminal import TerminalValue
 from gridsync.grid.powerflow import PowerFlowNotConverged
@@ -191,7 +191,6 @@ class MPCController:
     def reset(self, scenario) -> None:
         cfg = self.config
         self.scenario = scenario
-        self.plan_scenario = _with_early_departures(scenario, cfg.ev_deadline_margin_steps)
         self.weights = Weights.from_config(scenario.config.objective)
         self.options = Options(
             hard_ev_deadlines=cfg.hard_ev_deadlines, feeder_limit_kw=cfg.feeder_limit_kw
@@ -259,6 +258,13 @@ class MPCController:
             current = self.plan(obs)
             self._solved_at = obs.step
         sp = Setpoints(**current.row(obs.step)) if current.covers(obs.step) else self.rules.act(obs)
+        # between re-plans the plan holds nothing for a car past its planning deadline (the
+        # margin before declared departure): while still short it charges at full power
+        margin = self.config.ev_deadline_margin_steps
+        if margin > 0:
+            late = np.asarray(obs.ev_departure_step) - obs.step <= margin
+            floor = np.where(late, ev_floor_kw(self.scenario.fleet, obs, 1.0, margin), 0.0)
+            sp = replace(sp, ev_kw=np.maximum(np.asarray(sp.ev_kw, float), floor))
         k = obs.step - current.step
         est = self.estimate(obs)
         if self.config.realtime and current.covers(obs.step) and len(current.inflexible_kw):
@@ -276,6 +282,7 @@ class MPCController:
                 cfg.later_share,
                 cfg.comfort_guard,
                 self._worth_discharging(obs),
+                margin,
             )
             self.corrections.append(corr)
             self._expected_kw[obs.step] = corr.expected_feeder_kw
@@ -351,7 +358,7 @@ class MPCController:
         fc = self.forecaster.forecast(self.scenario, obs.step, horizon)
         self.persist.issued(obs.step, fc)
         hd = horizon_from_scenario(
-            self.plan_scenario,
+            _with_early_departures(self.scenario, self.config.ev_deadline_margin_steps, obs.step),
             obs.step,
             horizon,
             state,
@@ -523,12 +530,14 @@ class RecedingOracleController(MPCController):
         super().__init__(PerfectForecaster(), cfg, name)
 
 
-def _with_early_departures(scenario, margin_steps: int):
-    """``scenario`` whose EV sessions leave ``margin_steps`` earlier (at least a step after
-    arrival), for planning only."""
+def _with_early_departures(scenario, margin_steps: int, step: int):
+    """``scenario`` whose EV sessions leave ``margin_steps`` earlier, for a plan made at
+    ``step`` only: never before a step after arrival nor before ``step + 1``, so a car still
+    plugged in stays in the plan (and owed its energy at once) until it actually leaves."""
     s = scenario.fleet.ev.sessions
     if margin_steps == 0 or len(s) == 0:
         return scenario
-    departure = np.maximum(s.departure_step - margin_steps, s.arrival_step + 1)
+    early = np.maximum(s.departure_step - margin_steps, np.maximum(s.arrival_step, step) + 1)
+    departure = np.minimum(s.departure_step, early)
     ev = replace(scenario.fleet.ev, sessions=replace(s, departure_step=departure))
     return replace(scenario, fleet=replace(scenario.fleet, ev=ev))

@@ -44,11 +44,17 @@ class Correction:
     expected_feeder_kw: float
 
 
-def ev_floor_kw(fleet, obs: Observation, later_share: float = 1.0) -> np.ndarray:
+def ev_floor_kw(
+    fleet, obs: Observation, later_share: float = 1.0, margin_steps: int = 0
+) -> np.ndarray:
     """Per charger: the least charging power now that still lets the car get its energy by
-    departure charging at ``later_share`` of full power afterwards (0 for empty chargers)."""
+    departure charging at ``later_share`` of full power afterwards (0 for empty chargers).
+    ``margin_steps`` moves the deadline that much before the declared departure, but never
+    before the end of this step: a car past that earlier deadline and still short gets full
+    power (up to what it still needs) until it actually leaves."""
     ev, dt = fleet.ev, obs.dt_h
     need_kwh, hours_left = ev_remaining_kwh(ev, obs)
+    hours_left = np.minimum(hours_left, np.maximum(hours_left - margin_steps * dt, dt))
     later_kwh = later_share * ev.efficiency * ev.max_power_kw * np.maximum(hours_left - dt, 0.0)
     floor = np.maximum(need_kwh - later_kwh, 0.0) / (ev.efficiency * dt)
     return np.where(np.asarray(obs.ev_active_session) >= 0, np.minimum(floor, ev.max_power_kw), 0.0)
@@ -86,6 +92,7 @@ def rebalance(
     later_share: float = 0.25,
     comfort_guard: bool = False,
     discharge_for_deviation: bool = True,
+    ev_margin_steps: int = 0,
 ) -> tuple[Setpoints, Correction]:
     """Setpoints ``sp`` corrected for the deviation from the plan's forecast expected at this
     step (``estimate`` of its load, PV and outdoor temperature, made before the step).
@@ -97,7 +104,9 @@ def rebalance(
     assumed an older forecast); the extra load is then balanced like any other deviation.
     ``discharge_for_deviation=False`` (the stored energy is worth more than this step's
     import price) covers extra load from the grid instead of from the batteries, which are
-    then discharged beyond the plan only to hold the peak target.
+    then discharged beyond the plan only to hold the peak target. ``ev_margin_steps``: EVs
+    are slowed only as far as they still finish that many steps before declared departure
+    (the deadline the plan used, see ``ev_floor_kw``).
     """
     expected_kw = float(np.sum(estimate.base_load_kw) - np.sum(estimate.pv_available_kw))
     deviation = expected_kw - target.inflexible_kw
@@ -130,7 +139,8 @@ def rebalance(
         if excess <= 1e-9:
             break
         now = dfr_kw if kind == "deferrable" else ev_kw
-        floor = np.minimum(floor_of(fleet, obs, later_share), np.maximum(now, 0.0))
+        margin = {"margin_steps": ev_margin_steps} if kind == "ev" else {}
+        floor = np.minimum(floor_of(fleet, obs, later_share, **margin), np.maximum(now, 0.0))
         new = _spread(now, floor, now, -excess)
         moved = float(new.sum() - now.sum())
         moved_flex += moved

@@ -221,3 +221,47 @@ def test_mpc_and_oracle_on_the_real_feeder_beat_the_baseline(scenario_1day):
     for k in ("voltage_violation_bus_steps", "overload_branch_steps"):
         assert mpc[k] <= base[k] and oracle[k] <= base[k]
     assert all(r.status == "optimal" for r in mpc_ctrl.solve_log)
+
+
+def test_ev_short_near_departure_keeps_charging_through_the_deadline_margin():
+    """One 7 kW car needs 28 kWh and leaves after 6 h; setpoints land one hour late, so hour 0
+    runs what was there before (nothing) and hours 1-5 can take 35 kWh. The plan treats the
+    car as leaving 4 h early (at hour 2, only 14 kWh reachable): it must still charge the car
+    in its last hours, not drop it once that earlier deadline has passed. By hand: 28 kWh
+    delivered, none unmet, even though the last hours are the most expensive."""
+    from gridsync.model.scenario_config import PlantConfig
+    from gridsync.sim.plant import build_plant
+
+    fleet = dataclasses.replace(
+        empty_fleet(), ev=ev(power_kw=7.0, eta=1.0, arrival=0, departure=6, need_kwh=28.0)
+    )
+    s = tiny_scenario(fleet, [0.1, 0.1, 0.2, 0.3, 0.4, 0.5] + [0.1] * 6, n_steps=6)
+    cfg = PlantConfig(
+        battery_capacity_error_frac=0.0,
+        battery_efficiency_error=0.0,
+        thermal_rc_error_frac=0.0,
+        pv_soiling_max_frac=0.0,
+        pv_tilt_error_deg=0.0,
+        pv_azimuth_error_deg=0.0,
+        meter_noise_frac=0.0,
+        meter_dropout_prob=0.0,
+        command_latency_steps=1,
+        tracking_error_frac=0.0,
+        ev_departure_error_sd_min=0.0,
+        ev_energy_error_frac=0.0,
+        deferrable_noshow_prob=0.0,
+    )
+    plant = build_plant(
+        cfg,
+        fleet,
+        s.dt_h,
+        len(s.index),
+        s.pv_per_kwp,
+        s.pv_orientation,
+        lambda tilts, azimuths: np.zeros((len(s.index), len(tilts))),
+    )
+    s = dataclasses.replace(s, plant=plant)
+    ctrl = MPCController(PerfectForecaster(), MPCConfig(horizon_steps=6, network=False))
+    assert ctrl.config.ev_deadline_margin_steps == 4
+    k = compute_kpis(simulate(s, ctrl), s)
+    assert k["unmet_ev_kwh"] == pytest.approx(0.0, abs=1e-3)
