@@ -22,8 +22,9 @@ from gridsync.api.models import (
     ScenarioUpload,
     unprocessable,
 )
+from gridsync.hitl.approvals import ApprovalError
 from gridsync.model.scenario_config import ScenarioError
-from gridsync.runtime.runtime import DecisionError, Runtime
+from gridsync.runtime.runtime import Runtime
 
 router = APIRouter()
 #: A free-text query filter (device id, quantity, event kind): no NUL or control characters.
@@ -182,7 +183,7 @@ async def decide(request: Request, body: DecisionIn, who: Operator) -> dict[str,
         return await _rt(request).decide(
             body.plan_id, body.decision, body.comment, who.name, who.role
         )
-    except DecisionError as err:
+    except ApprovalError as err:
         raise HTTPException(err.status_code, str(err)) from None
 
 

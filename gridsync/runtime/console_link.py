@@ -32,9 +32,9 @@ import numpy as np
 
 from gridsync.aio import cancel_and_wait
 from gridsync.bus import Message, Subscription
-from gridsync.hitl.approvals import ApprovalConflict, ApprovalError, ApprovalNotFound
+from gridsync.hitl.approvals import ApprovalError, ApprovalNotFound
 from gridsync.hitl.session import ConsoleSession
-from gridsync.runtime.runtime import AlreadyDecided, Runtime
+from gridsync.runtime.runtime import Runtime
 from gridsync.runtime.twin import meter_readings, setpoints_to_dict
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,7 @@ class ConsoleLink:
         except ApprovalNotFound:
             return None
         act = approvals.approve if decision == "approve" else approvals.reject
-        try:
-            req = await asyncio.to_thread(act, request_id, actor, role or "operator", comment)
-        except ApprovalConflict as err:
-            raise AlreadyDecided(str(err)) from err
+        req = await asyncio.to_thread(act, request_id, actor, role or "operator", comment)
         return {"id": req.id, "status": req.status}
 
     async def _on_decision(self, msg: Message) -> None:
@@ -191,5 +188,5 @@ class ConsoleLink:
             await self.decide(
                 req_id, d["decision"], str(d.get("comment", "")), str(d.get("by", "api")), ""
             )
-        except (ApprovalError, AlreadyDecided) as err:
+        except ApprovalError as err:
             log.warning("bus decision on %s not applied: %s", req_id, err)

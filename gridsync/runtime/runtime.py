@@ -35,6 +35,7 @@ from gridsync.aio import cancel_and_wait
 from gridsync.bus import Bus, InProcessBus, Message, Subscription
 from gridsync.data.ingest import Ingestor, TelemetryValidator
 from gridsync.data.progress import Progress
+from gridsync.hitl.approvals import ApprovalConflict, ApprovalNotFound
 from gridsync.runtime.buffer import GridSnapshot, StateBuffer
 from gridsync.runtime.scenarios import ScenarioCatalog
 from gridsync.runtime.sinks import StoreSink
@@ -46,22 +47,8 @@ log = logging.getLogger(__name__)
 
 ScenarioHook = Callable[["Runtime", str, int | None], Awaitable[None]]
 #: ``(plan_id, decision, comment, actor, role) -> request dict``, or None for an id the
-#: handler does not know; raises :class:`AlreadyDecided` for a request decided before.
+#: handler does not know; raises :class:`ApprovalConflict` for a request decided before.
 DecisionHandler = Callable[[str, str, str, str, str], Awaitable[dict[str, Any] | None]]
-
-
-class DecisionError(LookupError):
-    """A decision on a plan could not be taken; ``status_code`` is the HTTP status."""
-
-    status_code = 400
-
-
-class UnknownPlan(DecisionError):
-    status_code = 404
-
-
-class AlreadyDecided(DecisionError):
-    status_code = 409
 
 
 class Runtime:
@@ -226,7 +213,7 @@ class Runtime:
         """Approve or reject ``plan_id``: a request a :attr:`decision_handlers` entry knows
         (the console's approval queue) is decided there, atomically with its audit row;
         otherwise a plan seen on the bus or in the store is decided once and audited.
-        Raises :class:`UnknownPlan` (404) or :class:`AlreadyDecided` (409); nothing is
+        Raises :class:`ApprovalNotFound` (404) or :class:`ApprovalConflict` (409); nothing is
         published or audited then."""
         body = {
             "plan_id": plan_id,
@@ -243,10 +230,10 @@ class Runtime:
                 return body
         if plan_id in self._decided:
             msg = f"plan {plan_id!r} was already decided: {self._decided[plan_id]}"
-            raise AlreadyDecided(msg)
+            raise ApprovalConflict(msg)
         if not await self._plan_known(plan_id):
             msg = f"no plan or approval request {plan_id!r}"
-            raise UnknownPlan(msg)
+            raise ApprovalNotFound(msg)
         self._decided[plan_id] = decision
         while len(self._decided) > 10_000:
             self._decided.popitem(last=False)
