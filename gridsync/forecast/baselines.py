@@ -111,19 +111,38 @@ def _hw_init(y: np.ndarray, s1: int, s2: int):
 class HoltWinters(Forecaster):
     """Double-seasonal (day + week) additive Holt-Winters with an AR(1) error correction.
 
-    Smoothing constants come from a grid search on the one-step error over the history; the
-    AR(1) coefficient of the one-step errors decays the latest error into the forecast.
-    Needs at least two weeks of history (one to initialise, one to learn).
+    Smoothing constants come from a grid search on the error of the forecasts the model is
+    used for: issued every ``SCORE_EVERY_H`` hours over the history after its first week, at
+    every lead up to ``horizon_h`` (mean squared error). Constants chosen on the one-step
+    error track noise (alpha at the grid's top) and drift at 24 h. The AR(1) coefficient of
+    the one-step errors decays the latest error into the forecast. Needs at least two weeks
+    of history (one to initialise, one to learn).
     """
 
     name = "holt_winters"
-    GRID = (0.005, 0.02, 0.08, 0.25)
+    GRID = (0.001, 0.005, 0.02, 0.08, 0.25)
+    SCORE_EVERY_H = 3.0
 
     def __init__(
-        self, quantiles: tuple[float, ...] = DEFAULT_QUANTILES, resid_days: float = 21.0
+        self,
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+        resid_days: float = 21.0,
+        horizon_h: float = 24.0,
     ) -> None:
         super().__init__(quantiles)
+        if horizon_h <= 0:
+            raise ValueError(f"horizon_h: {horizon_h} must be > 0")
         self.resid_days = resid_days
+        self.horizon_h = horizon_h
+
+    def _horizon_error(self, col, s1, s2, params, init, horizon, origins) -> float:
+        """Mean squared error of the forecasts from ``origins`` at leads 1..``horizon``."""
+        level, day, week, err, _ = _hw_filter(col, s1, s2, *params, *init)
+        e = err[s2 + 1 :]
+        phi = float(np.clip(np.corrcoef(e[1:], e[:-1])[0, 1], 0.0, 0.99)) if e.std() > 0 else 0
+        fc = self._forecast_from_states((level, day, week, err), phi, origins, horizon)
+        truth = col[origins[:, None] + np.arange(1, horizon + 1)]
+        return float(np.mean((truth - fc) ** 2)), phi
 
     def _fit(self, history: pd.DataFrame, exog: pd.DataFrame | None) -> None:
         s1, s2 = steps_per(history, "1D"), steps_per(history, "7D")
@@ -133,16 +152,19 @@ class HoltWinters(Forecaster):
                 f"{self.name}: needs >= 14 days of history ({2 * s2} steps), got {len(y)}"
             )
         self._s = (s1, s2)
+        dt_h = 24.0 / s1
+        horizon = min(max(1, int(round(self.horizon_h / dt_h))), len(y) - s2 - 2)
+        every = max(1, int(round(self.SCORE_EVERY_H / dt_h)))
+        origins = np.arange(s2 + 1, len(y) - horizon, every)
         self._params = []
         for j in range(y.shape[1]):
             col = y[:, j]
             init = _hw_init(col, s1, s2)
-            best = min(
-                itertools.product(self.GRID, repeat=3),
-                key=lambda p, col=col, init=init: _hw_filter(col, s1, s2, *p, *init)[4],
-            )
-            err = _hw_filter(col, s1, s2, *best, *init)[3][s2:]
-            phi = float(np.clip(np.corrcoef(err[1:], err[:-1])[0, 1], 0.0, 0.99))
+            scored = [
+                (self._horizon_error(col, s1, s2, p, init, horizon, origins), p)
+                for p in itertools.product(self.GRID, repeat=3)
+            ]
+            (_, phi), best = min(scored, key=lambda item: item[0][0])
             self._params.append((best, phi))
         self._resid_q = None  # computed on the first predict (combinations never need it)
 

@@ -20,6 +20,8 @@ def forecast() -> None:
       gridsync forecast backtest --csv meter.csv --time-col timestamp --value-col kw
       gridsync forecast backtest --csv bundled:vic --country AU --subdiv VIC --json out.json
       gridsync forecast backtest --csv bundled:taylor --issue-every-h 12
+      gridsync forecast backtest --csv uk.csv --time-col date --value-col mw --dayfirst \
+          --start 2022-01-01 --end 2022-01-31
       gridsync forecast run --days 1 --json forecast.json
     """
 
@@ -70,7 +72,7 @@ def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
 @click.option(
     "--issue-every-h",
     type=click.FloatRange(min=0, min_open=True),
-    default=24.0,
+    default=6.0,
     show_default=True,
     help="Hours between forecast issue times (origins).",
 )
@@ -98,6 +100,28 @@ def _resolve_csv(ref: str) -> tuple[Path, str | None, str | None]:
     default="2h",
     show_default=True,
     help="Longest gap filled by interpolation; longer gaps are an error.",
+)
+@click.option(
+    "--dayfirst/--monthfirst",
+    default=None,
+    help="How to read numeric dates like 03/04/2022 (day first: 3 April). Without it, the "
+    "data decides when some day is above 12, and an ambiguous file stops with an error.",
+)
+@click.option(
+    "--date-format",
+    default=None,
+    help="Explicit strptime format of the timestamps, e.g. '%d/%m/%Y %H:%M'.",
+)
+@click.option(
+    "--start",
+    default=None,
+    help="First forecast target time to score (e.g. 2022-01-01); the --train-days before "
+    "it feed the first fit. Default: as early as the training window allows.",
+)
+@click.option(
+    "--end",
+    default=None,
+    help="Last forecast target time to score (e.g. 2022-01-31 23:00). Default: the file's end.",
 )
 @click.option("--country", default=None, help="Holiday calendar (ISO code, e.g. DE, GB, AU).")
 @click.option("--subdiv", default=None, help="Holiday subdivision (e.g. VIC, BY).")
@@ -129,6 +153,10 @@ def backtest(
     max_origins,
     tz,
     max_gap,
+    dayfirst,
+    date_format,
+    start,
+    end,
     country,
     subdiv,
     model_names,
@@ -147,11 +175,12 @@ def backtest(
     stops with the offending line.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import track
     from rich.table import Table
 
     from gridsync.forecast.backtest import run_backtest
-    from gridsync.forecast.data import SeriesError, load_series_csv
+    from gridsync.forecast.data import SeriesError, load_series_csv, window
     from gridsync.forecast.hybrid import HybridForecaster
     from gridsync.forecast.models import model_factories
 
@@ -169,7 +198,11 @@ def backtest(
             tz=tz,
             max_gap=max_gap,
             min_days=train_days + horizon_h / 24,
+            dayfirst=dayfirst,
+            date_format=date_format,
         )
+        series = window(clean, start, end, train_days=train_days, horizon_h=horizon_h)
+        explicit = bool(model_names)
         if not model_names:  # all models, but the hybrid only if the window is long enough
             short = train_days < HybridForecaster.min_days(horizon_h)
             model_names = [n for n in MODEL_NAMES if not (n == "hybrid" and short)]
@@ -179,11 +212,11 @@ def backtest(
             country=country,
             subdiv=subdiv,
             train_days=train_days,
+            require_peers=explicit,
         )
-    except (SeriesError, ValueError) as err:
-        console.print(f"[red]error:[/] {err}")
+    except (SeriesError, ValueError, ImportError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}")
         sys.exit(2)
-    series = clean.values
     for note in clean.repairs:
         console.print(f"[yellow]repaired:[/] {note}")
     console.print(
@@ -206,14 +239,14 @@ def backtest(
             progress=progress,
         )
     except ValueError as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         sys.exit(2)
     report = result.to_json()
     names = list(report["models"])
     table = Table(title=f"MAPE % by lead hour ({report['n_origins']} origins)")
     table.add_column("lead h", justify="right")
-    for n in names:
-        table.add_column(n, justify="right")
+    for n in names:  # one name part per header line: full names fit 80 columns
+        table.add_column(n.replace("_", "_\n"), justify="right", overflow="fold")
     leads = list(report["models"][names[0]]["mape_by_lead_h"])
     for lead in leads:
         vals = [report["models"][n]["mape_by_lead_h"][lead] for n in names]
@@ -275,6 +308,7 @@ def run(scenario_path, days, step_offset, horizon_h, json_path):
     load and PV P10/P50/P90 per hour next to the truth, with the window's MAPE.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from gridsync.forecast.scenario import LearnedForecaster, feeder_summary
@@ -286,7 +320,7 @@ def run(scenario_path, days, step_offset, horizon_h, json_path):
     try:
         scenario = load_scenario(scenario_path, **overrides)
     except (ScenarioError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         sys.exit(2)
     step = scenario.start_step + step_offset
     horizon = int(round(horizon_h / scenario.dt_h))

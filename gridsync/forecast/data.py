@@ -10,6 +10,11 @@ Repairs (each one is recorded in ``CleanSeries.repairs``, never silent):
 - data finer than ``freq`` is averaged onto ``freq`` (a 15-min meter export with ``30min``);
 - gaps of at most ``max_gap`` are filled by linear interpolation.
 
+Numeric dates written ``a/b/yyyy`` (also ``.`` or ``-`` separated) are never guessed: the day
+comes first when some first field exceeds 12, last when some second field does; a file where
+both fields stay at or below 12 is ambiguous and stops with an error asking for ``dayfirst`` or
+an explicit ``date_format`` (``%d/%m/%Y %H:%M``).
+
 Everything else is a ``SeriesError`` naming the row, the value and what was expected: missing
 or unparseable timestamps, non-numeric values, duplicate timestamps (with a DST hint when the
 timestamps are naive), off-grid timestamps, gaps longer than ``max_gap``, too little data.
@@ -47,7 +52,58 @@ def _rows(mask: np.ndarray, limit: int = 5) -> str:
     return ", ".join(map(str, lines)) + (f" (+{more} more)" if more > 0 else "")
 
 
-def _parse_times(raw: pd.Series, time_col: str, tz: str | None, repairs: list[str]):
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\b"
+
+
+def _dayfirst(text: pd.Series, time_col: str, dayfirst: bool | None, repairs: list[str]):
+    """Whether ``a/b/yyyy`` dates put the day first: from the data when it decides (a first
+    field > 12 means day-first, a second field > 12 month-first), else from ``dayfirst``; a
+    SeriesError when the data contradicts itself or ``dayfirst``, or nothing decides."""
+    parts = text.str.extract(_NUMERIC_DATE)
+    numeric = parts[0].notna().to_numpy()
+    if not numeric.any():
+        return dayfirst
+    a = parts[0][numeric].astype(int).to_numpy()
+    b = parts[1][numeric].astype(int).to_numpy()
+    day_first_seen, month_first_seen = (a > 12).any(), (b > 12).any()
+    rows = np.flatnonzero(numeric)
+    if day_first_seen and month_first_seen:
+        i, j = rows[np.argmax(a > 12)], rows[np.argmax(b > 12)]
+        raise SeriesError(
+            f"column {time_col!r}: dates are day-first at CSV line {i + 2} ({text.iloc[i]!r}) "
+            f"but month-first at line {j + 2} ({text.iloc[j]!r}); export one date format"
+        )
+    seen = True if day_first_seen else False if month_first_seen else None
+    if seen is None and dayfirst is None:
+        raise SeriesError(
+            f"column {time_col!r}: dates like {text.iloc[rows[0]]!r} are ambiguous (no day "
+            "above 12 tells day and month apart); pass --dayfirst or --monthfirst, or "
+            "--date-format '%d/%m/%Y %H:%M'"
+        )
+    if seen is not None and dayfirst is not None and seen != dayfirst:
+        k = rows[np.argmax(a > 12)] if seen else rows[np.argmax(b > 12)]
+        raise SeriesError(
+            f"column {time_col!r}: --{'monthfirst' if seen else 'dayfirst'} contradicts CSV "
+            f"line {k + 2} ({text.iloc[k]!r}), which is "
+            f"{'day' if seen else 'month'}-first"
+        )
+    if seen is not None and dayfirst is None:
+        repairs.append(
+            f"dates read {'day' if seen else 'month'}-first "
+            f"({'DD/MM' if seen else 'MM/DD'}): a {'first' if seen else 'second'} field above "
+            "12 decides"
+        )
+    return seen if seen is not None else dayfirst
+
+
+def _parse_times(
+    raw: pd.Series,
+    time_col: str,
+    tz: str | None,
+    repairs: list[str],
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
+):
     text = raw.astype("string").str.strip()
     missing = (text.isna() | (text == "")).to_numpy()
     if missing.any():
@@ -55,12 +111,22 @@ def _parse_times(raw: pd.Series, time_col: str, tz: str | None, repairs: list[st
             f"column {time_col!r}: {int(missing.sum())} missing timestamp(s) at CSV line(s) "
             f"{_rows(missing)}; every row needs a timestamp"
         )
+    if date_format is not None:
+        times = pd.to_datetime(text, format=date_format, errors="coerce")
+        bad = times.isna().to_numpy()
+        if bad.any():
+            raise SeriesError(
+                f"column {time_col!r}: timestamp {text[bad].iloc[0]!r} at CSV line(s) "
+                f"{_rows(bad)} does not match --date-format {date_format!r}"
+            )
+        return _localise(pd.DatetimeIndex(times), time_col, tz, repairs)
+    dayfirst = _dayfirst(text, time_col, dayfirst, repairs)
     has_offset = text.str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", regex=True).to_numpy()
     try:
         if has_offset.any():
             times = pd.to_datetime(text, utc=True, format="ISO8601")
         else:
-            times = pd.to_datetime(text, format="mixed")
+            times = pd.to_datetime(text, format="mixed", dayfirst=bool(dayfirst))
     except (ValueError, TypeError) as err:
         bad = pd.to_datetime(text, errors="coerce", format="mixed").isna().to_numpy()
         example = text[bad].iloc[0] if bad.any() else "?"
@@ -77,7 +143,13 @@ def _parse_times(raw: pd.Series, time_col: str, tz: str | None, repairs: list[st
         target = tz or "UTC"
         repairs.append(f"timestamps carried UTC offsets: converted to {target}")
         return pd.DatetimeIndex(times).tz_convert(target)
-    index = pd.DatetimeIndex(times)
+    return _localise(pd.DatetimeIndex(times), time_col, tz, repairs)
+
+
+def _localise(index: pd.DatetimeIndex, time_col: str, tz: str | None, repairs: list[str]):
+    """Naive wall-clock times, localised to ``tz`` when given (DST inferred)."""
+    if index.tz is not None:
+        return index.tz_convert(tz or "UTC")
     if tz is None:
         return index
     try:
@@ -118,12 +190,14 @@ def clean_series(
     tz: str | None = None,
     max_gap: str = "2h",
     min_days: float = 0.0,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
 ) -> CleanSeries:
     """Validate and repair one series given raw timestamp and value columns (see module doc)."""
     repairs: list[str] = []
     if len(times) < 3:
         raise SeriesError(f"column {value_col!r}: {len(times)} rows; need at least 3")
-    index = _parse_times(times.reset_index(drop=True), time_col, tz, repairs)
+    index = _parse_times(times.reset_index(drop=True), time_col, tz, repairs, dayfirst, date_format)
     y = _parse_values(values.reset_index(drop=True), value_col)
     order = np.argsort(index.asi8, kind="stable")
     if not (order == np.arange(len(order))).all():
@@ -209,6 +283,8 @@ def load_series_csv(
     tz: str | None = None,
     max_gap: str = "2h",
     min_days: float = 0.0,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
 ) -> CleanSeries:
     """Read ``time_col``/``value_col`` from a CSV (any delimiter pandas can sniff) and clean it."""
     path = Path(path)
@@ -229,4 +305,60 @@ def load_series_csv(
         tz=tz,
         max_gap=max_gap,
         min_days=min_days,
+        dayfirst=dayfirst,
+        date_format=date_format,
     )
+
+
+def window(
+    clean: CleanSeries,
+    start: str | None,
+    end: str | None,
+    *,
+    train_days: float,
+    horizon_h: float,
+) -> pd.Series:
+    """The part of ``clean`` a backtest scoring targets from ``start`` to ``end`` needs: the
+    ``train_days`` before ``start`` (so the first origin's first lead is ``start``) up to
+    ``end``. Naive bounds are read in the series' own clock. SeriesError when the file does
+    not cover the training window before ``start`` or the window is shorter than a horizon."""
+    s = clean.values
+    step = clean.freq
+
+    def stamp(text: str, name: str) -> pd.Timestamp:
+        try:
+            t = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            raise SeriesError(
+                f"--{name}: cannot parse {text!r}; expected e.g. 2022-01-31 13:00"
+            ) from None
+        if s.index.tz is not None:
+            t = t.tz_localize(s.index.tz) if t.tz is None else t.tz_convert(s.index.tz)
+        elif t.tz is not None:
+            raise SeriesError(f"--{name}: {text!r} has a UTC offset but the series is naive")
+        return t
+
+    first, last = s.index[0], s.index[-1]
+    lo = first
+    if start is not None:
+        t0 = stamp(start, "start")
+        lo = t0 - pd.Timedelta(days=train_days)
+        if lo < first:
+            raise SeriesError(
+                f"--start: {start} leaves {(t0 - first) / pd.Timedelta(days=1):.1f} days of "
+                f"history before it (the file starts {first}); --train-days needs {train_days:g}"
+            )
+    hi = last
+    if end is not None:
+        hi = min(stamp(end, "end"), last)
+    out = s[(s.index >= lo) & (s.index <= hi)]
+    need = int(round(train_days * pd.Timedelta(days=1) / step)) + int(
+        round(horizon_h * pd.Timedelta(hours=1) / step)
+    )
+    if len(out) < need:
+        raise SeriesError(
+            f"--start/--end: the window {start or first} .. {end or last} keeps {len(out)} "
+            f"readings; {train_days:g} training days plus a {horizon_h:g} h horizon need {need}"
+        )
+    out.index.freq = s.index.freq
+    return out

@@ -271,7 +271,7 @@ class HybridForecaster(Forecaster):
                 history.to_numpy(dtype=float), self._horizon, self._s_day, self._s_week, self._hour
             )
         if "holt_winters" in self.components:
-            fitted["holt_winters"] = HoltWinters().fit(history)
+            fitted["holt_winters"] = HoltWinters(horizon_h=self.max_lead_h).fit(history)
         if "gbm" in self.components:
             fitted["gbm"] = ProfileGBM((0.5,), **self.gbm_params).fit(history, exog)
         return fitted

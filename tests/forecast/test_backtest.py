@@ -85,7 +85,9 @@ def test_json_layout_and_hourly_leads():
 
 @pytest.mark.slow
 def test_real_victoria_demand_learned_model_beats_baselines(vic):
-    """On the real series, LightGBM beats both baselines on mean MAPE and pinball."""
+    """On the real series, LightGBM beats weekly seasonal-naive on mean MAPE and pinball.
+    (Holt-Winters with constants chosen for the 24 h horizon beats LightGBM here: 2.7 vs
+    4.1 % mean MAPE; it lost only while it chose them by one-step error.)"""
     models = {
         "sn_week": lambda: SeasonalNaive("7D"),
         "hw": HoltWinters,
@@ -97,6 +99,7 @@ def test_real_victoria_demand_learned_model_beats_baselines(vic):
         vic.iloc[-(70 * 24) :], models, train_days=42, issue_every_h=24, refit_every_h=24 * 14
     )
     s = {name: res.summary(name) for name in models}
-    assert s["lgbm"]["mape_mean"] < min(s["sn_week"]["mape_mean"], s["hw"]["mape_mean"])
-    assert s["lgbm"]["pinball_mean"] < min(s["sn_week"]["pinball_mean"], s["hw"]["pinball_mean"])
+    assert s["lgbm"]["mape_mean"] < s["sn_week"]["mape_mean"]
+    assert s["lgbm"]["pinball_mean"] < s["sn_week"]["pinball_mean"]
+    assert s["hw"]["mape_mean"] < s["sn_week"]["mape_mean"]
     assert 60 <= s["lgbm"]["coverage_p10_p90"] <= 95

@@ -152,3 +152,62 @@ def test_default_models_skip_the_hybrid_when_the_window_is_too_short(tmp_path):
     # asked for explicitly, the too-short window is an error that says what it needs
     result = CliRunner().invoke(cli, [*args[:-3], "--model", "hybrid"])
     assert result.exit_code == 2 and "15-day training window is too short" in result.output
+
+
+def _user_csv(tmp_path, days=30):
+    y = double_seasonal(days=days, per_day=24, noise=1.0)
+    path = tmp_path / "hourly.csv"
+    pd.DataFrame({"t": y.index.strftime("%Y-%m-%d %H:%M"), "kw": y}).to_csv(path, index=False)
+    return path
+
+
+def _backtest(path, *extra):
+    return CliRunner().invoke(
+        cli,
+        ["forecast", "backtest", "--csv", str(path), "--time-col", "t", "--value-col", "kw"]
+        + ["--quiet", *extra],
+    )
+
+
+def test_start_end_score_a_window_and_the_default_issue_spacing_is_6h(tmp_path):
+    out = tmp_path / "bt.json"
+    result = _backtest(
+        _user_csv(tmp_path),
+        *("--train-days", "14", "--horizon-h", "12", "--model", "seasonal_naive_day"),
+        *("--start", "2024-01-20", "--end", "2024-01-25 23:00", "--json", str(out)),
+    )
+    assert result.exit_code == 0, result.output
+    # targets 20 Jan 00:00 .. 25 Jan 23:00 (144 h), horizon 12 h: origins at 19 Jan 23:00 and
+    # every 6 h while origin + 12 h <= 25 Jan 23:00, i.e. up to 25 Jan 11:00: (132 / 6) + 1
+    assert json.loads(out.read_text())["n_origins"] == 23
+    assert "from 2024-01-06 00:00" in result.output  # the 14 training days before --start
+
+
+def test_start_without_enough_history_is_a_clear_error(tmp_path):
+    result = _backtest(_user_csv(tmp_path), "--train-days", "14", "--start", "2024-01-10")
+    assert result.exit_code == 2
+    assert "--start" in result.output and "needs 14" in result.output
+
+
+def test_mstl_without_statsforecast_names_the_missing_package(tmp_path, monkeypatch):
+    import gridsync.forecast.models as models
+
+    monkeypatch.setattr(models, "statsforecast_available", lambda: False)
+    result = _backtest(_user_csv(tmp_path), "--train-days", "14", "--model", "mstl_autoets")
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "needs the 'statsforecast' package, which is not installed" in text
+    assert "'gridsync[dev]'" in text and "Traceback" not in text
+
+
+def test_results_table_shows_full_model_names_at_80_columns(tmp_path):
+    result = _backtest(
+        _user_csv(tmp_path, days=20),
+        *("--train-days", "15", "--horizon-h", "6", "--issue-every-h", "24"),
+        *("--model", "seasonal_naive_day", "--model", "seasonal_naive_week"),
+        *("--model", "holt_winters"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    for part in ("seasonal_", "naive_", "day", "week", "holt_", "winters"):
+        assert part in result.output

@@ -138,3 +138,38 @@ def test_bundled_taylor_is_twelve_weeks_of_half_hours_from_a_monday():
     # night trough, day plateau: 04:00 is below 12:00 on every day
     day = y.to_numpy().reshape(-1, 48)
     assert (day[:, 8] < day[:, 24]).all()
+
+
+def _day_first(times: pd.DatetimeIndex) -> list[str]:
+    return [t.strftime("%d/%m/%Y %H:%M") for t in times]
+
+
+def test_day_first_dates_are_read_day_first_when_a_day_above_12_decides(tmp_path):
+    # 1 Jan .. 20 Jan hourly written DD/MM: month-first parsing of 02/01 would give 1 Feb
+    truth = pd.date_range("2024-01-01", periods=20 * 24, freq="h")
+    s = load_series_csv(_csv(tmp_path, _day_first(truth), np.arange(480.0)), "ts", "kw")
+    pd.testing.assert_index_equal(s.values.index, truth, check_names=False)
+    assert any("day-first" in r for r in s.repairs)
+
+
+def test_ambiguous_dates_stop_and_dayfirst_or_a_format_resolves_them(tmp_path):
+    truth = pd.date_range("2024-01-01", periods=10 * 24, freq="h")  # days 1..10: all <= 12
+    path = _csv(tmp_path, _day_first(truth), np.arange(240.0))
+    with pytest.raises(SeriesError, match="ambiguous.*--dayfirst"):
+        load_series_csv(path, "ts", "kw")
+    for kwargs in ({"dayfirst": True}, {"date_format": "%d/%m/%Y %H:%M"}):
+        s = load_series_csv(path, "ts", "kw", **kwargs)
+        pd.testing.assert_index_equal(s.values.index, truth, check_names=False)
+
+
+def test_month_first_flag_contradicted_by_the_data_names_the_line(tmp_path):
+    truth = pd.date_range("2024-01-12", periods=48, freq="h")  # 13/01 is line 2 + 24
+    path = _csv(tmp_path, _day_first(truth), np.arange(48.0))
+    with pytest.raises(SeriesError, match=r"--monthfirst contradicts CSV line 26 \('13/01/2024"):
+        load_series_csv(path, "ts", "kw", dayfirst=False)
+
+
+def test_date_format_mismatch_names_the_line(tmp_path):
+    times = _hours(6)
+    with pytest.raises(SeriesError, match=r"line\(s\) 2.*does not match --date-format"):
+        load_series_csv(_csv(tmp_path, times, range(6)), "ts", "kw", date_format="%d/%m/%Y")

@@ -100,3 +100,27 @@ def test_to_frame_is_long_and_complete():
     frame = SeasonalNaive().fit(y).predict(5).to_frame()
     assert list(frame.columns) == ["time", "lead", "series", "q0.1", "q0.5", "q0.9"]
     assert len(frame) == 10 and set(frame.series) == {"n1", "n2"}
+
+
+def test_holt_winters_chooses_constants_for_its_horizon():
+    # fixed double-seasonal pattern + AR(1) noise (phi 0.95, sd 1): 24 h ahead the noise has
+    # forgotten the origin (0.95^24 = 0.29), so the best forecast is about the pattern itself,
+    # MSE ~ var = 1 / (1 - 0.95^2) = 10.3 at leads 19..24.
+    per_day, days = 24, 56
+    base = double_seasonal(days=days + 7, per_day=per_day)
+    rng = np.random.default_rng(3)
+    e = np.zeros(len(base))
+    for t in range(1, len(e)):
+        e[t] = 0.95 * e[t - 1] + rng.standard_normal()
+    y = base + e
+    hist = y.iloc[: days * per_day]
+
+    def lead24_mse(model):
+        errs = []
+        for o in range(days * per_day - 1, len(y) - 25, 6):
+            fc = model.predict(24, y.iloc[: o + 1]).p50[:, 0]
+            errs.append((y.to_numpy()[o + 1 : o + 25] - fc)[-6:])  # leads 19..24
+        return float(np.mean(np.square(errs)))
+
+    var = 1 / (1 - 0.95**2)
+    assert lead24_mse(HoltWinters(horizon_h=24).fit(hist)) < 1.35 * var
