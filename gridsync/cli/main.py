@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.market.cli:market",
         "Peer-to-peer energy market, settlement, credits, carbon and VPP bids.",
     ),
+    "resilience": (
+        "gridsync.resilience.cli:resilience",
+        "Reliability indices (RBTS-validated), outage risk, FLISR and microgrid islanding.",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Resilience: reliability indices (analytical and Monte Carlo), outage risk, FLISR, islanding."""
