@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.resilience.cli:resilience",
         "Reliability indices (RBTS-validated), outage risk, FLISR and microgrid islanding.",
     ),
+    "citylearn": (
+        "gridsync.citylearn.cli:citylearn",
+        "Run GridSync's controllers on a CityLearn dataset; CityLearn's KPIs and actions CSV.",
+    ),
 }
 
 
