@@ -1,0 +1,1 @@
+"""Three-phase unbalanced LV/MV power flow: network data, OpenDSS-file reader, solver, KPIs."""

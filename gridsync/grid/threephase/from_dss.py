@@ -1,0 +1,389 @@
+"""Build a ``ThreePhaseNetwork`` from an OpenDSS script (``gridsync.grid.threephase.dss``).
+
+Modelled: ``Vsource`` (MVAsc or Isc, X/R), ``LineCode`` (phase matrices or sequence values,
+capacitance), ``Line`` (linecode or own impedances, unit conversion, switches), two-winding
+``Transformer`` (wye/delta, taps, %R per winding, XHL; ANSI 30-degree lag, or ``LeadLag=lead``),
+``Load`` (wye/delta, models 1 = constant PQ, 2 = constant Z, 5 = constant current, each turning
+into constant impedance outside [vminpu, vmaxpu] as OpenDSS does; below vminpu OpenDSS
+further blends towards its nominal impedance at vlowpu, which is not reproduced), ``Capacitor`` and
+``Loadshape`` (inline multipliers). ``RegControl`` is accepted only with ``Set
+ControlMode=OFF`` (taps fixed as given). Anything else raises ``DSSError`` naming it.
+Transformer magnetising branches (%imag, %noloadloss) are not modelled and must be zero.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gridsync.grid.threephase.dss import (
+    Circuit,
+    DSSError,
+    lower_triangle,
+    number,
+    numbers,
+    read_dss,
+    strings,
+)
+from gridsync.grid.threephase.elements import (
+    SQRT3,
+    coil_pair_admittance,
+    line_yprim,
+    sequence_to_phase,
+    source_impedance_ohm,
+    transformer_yprim,
+)
+from gridsync.grid.threephase.network import NetworkAssembler, ThreePhaseNetwork
+from gridsync.grid.threephase.solver import assign_voltage_bases
+
+UNIT_M = {
+    "mi": 1609.344,
+    "kft": 304.8,
+    "km": 1000.0,
+    "m": 1.0,
+    "ft": 0.3048,
+    "in": 0.0254,
+    "cm": 0.01,
+    "mm": 0.001,
+    "none": 0.0,
+}
+IGNORED_CLASSES = {"monitor", "energymeter"}
+
+
+def _bus_nodes(spec: str, n_phase: int, n_cond: int) -> tuple[str, list[int]]:
+    """Bus name and node numbers of a terminal: given nodes, else 1..n_phase; the rest 0."""
+    name, *given = spec.strip().split(".")
+    nodes = [int(g) for g in given] if given else list(range(1, n_phase + 1))
+    return name.lower(), (nodes + [0] * n_cond)[:n_cond]
+
+
+def _matrix(value: str, n: int) -> np.ndarray:
+    rows = lower_triangle(value)
+    m = np.zeros((n, n))
+    for i, row in enumerate(rows[:n]):
+        if len(row) == i + 1:
+            m[i, : i + 1] = row
+            m[: i + 1, i] = row
+        else:
+            m[i, : len(row)] = row
+    return m
+
+
+class _LineData:
+    """Per-unit-length series Z (ohm) and shunt C (nF) matrices with their length unit."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.r1, self.x1, self.r0, self.x0, self.c1, self.c0 = (
+            0.058,
+            0.1206,
+            0.1784,
+            0.4047,
+            3.4,
+            1.6,
+        )
+        self.r = self.x = self.c = None
+        self.units = "none"
+        self._seq()
+
+    def _seq(self) -> None:
+        self.r = sequence_to_phase(self.r1, self.r0, self.n).real
+        self.x = sequence_to_phase(self.x1, self.x0, self.n).real
+        self.c = sequence_to_phase(self.c1, self.c0, self.n).real
+
+    def apply(self, props: list[tuple[str, str]]) -> None:
+        for key, value in props:
+            if key in ("r1", "x1", "r0", "x0", "c1", "c0"):
+                setattr(self, key, number(value))
+                self._seq()
+            elif key == "rmatrix":
+                self.r = _matrix(value, self.n)
+            elif key == "xmatrix":
+                self.x = _matrix(value, self.n)
+            elif key == "cmatrix":
+                self.c = _matrix(value, self.n)
+            elif key == "units":
+                self.units = value.lower()
+
+
+def _vsource(asm: NetworkAssembler, el, base_freq: float) -> None:
+    kv, pu, angle = 115.0, 1.0, 0.0
+    mvasc3, mvasc1, x1r1, x0r0 = 2000.0, 2100.0, 4.0, 3.0
+    isc3 = isc1 = None
+    bus = "sourcebus"
+    n_phase = 3
+    for key, value in el.props:
+        if key == "basekv":
+            kv = number(value)
+        elif key == "pu":
+            pu = number(value)
+        elif key == "angle":
+            angle = number(value)
+        elif key == "mvasc3":
+            mvasc3, isc3 = number(value), None
+        elif key == "mvasc1":
+            mvasc1, isc1 = number(value), None
+        elif key == "isc3":
+            isc3 = number(value)
+        elif key == "isc1":
+            isc1 = number(value)
+        elif key == "x1r1":
+            x1r1 = number(value)
+        elif key == "x0r0":
+            x0r0 = number(value)
+        elif key == "bus1":
+            bus = value
+        elif key == "phases":
+            n_phase = int(number(value))
+        else:
+            msg = f"Vsource.{el.name}: property {key!r} is not supported"
+            raise DSSError(msg)
+    if n_phase != 3:
+        msg = f"Vsource.{el.name}: only three-phase sources are supported (phases={n_phase})"
+        raise DSSError(msg)
+    if isc3 is not None:
+        mvasc3 = SQRT3 * kv * isc3 / 1000.0
+    if isc1 is not None:
+        mvasc1 = SQRT3 * kv * isc1 / 1000.0
+    z1, z0 = source_impedance_ohm(kv, mvasc3, mvasc1, x1r1, x0r0)
+    name, nodes = _bus_nodes(bus, 3, 3)
+    term = [asm.node(name, p) for p in nodes]
+    internal = [asm.node(f"_source_{el.name}", p) for p in (1, 2, 3)]
+    yprim = line_yprim(sequence_to_phase(z1, z0, 3), np.zeros((3, 3)))
+    asm.add_primitive(term + internal, yprim)
+    v = kv * 1000.0 * pu / SQRT3
+    for k, node in enumerate(internal):
+        asm.add_slack(node, v * np.exp(1j * np.deg2rad(angle - 120.0 * k)))
+
+
+def _line(asm, el, codes: dict, base_freq: float) -> None:
+    n = int(number(el.get("phases", "3")))
+    code = el.get("linecode")
+    data = _LineData(n)
+    if code is not None:
+        if code.lower() not in codes:
+            msg = f"Line.{el.name}: linecode {code!r} is not defined"
+            raise DSSError(msg)
+        data.apply(codes[code.lower()].props)
+    length, units, switch = 1.0, None, False
+    for key, value in el.props:
+        if key == "switch" and value.lower().startswith(("y", "t")):
+            switch = True
+            data.r1, data.x1, data.r0, data.x0, data.c1, data.c0 = 1.0, 1.0, 1.0, 1.0, 1.1, 1.0
+            data._seq()
+            data.units, length = "none", 0.001
+        elif key in ("r1", "x1", "r0", "x0", "c1", "c0", "rmatrix", "xmatrix", "cmatrix"):
+            data.apply([(key, value)])
+        elif key == "length":
+            length = number(value)
+        elif key == "units":
+            units = value.lower()
+    scale = length
+    if units is not None and units != "none" and data.units != "none":
+        scale = length * UNIT_M[units] / UNIT_M[data.units]
+    z = (data.r + 1j * data.x) * scale
+    yc = 1j * 2 * np.pi * base_freq * data.c * 1e-9 * scale
+    b1, n1 = _bus_nodes(el.get("bus1"), n, n)
+    b2, n2 = _bus_nodes(el.get("bus2", el.get("bus1").split(".")[0]), n, n)
+    nodes = [asm.node(b1, p) for p in n1] + [asm.node(b2, p) for p in n2]
+    yprim = line_yprim(z, yc)
+    asm.add_primitive(nodes, yprim)
+    kind = "switch" if switch else "line"
+    asm.add_branch(f"line.{el.name}", kind, nodes, n1, yprim, n, float(el.get("normamps", "nan")))
+
+
+def _transformer(asm, el, lag: bool) -> None:
+    n_phase, n_wdg, xhl = 3, 2, 7.0
+    wdg = [dict(bus="", conn="wye", kv=12.47, kva=1000.0, r=0.2, tap=1.0) for _ in range(2)]
+    cur = 0
+    for key, value in el.props:
+        if key == "phases":
+            n_phase = int(number(value))
+        elif key == "windings":
+            n_wdg = int(number(value))
+        elif key == "wdg":
+            cur = int(number(value)) - 1
+        elif key in ("bus", "conn", "kv", "kva", "%r", "tap"):
+            field = {"%r": "r"}.get(key, key)
+            wdg[cur][field] = value if key in ("bus", "conn") else number(value)
+        elif key in ("buses", "conns", "kvs", "kvas", "%rs", "taps"):
+            field = {
+                "buses": "bus",
+                "conns": "conn",
+                "kvs": "kv",
+                "kvas": "kva",
+                "%rs": "r",
+                "taps": "tap",
+            }[key]
+            vals = strings(value) if field in ("bus", "conn") else numbers(value)
+            for w, v in enumerate(vals[:2]):
+                wdg[w][field] = v
+        elif key in ("xhl", "x12"):
+            xhl = number(value)
+        elif key == "%loadloss":
+            for w in wdg:
+                w["r"] = number(value) / 2
+        elif key in ("%imag", "%noloadloss") and number(value) != 0.0:
+            msg = f"Transformer.{el.name}: magnetising branch ({key}) is not modelled"
+            raise DSSError(msg)
+        elif key == "leadlag":
+            lag = value.lower() in ("lag", "ansi")
+        elif key not in ("sub", "bank", "%imag", "%noloadloss", "xht", "xlt", "x13", "x23"):
+            msg = f"Transformer.{el.name}: property {key!r} is not supported"
+            raise DSSError(msg)
+    if n_wdg != 2:
+        msg = f"Transformer.{el.name}: only two-winding transformers are supported ({n_wdg})"
+        raise DSSError(msg)
+    terminals: list[int] = []
+    coils: list[list[tuple[int, int]]] = []
+    v_coil = []
+    for w in wdg:
+        delta = w["conn"].lower().startswith("d")
+        n_cond = n_phase if delta else n_phase + 1
+        name, nodes = _bus_nodes(w["bus"], n_phase, n_cond)
+        first = len(terminals)
+        terminals += [asm.node(name, p) for p in nodes]
+        if delta and n_phase == 3:
+            step = 2 if lag else 1  # coil k from node k to node k-1 (lag) or k+1 (lead)
+            coils.append([(first + k, first + (k + step) % 3) for k in range(3)])
+        elif delta:
+            coils.append([(first, first + 1)])
+        else:
+            coils.append([(first + k, first + n_phase) for k in range(n_phase)])
+        v_ll = w["kv"] * 1000.0
+        v_coil.append(v_ll if (delta or n_phase == 1) else v_ll / SQRT3)
+    s_phase = wdg[0]["kva"] * 1000.0 / n_phase
+    z_pu = (wdg[0]["r"] + wdg[1]["r"]) / 100.0 + 1j * xhl / 100.0
+    coil_y = coil_pair_admittance(z_pu, s_phase, tuple(v_coil), (wdg[0]["tap"], wdg[1]["tap"]))
+    yprim = transformer_yprim(coils, coil_y, len(terminals))
+    asm.add_primitive(terminals, yprim)
+    phases = [int(b) for b in range(1, n_phase + 1)]
+    kva = wdg[0]["kva"]
+    rating = kva * 1000.0 / (n_phase * v_coil[0]) if n_phase else float("nan")
+    asm.add_branch(
+        f"transformer.{el.name}", "transformer", terminals, phases, yprim, n_phase, rating
+    )
+
+
+def _components(el, n_phase: int, delta: bool) -> tuple[str, list[tuple[int, int]]]:
+    """Bus and (from, to) node numbers of each single-phase component of a load/capacitor."""
+    if delta and n_phase == 3:
+        name, nodes = _bus_nodes(el.get("bus1"), 3, 3)
+        return name, [(nodes[k], nodes[(k + 1) % 3]) for k in range(3)]
+    if delta:
+        name, nodes = _bus_nodes(el.get("bus1"), 2, 2)
+        return name, [(nodes[0], nodes[1])]
+    name, nodes = _bus_nodes(el.get("bus1"), n_phase, n_phase + 1)
+    return name, [(nodes[k], nodes[n_phase]) for k in range(n_phase)]
+
+
+def _load(asm, el) -> str | None:
+    n_phase, conn, model, kv, kw, kvar, pf = 3, "wye", 1, 12.47, 10.0, None, 0.88
+    vmin, vmax, shape = 0.95, 1.05, None
+    for key, value in el.props:
+        if key == "phases":
+            n_phase = int(number(value))
+        elif key == "conn":
+            conn = value.lower()
+        elif key == "model":
+            model = int(number(value))
+        elif key == "kv":
+            kv = number(value)
+        elif key == "kw":
+            kw = number(value)
+        elif key == "kvar":
+            kvar = number(value)
+        elif key == "pf":
+            pf, kvar = number(value), None
+        elif key == "vminpu":
+            vmin = number(value)
+        elif key == "vmaxpu":
+            vmax = number(value)
+        elif key in ("yearly", "daily"):
+            shape = value.lower()
+        elif key not in ("bus1", "status", "duty"):
+            msg = f"Load.{el.name}: property {key!r} is not supported"
+            raise DSSError(msg)
+    if model not in (1, 2, 5):
+        msg = f"Load.{el.name}: model={model} is not supported (1 = PQ, 2 = Z, 5 = I)"
+        raise DSSError(msg)
+    if kvar is None:
+        kvar = kw * np.sqrt(1.0 / pf**2 - 1.0) * np.sign(pf)
+    delta = conn.startswith("d")
+    bus, comps = _components(el, n_phase, delta)
+    vbase = kv * 1000.0 if (delta or n_phase == 1) else kv * 1000.0 / SQRT3
+    for a, b in comps:
+        asm.add_load(
+            f"load.{el.name}",
+            asm.node(bus, a),
+            asm.node(bus, b),
+            kw / n_phase,
+            kvar / n_phase,
+            model,
+            vbase,
+            vmin,
+            vmax,
+        )
+    return shape
+
+
+def _capacitor(asm, el) -> None:
+    n_phase = int(number(el.get("phases", "3")))
+    kvar = sum(numbers(el.get("kvar", "1200")))
+    kv = number(el.get("kv", "12.47"))
+    delta = el.get("conn", "wye").lower().startswith("d")
+    bus, comps = _components(el, n_phase, delta)
+    v = kv * 1000.0 if (delta or n_phase == 1) else kv * 1000.0 / SQRT3
+    y = 1j * kvar * 1000.0 / n_phase / v**2
+    for a, b in comps:
+        asm.add_primitive([asm.node(bus, a), asm.node(bus, b)], np.array([[y, -y], [-y, y]]))
+
+
+def _loadshape(el) -> np.ndarray:
+    mult = el.get("mult")
+    if mult is None or "file=" in mult.lower():
+        msg = f"Loadshape.{el.name}: only inline mult=[...] multipliers are supported"
+        raise DSSError(msg)
+    return np.asarray(numbers(mult))
+
+
+def network_from_circuit(circuit: Circuit, name: str | None = None) -> ThreePhaseNetwork:
+    """Assemble the nodal model of a parsed OpenDSS circuit (see the module docstring)."""
+    opts = {k.lower(): v for k, v in circuit.options.items()}
+    base_freq = number(opts.get("defaultbasefrequency", "60"))
+    asm = NetworkAssembler(name or circuit.name)
+    codes = {e.name: e for e in circuit.of_class("linecode")}
+    shapes = {e.name: _loadshape(e) for e in circuit.of_class("loadshape")}
+    load_shape: list[str | None] = []
+    for (cls, _), el in circuit.elements.items():
+        if cls == "vsource":
+            _vsource(asm, el, base_freq)
+        elif cls == "line":
+            _line(asm, el, codes, base_freq)
+        elif cls == "transformer":
+            _transformer(asm, el, lag=True)
+        elif cls == "load":
+            load_shape.append(_load(asm, el))
+        elif cls == "capacitor":
+            _capacitor(asm, el)
+        elif cls == "regcontrol":
+            if opts.get("controlmode", "static").lower() != "off":
+                msg = f"RegControl.{el.name}: regulator control is not modelled; fix the taps and Set ControlMode=OFF"
+                raise DSSError(msg)
+            asm.notes.append(f"regcontrol.{el.name} ignored: taps fixed as given (ControlMode=OFF)")
+        elif cls not in IGNORED_CLASSES | {"linecode", "loadshape"}:
+            msg = f"element {cls}.{el.name} is not supported by the three-phase model"
+            raise DSSError(msg)
+    net = asm.build()
+    net.load_shapes = shapes
+    net.load_shape_of = np.array([s or "" for s in load_shape], dtype=object)
+    bases_kv = numbers(opts.get("voltagebases", "")) if "voltagebases" in opts else []
+    assign_voltage_bases(net, np.asarray(bases_kv))
+    return net
+
+
+def read_network(path: str | Path, name: str | None = None) -> ThreePhaseNetwork:
+    """Parse an OpenDSS master file and build its three-phase network."""
+    path = Path(path)
+    return network_from_circuit(read_dss(path), name or path.parent.name)
