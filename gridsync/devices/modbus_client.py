@@ -184,9 +184,8 @@ class SunSpecClient:
                 msg = f"the device does not expose model {model}"
                 raise DeviceError(msg)
             raw = {name: self._raw(model, name, v) for name, v in values.items()}
-            pts = MODELS[model][1]
-            for name, words in sorted(raw.items(), key=lambda kv: pts[kv[0]].offset):
-                await self._write(self.models[model] + pts[name].offset, words)
+            for offset, words in _runs(model, raw):  # adjacent points in one request
+                await self._write(self.models[model] + offset, words)
             back = await self.read_model(model)
             res.readback = {name: back.get(name) for name in values}
             for name, words in raw.items():
@@ -265,6 +264,19 @@ class SunSpecClient:
         return out
 
 
+def _runs(model: int, raw: dict[str, list[int]]) -> list[tuple[int, list[int]]]:
+    """Points' registers merged into contiguous runs ``(offset, words)``."""
+    pts = MODELS[model][1]
+    runs: list[tuple[int, list[int]]] = []
+    for name in sorted(raw, key=lambda n: pts[n].offset):
+        off = pts[name].offset
+        if runs and runs[-1][0] + len(runs[-1][1]) == off:
+            runs[-1][1].extend(raw[name])
+        else:
+            runs.append((off, list(raw[name])))
+    return runs
+
+
 def decode_model_point(model: int, name: str, words: list[int], sf: dict[str, int | None]) -> float:
     """The physical value ``words`` encode for one point (scale factor from ``sf``)."""
     p = MODELS[model][1][name]
@@ -280,6 +292,7 @@ class ModbusFleet:
     clients: dict[str, SunSpecClient]
     sink: ReadingSink = field(default_factory=ReadingSink)
     poll_failures: int = 0
+    latest: dict[str, dict[str, float]] = field(default_factory=dict)  # device -> quantity -> value
 
     async def connect(self) -> None:
         await asyncio.gather(*(c.connect() for c in self.clients.values()))
@@ -295,6 +308,7 @@ class ModbusFleet:
             self.poll_failures += 1
             log.warning("poll failed: %s", err)
             return 0
+        self.latest[c.name] = {q: v for _, q, _, v, _ in rows}
         return len(rows) if await self.sink.submit(c.name, rows) else 0
 
     async def poll_all(self) -> int:
