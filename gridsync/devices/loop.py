@@ -140,6 +140,20 @@ class DeviceBridge:
         self._bat_written = np.full(n_bat, np.nan)
         self._pv_pct_written = np.full(n_pv, np.nan)
 
+    def describe(self) -> str:
+        """One line for the operator: what runs where."""
+        parts = []
+        if self.ocpp:
+            parts.append(
+                f"{len(self.chargers)} OCPP {self.ocpp_version} chargers -> CSMS {self.csms.url}"
+            )
+        if self.modbus_on:
+            parts.append(
+                f"{len(self.batteries)} battery + {len(self.pv)} PV SunSpec inverters (Modbus TCP "
+                f"on {self.host}, ports {min((d.port for d in self.batteries + self.pv), default=0)}...)"
+            )
+        return "; ".join(parts) or "none"
+
     @property
     def ocpp(self) -> bool:
         return "ocpp" in self.protocols

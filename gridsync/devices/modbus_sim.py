@@ -90,6 +90,31 @@ SCALE = {
     "AMax_SF": 0,
 }
 NOMINAL_V = 230.0
+POWER_SF = (
+    "W_SF",
+    "VA_SF",
+    "VAr_SF",
+    "DCW_SF",
+    "WRtg_SF",
+    "VARtg_SF",
+    "VArRtg_SF",
+    "WMax_SF",
+    "VAMax_SF",
+    "VArMax_SF",
+    "WChaMax_SF",
+    "WChaDisChaMax_SF",
+    "MaxChaRte_SF",
+    "MaxDisChaRte_SF",
+)
+ENERGY_SF = ("WHRtg_SF",)
+
+
+def _decade(peak: float) -> int:
+    """Smallest scale factor >= 0 that keeps ``1.5 x peak`` inside an int16 register."""
+    sf = 0
+    while 1.5 * peak / 10.0**sf > 0x7FFF:
+        sf += 1
+    return sf
 
 
 class SimInverter:
@@ -115,6 +140,10 @@ class SimInverter:
         models = [1, 103 if phases == 3 else 101, 120, 121, 122, 123]
         if battery_kwh > 0:
             models += [124, 802]
+        self.scale = dict(SCALE)  # power and energy scale factors follow the ratings
+        self.scale.update({n: _decade(self.rated_kw * 1000.0) for n in POWER_SF})
+        self.scale.update({n: _decade(battery_kwh * 1000.0) for n in ENERGY_SF})
+        self.scale["W_SF"] = self.scale["WMax_SF"]
         self.map = SunSpecMap.layout(models)
         self.regs = [0] * (self.map.end + 2 - BASE_ADDRESS)
         self._server: ModbusTcpServer | None = None
@@ -128,14 +157,14 @@ class SimInverter:
     def set(self, model: int, point: str, value: float) -> None:
         """Write a physical value into a point (scaled by the point's scale factor)."""
         p = MODELS[model][1][point]
-        sf = SCALE.get(p.sf, 0) if p.sf else 0
+        sf = self.scale.get(p.sf, 0) if p.sf else 0
         self._put(model, point, encode_int(p, round(value / 10.0**sf)))
 
     def get(self, model: int, point: str) -> float:
         p = MODELS[model][1][point]
         a = self.map.address(model, point) - BASE_ADDRESS
         raw = decode_int(p, self.regs[a : a + p.size])
-        sf = SCALE.get(p.sf, 0) if p.sf else 0
+        sf = self.scale.get(p.sf, 0) if p.sf else 0
         return float("nan") if raw is None else raw * 10.0**sf
 
     def _init_registers(self, models: list[int]) -> None:
@@ -145,8 +174,8 @@ class SimInverter:
             for p in MODELS[mid][1].values():
                 if p.type in NOT_IMPLEMENTED:
                     self._put(mid, p.name, [NOT_IMPLEMENTED[p.type]])
-                if p.type == "sunssf" and p.name in SCALE:
-                    self._put(mid, p.name, encode_int(p, SCALE[p.name]))
+                if p.type == "sunssf" and p.name in self.scale:
+                    self._put(mid, p.name, encode_int(p, self.scale[p.name]))
         self._put(1, "Mn", encode_string(MODELS[1][1]["Mn"], "GridSync-sim"))
         self._put(1, "Md", encode_string(MODELS[1][1]["Md"], "HIL-hybrid"))
         self._put(1, "SN", encode_string(MODELS[1][1]["SN"], self.name))

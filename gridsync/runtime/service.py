@@ -36,6 +36,7 @@ class Service:
     telemetry_path: str
     bridge: Any = None
     publisher: Any = None
+    devices: Any = None  # gridsync.devices.loop.DeviceBridge with --devices
 
 
 async def start_service(
@@ -54,6 +55,7 @@ async def start_service(
     buffer_step_s: float = 5.0,
     bus_options: dict[str, Any] | None = None,
     store_options: dict[str, Any] | None = None,
+    devices: tuple[str, ...] = (),
 ) -> Service:
     """Start the runtime around a console session (see the module docstring).
 
@@ -62,7 +64,10 @@ async def start_service(
     the in-process ingestor and ``notes`` says so. Without ``store_url`` history goes to
     ``serve.db`` in the per-user data directory (:func:`gridsync.store.data_dir`), so it
     survives restarts. ``bus_options``/``store_options`` go to ``make_bus``/``make_store``
-    (e.g. a NATS ``prefix`` or a PostgreSQL ``schema``).
+    (e.g. a NATS ``prefix`` or a PostgreSQL ``schema``). ``devices`` (``("ocpp", "modbus")``
+    or a part) puts the console twin's chargers and inverters behind simulated devices and
+    real protocols on loopback (:mod:`gridsync.devices.loop`); their readings enter the
+    runtime's ingestion path, their alerts its bus, every command its store's audit log.
     """
     from gridsync.api.app import create_app
     from gridsync.bus import make_bus
@@ -102,6 +107,14 @@ async def start_service(
     sc = con.session.scenario
     rt.fleet_sizes = setpoint_sizes(sc.fleet)
     name = os.environ.get("GRIDSYNC_CONSOLE_CONTROLLER", controller)  # as attach_console reads it
+    devices_bridge = None
+    if devices:
+        try:
+            devices_bridge = await _start_devices(rt, con.session, devices)
+        except BaseException:
+            await rt.stop()
+            rt.store.close()
+            raise
     link = ConsoleLink(rt, con.session, emit, controller_name=name)
     await link.attach()
     rt.supervisor.start(ForecastAgent(sc, forecaster, period_s=max(con.step_interval_s / 2, 0.1)))
@@ -113,7 +126,28 @@ async def start_service(
         "assets": sc.fleet.size,
         "twin": "console",
     }
-    return Service(rt, app, con, link, store_url, how, bridge, pub)
+    return Service(rt, app, con, link, store_url, how, bridge, pub, devices_bridge)
+
+
+async def _start_devices(rt: Runtime, session, protocols: tuple[str, ...]):
+    """Simulated devices for the console twin's fleet, GridSync's protocol side, and the twin
+    wrapped so each step goes through them (steps run in a worker thread; the sockets live on
+    this event loop)."""
+    from gridsync.devices.loop import DeviceBridge, ProtocolTwin
+
+    async def alert(body: dict[str, Any]) -> None:
+        await rt.bus.publish("alerts", body)
+
+    bridge = DeviceBridge(
+        session.scenario, protocols, ingest=rt.ingestor.submit, alert=alert, store=rt.store
+    )
+    try:
+        await bridge.start()
+    except BaseException:
+        await bridge.stop()
+        raise
+    session.twin = ProtocolTwin(session.twin, bridge, asyncio.get_running_loop())
+    return bridge
 
 
 async def _scenario_needs_restart(rt: Runtime, name: str, days: int | None) -> None:
@@ -140,6 +174,8 @@ async def stop_service(svc: Service, part_timeout_s: float = 15.0) -> list[str]:
     the rest still stop. Returns the names of the parts that did not stop cleanly.
     """
     parts: list[tuple[str, Any]] = [("console link", svc.link.detach)]
+    if svc.devices is not None:
+        parts.append(("devices", svc.devices.stop))
     if svc.bridge is not None:
         parts.append(("MQTT bridge", svc.bridge.stop))
     if svc.publisher is not None:

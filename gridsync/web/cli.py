@@ -97,6 +97,13 @@ def console_user(name: str, role: str, password: str) -> None:
 @click.option(
     "--forecaster", default="naive", show_default=True, help="Forecast agent: naive or perfect."
 )
+@click.option(
+    "--devices",
+    default="",
+    help="Run the twin's devices as simulated field devices on loopback and talk to them over "
+    "real protocols: 'ocpp' (EV chargers, OCPP 2.0.1), 'modbus' (PV and battery inverters, "
+    "SunSpec over Modbus TCP) or 'ocpp,modbus'. Default: the embedded path.",
+)
 def serve(
     demo: bool,
     host: str,
@@ -110,6 +117,7 @@ def serve(
     store_url: str | None,
     mqtt_url: str,
     forecaster: str,
+    devices: str,
 ) -> None:
     """Serve GridSync live: REST API (/docs), operator console (/console/) and the runtime.
 
@@ -130,7 +138,18 @@ def serve(
     are created and printed; nothing else is changed.
 
     Example: gridsync serve --demo   then open the printed URL.
+    With --devices ocpp,modbus the twin's chargers and inverters become simulated devices and
+    every step goes twin -> devices -> OCPP/Modbus -> GridSync -> setpoints -> OCPP/Modbus ->
+    devices -> twin (see gridsync.devices.loop).
     """
+    protocols: tuple[str, ...] = ()
+    if devices:
+        from gridsync.devices.loop import parse_protocols
+
+        try:
+            protocols = parse_protocols(devices)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--devices") from err
     asyncio.run(
         _serve(
             demo,
@@ -147,6 +166,7 @@ def serve(
                 store_url=store_url,
                 mqtt_url=None if mqtt_url.lower() == "none" else mqtt_url,
                 forecaster=forecaster,
+                devices=protocols,
             ),
         )
     )
@@ -193,6 +213,8 @@ async def _serve(demo: bool, host: str, port: int, options: dict) -> None:
                 f"Runtime: bus={rt.bus.kind} store={svc.store_url}; twin telemetry: "
                 f"{svc.telemetry_path}; agents: {', '.join(rt.state.agents) or 'none'}"
             )
+            if svc.devices is not None:
+                click.echo(f"Devices: {svc.devices.describe()}")
             click.echo(banner(host, port, demo))
             click.echo(f"REST API: http://{host}:{port}/docs")
             if demo:
