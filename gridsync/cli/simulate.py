@@ -58,6 +58,13 @@ def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> di
 @click.option(
     "--resolution-s", type=int, default=None, help="Step length in seconds (divides 3600)."
 )
+@click.option(
+    "--phases",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Solve the twin's feeder balanced (1) or three-phase unbalanced (3, adds voltage "
+    "unbalance KPIs); default: the scenario's [grid] phases.",
+)
 @json_option("Write KPIs per controller to this JSON file.")
 @click.option(
     "--setpoints-csv",
@@ -73,6 +80,7 @@ def simulate(
     days,
     start,
     resolution_s,
+    phases,
     json_path,
     setpoints_csv,
     report_dir,
@@ -106,7 +114,9 @@ def simulate(
 
     console = Console(stderr=True)
     with console.status("building scenario (feeder, profiles, weather, fleet)..."):
-        scenario = load_scenario_or_exit(scenario_path, days, start, resolution_s=resolution_s)
+        scenario = load_scenario_or_exit(
+            scenario_path, days, start, resolution_s=resolution_s, phases=phases
+        )
         scenario.powerflow()
     names = list(controllers) or ["uncontrolled", "tou"]
     fleet = scenario.fleet

@@ -57,6 +57,24 @@ class NetworkConfig(_Strict):
     path: str = "bundled:feeders/simbench_lv_semiurb5.json"
 
 
+class GridConfig(_Strict):
+    """How the twin's physics solves the feeder: ``phases = 1`` balanced (positive sequence),
+    ``phases = 3`` unbalanced three-phase with customers and assets on phases
+    (``gridsync.grid.threephase.feeder``); the controllers keep the balanced model."""
+
+    phases: Literal[1, 3] = 1
+    three_phase_customer_share: float = Field(
+        0.25, ge=0, le=1, description="share of customers connected on three phases"
+    )
+    single_phase_max_kw: float = Field(
+        4.6, ge=0, description="assets rated above this run on three phases (VDE-AR-N 4105)"
+    )
+    r0_over_r1: float = Field(
+        3.0, gt=0, description="zero- over positive-sequence resistance of lines without r0"
+    )
+    phase_seed: int | None = Field(None, description="seed of the phase allocation (default: seed)")
+
+
 class LoadsConfig(_Strict):
     profiles: str = "bundled:profiles/simbench_lv_semiurb5_load_2016.csv.gz"
     scale: float = Field(1.0, gt=0, description="multiplier on every inflexible load")
@@ -305,6 +323,7 @@ class ScenarioConfig(_Strict):
     seed: int = 42
     time: TimeConfig = TimeConfig()
     network: NetworkConfig = NetworkConfig()
+    grid: GridConfig = GridConfig()
     loads: LoadsConfig = LoadsConfig()
     weather: WeatherConfig = WeatherConfig()
     fleet: FleetConfig = FleetConfig()

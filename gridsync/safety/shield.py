@@ -22,11 +22,13 @@ natural penalty signal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
+from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
 from gridsync.safety.sensitivity import GridSensitivity
 from gridsync.sim.controller import Observation, Setpoints
@@ -291,7 +293,31 @@ class SafetyShield:
         except PowerFlowNotConverged:
             res, v = self.pf.solve(self._bus_consumption(est, sp), q)
         self._v = v
+        if self.scenario.three_phase is not None:
+            res = self._three_phase_check(est, sp, res)
         return res, v
+
+    def _three_phase_check(self, est: StepEstimate, sp: dict[str, np.ndarray], res):
+        """On a three-phase feeder, judge voltages (worst phase) and loadings (worst phase
+        current) by the unbalanced flow of the same estimate, the inflexible load split by
+        the customers' phases and each asset on its own; corrections still move along the
+        balanced sensitivities, re-checked here after each one."""
+        tp = self.scenario.three_phase
+        kw = {
+            "battery": sp["battery_kw"],
+            "ev": sp["ev_kw"],
+            "deferrable": sp["deferrable_kw"],
+            "thermal": sp["thermal_kw"],
+            "pv": sp["pv_curtail_kw"] - est.pv_available_kw,
+        }
+        p = tp.add_assets(tp.split_estimate(est.base_load_kw), self.fleet, kw)
+        try:
+            three = tp.solve(p, tp.split_estimate(est.base_load_kvar))
+        except ThreePhaseNotConverged:
+            return res
+        order = branch_order(tp, self.pf.branch_names)
+        loading = res.branch_loading_pct if order is None else three.branch_loading_pct[order]
+        return replace(res, vm_pu=worst_phase_pu(three.vm_pu), branch_loading_pct=loading)
 
     def project(
         self, obs: Observation, setpoints: Setpoints, estimate: StepEstimate | None = None

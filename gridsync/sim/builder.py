@@ -73,10 +73,14 @@ def load_scenario(path: str | Path | None = None, **overrides) -> Scenario:
     """Read, validate and build a scenario file or bundled scenario name (the default when
     ``path`` is None).
 
-    ``overrides`` replace fields of the ``time`` section (e.g. ``days=1``, ``start=date``).
+    ``overrides`` replace fields of the ``time`` section (e.g. ``days=1``, ``start=date``);
+    ``phases=3`` runs the twin's feeder three-phase (``[grid] phases``).
     """
     path = resolve_scenario_path(path)
     cfg = load_scenario_config(path)
+    phases = overrides.pop("phases", None)
+    if phases is not None:
+        cfg = cfg.model_copy(update={"grid": cfg.grid.model_copy(update={"phases": int(phases)})})
     if overrides:
         cfg = cfg.model_copy(update={"time": cfg.time.model_copy(update=overrides)})
     return build_scenario(cfg, base_dir=path.parent)
@@ -292,6 +296,9 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
         inverse.ravel().astype(int),
         lambda tilts, azimuths: pv_output_per_kwp(weather, tilts, azimuths),
     )
+    three_phase = None
+    if cfg.grid.phases == 3:
+        three_phase = _three_phase(cfg, feeder, fleet, profiles)
     log.info("built scenario %s: %s", cfg.name, fleet.counts())
     return Scenario(
         config=cfg,
@@ -312,4 +319,25 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
         fleet=fleet,
         weather_station=weather.station,
         plant=plant,
+        three_phase=three_phase,
     )
+
+
+def _three_phase(cfg: ScenarioConfig, feeder: Feeder, fleet: Fleet, profiles: pd.DataFrame):
+    """The feeder, customers and assets on phases for a ``[grid] phases = 3`` scenario."""
+    from gridsync.grid.threephase.feeder import ThreePhaseModelError, build_three_phase_feeder
+
+    g = cfg.grid
+    try:
+        return build_three_phase_feeder(
+            feeder,
+            fleet,
+            profiles,
+            cfg.loads.scale,
+            cfg.seed + 1 if g.phase_seed is None else g.phase_seed,
+            g.three_phase_customer_share,
+            g.single_phase_max_kw,
+            g.r0_over_r1,
+        )
+    except ThreePhaseModelError as err:
+        raise ScenarioError(f"grid.phases = 3: {err}") from None

@@ -25,6 +25,9 @@ KPI_UNITS = {
     "min_voltage_pu": "p.u.",
     "max_voltage_pu": "p.u.",
     "max_loading_pct": "%",
+    "max_vuf_pct": "%",
+    "vuf_bus_steps_above_2pct": "bus-steps",
+    "max_neutral_current_a": "A",
     "unmet_ev_kwh": "kWh",
     "unmet_deferrable_kwh": "kWh",
     "end_ev_shortfall_kwh": "kWh",
@@ -78,6 +81,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
             result.branch_loading_pct
         )
     return {
+        **unbalance_kpis(result),
         "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
         "total_cost_eur": total,
         "energy_cost_eur": energy_cost,
@@ -107,4 +111,28 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         "losses_kwh": float(result.losses_kw.sum() * dt),
         "powerflow_failures": int(result.pf_failed.sum()),
         "runtime_s": float(result.runtime_s),
+    }
+
+
+VUF_LIMIT_PCT = 2.0  # IEC 61000-2-2 / EN 50160 compatibility level for LV networks
+
+
+def unbalance_kpis(result: SimulationResult) -> dict[str, float]:
+    """Voltage unbalance of a three-phase twin run (``[grid] phases = 3``; NaN otherwise):
+    the highest voltage unbalance factor |V2|/|V1| of any bus and step, the bus-steps above
+    the 2 % limit (compared on 15-minute values, EN 50160 uses 10-minute means) and the
+    highest residual (neutral + earth) current of any branch."""
+    vuf = result.extras.get("vuf_pct")
+    if vuf is None:
+        nan = float("nan")
+        return {"max_vuf_pct": nan, "vuf_bus_steps_above_2pct": nan, "max_neutral_current_a": nan}
+    neutral = result.extras["neutral_current_a"]
+    with np.errstate(invalid="ignore"):
+        above = int((vuf > VUF_LIMIT_PCT).sum())
+    return {
+        "max_vuf_pct": float(np.nanmax(vuf)) if np.isfinite(vuf).any() else float("nan"),
+        "vuf_bus_steps_above_2pct": above,
+        "max_neutral_current_a": float(np.nanmax(neutral))
+        if np.isfinite(neutral).any()
+        else float("nan"),
     }

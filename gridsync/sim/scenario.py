@@ -15,6 +15,7 @@ from gridsync.model.scenario_config import ScenarioConfig
 from gridsync.model.tariff import Tariff
 
 if TYPE_CHECKING:
+    from gridsync.grid.threephase.feeder import ThreePhaseFeeder
     from gridsync.sim.plant import Plant
 
 
@@ -46,6 +47,7 @@ class Scenario:
     fleet: Fleet
     weather_station: str = ""
     plant: Plant | None = None
+    three_phase: ThreePhaseFeeder | None = None  # [grid] phases = 3: the twin solves it
     _pf: PowerFlowModel | None = field(default=None, repr=False)
     _pv_weights: np.ndarray | None = field(default=None, repr=False)
 

@@ -115,6 +115,11 @@ def simulate(
     vm = np.zeros((n, scenario.feeder.n_bus), dtype=np.float32)
     loading = np.zeros((n, twin.pf.n_branch), dtype=np.float32)
     failed = np.zeros(n, dtype=bool)
+    three_phase = scenario.three_phase is not None
+    if three_phase:
+        vuf = np.full((n, scenario.feeder.n_bus), np.nan, dtype=np.float32)
+        n_branch_3p = len(scenario.three_phase.net.branches.names)
+        neutral = np.full((n, n_branch_3p), np.nan, dtype=np.float32)
 
     for i in range(n):
         obs = twin.observe()
@@ -124,6 +129,9 @@ def simulate(
             on_setpoints(obs.step, sp)
         r = twin.advance(obs, sp)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
+        if three_phase and r.vuf_pct is not None:
+            vuf[i] = r.vuf_pct
+            neutral[i] = r.neutral_current_a
         # Losses of a failed power flow are unknown; the KPIs sum them, so count them as 0.
         rec["losses_kw"][i] = 0.0 if r.pf_failed else r.losses_kw
         rec["feeder_kw"][i], rec["feeder_kvar"][i] = r.feeder_kw, r.feeder_kvar
@@ -169,5 +177,6 @@ def simulate(
         unmet_deferrable_kwh=unmet_deferrable,
         runtime_s=time.perf_counter() - t0,
         end_state=end,
+        extras={"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {},
         **rec,
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
+from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints, observe
 from gridsync.sim.plant import CommandDelay
@@ -45,6 +47,9 @@ class StepRecord:
     degradation_eur: float  # battery throughput and V2G discharge wear
     unmet_deferrable_kwh: float
     pf_failed: bool
+    vm_phase_pu: np.ndarray | None = None  # three-phase twin: (n_bus, 3) phase voltages
+    vuf_pct: np.ndarray | None = None  # three-phase twin: voltage unbalance factor per bus
+    neutral_current_a: np.ndarray | None = None  # three-phase twin: residual current per branch
 
 
 def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
@@ -54,6 +59,17 @@ def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
 
 def _in_window(dfr, hour: float) -> np.ndarray:
     return (dfr.window_start_h <= hour) & (hour < dfr.window_end_h)
+
+
+def _three_phase_branch_order(scenario: Scenario, pf) -> np.ndarray | None:
+    """Positions of the balanced model's branches in the three-phase network (None when the
+    scenario is balanced or the branch lists differ: loading then stays balanced)."""
+    if scenario.three_phase is None:
+        return None
+    order = branch_order(scenario.three_phase, pf.branch_names)
+    if order is None:
+        log.warning("three-phase branches differ from the balanced model's: loading stays balanced")
+    return order
 
 
 class SteppedTwin:
@@ -87,6 +103,7 @@ class SteppedTwin:
         self._v = None
         self.last: StepRecord | None = None
         self.telemetry = TelemetryLink(scenario)
+        self._branch_order = _three_phase_branch_order(scenario, self.pf)
 
     @property
     def finished(self) -> bool:
@@ -206,6 +223,20 @@ class SteppedTwin:
             loading = np.full(self.pf.n_branch, np.nan)
             feeder_kw, feeder_kvar = float(p_bus.sum()), float(np.sum(q_bus))
             losses_kw, failed, self._v = float("nan"), True, None
+        three = None
+        if sc.three_phase is not None and not failed:
+            try:
+                three = self._solve_three_phase(step, powers)
+            except ThreePhaseNotConverged as err:
+                log.warning("step %s: %s", sc.index[step], err)
+                vm = np.full(sc.feeder.n_bus, np.nan)
+                loading = np.full(self.pf.n_branch, np.nan)
+                losses_kw, failed = float("nan"), True
+        if three is not None:
+            vm = worst_phase_pu(three.vm_pu)
+            if self._branch_order is not None:
+                loading = three.branch_loading_pct[self._branch_order]
+            feeder_kw, feeder_kvar, losses_kw = three.feeder_kw, three.feeder_kvar, three.losses_kw
         throughput = np.abs(p_bat) * dt
         self.last = StepRecord(
             step=step,
@@ -229,12 +260,23 @@ class SteppedTwin:
             ),
             unmet_deferrable_kwh=unmet_dfr,
             pf_failed=failed,
+            vm_phase_pu=None if three is None else three.vm_pu,
+            vuf_pct=None if three is None else three.vuf_pct,
+            neutral_current_a=None if three is None else three.neutral_current_a,
         )
         self.telemetry.record(self.last)
         self.step += 1
         if self.loop and self.finished:
             self.step = sc.start_step
         return self.last
+
+    def _solve_three_phase(self, step: int, powers: tuple):
+        """The plant's unbalanced flow of this step: customers and assets on their phases
+        (``[grid] phases = 3``); the balanced flow above stays the controllers' model."""
+        tp = self.scenario.three_phase
+        p_bat, p_ev, p_dfr, p_th, p_pv, _ = powers
+        kw = {"battery": p_bat, "ev": p_ev, "deferrable": p_dfr, "thermal": p_th, "pv": -p_pv}
+        return tp.solve(tp.bus_phase_kw(step, self.fleet, kw), tp.base_kvar[step])
 
     def solve(self, p_bus_kw: np.ndarray, step: int):
         """Power flow of a hypothetical injection at ``step`` (warm-started; state unchanged)."""

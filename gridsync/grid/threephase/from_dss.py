@@ -71,40 +71,33 @@ def _matrix(value: str, n: int) -> np.ndarray:
 
 
 class _LineData:
-    """Per-unit-length series Z (ohm) and shunt C (nF) matrices with their length unit."""
+    """Per-unit-length series Z (ohm) and shunt C (nF) with their length unit: from sequence
+    values (OpenDSS's defaults until given) or from phase matrices, whichever came last."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.r1, self.x1, self.r0, self.x0, self.c1, self.c0 = (
-            0.058,
-            0.1206,
-            0.1784,
-            0.4047,
-            3.4,
-            1.6,
-        )
-        self.r = self.x = self.c = None
+        self.seq = {"r1": 0.058, "x1": 0.1206, "r0": 0.1784, "x0": 0.4047, "c1": 3.4, "c0": 1.6}
+        self.mat: dict[str, np.ndarray] = {}
         self.units = "none"
-        self._seq()
 
-    def _seq(self) -> None:
-        self.r = sequence_to_phase(self.r1, self.r0, self.n).real
-        self.x = sequence_to_phase(self.x1, self.x0, self.n).real
-        self.c = sequence_to_phase(self.c1, self.c0, self.n).real
+    def set_sequence(self, key: str, value: float) -> None:
+        self.seq[key] = value
+        self.mat.pop({"r": "rmatrix", "x": "xmatrix", "c": "cmatrix"}[key[0]], None)
 
     def apply(self, props: list[tuple[str, str]]) -> None:
         for key, value in props:
-            if key in ("r1", "x1", "r0", "x0", "c1", "c0"):
-                setattr(self, key, number(value))
-                self._seq()
-            elif key == "rmatrix":
-                self.r = _matrix(value, self.n)
-            elif key == "xmatrix":
-                self.x = _matrix(value, self.n)
-            elif key == "cmatrix":
-                self.c = _matrix(value, self.n)
+            if key in self.seq:
+                self.set_sequence(key, number(value))
+            elif key in ("rmatrix", "xmatrix", "cmatrix"):
+                self.mat[key] = _matrix(value, self.n)
             elif key == "units":
                 self.units = value.lower()
+
+    def matrix(self, kind: str) -> np.ndarray:
+        """``kind`` in r, x, c: the phase matrix per unit length."""
+        if f"{kind}matrix" in self.mat:
+            return self.mat[f"{kind}matrix"]
+        return sequence_to_phase(self.seq[f"{kind}1"], self.seq[f"{kind}0"], self.n).real
 
 
 def _vsource(asm: NetworkAssembler, el, base_freq: float) -> None:
@@ -170,8 +163,8 @@ def _line(asm, el, codes: dict, base_freq: float) -> None:
     for key, value in el.props:
         if key == "switch" and value.lower().startswith(("y", "t")):
             switch = True
-            data.r1, data.x1, data.r0, data.x0, data.c1, data.c0 = 1.0, 1.0, 1.0, 1.0, 1.1, 1.0
-            data._seq()
+            for k, v in zip(data.seq, (1.0, 1.0, 1.0, 1.0, 1.1, 1.0), strict=True):
+                data.set_sequence(k, v)
             data.units, length = "none", 0.001
         elif key in ("r1", "x1", "r0", "x0", "c1", "c0", "rmatrix", "xmatrix", "cmatrix"):
             data.apply([(key, value)])
@@ -182,8 +175,8 @@ def _line(asm, el, codes: dict, base_freq: float) -> None:
     scale = length
     if units is not None and units != "none" and data.units != "none":
         scale = length * UNIT_M[units] / UNIT_M[data.units]
-    z = (data.r + 1j * data.x) * scale
-    yc = 1j * 2 * np.pi * base_freq * data.c * 1e-9 * scale
+    z = (data.matrix("r") + 1j * data.matrix("x")) * scale
+    yc = 1j * 2 * np.pi * base_freq * data.matrix("c") * 1e-9 * scale
     b1, n1 = _bus_nodes(el.get("bus1"), n, n)
     b2, n2 = _bus_nodes(el.get("bus2", el.get("bus1").split(".")[0]), n, n)
     nodes = [asm.node(b1, p) for p in n1] + [asm.node(b2, p) for p in n2]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from gridsync.grid.threephase.elements import vuf_pct
 from gridsync.grid.threephase.network import (
@@ -28,6 +28,16 @@ from gridsync.grid.threephase.network import (
     LOAD_MODEL_Z,
     ThreePhaseNetwork,
 )
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _blas() -> ThreadpoolController:
+    """One BLAS thread in the hot path (shared cores); the controller is built once because
+    ``threadpool_limits`` rescans the loaded libraries on every call (~0.3 ms)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 class ThreePhaseNotConverged(RuntimeError):
@@ -74,7 +84,7 @@ class ThreePhaseSolver:
         pos = np.full(n, -1)
         pos[self.free] = np.arange(len(self.free))
         y = net.y.tocsr()
-        with threadpool_limits(1):
+        with _blas().limit(limits=1):
             self.lu = spla.splu(y[self.free][:, self.free].tocsc())
             i_slack = -(y[self.free][:, net.slack] @ net.v_slack)
             self.v0_free = self.lu.solve(i_slack)
@@ -159,7 +169,7 @@ class ThreePhaseSolver:
         cur = np.zeros((T, self.net.loads.n), dtype=complex)
         active = np.ones(T, dtype=bool)
         it = 0
-        with threadpool_limits(1):
+        with _blas().limit(limits=1):
             while it < max_iter and active.any():
                 it += 1
                 idx = np.nonzero(active)[0]

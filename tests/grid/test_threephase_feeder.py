@@ -1,0 +1,110 @@
+"""The scenario feeders run three-phase: conversion, phase allocation and the twin's KPIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridsync.grid.powerflow import build_powerflow_model
+from gridsync.grid.threephase.feeder import (
+    THREE,
+    ThreePhaseFeeder,
+    allocate_phases,
+    three_phase_network,
+)
+from gridsync.grid.threephase.solver import ThreePhaseSolver
+from gridsync.model.network import load_feeder, resolve_data_path
+from gridsync.model.scenario_config import ScenarioError
+
+
+@pytest.fixture(scope="module")
+def three_phase_day():
+    from gridsync.sim.builder import load_scenario
+
+    return load_scenario(days=1, history_days=7, phases=3)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["bundled:feeders/simbench_lv_semiurb5.json", "bundled:feeders/kerber_extreme_dorfnetz.json"],
+)
+def test_balanced_loads_reproduce_the_balanced_flow(path):
+    """Loads split equally over the phases: every phase voltage equals the positive-sequence
+    solution (our balanced flow, itself equal to pandapower's runpp to 1e-8 p.u.); the
+    residual current vanishes."""
+    feeder = load_feeder(resolve_data_path(path))
+    net, bus_map, load_bus = three_phase_network(feeder)
+    rng = np.random.default_rng(3)
+    p = np.zeros(feeder.n_bus)
+    p[feeder.customer_buses] = rng.uniform(0.0, 9.0, len(feeder.customer_buses))
+    q = 0.3 * p
+    balanced, _ = build_powerflow_model(feeder).solve(p, q)
+    tp = ThreePhaseFeeder(net, ThreePhaseSolver(net), None, None, None, bus_map, load_bus, None)
+    step = tp.solve(np.repeat(p[:, None] / 3, 3, axis=1), np.repeat(q[:, None] / 3, 3, axis=1))
+    assert np.max(np.abs(step.vm_pu - balanced.vm_pu[:, None])) < 1e-4
+    assert step.losses_kw == pytest.approx(balanced.losses_kw, rel=0.01)
+    assert np.max(step.vuf_pct[np.isfinite(step.vuf_pct)]) < 1e-6
+    assert np.max(step.neutral_current_a) < 1e-6
+
+
+def test_single_phase_load_unbalances_its_phase():
+    feeder = load_feeder(resolve_data_path("bundled:feeders/kerber_extreme_dorfnetz.json"))
+    net, bus_map, load_bus = three_phase_network(feeder)
+    tp = ThreePhaseFeeder(net, ThreePhaseSolver(net), None, None, None, bus_map, load_bus, None)
+    uniform = np.zeros((feeder.n_bus, 3))
+    uniform[feeder.customer_buses] = 1.0
+    far = int(np.argmin(tp.solve(uniform, 0 * uniform).vm_pu[:, 0]))  # the weakest bus
+    p = np.zeros((feeder.n_bus, 3))
+    p[far, 1] = 11.0  # an 11 kW charger wired on phase b only
+    step = tp.solve(p, np.zeros_like(p))
+    v = step.vm_pu[far]
+    assert v[1] < v[0] and v[1] < v[2]  # the loaded phase sags
+    assert step.vuf_pct[far] > 0.1
+    lines = net.branches.kind == "line"
+    current_b = 11e3 / (v[1] * 230.94)
+    assert np.max(step.neutral_current_a[lines]) == pytest.approx(current_b, rel=0.05)
+
+
+def test_phase_allocation_is_seeded_and_follows_ratings(three_phase_day):
+    sc = three_phase_day
+    alloc = sc.three_phase.alloc
+    again = allocate_phases(sc.feeder, sc.fleet, sc.config.seed + 1, 0.25, 4.6)
+    assert np.array_equal(alloc.customer, again.customer)
+    ev = sc.fleet.ev.max_power_kw
+    assert np.all((alloc.assets["ev"] == THREE) == (ev > 4.6))
+    assert set(np.unique(alloc.customer)) <= {0, 1, 2, THREE}
+    assert 0.1 < np.mean(alloc.customer == THREE) < 0.4
+
+
+def test_twin_runs_three_phase_and_reports_unbalance(three_phase_day):
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
+    from gridsync.sim.simulator import simulate
+    from gridsync.sim.twin import SteppedTwin
+
+    sc = three_phase_day
+    twin = SteppedTwin(sc)
+    ctrl = make_controller("uncontrolled")
+    ctrl.reset(sc)
+    for _ in range(4):
+        obs = twin.observe()
+        rec = twin.advance(obs, ctrl.act(obs))
+        assert rec.vm_phase_pu.shape == (sc.feeder.n_bus, 3)
+        worst = np.abs(rec.vm_phase_pu - 1).max(axis=1)
+        assert np.allclose(np.abs(rec.vm_pu - 1), worst)
+        # energy balance: feeder import = consumption of every bus and phase + losses >= 0
+        assert rec.losses_kw > 0
+        assert rec.feeder_kw == pytest.approx(rec.p_bus_kw.sum() + rec.losses_kw, abs=1e-6)
+    res = simulate(sc, make_controller("uncontrolled"))
+    k = compute_kpis(res, sc)
+    assert 0 < k["max_vuf_pct"] < 5 and k["max_neutral_current_a"] > 0
+    assert k["vuf_bus_steps_above_2pct"] == int((res.extras["vuf_pct"] > 2.0).sum())
+
+
+def test_grid_phases_is_validated(tmp_path):
+    from gridsync.sim.builder import load_scenario
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grid]\nphases = 2\n")
+    with pytest.raises(ScenarioError, match="grid.phases"):
+        load_scenario(bad)
