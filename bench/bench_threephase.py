@@ -153,6 +153,15 @@ def default_scenario(days: int) -> dict:
     return out
 
 
+def _no_nan(obj):
+    """NaN (a KPI that does not apply, e.g. VUF of a balanced run) as JSON null."""
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def main() -> None:
     days = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     result = {"ieee13": ieee13(), "eu_lv_day": eu_lv_day(), "default_scenario": default_scenario(days)}
@@ -169,7 +178,7 @@ def main() -> None:
         rows.append((f"default scenario 3-phase {key}", val))
     for name, val in rows:
         print(f"{name:<52} {val:.6g}")
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    OUT.write_text(json.dumps(_no_nan(result), indent=2) + "\n")
     print(f"wrote {OUT}")
 
 
