@@ -182,6 +182,40 @@ def thermal_flexibility_kw(scenario) -> tuple[np.ndarray, np.ndarray]:
     return (base - lo).sum(1), (hi - base).sum(1)
 
 
+def battery_flexibility_kw(battery, energy_kwh: np.ndarray, dt_h: float):
+    """Per battery: (discharge, charge) kW it can hold for one interval of ``dt_h`` hours from
+    ``energy_kwh`` stored, within its power rating and state-of-charge window."""
+    b = battery
+    dis_kw = np.maximum(
+        np.minimum(b.power_kw, (energy_kwh - b.energy_min_kwh) * b.efficiency_discharge / dt_h), 0
+    )
+    ch_kw = np.maximum(
+        np.minimum(b.power_kw, (b.energy_max_kwh - energy_kwh) / b.efficiency_charge / dt_h), 0
+    )
+    return dis_kw, ch_kw
+
+
+def class_costs_eur_per_kwh(scenario, cfg: VppConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per class (battery, EV, heat pump): the cost of delivering a kWh up and the value of
+    taking a kWh down (EUR/kWh). Batteries: degradation plus refilling at the window's
+    cheapest import price through the round trip; EVs and heat pumps: the configured
+    inconvenience costs."""
+    steps = np.arange(scenario.start_step, scenario.end_step)
+    refill_eur = float(scenario.tariff.import_eur_per_kwh[steps].min())
+    b = scenario.fleet.battery
+    has = b.capacity_kwh > 0
+    rt = b.efficiency_charge * b.efficiency_discharge
+    degr = float(np.mean(b.degradation_eur_per_kwh)) if has.any() else 0.0
+    mean_rt = float(np.mean(rt)) if has.any() else 1.0
+    up_cost = np.array(
+        [degr + refill_eur / mean_rt, cfg.ev_up_cost_eur_per_kwh, cfg.thermal_cost_eur_per_kwh]
+    )
+    down_value = refill_eur - np.array(
+        [degr, cfg.ev_down_cost_eur_per_kwh, cfg.thermal_cost_eur_per_kwh]
+    )
+    return up_cost, down_value
+
+
 def run_vpp(
     scenario, prices: BalancingPrices | None = None, cfg: VppConfig | None = None
 ) -> VppResult:
@@ -193,25 +227,13 @@ def run_vpp(
     if len(prices.direction) != n_t or len(prices.price_eur_per_kwh) != n_t:
         msg = f"balancing prices: {len(prices.direction)} intervals given, the window has {n_t}"
         raise ValueError(msg)
-    imp = scenario.tariff.import_eur_per_kwh[steps]
     b = scenario.fleet.battery
     energy = b.capacity_kwh * b.soc_initial_frac
-    rt = b.efficiency_charge * b.efficiency_discharge
-    refill_eur = float(imp.min())
     up = np.zeros((n_t, 3))
     down = np.zeros((n_t, 3))
     up[:, 1], down[:, 1] = ev_flexibility_kw(scenario)
     up[:, 2], down[:, 2] = thermal_flexibility_kw(scenario)
-    # cost of delivering up (EUR/kWh) and value of taking energy down, per class
-    has = b.capacity_kwh > 0
-    degr = float(np.mean(b.degradation_eur_per_kwh)) if has.any() else 0.0
-    mean_rt = float(np.mean(rt)) if has.any() else 1.0
-    up_cost = np.array(
-        [degr + refill_eur / mean_rt, cfg.ev_up_cost_eur_per_kwh, cfg.thermal_cost_eur_per_kwh]
-    )
-    down_value = refill_eur - np.array(
-        [degr, cfg.ev_down_cost_eur_per_kwh, cfg.thermal_cost_eur_per_kwh]
-    )
+    up_cost, down_value = class_costs_eur_per_kwh(scenario, cfg)
     ask_up = up_cost * (1 + cfg.margin)
     bid_down = np.maximum(down_value, 0) / (1 + cfg.margin)
     acc_up = np.zeros((n_t, 3))
@@ -221,12 +243,7 @@ def run_vpp(
         free = t >= locked_until
         up[t, 1:] *= free[1:]
         down[t, 1:] *= free[1:]
-        dis_kw = np.maximum(
-            np.minimum(b.power_kw, (energy - b.energy_min_kwh) * b.efficiency_discharge / dt), 0
-        )
-        ch_kw = np.maximum(
-            np.minimum(b.power_kw, (b.energy_max_kwh - energy) / b.efficiency_charge / dt), 0
-        )
+        dis_kw, ch_kw = battery_flexibility_kw(b, energy, dt)
         up[t, 0], down[t, 0] = dis_kw.sum(), ch_kw.sum()
         d, p = prices.direction[t], prices.price_eur_per_kwh[t]
         if d > 0:
