@@ -1,28 +1,34 @@
-"""AC power flow over a fixed admittance matrix, for one snapshot or many at once.
+"""AC power flow of a feeder over a fixed admittance matrix, for one snapshot or many at once.
 
-The admittance model (Ybus, branch admittances, bus ordering) is extracted once from
-pandapower's own builder, so every element model (cable, transformer with tap and shift, shunt)
-is pandapower's. The solvers are ours and vectorised, because per-call overhead dominates
+The admittance model comes from pandapower's converter through ``gridsync.grid.topology``
+(switches, out-of-service elements, dead islands, several slacks, PV generators, wards,
+xwards, motors, shunts, ZIP loads and scaling are pandapower's element models). Customer
+loads and the feeder's PV (the elements a scenario drives per step) are zeroed in the model
+and supplied per snapshot as consumption by feeder bus; every other element stays in it as a
+fixed injection. The solvers are ours and vectorised, because per-call overhead dominates
 ``pandapower.runpp`` on small feeders:
 
 * ``solve``: Newton-Raphson in polar form with a sparse Jacobian (one snapshot).
 * ``solve_batch``: fixed-point (implicit Z-bus) iteration for many snapshots at once, with one
-  sparse LU factorisation of ``Ybus[pq, pq]`` shared by every snapshot and iteration.
+  factorisation of ``Ybus[pq, pq]`` shared by every snapshot and iteration, BLAS pinned to
+  one thread; snapshots it cannot converge go to Newton-Raphson one by one, and the result
+  says per snapshot whether it converged.
 
 Both are checked against ``pandapower.runpp`` in the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from gridsync.model.network import Feeder
+from gridsync.grid.newton import JacobianPattern, newton
+from gridsync.model.network import Feeder, fleet_sgen_mask
 
 SQRT3 = np.sqrt(3.0)
 DENSE_ZBUS_MAX_BUSES = 1500
@@ -32,11 +38,20 @@ class PowerFlowNotConverged(RuntimeError):
     """The power flow did not converge: the feeder cannot carry these injections."""
 
 
+class PowerFlowInputError(ValueError):
+    """Injections that no power flow can take (NaN, infinite, wrong shape), named by snapshot
+    and bus."""
+
+
 @dataclass
 class PowerFlowResult:
     """Results by feeder bus position and branch (lines first, then transformers).
 
-    Arrays have a leading time axis when produced by ``solve_batch``.
+    Arrays have a leading time axis when produced by ``solve_batch``; there ``converged`` is
+    a boolean array per snapshot (non-converged snapshots hold NaN). ``p_slack_kw`` is what
+    the slacks (ext_grids) deliver, a load at the slack bus included; ``losses_kw`` is the
+    series loss of lines and transformers (shunt power is not a loss), as pandapower sums
+    ``pl_mw``.
     """
 
     vm_pu: np.ndarray
@@ -46,12 +61,13 @@ class PowerFlowResult:
     q_slack_kvar: np.ndarray
     losses_kw: np.ndarray
     iterations: int
-    converged: bool
+    converged: bool | np.ndarray
 
 
 @dataclass
 class PowerFlowModel:
-    """Everything a power flow needs that does not change between snapshots."""
+    """Everything a power flow needs that does not change between snapshots (internal buses
+    in pandapower's ``ppci`` numbering; ``ref`` is the first slack, ``refs`` all of them)."""
 
     ybus: sp.csr_matrix
     yf: sp.csr_matrix
@@ -70,27 +86,91 @@ class PowerFlowModel:
     i_base_to_ka: np.ndarray
     rating_from: np.ndarray
     rating_to: np.ndarray
+    refs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    pv: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    bus_names: np.ndarray | None = None
+    s_fixed: np.ndarray | None = None  # fixed injection (non-slack gens - constant loads), p.u.
+    s_fixed_i: np.ndarray | None = None  # constant-current consumption of fixed loads, p.u.
+    s_fixed_z: np.ndarray | None = None  # constant-impedance consumption of fixed loads, p.u.
+    loss_y: tuple | None = None  # (Yf, Yt, from, to) of every line/transformer branch
+    load_zip_frac: np.ndarray | None = None  # ZIP shares of the network's loads per bus
     _lu: object = None
-    _y_pq_ref: object = None
     _pattern: object = None
-    _y_ref: object = None
 
-    def _jacobian_pattern(self) -> _JacobianPattern:
+    def __post_init__(self) -> None:
+        n = self.ybus.shape[0]
+        if not len(self.refs):
+            self.refs = np.array([self.ref])
+        for name in ("s_fixed", "s_fixed_i", "s_fixed_z"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(n, dtype=complex))
+        if self.loss_y is None:
+            f = self.ppc_of_bus[self.branch_from_pos]
+            t = self.ppc_of_bus[self.branch_to_pos]
+            self.loss_y = (self.yf, self.yt, f, t)
+        self._zip = bool(np.any(self.s_fixed_i) or np.any(self.s_fixed_z))
+        if self.load_zip_frac is not None and not np.any(self.load_zip_frac):
+            self.load_zip_frac = None
+
+    @property
+    def pvpq(self) -> np.ndarray:
+        return np.sort(np.r_[self.pv, self.pq]).astype(int)
+
+    def _jacobian_pattern(self) -> JacobianPattern:
         if self._pattern is None:
-            self._pattern = _JacobianPattern(self.ybus, self.pq)
+            self._pattern = JacobianPattern(self.ybus, self.pvpq, self.pq)
         return self._pattern
 
     @property
     def n_branch(self) -> int:
         return len(self.branch_names)
 
-    def injections_pu(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> np.ndarray:
-        """Complex injections per internal bus (generator convention, p.u.) from bus loads.
+    def _validate(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
+        """Raise ``PowerFlowInputError`` naming the first bad snapshot and bus."""
+        n = self.bus_to_ppc.shape[1]
+        for name, arr in (("p_kw", p_kw), ("q_kvar", q_kvar)):
+            if arr.shape[-1] != n:
+                msg = f"{name} has {arr.shape[-1]} buses per snapshot, the feeder has {n}"
+                raise PowerFlowInputError(msg)
+            bad = ~np.isfinite(np.atleast_2d(arr))
+            if bad.any():
+                t, b = np.argwhere(bad)[0]
+                bus = self.bus_names[b] if self.bus_names is not None else b
+                msg = (
+                    f"{name} is {np.atleast_2d(arr)[t, b]} at snapshot {t}, bus {bus!s} "
+                    f"(position {b}); {int(bad.sum())} value(s) are not finite"
+                )
+                raise PowerFlowInputError(msg)
 
-        ``p_kw``/``q_kvar`` are consumption by feeder bus position, shape (n_bus,) or (T, n_bus).
-        """
+    def injections_pu(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> np.ndarray:
+        """Complex injections per internal bus (generator convention, p.u.) at 1 p.u. voltage:
+        the fixed elements plus the snapshot's consumption ``p_kw``/``q_kvar`` by feeder bus
+        position, shape (n_bus,) or (T, n_bus)."""
         s = (np.asarray(p_kw) + 1j * np.asarray(q_kvar)) / (1e3 * self.base_mva)
-        return -(self.bus_to_ppc @ s.T).T
+        return self.s_fixed - (self.bus_to_ppc @ s.T).T
+
+    def _load_model(self, p_kw, q_kvar, zip_kw, zip_kvar):
+        """(constant injection, current-type, impedance-type consumption) per internal bus in
+        p.u. with a leading snapshot axis; the latter two are None on a constant-power model.
+
+        ``zip_kw``/``zip_kvar`` is the part of the consumption that follows the bus's
+        constant-current/impedance shares (pandapower's ``const_i_p_percent`` ...: the plain
+        mean over the bus's loads, which pandapower applies to every PQ element at the bus);
+        the rest is constant power. The twin passes the network's loads, not its assets."""
+        sbus = self.injections_pu(p_kw, q_kvar)
+        s_i, s_z = self.s_fixed_i[None, :], self.s_fixed_z[None, :]
+        has_zip = self._zip
+        if zip_kw is not None and self.load_zip_frac is not None:
+            z = (np.atleast_2d(zip_kw) + 1j * np.atleast_2d(zip_kvar)) / (1e3 * self.base_mva)
+            z = (self.bus_to_ppc @ z.T).T
+            ci_p, cz_p, ci_q, cz_q = self.load_zip_frac.T
+            zi = z.real * ci_p + 1j * z.imag * ci_q
+            zz = z.real * cz_p + 1j * z.imag * cz_q
+            sbus = sbus + zi + zz  # these shares leave the constant-power part
+            s_i, s_z, has_zip = s_i + zi, s_z + zz, True
+        if not has_zip:
+            return sbus, None, None
+        return sbus, s_i, s_z
 
     def solve(
         self,
@@ -99,34 +179,28 @@ class PowerFlowModel:
         v0: np.ndarray | None = None,
         tol_pu: float = 1e-8,
         max_iter: int = 20,
+        zip_kw: np.ndarray | None = None,
+        zip_kvar: np.ndarray | None = None,
     ) -> tuple[PowerFlowResult, np.ndarray]:
-        """Newton-Raphson for one snapshot; returns results and the complex voltages to warm-start."""
-        sbus = self.injections_pu(p_kw, q_kvar)
-        v = (self.v_init if v0 is None else v0).astype(complex).copy()
-        pat = self._jacobian_pattern()
-        pq = self.pq
-        n = len(pq)
-        converged = False
-        it = 0
-        for it in range(max_iter + 1):
-            ibus = self.ybus @ v
-            mis = v * np.conj(ibus) - sbus
-            f = np.r_[mis[pq].real, mis[pq].imag]
-            if np.max(np.abs(f)) < tol_pu:
-                converged = True
-                break
-            if it == max_iter:
-                break
-            dx = spla.spsolve(pat.jacobian(v, ibus), -f)
-            va = np.angle(v)
-            vm = np.abs(v)
-            va[pq] += dx[:n]
-            vm[pq] += dx[n:]
-            v = vm * np.exp(1j * va)
-        if not converged:
-            msg = f"Newton-Raphson did not converge in {max_iter} iterations (max mismatch {np.max(np.abs(f)):.3g} p.u.)"
+        """Newton-Raphson for one snapshot; returns results and the complex voltages to
+        warm-start. ``zip_kw``/``zip_kvar``: the part of ``p_kw``/``q_kvar`` that is the
+        network's own (voltage-dependent) loads, see ``_load_model``."""
+        p_kw, q_kvar = np.asarray(p_kw, dtype=float), np.asarray(q_kvar, dtype=float)
+        self._validate(p_kw, q_kvar)
+        sbus, s_i, s_z = self._load_model(p_kw, q_kvar, zip_kw, zip_kvar)
+        sbus = sbus[0] if sbus.ndim == 2 else sbus
+        zi = None if s_i is None else s_i[0]
+        zz = None if s_z is None else s_z[0]
+        v_start = self.v_init if v0 is None else v0
+        res = newton(self.ybus, self._jacobian_pattern(), sbus, v_start, zi, zz, tol_pu, max_iter)
+        if not res.converged:
+            msg = (
+                f"Newton-Raphson did not converge in {max_iter} iterations "
+                f"(max mismatch {res.max_mismatch_pu:.3g} p.u.)"
+            )
             raise PowerFlowNotConverged(msg)
-        return self._results(v[None, :], sbus[None, :], it, True, squeeze=True), v
+        out = self._results(res.v[None, :], sbus[None, :], s_i, s_z, res.iterations, True, True)
+        return out, res.v
 
     def sensitivity(
         self,
@@ -145,18 +219,24 @@ class PowerFlowModel:
         that sets the loading at this operating point (zero on branches carrying no current).
         """
         _, v = self.solve(p_kw, q_kvar, v0=v0, tol_pu=1e-10)
-        pq, n = self.pq, len(self.pq)
-        pos = np.full(len(v), -1)
-        pos[pq] = np.arange(n)
-        at_row = pos[self.ppc_of_bus[np.asarray(at_bus, dtype=int)]]
+        pvpq, pq = self.pvpq, self.pq
+        na, n = len(pvpq), len(pq)
+        pos_a = np.full(len(v), -1)
+        pos_a[pvpq] = np.arange(na)
+        pos_m = np.full(len(v), -1)
+        pos_m[pq] = np.arange(n)
+        at_row = pos_a[self.ppc_of_bus[np.asarray(at_bus, dtype=int)]]
         if np.any(at_row < 0):
             msg = "at_bus contains the slack bus, whose power does not change the voltages"
             raise ValueError(msg)
-        jac = self._jacobian_pattern().jacobian(v, self.ybus @ v)
+        dload = None
+        if self._zip:  # the network's fixed ZIP elements (snapshot loads taken as constant P)
+            dload = self.s_fixed_i + 2.0 * self.s_fixed_z * np.abs(v)
+        jac = self._jacobian_pattern().jacobian(v, self.ybus @ v, dload)
         # minimum degree on J'+J: less fill than COLAMD on radial feeders
         lu = spla.splu(jac, permc_spec="MMD_AT_PLUS_A")
         # d|I|/dx = Re(conj(I)/|I| dI/dx) with dI = Y_side diag(V) (j dVa + dVm/|V|): one real
-        # sparse matrix maps [dVa_pq, dVm_pq] to loading derivatives
+        # sparse matrix maps [dVa_pvpq, dVm_pq] to loading derivatives
         i_from, i_to = self.yf @ v, self.yt @ v
         rel_from = self.i_base_from_ka / self.rating_from
         rel_to = self.i_base_to_ka / self.rating_to
@@ -168,19 +248,22 @@ class PowerFlowModel:
         y_side = (
             sp.diags(from_side.astype(float)) @ self.yf + sp.diags((~from_side) * 1.0) @ self.yt
         )
-        y_w = sp.diags(weight) @ y_side[:, pq]
+        y_w = sp.diags(weight) @ y_side
         d_load = sp.hstack(
-            [(y_w @ sp.diags(1j * v[pq])).real, (y_w @ sp.diags(v[pq] / np.abs(v[pq]))).real]
+            [
+                (y_w[:, pvpq] @ sp.diags(1j * v[pvpq])).real,
+                (y_w[:, pq] @ sp.diags(v[pq] / np.abs(v[pq]))).real,
+            ]
         ).tocsr()
-        vm_bus = pos[self.ppc_of_bus] >= 0
-        vm_row = n + pos[self.ppc_of_bus][vm_bus]
+        vm_bus = pos_m[self.ppc_of_bus] >= 0
+        vm_row = na + pos_m[self.ppc_of_bus][vm_bus]
         k = len(at_row)
         dvm = np.zeros((len(self.ppc_of_bus), k))
         dloading = np.empty((self.n_branch, k))
         # +1 kW of consumption is -1 kW of injection: dF/dP = +e_bus / S_base on the P rows
         for c0 in range(0, k, chunk):
             cols = np.arange(c0, min(c0 + chunk, k))
-            rhs = np.zeros((2 * n, len(cols)))
+            rhs = np.zeros((na + n, len(cols)))
             rhs[at_row[cols], np.arange(len(cols))] = -1.0 / (1e3 * self.base_mva)
             dx = lu.solve(rhs)  # chunked: SuperLU's solve is several times faster per column
             dvm[vm_bus, c0 : c0 + len(cols)] = dx[vm_row]
@@ -193,32 +276,76 @@ class PowerFlowModel:
         q_kvar: np.ndarray,
         tol_pu: float = 1e-9,
         max_iter: int = 100,
+        on_failure: str = "raise",
+        zip_kw: np.ndarray | None = None,
+        zip_kvar: np.ndarray | None = None,
     ) -> PowerFlowResult:
-        """Fixed-point power flow for T snapshots at once (arrays of shape (T, n_bus))."""
-        sbus = self.injections_pu(np.atleast_2d(p_kw), np.atleast_2d(q_kvar))
-        pq, ref = self.pq, self.ref
-        if self._lu is None:
-            self._lu = self._zbus_solver()
-            self._y_pq_ref = self.ybus[pq][:, [ref]].toarray().ravel()
-        v_ref = self.v_init[ref]
-        y_pq_ref = self._y_pq_ref
-        vpq = np.tile(self.v_init[pq], (sbus.shape[0], 1)).T
-        spq = sbus[:, pq].T
-        converged = False
+        """Power flow of T snapshots at once (arrays of shape (T, n_bus)).
+
+        Fixed-point iteration on all snapshots together; any snapshot left unconverged gets
+        Newton-Raphson on its own. ``on_failure="raise"`` raises ``PowerFlowNotConverged``
+        naming the snapshots that still fail; ``"report"`` returns them as NaN with
+        ``converged[t] = False``. ``zip_kw``/``zip_kvar`` as in ``solve``, shape (T, n_bus).
+        """
+        from threadpoolctl import threadpool_limits
+
+        p_kw = np.atleast_2d(np.asarray(p_kw, dtype=float))
+        q_kvar = np.atleast_2d(np.asarray(q_kvar, dtype=float))
+        self._validate(p_kw, q_kvar)
+        sbus, s_i, s_z = self._load_model(p_kw, q_kvar, zip_kw, zip_kvar)
+        n_t = sbus.shape[0]
+        if s_i is not None:
+            s_i = np.broadcast_to(s_i, sbus.shape)
+            s_z = np.broadcast_to(s_z, sbus.shape)
+        v = np.tile(self.v_init, (n_t, 1)).astype(complex)
+        done = np.zeros(n_t, dtype=bool)
         iterations = 0
-        while iterations < max_iter and not converged:
-            iterations += 1
-            rhs = np.conj(spq / vpq) - y_pq_ref[:, None] * v_ref
-            new = self._lu(rhs)
-            step = np.max(np.abs(new - vpq))
-            vpq = new
-            converged = step < tol_pu
-        v = np.tile(self.v_init, (sbus.shape[0], 1)).astype(complex)
-        v[:, pq] = vpq.T
-        if not converged:
-            msg = f"fixed-point power flow did not converge in {max_iter} iterations (last step {step:.3g} p.u.)"
+        if not len(self.pv):
+            with threadpool_limits(limits=1, user_api="blas"):
+                v, done, iterations = self._fixed_point(sbus, s_i, s_z, v, tol_pu, max_iter)
+        for t in np.flatnonzero(~done):
+            zi = None if s_i is None else s_i[t]
+            zz = None if s_z is None else s_z[t]
+            res = newton(self.ybus, self._jacobian_pattern(), sbus[t], self.v_init, zi, zz, tol_pu)
+            v[t] = res.v if res.converged else np.nan
+            done[t] = res.converged
+        if not done.all() and on_failure == "raise":
+            bad = np.flatnonzero(~done)
+            msg = (
+                f"power flow did not converge for {len(bad)} of {n_t} snapshots "
+                f"(snapshot(s) {', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''})"
+            )
             raise PowerFlowNotConverged(msg)
-        return self._results(v, sbus, iterations, converged, squeeze=False)
+        return self._results(v, sbus, s_i, s_z, iterations, done, squeeze=False)
+
+    def _fixed_point(self, sbus, s_i, s_z, v, tol_pu, max_iter):
+        """Implicit Z-bus iteration ``V_pq = Y_pq,pq^-1 (conj(S_pq / V_pq) - Y_pq,ref V_ref)``,
+        ZIP loads re-evaluated at each iterate; per-snapshot convergence."""
+        pq, refs = self.pq, self.refs
+        if self._lu is None:
+            self._lu = (self._zbus_solver(), self.ybus[pq][:, refs].toarray())
+        solve, y_pq_ref = self._lu
+        fixed_v = y_pq_ref @ self.v_init[refs]
+        vpq = v[:, pq].T.copy()
+        spq = sbus[:, pq].T
+        if s_i is not None:
+            zi, zz = s_i[:, pq].T, s_z[:, pq].T
+        step = np.full(v.shape[0], np.inf)
+        iterations = 0
+        while iterations < max_iter:
+            iterations += 1
+            s = spq
+            if s_i is not None:
+                vm = np.abs(vpq)
+                s = spq - zi * vm - zz * vm**2
+            new = solve(np.conj(s / vpq) - fixed_v[:, None])
+            step = np.max(np.abs(new - vpq), axis=0)
+            vpq = new
+            if np.all(step < tol_pu):
+                break
+        done = step < tol_pu
+        v[:, pq] = vpq.T
+        return v, done, iterations
 
     def _zbus_solver(self):
         """``rhs -> Ybus[pq, pq]^-1 rhs``: a dense inverse (one BLAS product per iteration) on
@@ -229,26 +356,29 @@ class PowerFlowModel:
             return lambda rhs: zbus @ rhs
         return spla.splu(sp.csc_matrix(y_pq)).solve
 
-    def _results(
-        self, v: np.ndarray, sbus: np.ndarray, iterations: int, converged: bool, squeeze: bool
-    ) -> PowerFlowResult:
-        if self._y_ref is None:
-            self._y_ref = self.ybus[[self.ref], :]
-        s_ref = v[:, self.ref] * np.conj((self._y_ref @ v.T).ravel())
-        s_ref_kw = s_ref * self.base_mva * 1e3
+    def _results(self, v, sbus, s_i, s_z, iterations, converged, squeeze) -> PowerFlowResult:
+        refs, kw = self.refs, self.base_mva * 1e3
+        vm = np.abs(v)
+        s_inj = sbus
+        if s_i is not None:
+            s_inj = sbus - s_i * vm - s_z * vm**2
+        s_calc_ref = v[:, refs] * np.conj((self.ybus[refs, :] @ v.T).T)
+        # slack output = what the network draws at the slack bus + the consumption there
+        s_slack = (s_calc_ref - s_inj[:, refs]).sum(axis=1) * kw
         i_from = np.abs(self.yf @ v.T).T * self.i_base_from_ka
         i_to = np.abs(self.yt @ v.T).T * self.i_base_to_ka
         loading = 100.0 * np.maximum(i_from / self.rating_from, i_to / self.rating_to)
-        total_inj = sbus.real.sum(axis=1) - sbus[:, self.ref].real
-        losses_kw = s_ref.real * self.base_mva * 1e3 + total_inj * self.base_mva * 1e3
+        lyf, lyt, lf, lt = self.loss_y
+        s_f = v[:, lf] * np.conj((lyf @ v.T).T)
+        s_t = v[:, lt] * np.conj((lyt @ v.T).T)
         vb = v[:, self.ppc_of_bus]
         out = PowerFlowResult(
             vm_pu=np.abs(vb),
             va_deg=np.degrees(np.angle(vb)),
             branch_loading_pct=loading,
-            p_slack_kw=s_ref_kw.real,
-            q_slack_kvar=s_ref_kw.imag,
-            losses_kw=losses_kw,
+            p_slack_kw=s_slack.real,
+            q_slack_kvar=s_slack.imag,
+            losses_kw=(s_f + s_t).real.sum(axis=1) * kw,
             iterations=iterations,
             converged=converged,
         )
@@ -265,116 +395,117 @@ class PowerFlowModel:
         return out
 
 
-class _JacobianPattern:
-    """The polar Newton-Raphson Jacobian on Ybus's fixed sparsity pattern.
+def _names(df) -> list[str]:
+    """Element names, the pandapower index where a name is missing."""
+    return np.where(df.name.isna(), df.index.astype(str), df.name.astype(str)).tolist()
 
-    Entries of dS/dVa and dS/dVm are computed elementwise on the stored non-zeros of
-    ``Ybus[pq, pq]`` and written into a CSC structure built once, so an iteration costs a few
-    numpy operations instead of a dozen sparse-matrix constructions.
-    """
 
-    def __init__(self, ybus: sp.csr_matrix, pq: np.ndarray) -> None:
-        coo = ybus.tocoo()
-        pos = np.full(ybus.shape[0], -1)
-        pos[pq] = np.arange(len(pq))
-        keep = (pos[coo.row] >= 0) & (pos[coo.col] >= 0)
-        self.i, self.j, self.y = coo.row[keep], coo.col[keep], coo.data[keep]
-        self.diag = self.i == self.j
-        n = len(pq)
-        ri, cj = pos[self.i], pos[self.j]
-        rows = np.r_[ri, ri, ri + n, ri + n]
-        cols = np.r_[cj, cj + n, cj, cj + n]
-        order = sp.csc_matrix(
-            (np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(2 * n, 2 * n)
-        )
-        self.perm = order.data.astype(int) - 1
-        self.indices, self.indptr, self.shape = order.indices, order.indptr, order.shape
+def _branch_tables(nm, feeder: Feeder):
+    """Names, kinds, ratings (kA) and internal rows of the in-service lines and transformers."""
+    net = feeder.net
+    lookup = pd_lookup(feeder)
+    names, kinds, r_from, r_to, rows, f_pos, t_pos = [], [], [], [], [], [], []
+    ln_pos, ln_rows = nm.branch_rows("line")
+    if len(ln_pos):
+        ln = net.line.iloc[ln_pos]
+        imax = (ln.max_i_ka * ln.df * ln.parallel).to_numpy(dtype=float)
+        names += [f"line:{n}" for n in _names(ln)]
+        kinds += ["line"] * len(ln)
+        r_from.append(imax)
+        r_to.append(imax)
+        rows.append(ln_rows)
+        f_pos.append(lookup[ln.from_bus.to_numpy()])
+        t_pos.append(lookup[ln.to_bus.to_numpy()])
+    tr_pos, tr_rows = nm.branch_rows("trafo")
+    if len(tr_pos):
+        tr = net.trafo.iloc[tr_pos]
+        scale = (tr.sn_mva * tr.df * tr.parallel).to_numpy(dtype=float)
+        names += [f"trafo:{n}" for n in _names(tr)]
+        kinds += ["trafo"] * len(tr)
+        r_from.append(scale / (SQRT3 * tr.vn_hv_kv.to_numpy(dtype=float)))
+        r_to.append(scale / (SQRT3 * tr.vn_lv_kv.to_numpy(dtype=float)))
+        rows.append(tr_rows)
+        f_pos.append(lookup[tr.hv_bus.to_numpy()])
+        t_pos.append(lookup[tr.lv_bus.to_numpy()])
+    cat = lambda xs, dt=float: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+    return names, kinds, cat(r_from), cat(r_to), cat(rows, int), cat(f_pos, int), cat(t_pos, int)
 
-    def jacobian(self, v: np.ndarray, ibus: np.ndarray) -> sp.csc_matrix:
-        vi, vj = v[self.i], v[self.j]
-        d_va = -1j * vi * np.conj(self.y * vj)
-        d_vm = vi * np.conj(self.y * vj / np.abs(vj))
-        di = self.i[self.diag]
-        d_va[self.diag] += 1j * v[di] * np.conj(ibus[di])
-        d_vm[self.diag] += np.conj(ibus[di]) * v[di] / np.abs(v[di])
-        data = np.r_[d_va.real, d_vm.real, d_va.imag, d_vm.imag][self.perm]
-        return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
+
+def pd_lookup(feeder: Feeder) -> np.ndarray:
+    """Feeder position per pandapower bus index (-1 for buses not in the feeder)."""
+    out = np.full(int(feeder.net.bus.index.max()) + 1, -1, dtype=int)
+    out[feeder.bus_ids] = np.arange(feeder.n_bus)
+    return out
 
 
 def build_powerflow_model(feeder: Feeder) -> PowerFlowModel:
-    """Extract the admittance model of ``feeder`` with pandapower's builder (loads zeroed)."""
-    import pandapower as pp
+    """The admittance model of ``feeder``: pandapower's converter on the net with the customer
+    loads and the fleet's PV zeroed (they are supplied per snapshot); everything else stays."""
+    from gridsync.grid.topology import build_network_model
 
     net = copy.deepcopy(feeder.net)
-    for table in ("load", "sgen", "storage"):
-        if len(net[table]):
-            net[table]["p_mw"] = 0.0
-            net[table]["q_mvar"] = 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp.runpp(net, numba=False)
-    ppc = net._ppc
-    internal = ppc["internal"]
-    n_ppc = internal["Ybus"].shape[0]
-    if ppc["branch"].shape[0] != internal["branch"].shape[0] or ppc["bus"].shape[0] != n_ppc:
-        msg = "out-of-service branches or buses are not supported; remove them from the network"
+    if len(net.load):
+        net.load[["p_mw", "q_mvar"]] = 0.0
+    if len(net.sgen):
+        net.sgen.loc[fleet_sgen_mask(net), ["p_mw", "q_mvar"]] = 0.0
+    nm = build_network_model(net)
+    ppc_of_bus = nm.internal_bus(feeder.bus_ids)
+    dead = ppc_of_bus < 0
+    if dead.any():
+        names = ", ".join(map(str, feeder.bus_names[dead][:10]))
+        msg = (
+            f"feeder {feeder.name}: {int(dead.sum())} bus(es) are de-energised (out of service or "
+            f"in an island without a slack): {names}; build the feeder with load_network/"
+            "feeder_from_net(..., exclude_bus_ids=...) to leave them out"
+        )
         raise ValueError(msg)
-    if len(internal["pv"]):
-        msg = "voltage-controlled generators (PV buses) are not supported: GridSync models feeders with PQ injections"
-        raise ValueError(msg)
-    lookups = net._pd2ppc_lookups
-    ppc_of_bus = lookups["bus"][feeder.bus_ids]
+    n_ppc = nm.n_bus
     bus_to_ppc = sp.csr_matrix(
         (np.ones(feeder.n_bus), (ppc_of_bus, np.arange(feeder.n_bus))), shape=(n_ppc, feeder.n_bus)
     )
-    base_mva = float(ppc["baseMVA"])
-    pos_of_ppc = np.zeros(n_ppc, dtype=int)
-    pos_of_ppc[ppc_of_bus] = np.arange(feeder.n_bus)
-    branch = internal["branch"]
-    f_ppc = branch[:, 0].real.astype(int)
-    t_ppc = branch[:, 1].real.astype(int)
-    vn_kv_ppc = ppc["bus"][:, 9].real
-    i_base_from = base_mva / (SQRT3 * vn_kv_ppc[f_ppc])
-    i_base_to = base_mva / (SQRT3 * vn_kv_ppc[t_ppc])
-
-    names, kinds, rating_from, rating_to = [], [], [], []
-    lines = lookups["branch"].get("line")
-    if lines:
-        ln = net.line
-        imax = (ln.max_i_ka * ln.df * ln.parallel).to_numpy(dtype=float)
-        names += [f"line:{n}" for n in ln.name.astype(str)]
-        kinds += ["line"] * len(ln)
-        rating_from.append(imax)
-        rating_to.append(imax)
-    trafos = lookups["branch"].get("trafo")
-    if trafos:
-        tr = net.trafo
-        scale = (tr.sn_mva * tr.df * tr.parallel).to_numpy(dtype=float)
-        names += [f"trafo:{n}" for n in tr.name.astype(str)]
-        kinds += ["trafo"] * len(tr)
-        rating_from.append(scale / (SQRT3 * tr.vn_hv_kv.to_numpy(dtype=float)))
-        rating_to.append(scale / (SQRT3 * tr.vn_lv_kv.to_numpy(dtype=float)))
-    other = set(lookups["branch"]) - {"line", "trafo"}
-    if other:
-        msg = f"branch types {sorted(other)} are not supported yet (lines and 2-winding transformers are)"
-        raise ValueError(msg)
-    v_init = internal["V"].astype(complex)
-    return PowerFlowModel(
-        ybus=internal["Ybus"].tocsr(),
-        yf=internal["Yf"].tocsr(),
-        yt=internal["Yt"].tocsr(),
-        base_mva=base_mva,
-        ref=int(internal["ref"][0]),
-        pq=np.sort(internal["pq"]).astype(int),
-        v_init=v_init,
+    vn_kv = nm.ppci["bus"][:, 9].real
+    names, kinds, r_from, r_to, rows, f_pos, t_pos = _branch_tables(nm, feeder)
+    f_int = nm.ppci["branch"][rows, 0].real.astype(int)
+    t_int = nm.ppci["branch"][rows, 1].real.astype(int)
+    loss_rows = np.concatenate(
+        [nm.branch_rows(e)[1] for e in ("line", "trafo", "trafo3w", "impedance")]
+    ).astype(int)
+    br = nm.ppci["branch"]
+    loss_y = (
+        nm.yf[loss_rows],
+        nm.yt[loss_rows],
+        br[loss_rows, 0].real.astype(int),
+        br[loss_rows, 1].real.astype(int),
+    )
+    model = PowerFlowModel(
+        ybus=nm.ybus,
+        yf=nm.yf[rows],
+        yt=nm.yt[rows],
+        base_mva=nm.base_mva,
+        ref=int(nm.ref[0]),
+        pq=nm.pq,
+        v_init=nm.v0,
         bus_to_ppc=bus_to_ppc,
         ppc_of_bus=ppc_of_bus,
         branch_names=np.array(names),
         branch_kind=np.array(kinds),
-        branch_from_pos=pos_of_ppc[f_ppc],
-        branch_to_pos=pos_of_ppc[t_ppc],
-        i_base_from_ka=i_base_from,
-        i_base_to_ka=i_base_to,
-        rating_from=np.concatenate(rating_from),
-        rating_to=np.concatenate(rating_to),
+        branch_from_pos=f_pos,
+        branch_to_pos=t_pos,
+        i_base_from_ka=nm.base_mva / (SQRT3 * vn_kv[f_int]),
+        i_base_to_ka=nm.base_mva / (SQRT3 * vn_kv[t_int]),
+        rating_from=r_from,
+        rating_to=r_to,
+        refs=nm.ref,
+        pv=nm.pv,
+        bus_names=feeder.bus_names,
+        s_fixed=nm.s_gen - nm.s_load,
+        s_fixed_i=nm.s_load_i,
+        s_fixed_z=nm.s_load_z,
+        loss_y=loss_y,
+        load_zip_frac=nm.zip_frac,
     )
+    # start from the no-load solution, as the fixed-point iteration wants a good start
+    zero = np.zeros(feeder.n_bus)
+    with contextlib.suppress(PowerFlowNotConverged):  # then the DC start stays
+        _, model.v_init = model.solve(zero, zero, max_iter=30)
+    return model

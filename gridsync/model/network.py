@@ -87,32 +87,51 @@ def load_feeder(path: Path) -> Feeder:
     return feeder_from_net(net, path.stem)
 
 
-def feeder_from_net(net, name: str) -> Feeder:
-    """Index an in-memory pandapower net (one ext_grid, all buses in service) as a Feeder."""
-    if len(net.ext_grid) != 1:
-        msg = f"network {name}: expected exactly one ext_grid (feeder head), found {len(net.ext_grid)}"
-        raise ValueError(msg)
-    if not net.bus.in_service.all():
-        msg = f"network {name}: out-of-service buses are not supported; remove them first"
-        raise ValueError(msg)
-    bus_ids = net.bus.index.to_numpy()
+def fleet_sgen_mask(net) -> np.ndarray:
+    """Static generators a scenario drives as its PV fleet (in service, ``type`` PV or no type
+    column); other sgens (wind, CHP, ...) stay fixed injections of the network."""
+    sg = net.sgen
+    if "type" not in sg:
+        return sg.in_service.to_numpy(dtype=bool)
+    return (sg.in_service & (sg["type"] == "PV")).to_numpy(dtype=bool)
+
+
+def feeder_from_net(net, name: str, exclude_bus_ids=()) -> Feeder:
+    """Index an in-memory pandapower net as a Feeder.
+
+    The feeder holds the in-service buses except ``exclude_bus_ids`` (the de-energised ones
+    from ``gridsync.grid.topology.deenergised_buses``); its loads are the in-service loads
+    there, at ``p_mw * scaling``. The feeder head is the first in-service ext_grid (or slack
+    generator); further ext_grids are slacks too.
+    """
+    keep = net.bus.in_service.to_numpy(dtype=bool) & ~net.bus.index.isin(list(exclude_bus_ids))
+    bus_ids = net.bus.index.to_numpy()[keep]
     lookup = pd.Series(np.arange(len(bus_ids)), index=bus_ids)
-    loads = net.load[net.load.in_service]
+    heads = net.ext_grid[net.ext_grid.in_service & net.ext_grid.bus.isin(bus_ids)].bus.to_numpy()
+    if not len(heads) and len(net.gen) and "slack" in net.gen:
+        gen = net.gen
+        heads = gen[gen.in_service & gen.slack & gen.bus.isin(bus_ids)].bus.to_numpy()
+    if not len(heads):
+        msg = f"network {name}: no in-service ext_grid (or slack gen) on an energised bus"
+        raise ValueError(msg)
+    loads = net.load[net.load.in_service & net.load.bus.isin(bus_ids)]
+    scaling = loads["scaling"].to_numpy(dtype=float) if "scaling" in loads else 1.0
     profile = (
         loads["profile"].astype(str).to_numpy()
         if "profile" in loads
         else np.full(len(loads), "", dtype=object)
     )
+    bus = net.bus[keep]
     return Feeder(
         name=name,
         net=net,
         bus_ids=bus_ids,
-        bus_names=net.bus.name.astype(str).to_numpy(),
-        vn_kv=net.bus.vn_kv.to_numpy(dtype=float),
-        slack_pos=int(lookup.loc[int(net.ext_grid.bus.iloc[0])]),
+        bus_names=np.where(bus.name.isna(), bus.index.astype(str), bus.name.astype(str)),
+        vn_kv=bus.vn_kv.to_numpy(dtype=float),
+        slack_pos=int(lookup.loc[int(heads[0])]),
         load_bus_pos=lookup.loc[loads.bus.to_numpy()].to_numpy(),
         load_profile=profile,
-        load_p_kw=loads.p_mw.to_numpy(dtype=float) * 1e3,
-        load_q_kvar=loads.q_mvar.to_numpy(dtype=float) * 1e3,
-        bus_xy=_geo_xy(net),
+        load_p_kw=loads.p_mw.to_numpy(dtype=float) * scaling * 1e3,
+        load_q_kvar=loads.q_mvar.to_numpy(dtype=float) * scaling * 1e3,
+        bus_xy=_geo_xy(net)[keep],
     )

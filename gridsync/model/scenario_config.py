@@ -55,6 +55,18 @@ class TimeConfig(_Strict):
 
 class NetworkConfig(_Strict):
     path: str = "bundled:feeders/simbench_lv_semiurb5.json"
+    feeder: str | None = Field(
+        None,
+        description=(
+            "bring your own network, overrides path: 'pandapower:<function>' (e.g. "
+            "'pandapower:case33bw'), 'simbench:<code>' (with its load profiles), a pandapower "
+            ".json or a MATPOWER .m/.mat file"
+        ),
+    )
+
+    @property
+    def ref(self) -> str:
+        return self.feeder or self.path
 
 
 class GridConfig(_Strict):
@@ -78,6 +90,9 @@ class GridConfig(_Strict):
 class LoadsConfig(_Strict):
     profiles: str = "bundled:profiles/simbench_lv_semiurb5_load_2016.csv.gz"
     scale: float = Field(1.0, gt=0, description="multiplier on every inflexible load")
+    default_profile: str = Field(
+        "H0-A", description="profile for loads whose own profile is not in the profile file"
+    )
 
 
 class WeatherConfig(_Strict):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from gridsync.data.profiles import profiles_on_index, read_load_profiles
 from gridsync.data.weather import pv_output_per_kwp, read_weather
+from gridsync.grid.sources import load_network
 from gridsync.model.assets import (
     BatteryFleet,
     DeferrableFleet,
@@ -20,7 +21,7 @@ from gridsync.model.assets import (
     PVFleet,
     ThermalFleet,
 )
-from gridsync.model.network import Feeder, load_feeder, resolve_data_path
+from gridsync.model.network import Feeder, fleet_sgen_mask, resolve_data_path
 from gridsync.model.physics import hvac_mode
 from gridsync.model.scenario_config import (
     FleetConfig,
@@ -120,29 +121,60 @@ def _check_window(cfg: ScenarioConfig, profile_index: pd.DatetimeIndex) -> None:
 
 
 def _base_loads(
-    feeder: Feeder, profiles: pd.DataFrame, scale: float
+    feeder: Feeder, profiles: pd.DataFrame, scale: float, default_profile: str = "H0-A"
 ) -> tuple[np.ndarray, np.ndarray]:
-    missing = sorted({f"{p}_pload" for p in feeder.load_profile} - set(profiles.columns))
+    """Inflexible load per bus (kW, kvar): each load's nominal power (with its ``scaling``)
+    times its profile; loads with no profile name (e.g. ``pandapower.networks`` cases) follow
+    ``default_profile``."""
+    unnamed = np.isin(np.asarray(feeder.load_profile, dtype=str), ["", "nan", "None"])
+    names = np.where(unnamed, default_profile, np.asarray(feeder.load_profile, dtype=str))
+    missing = sorted({f"{p}_pload" for p in names} - set(profiles.columns))
     if missing:
         msg = f"load profile columns {missing} used by the network's loads are not in the profile file"
         raise ScenarioError(msg)
     n_load = len(feeder.load_bus_pos)
     incidence = np.zeros((n_load, feeder.n_bus))
     incidence[np.arange(n_load), feeder.load_bus_pos] = 1.0
-    p_cols = [f"{p}_pload" for p in feeder.load_profile]
-    q_cols = [f"{p}_qload" for p in feeder.load_profile]
+    p_cols = [f"{p}_pload" for p in names]
+    q_cols = [f"{p}_qload" for p in names]
     p = profiles[p_cols].to_numpy() * feeder.load_p_kw * scale
     q = profiles[q_cols].to_numpy() * feeder.load_q_kvar * scale
     return p @ incidence, q @ incidence
 
 
+def _feeder_pv_sgens(feeder: Feeder) -> pd.DataFrame:
+    """The network's own PV sgens on energised buses (the first systems of the PV fleet)."""
+    sg = feeder.net.sgen
+    return sg[fleet_sgen_mask(feeder.net) & sg.bus.isin(feeder.bus_ids).to_numpy()]
+
+
+def _scaled(df: pd.DataFrame, col: str) -> np.ndarray:
+    scaling = df["scaling"].to_numpy(dtype=float) if "scaling" in df else 1.0
+    return df[col].to_numpy(dtype=float) * scaling
+
+
+def _pv_sgen_kvar(
+    feeder: Feeder, fleet: Fleet, per_kwp: np.ndarray, orient: np.ndarray
+) -> np.ndarray:
+    """Reactive consumption per step and bus of the network's own PV sgens: their ``q_mvar``
+    at a constant power factor, following their available power (negative = injection)."""
+    existing = _feeder_pv_sgens(feeder)
+    out = np.zeros((per_kwp.shape[0], feeder.n_bus))
+    p_nom, q_nom = _scaled(existing, "p_mw"), _scaled(existing, "q_mvar")
+    has_q = np.flatnonzero((q_nom != 0) & (p_nom > 0))
+    if len(has_q):
+        pv = fleet.pv
+        avail_kw = per_kwp[:, orient[has_q]] * pv.peak_kw[has_q]
+        np.add.at(out.T, pv.bus[has_q], (-avail_kw * (q_nom / p_nom)[has_q]).T)
+    return out
+
+
 def _pv_fleet(rng, cfg, feeder: Feeder) -> PVFleet:
     n = cfg.pv.count
     customers = rng.integers(0, len(feeder.load_bus_pos), n)
-    net = feeder.net
-    existing = net.sgen[net.sgen.in_service & (net.sgen.get("type", "PV") == "PV")]
+    existing = _feeder_pv_sgens(feeder)
     bus = np.r_[feeder.bus_pos(existing.bus.to_numpy()), feeder.load_bus_pos[customers]]
-    peak = np.r_[existing.p_mw.to_numpy() * 1e3, _uniform(rng, cfg.pv.peak_kw, n)]
+    peak = np.r_[_scaled(existing, "p_mw") * 1e3, _uniform(rng, cfg.pv.peak_kw, n)]
     tilt = np.r_[np.full(len(existing), 30.0), rng.choice(PV_TILTS_DEG, n)]
     azim = np.r_[
         np.full(len(existing), 180.0), rng.choice(PV_AZIMUTHS_DEG, n, p=PV_AZIMUTH_WEIGHTS)
@@ -274,18 +306,24 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
     index, start_step, n_steps = _time_index(cfg)
     dt_h = cfg.time.resolution_s / 3600
     try:
-        feeder = load_feeder(resolve_data_path(cfg.network.path, base_dir))
-        raw = read_load_profiles(resolve_data_path(cfg.loads.profiles, base_dir))
+        source = load_network(cfg.network.ref, base_dir)
+        feeder = source.feeder
+        if source.profiles is not None and "profiles" not in cfg.loads.model_fields_set:
+            raw = source.profiles
+        else:
+            raw = read_load_profiles(resolve_data_path(cfg.loads.profiles, base_dir))
         _check_window(cfg, raw.index)
         profiles = profiles_on_index(raw, index)
         weather = read_weather(cfg.weather.tmy, index)
     except (FileNotFoundError, ValueError) as err:
         raise ScenarioError(str(err)) from None
-    base_p, base_q = _base_loads(feeder, profiles, cfg.loads.scale)
+    base_p, base_q = _base_loads(feeder, profiles, cfg.loads.scale, cfg.loads.default_profile)
     fleet = build_fleet(cfg.fleet, cfg.seed, feeder, index, start_step, dt_h)
     pv = fleet.pv
     orient, inverse = np.unique(np.c_[pv.tilt_deg, pv.azimuth_deg], axis=0, return_inverse=True)
     per_kwp = pv_output_per_kwp(weather, orient[:, 0], orient[:, 1])
+    sgen_kvar = _pv_sgen_kvar(feeder, fleet, per_kwp, inverse.ravel().astype(int))
+    base_q = base_q + sgen_kvar
     ghi = weather.frame.ghi_w_m2.to_numpy()
     plant = build_plant(
         cfg.plant,
@@ -320,6 +358,7 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
         weather_station=weather.station,
         plant=plant,
         three_phase=three_phase,
+        sgen_kvar=sgen_kvar if np.any(sgen_kvar) else None,
     )
 
 

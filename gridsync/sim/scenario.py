@@ -48,6 +48,7 @@ class Scenario:
     weather_station: str = ""
     plant: Plant | None = None
     three_phase: ThreePhaseFeeder | None = None  # [grid] phases = 3: the twin solves it
+    sgen_kvar: np.ndarray | None = None  # the network's PV sgens' share of base_load_kvar
     _pf: PowerFlowModel | None = field(default=None, repr=False)
     _pv_weights: np.ndarray | None = field(default=None, repr=False)
 
@@ -68,6 +69,14 @@ class Scenario:
         if self._pf is None:
             self._pf = build_powerflow_model(self.feeder)
         return self._pf
+
+    def load_zip_kw(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The network's own loads at ``step`` (kW, kvar by bus): the voltage-dependent part
+        of the consumption when the network's loads have ZIP shares."""
+        q = self.base_load_kvar[step]
+        if self.sgen_kvar is not None:
+            q = q - self.sgen_kvar[step]
+        return self.base_load_kw[step], q
 
     def pv_available_kw(self, steps: int | slice) -> np.ndarray:
         """Available PV power per system: (n_pv,) for one step or (len, n_pv) for a slice."""

@@ -213,7 +213,8 @@ class SteppedTwin:
         unmet_dfr = float(np.maximum(dfr.energy_kwh - self.done_kwh, 0.0)[closes].sum())
         q_bus = sc.base_load_kvar[step]
         try:
-            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v)
+            zip_kw, zip_kvar = sc.load_zip_kw(step)
+            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v, zip_kw=zip_kw, zip_kvar=zip_kvar)
             vm, loading = res.vm_pu, res.branch_loading_pct
             feeder_kw, feeder_kvar = float(res.p_slack_kw), float(res.q_slack_kvar)
             losses_kw, failed = float(res.losses_kw), False
