@@ -72,7 +72,7 @@ def _simbench(code: str):
 
 
 def _matpower_net(path: Path):
-    from pandapower.converter import from_mpc
+    from pandapower.converter.matpower.from_mpc import from_mpc
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -308,7 +308,9 @@ def build_scenario(cfg: ScenarioConfig, base_dir: Path | None = None) -> Scenari
     try:
         source = load_network(cfg.network.ref, base_dir)
         feeder = source.feeder
-        if source.profiles is not None and "profiles" not in cfg.loads.model_fields_set:
+        default_profiles = type(cfg.loads).model_fields["profiles"].default
+        if source.profiles is not None and cfg.loads.profiles == default_profiles:
+            # a SimBench grid comes with its own profiles unless the scenario names a file
             raw = source.profiles
         else:
             raw = read_load_profiles(resolve_data_path(cfg.loads.profiles, base_dir))
