@@ -17,8 +17,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from gridsync.safety import benchmark as bm
 from gridsync.sim.builder import load_scenario
 
@@ -35,27 +33,6 @@ WINTER_CAL = ("2016-01-11", "2016-11-14")
 
 def _path(name: str) -> Path | None:
     return next((p for p in SCENARIOS.glob(f"{name}.*") if p.suffix in (".toml", ".yaml")), None)
-
-
-def simulated(path: Path, start: str, days: int, history_days: int = 7):
-    """The scenario window and its bus consumption from an uncontrolled run of every asset
-    (heat pumps, EVs, ...) over the history and the window, for the telemetry truth."""
-    from gridsync.dispatch.rules import UncontrolledController
-    from gridsync.sim.twin import SteppedTwin
-
-    tele = load_scenario(path, start=start, days=days, history_days=history_days)
-    first = str(tele.index[0].date())
-    sim = load_scenario(path, start=first, days=history_days + days, history_days=1)
-    ctrl = UncontrolledController()
-    ctrl.reset(sim)
-    twin = SteppedTwin(sim)
-    p, q = [], []
-    while not twin.finished:
-        obs = twin.observe()
-        rec = twin.advance(obs, ctrl.act(obs))
-        p.append(rec.p_bus_kw)
-        q.append(rec.q_bus_kvar)
-    return tele, (np.array(p), np.array(q))
 
 
 def _group(name, cal_specs, eval_specs):
@@ -97,8 +74,8 @@ def main() -> None:
     cold = _path("winter-electrified")
     if cold is not None:
         n = args.stressed_days
-        wc = [(f"calibration winter-electrified {d}", *simulated(cold, d, n)) for d in WINTER_CAL]
-        we = [(f"stressed winter-electrified {d}", *simulated(cold, d, n)) for d in WINTER_EVAL]
+        wc = [(f"calibration winter-electrified {d}", *bm.simulated_window(cold, d, n)) for d in WINTER_CAL]
+        we = [(f"stressed winter-electrified {d}", *bm.simulated_window(cold, d, n)) for d in WINTER_EVAL]
         groups.append(_group("winter-electrified (Kerber village)", wc, we))
     t_cal = time.perf_counter() - t0
     mon_groups = [(m, ev) for m, _, ev in groups]

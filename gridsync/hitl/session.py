@@ -12,7 +12,9 @@ after every step and ``("approval", request_dict)`` the moment a request changes
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,7 +43,7 @@ from gridsync.hitl.overrides import OverrideStore, OverrideTable
 from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.snapshot import build_snapshot, topology
 from gridsync.sim.controller import Setpoints
-from gridsync.sim.twin import SteppedTwin, StepRecord
+from gridsync.sim.twin import SteppedTwin, StepRecord, flexible_bus_kw
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]
@@ -77,9 +79,13 @@ class ConsoleSession:
         clock: Callable[[], float] = time.time,
         shield: Any = "auto",
         overrides_store: OverrideStore | None = None,
+        anomaly_feed: Any = None,
     ) -> None:
         """``overrides_store`` (e.g. the runtime's store) keeps overrides across restarts:
-        the ones stored there are restored now."""
+        the ones stored there are restored now. ``anomaly_feed``
+        (``gridsync.safety.console_feed.TwinTelemetryFeed``, fitted on the history before
+        the twin's first step) turns each step into device readings and its alarms into
+        console alerts that name the suspect measurements."""
         self.scenario = scenario
         self.controller = controller
         self.natural = UncontrolledController()
@@ -101,6 +107,11 @@ class ConsoleSession:
             self.shield.reset(scenario)
         self.last_shield = None
         self._shield_active = False
+        self.anomaly_feed = None
+        self._feed_lock = threading.Lock()
+        self._telemetry_log: deque[tuple] = deque(maxlen=2 * scenario.steps_per_day)
+        if anomaly_feed is not None:
+            self.attach_anomaly_feed(anomaly_feed)
         self.error_q = naive_error_quantiles(scenario)
         self.listeners: list[Listener] = []
         self.alerts: deque[dict[str, Any]] = deque(maxlen=60)
@@ -158,7 +169,11 @@ class ConsoleSession:
             )
         self._notify("approval", {"event": event, "request": req.to_dict(self.clock())})
 
-    def alert(self, severity: str, source: str, message: str) -> dict[str, Any]:
+    def alert(
+        self, severity: str, source: str, message: str, details: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Record and broadcast an alert; ``details`` (e.g. an anomaly's evidence and
+        suspects) ride along under their own keys."""
         self._alert_seq += 1
         t = self.scenario.index[min(self.twin.step, len(self.scenario.index) - 1)]
         a = {
@@ -168,6 +183,7 @@ class ConsoleSession:
             "message": message,
             "sim_time": t.isoformat(),
             "wall_s": self.clock(),
+            **(details or {}),
         }
         self.alerts.appendleft(a)
         self._notify("alert", a)
@@ -304,6 +320,7 @@ class ConsoleSession:
         rec = self.twin.advance(obs, sp)
         self.last_proposed, self.last_applied = raw, sp
         self._account(rec, obs)
+        self._watch_telemetry(rec)
         self._check_overrides(rec)
         self.last_outlook = outlook(
             self.scenario, self.controller, obs, OUTLOOK_STEPS, self.error_q
@@ -361,6 +378,33 @@ class ConsoleSession:
             if not active and key in self._conditions:
                 self.alert("info", "twin", f"cleared: {CLEARED[key]}")
         self._conditions = {k for k, v in now.items() if v}
+
+    def attach_anomaly_feed(self, feed) -> None:
+        """Start watching device readings with ``feed`` (safe while the twin runs, e.g. from
+        the thread that fitted it): the steps run meanwhile are replayed into it first."""
+        with self._feed_lock:
+            for entry in self._telemetry_log:
+                feed.observe(*entry)  # alarms on steps before the monitor was on are dropped
+            self.anomaly_feed = feed
+        self.alert("info", "anomaly", f"anomaly monitor on: {feed.describe()}")
+
+    def _watch_telemetry(self, rec: StepRecord) -> None:
+        """Device readings of this step through the anomaly monitor; its alarms as alerts."""
+        fleet = self.twin.fleet
+        pv_bus = np.bincount(fleet.pv.bus, weights=rec.pv_kw, minlength=len(rec.p_bus_kw))
+        entry = (rec.step, rec.p_bus_kw, rec.q_bus_kvar, pv_bus, flexible_bus_kw(fleet, rec))
+        with self._feed_lock:
+            self._telemetry_log.append(entry)
+            alarms = [] if self.anomaly_feed is None else self.anomaly_feed.observe(*entry)
+        for alarm in alarms:
+            d = json.loads(json.dumps(alarm.to_dict(), default=lambda x: x.item()))
+            described = self.scenario.index[alarm.step].strftime("%H:%M")
+            self.alert(
+                d.pop("severity"),
+                d.pop("source"),
+                f"readings of {described}: {d.pop('message')}",
+                details=d,
+            )
 
     def _check_overrides(self, rec: StepRecord) -> None:
         """The override check after the power flow: voltage out of band at an overridden

@@ -73,6 +73,32 @@ def make_window(
     return monitor, BenchWindow(label, scenario, tel, w, steps)
 
 
+def simulated_window(path, start: str, days: int, history_days: int = 7):
+    """The scenario at ``path`` (None: the default) over ``days`` from ``start``, with the bus
+    consumption ``(p_kw, q_kvar, flexible_kw)`` of an uncontrolled run of every asset (heat
+    pumps, EVs, appliances ...) over its history and window: the telemetry truth of a feeder
+    whose flexible load runs as it would without GridSync, and what the flexible assets'
+    own telemetry reports (``make_window(..., load=...)``)."""
+    from gridsync.dispatch.rules import UncontrolledController
+    from gridsync.sim.builder import load_scenario
+    from gridsync.sim.twin import SteppedTwin, flexible_bus_kw
+
+    tele = load_scenario(path, start=start, days=days, history_days=history_days)
+    first = str(tele.index[0].date())
+    sim = load_scenario(path, start=first, days=history_days + days, history_days=1)
+    ctrl = UncontrolledController()
+    ctrl.reset(sim)
+    twin = SteppedTwin(sim)
+    p, q, flex = [], [], []
+    while not twin.finished:
+        obs = twin.observe()
+        rec = twin.advance(obs, ctrl.act(obs))
+        p.append(rec.p_bus_kw)
+        q.append(rec.q_bus_kvar)
+        flex.append(flexible_bus_kw(twin.fleet, rec))
+    return tele, (np.array(p), np.array(q), np.array(flex))
+
+
 def calibrate(monitor: AnomalyMonitor, windows: list[BenchWindow]) -> None:
     """Fit on alternate days of the calibration windows: even days fit the scales and the
     isolation forest, odd days set the thresholds."""

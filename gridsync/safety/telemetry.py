@@ -56,8 +56,11 @@ def scenario_telemetry(
     The truth is the scenario's inflexible load and PV (no flexible assets) unless ``load``
     gives the actual bus consumption ``(p_kw, q_kvar)`` for steps ``0..end_step`` (e.g. a
     simulated run with heat pumps and EVs); pseudo-measurements are then yesterday's actual
-    consumption (PV added back) minus today's PV. Needs at least two days of history (one for
-    pseudo-measurements, one to calibrate).
+    consumption (PV added back) minus today's PV. ``load = (p_kw, q_kvar, flexible_kw)`` also
+    gives the per-bus power the flexible assets' own telemetry reports (chargers, inverters,
+    heat-pump controllers): the pseudo-measurements then take yesterday's consumption without
+    it and add today's, so a car that plugs in is not mistaken for an unknown load. Needs at
+    least two days of history (one for pseudo-measurements, one to calibrate).
     """
     spd = scenario.steps_per_day
     if scenario.start_step < 2 * spd:
@@ -74,15 +77,17 @@ def scenario_telemetry(
         p_kw, q_kvar = scenario.net_inflexible_kw(steps), scenario.base_load_kvar[steps]
         consumed = scenario.base_load_kw[steps]
     else:
-        p_kw, q_kvar = (np.asarray(x, dtype=float)[:end] for x in load)
-        if p_kw.shape != pv.shape or q_kvar.shape != pv.shape:
-            msg = f"load: expected (p_kw, q_kvar) of shape {pv.shape}, got {p_kw.shape}/{q_kvar.shape}"
+        p_kw, q_kvar, *known = (np.asarray(x, dtype=float)[:end] for x in load)
+        if any(x.shape != pv.shape for x in (p_kw, q_kvar, *known)):
+            got = "/".join(str(x.shape) for x in (p_kw, q_kvar, *known))
+            msg = f"load: expected (p_kw, q_kvar[, flexible_kw]) of shape {pv.shape}, got {got}"
             raise ValueError(msg)
         consumed = p_kw + pv
+    flexible = known[0] if load is not None and known else np.zeros_like(pv)
     truth = truth_from_loads(pf, p_kw, q_kvar)
     pseudo_p = np.zeros_like(truth.p_kw)
     pseudo_q = np.zeros_like(truth.q_kvar)
-    pseudo_p[spd:] = consumed[: end - spd] - pv[spd:]
+    pseudo_p[spd:] = (consumed - flexible)[: end - spd] - pv[spd:] + flexible[spd:]
     pseudo_q[spd:] = q_kvar[: end - spd]
     feeder = scenario.feeder
     plan = MeasurementPlan(pf, feeder.slack_pos, feeder.customer_buses, config)

@@ -57,6 +57,18 @@ def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
     return np.bincount(bus, weights=values, minlength=n_bus)
 
 
+def flexible_bus_kw(fleet, rec: StepRecord) -> np.ndarray:
+    """Per-bus power of the flexible assets in ``rec`` (batteries, EVs, appliances, heat
+    pumps; kW, load convention): what their own device telemetry reports."""
+    n_bus = len(rec.p_bus_kw)
+    return (
+        bus_sum(fleet.battery.bus, rec.battery_kw, n_bus)
+        + bus_sum(fleet.ev.bus, rec.ev_kw, n_bus)
+        + bus_sum(fleet.deferrable.bus, rec.deferrable_kw, n_bus)
+        + bus_sum(fleet.thermal.bus, rec.thermal_kw, n_bus)
+    )
+
+
 def _in_window(dfr, hour: float) -> np.ndarray:
     return (dfr.window_start_h <= hour) & (hour < dfr.window_end_h)
 

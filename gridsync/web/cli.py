@@ -104,6 +104,14 @@ def console_user(name: str, role: str, password: str) -> None:
     "real protocols: 'ocpp' (EV chargers, OCPP 2.0.1), 'modbus' (PV and battery inverters, "
     "SunSpec over Modbus TCP) or 'ocpp,modbus'. Default: the embedded path.",
 )
+@click.option(
+    "--anomaly-monitor/--no-anomaly-monitor",
+    default=True,
+    show_default=True,
+    help="Watch the twin's device readings (SCADA, PMUs, meters one interval late) with the "
+    "anomaly monitor fitted on the days before the first step; alarms become console alerts "
+    "naming the suspect measurements.",
+)
 def serve(
     demo: bool,
     host: str,
@@ -118,6 +126,7 @@ def serve(
     mqtt_url: str,
     forecaster: str,
     devices: str,
+    anomaly_monitor: bool,
 ) -> None:
     """Serve GridSync live: REST API (/docs), operator console (/console/) and the runtime.
 
@@ -167,6 +176,7 @@ def serve(
                 mqtt_url=None if mqtt_url.lower() == "none" else mqtt_url,
                 forecaster=forecaster,
                 devices=protocols,
+                anomaly_monitor=anomaly_monitor,
             ),
         )
     )

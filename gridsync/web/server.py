@@ -10,7 +10,9 @@ three demo accounts (:data:`gridsync.web.auth.DEMO_USERS`) share :data:`DEMO_PAS
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.session import ConsoleSession
 from gridsync.web.auth import DEMO_PASSWORD, DEMO_USERS, SessionSigner, UserStore
 from gridsync.web.console import PREFIX, Console, mount_console
+
+log = logging.getLogger(__name__)
 
 DEMO_START = dt.date(2016, 6, 10)
 DEMO_START_HOUR = 10.0
@@ -34,6 +38,25 @@ def first_step_at(scenario, hour: float) -> int:
     return scenario.start_step + (int(later[0]) if len(later) else 0)
 
 
+def _start_anomaly_monitor(session, scenario_path, start: int | None) -> None:
+    """Fit the anomaly monitor in the background (tens of seconds: it re-runs the days before
+    the twin) and attach it to ``session`` when ready; the twin does not wait for it."""
+    from gridsync.safety.console_feed import TwinTelemetryFeed, fit_on_history
+
+    def fit() -> None:
+        sc = session.scenario
+        first = sc.start_step if start is None else start
+        try:
+            feed = TwinTelemetryFeed(sc, first, fit_on_history(scenario_path, sc, first))
+        except Exception as err:  # the console runs on without it, and says why
+            log.exception("anomaly monitor not started")
+            session.alert("warning", "anomaly", f"anomaly monitor off: {err}")
+            return
+        session.attach_anomaly_feed(feed)
+
+    threading.Thread(target=fit, name="anomaly-fit", daemon=True).start()
+
+
 def attach_console(
     app: FastAPI,
     *,
@@ -46,6 +69,7 @@ def attach_console(
     policy: ApprovalPolicy | None = None,
     users: UserStore | None = None,
     session_ttl_s: float = 3600.0,
+    anomaly_monitor: bool = False,
 ) -> Console:
     """Build the live console session and mount it on ``app`` under ``/console``.
 
@@ -53,7 +77,9 @@ def attach_console(
     demo accounts. Without any user the console refuses to start (nobody could log in).
     ``GRIDSYNC_CONSOLE_STEP_S`` (seconds per twin step, default 2) and
     ``GRIDSYNC_CONSOLE_TIMEOUT_S`` (approval timeout) apply when the arguments are None;
-    ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``.
+    ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``. ``anomaly_monitor`` fits the
+    anomaly monitor on the history before the first step (a few seconds) and raises its
+    alarms on the twin's device readings as console alerts.
     """
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.registry import make_controller
@@ -75,7 +101,7 @@ def attach_console(
         raise ValueError(msg)
     overrides: dict = {}
     if demo:
-        overrides = {"start": DEMO_START, "days": days or 3, "history_days": 7}
+        overrides = {"start": DEMO_START, "days": days or 3, "history_days": 14}
     elif days:
         overrides = {"days": days}
     scenario = load_scenario(scenario_path, **overrides)
@@ -94,6 +120,8 @@ def attach_console(
         start_step=start,
         overrides_store=store,
     )
+    if anomaly_monitor:
+        _start_anomaly_monitor(session, scenario_path, start)
     return mount_console(
         app,
         session,
