@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridsync.dispatch.degradation import AgeingCosts, add_battery_ageing, add_v2g_ageing
 from gridsync.dispatch.horizon import HorizonData
 from gridsync.dispatch.jobs import deferrable_jobs
 from gridsync.dispatch.lp import INF, LinearProgram
@@ -60,6 +61,8 @@ class Options:
     hard_deferrable: bool = False
     feeder_limit_kw: float | None = None
     elastic_feeder_limit: bool = False
+    # ageing costs from the cell model instead of the constant wear (dispatch.degradation)
+    ageing: AgeingCosts | None = None
 
 
 @dataclass
@@ -155,7 +158,7 @@ def build_dispatch_lp(
     b = f.battery
     nb = len(b)
     dt_b = np.tile(dt, nb)
-    deg = np.repeat(b.degradation_eur_per_kwh, H) * dt_b
+    deg = np.repeat(b.degradation_eur_per_kwh, H) * dt_b * (opts.ageing is None)
     pmax = np.repeat(b.power_kw, H)
     c = lp.add_cols("bat_c", nb * H, 0.0, pmax, deg)
     d_ = lp.add_cols("bat_d", nb * H, 0.0, pmax, deg)
@@ -184,6 +187,20 @@ def build_dispatch_lp(
         rhs,
         rhs,
     )
+    if opts.ageing is not None:
+        add_battery_ageing(
+            lp,
+            opts.ageing,
+            c,
+            d_,
+            e,
+            dt,
+            e0,
+            np.minimum(b.energy_min_kwh, e0),
+            np.maximum(b.energy_max_kwh, e0),
+            b.efficiency_charge,
+            b.efficiency_discharge,
+        )
     bus_b = np.repeat(b.bus, H)
     to_balance(bus_b, t_grid(nb), c, 1.0)
     to_balance(bus_b, t_grid(nb), d_, -1.0)
@@ -200,7 +217,8 @@ def build_dispatch_lp(
     v2g_ok = f.ev.v2g[ch] & (ev.v2g_floor_kwh[pair_sess] > 0)
     n_pair = len(pair_sess)
     evc = lp.add_cols("ev_c", n_pair, 0.0, pev)
-    v2g_wear = f.ev.v2g_degradation_eur_per_kwh[ch] * dt[pair_t]
+    v2g_aware = opts.ageing is not None and opts.ageing.ev is not None
+    v2g_wear = f.ev.v2g_degradation_eur_per_kwh[ch] * dt[pair_t] * (not v2g_aware)
     evd = lp.add_cols("ev_d", n_pair, 0.0, np.where(v2g_ok, pev, 0.0), v2g_wear)
     x0 = ev.delivered0_kwh[pair_sess]
     x = lp.add_cols(
@@ -209,6 +227,18 @@ def build_dispatch_lp(
         np.minimum(-ev.v2g_floor_kwh[pair_sess], x0),
         np.maximum(ev.headroom_kwh[pair_sess], x0),
     )
+    if v2g_aware and n_pair:
+        add_v2g_ageing(
+            lp,
+            opts.ageing,
+            evd,
+            pair_sess,
+            dt[pair_t],
+            eta,
+            ev.charger,
+            f.ev.sessions.energy_need_kwh[ev.session],
+            np.where(f.ev.v2g[ev.charger], ev.v2g_floor_kwh, 0.0),
+        )
     first = np.zeros(n_pair, bool)
     first[start_of[lens > 0]] = True
     r = np.arange(n_pair)

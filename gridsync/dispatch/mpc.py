@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from gridsync.dispatch.degradation import costs_from_scenario
 from gridsync.dispatch.diagnosis import diagnose
 from gridsync.dispatch.formulation import Options, Weights, build_dispatch_lp, flexible_buses
 from gridsync.dispatch.horizon import (
@@ -117,6 +118,7 @@ class MPCConfig:
     ac_correct: bool = True
     settle_at_window_end: bool = True
     min_network_passes: int = 1
+    ageing_costs: bool = False  # price battery/V2G ageing by the cell model (dispatch.degradation)
 
     def __post_init__(self) -> None:
         checks = {
@@ -193,7 +195,9 @@ class MPCController:
         self.scenario = scenario
         self.weights = Weights.from_config(scenario.config.objective)
         self.options = Options(
-            hard_ev_deadlines=cfg.hard_ev_deadlines, feeder_limit_kw=cfg.feeder_limit_kw
+            hard_ev_deadlines=cfg.hard_ev_deadlines,
+            feeder_limit_kw=cfg.feeder_limit_kw,
+            ageing=costs_from_scenario(scenario) if cfg.ageing_costs else None,
         )
         self.flex_bus = flexible_buses(scenario.fleet)
         lim = scenario.config.limits

@@ -128,6 +128,9 @@ class BatteryConfig(_Strict):
     degradation_eur_per_kwh: float | None = Field(
         None, ge=0, description="per kWh of throughput; default derived from the pack"
     )
+    chemistry: Literal["LFP", "NMC"] = Field("LFP", description="ageing model (gridsync.storage)")
+    warranty_years: float = Field(10.0, gt=0, description="alert if 80 % is projected before")
+    cell_temp_c: float = Field(25.0, ge=-20, le=60, description="cell temperature for ageing")
 
     @property
     def degradation_cost_eur_per_kwh(self) -> float:
@@ -159,6 +162,8 @@ class EVConfig(_Strict):
     v2g_degradation_eur_per_kwh: float | None = Field(
         None, ge=0, description="per kWh discharged by V2G; default derived from the pack"
     )
+    chemistry: Literal["LFP", "NMC"] = Field("NMC", description="ageing model (gridsync.storage)")
+    warranty_years: float = Field(8.0, gt=0, description="car battery warranty")
 
     @property
     def v2g_degradation_cost_eur_per_kwh(self) -> float:

@@ -33,6 +33,11 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts, "
         "corrected every step against metered load/PV and an AC check",
     ),
+    "mpc-ageing": (
+        "gridsync.dispatch.degradation:mpc_ageing",
+        "mpc pricing battery and V2G ageing by the cell model (cycle depth, calendar SoC) "
+        "instead of a constant per kWh",
+    ),
     "oracle": (
         "gridsync.dispatch.oracle:PerfectForesightBound",
         "one full-window LP with perfect information: a lower bound on "
