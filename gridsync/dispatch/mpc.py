@@ -212,6 +212,8 @@ class MPCController:
                 cfg.screen_loading_frac,
                 safety_pu=cfg.voltage_safety_pu,
                 safety_pct=cfg.loading_safety_pct,
+                three_phase=scenario.three_phase,
+                fleet=scenario.fleet,
             )
             if cfg.network
             else None

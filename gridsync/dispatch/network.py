@@ -8,17 +8,23 @@ most stressed snapshot of the horizon (``PowerFlowModel.sensitivity``: one LU fa
 of the Newton-Raphson Jacobian, one solve for every flexible bus). Only rows near
 a limit are kept (screening); rows the AC check finds violated are added, with their limit
 shrunk by the observed linearisation error, on the next pass.
+
+On a three-phase feeder (``[grid] phases = 3``) the AC check is the unbalanced flow (each
+bus's inflexible load split by its customers' phases, its flexible power by its assets'
+phases), so the rows hold the worst phase; the sensitivities stay balanced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from gridsync.dispatch.formulation import NetworkRows
 from gridsync.dispatch.horizon import HorizonData
 from gridsync.grid.powerflow import PowerFlowModel, PowerFlowResult
+from gridsync.grid.threephase.feeder import ThreePhaseFeeder, branch_order
+from gridsync.model.assets import Fleet
 
 
 @dataclass
@@ -44,8 +50,14 @@ class NetworkLimits:
         screen_loading_frac: float = 0.8,
         safety_pu: float = 0.0,
         safety_pct: float = 0.0,
+        three_phase: ThreePhaseFeeder | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.pf = pf
+        self.three_phase = three_phase
+        if three_phase is not None:
+            self._flex_share = three_phase.asset_share(fleet)[flex_bus]
+            self._branch_order = branch_order(three_phase, pf.branch_names)
         self.flex_bus = np.asarray(flex_bus, dtype=int)
         self.v_min, self.v_max = voltage_min_pu, voltage_max_pu
         self.l_max = loading_max_pct
@@ -61,8 +73,22 @@ class NetworkLimits:
         return p
 
     def check(self, hd: HorizonData, z_kw: np.ndarray) -> PowerFlowResult:
-        """AC power flow of every horizon step of a plan."""
-        return self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
+        """AC power flow of every horizon step of a plan; on a three-phase feeder the
+        voltages (worst phase) and loadings (worst phase current) of the unbalanced flow."""
+        res = self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
+        if self.three_phase is None:
+            return res
+        tp = self.three_phase
+        p = hd.inflexible_kw[..., None] * tp.base_share
+        p[:, self.flex_bus] += z_kw[..., None] * self._flex_share
+        vm3, load3, ok = tp.solve_many(p, hd.base_kvar[..., None] * tp.base_share)
+        worst = np.abs(vm3 - 1.0).argmax(axis=2)
+        vm = np.take_along_axis(vm3, worst[..., None], axis=2)[..., 0]
+        vm = np.where(ok[:, None], vm, res.vm_pu)
+        loading = res.branch_loading_pct
+        if self._branch_order is not None:
+            loading = np.where(ok[:, None], load3[:, self._branch_order], loading)
+        return replace(res, vm_pu=vm, branch_loading_pct=loading)
 
     def violations(self, res: PowerFlowResult, tol_pu: float = 0.0, tol_pct: float = 0.0):
         """Masks of voltage (H, n_bus) and loading (H, n_branch) violations."""

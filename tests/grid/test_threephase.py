@@ -126,3 +126,76 @@ def test_reader_errors_name_the_element(tmp_path):
     )
     with pytest.raises(DSSError, match=r"Transformer.t: magnetising"):
         network_from_circuit(read_dss(path))
+
+
+Z4_OHM = np.array(  # a 4-core cable section: phases a, b, c, neutral (ohm)
+    [
+        [0.20 + 0.08j, 0.05 + 0.06j, 0.05 + 0.05j, 0.05 + 0.06j],
+        [0.05 + 0.06j, 0.20 + 0.08j, 0.05 + 0.06j, 0.05 + 0.05j],
+        [0.05 + 0.05j, 0.05 + 0.06j, 0.20 + 0.08j, 0.05 + 0.06j],
+        [0.05 + 0.06j, 0.05 + 0.05j, 0.05 + 0.06j, 0.20 + 0.08j],
+    ]
+)
+
+
+def _four_wire(s_va: complex, r_ground_ohm: float | None):
+    """Ideal source (neutral solidly grounded) -> 4-wire line -> single-phase constant-Z load
+    between phase a and the far neutral, which is grounded through ``r_ground_ohm`` (None:
+    not grounded, all return current in the neutral conductor)."""
+    asm = NetworkAssembler("four-wire")
+    src = [asm.node("s", p) for p in (1, 2, 3)] + [-1]
+    far = [asm.node("l", p) for p in (1, 2, 3, 4)]
+    ys = np.linalg.inv(Z4_OHM)
+    yprim = np.block([[ys, -ys], [-ys, ys]])
+    asm.add_primitive(src + far, yprim)
+    asm.add_branch("line.sl", "line", src + far, [1, 2, 3, 4], yprim, 4)
+    if r_ground_ohm is not None:
+        asm.add_primitive([far[3]], np.array([[1.0 / r_ground_ohm]]))
+    for k in range(3):
+        asm.add_slack(src[k], 230.0 * np.exp(-2j * np.pi * k / 3))
+    asm.add_load("load.a", far[0], far[3], s_va.real / 1e3, s_va.imag / 1e3, 2, 230.0)
+    return asm.build(np.full(7, 230.0))
+
+
+def test_four_wire_neutral_hand_solved():
+    """Ungrounded far neutral: the load current returns in the neutral conductor, so with
+    I = [Ia, 0, 0, -Ia] the load sees E_a / (1 + Y_L Z_loop), Z_loop = Zaa - Zan - Zna + Znn,
+    and the neutral point rises to -(Zna - Znn) Ia."""
+    s = 5000.0 + 1500.0j
+    net = _four_wire(s, None)
+    v = ThreePhaseSolver(net).solve(net.loads.p_kw, net.loads.q_kvar, tol_pu=1e-13).v[0]
+    y_load = np.conj(s) / 230.0**2
+    z = Z4_OHM
+    z_loop = z[0, 0] - z[0, 3] - z[3, 0] + z[3, 3]
+    v_load = 230.0 / (1 + y_load * z_loop)
+    ia = y_load * v_load
+    idx = net.node_index(["l.1", "l.4"])
+    assert v[idx[0]] - v[idx[1]] == pytest.approx(v_load, abs=1e-9)
+    assert v[idx[1]] == pytest.approx(-(z[3, 0] - z[3, 3]) * ia, abs=1e-9)
+    kpi = unbalance(net, v[None, :])
+    assert kpi["residual_current_a"][0, 0] == pytest.approx(abs(ia), rel=1e-9)
+    assert kpi["phase_current_a"][0, 3] == pytest.approx(abs(ia), rel=1e-9)  # neutral conductor
+
+
+def test_kron_reduction_equals_solidly_grounded_four_wire(tmp_path):
+    """A neutral grounded at both ends, solved explicitly, gives the voltages of the
+    Kron-reduced three-wire line (here read from an OpenDSS linecode with kron=y)."""
+    s = 8000.0 + 2000.0j
+    net4 = _four_wire(s, 1e-7)
+    v4 = ThreePhaseSolver(net4).solve(net4.loads.p_kw, net4.loads.q_kvar, tol_pu=1e-12).v[0]
+    rows = " | ".join(" ".join(f"{x:g}" for x in Z4_OHM[i, : i + 1].real) for i in range(4))
+    xrows = " | ".join(" ".join(f"{x:g}" for x in Z4_OHM[i, : i + 1].imag) for i in range(4))
+    path = tmp_path / "kron.dss"
+    path.write_text(
+        "New circuit.k basekv=0.39837 pu=1 mvasc3=1e9 mvasc1=1e9\n"
+        f"New Linecode.c4 nphases=4 rmatrix=[{rows}] xmatrix=[{xrows}] cmatrix=[0|0 0|0 0 0|0 0 0 0] kron=y\n"
+        "New Line.sl bus1=sourcebus bus2=l phases=3 linecode=c4 length=1\n"
+        f"New Load.a bus1=l.1 phases=1 kv=0.23 kw={s.real / 1e3} kvar={s.imag / 1e3} model=2\n"
+        "Set voltagebases=[0.39837]\n"
+    )
+    net3 = read_network(path)
+    v3 = ThreePhaseSolver(net3).solve(net3.loads.p_kw, net3.loads.q_kvar, tol_pu=1e-12).v[0]
+    l3 = v3[net3.node_index(["l.1", "l.2", "l.3"])]
+    l4 = v4[net4.node_index(["l.1", "l.2", "l.3"])]
+    src = v3[net3.node_index(["sourcebus.1"])][0]
+    assert np.allclose(l3 * (230.0 / src), l4, atol=1e-4)  # same source phasor scale

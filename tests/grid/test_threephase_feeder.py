@@ -108,3 +108,48 @@ def test_grid_phases_is_validated(tmp_path):
     bad.write_text("[grid]\nphases = 2\n")
     with pytest.raises(ScenarioError, match="grid.phases"):
         load_scenario(bad)
+
+
+def test_mpc_network_check_uses_the_worst_phase(three_phase_day):
+    """The MPC's AC plan check on a three-phase feeder: with every customer and asset on
+    three phases it is the balanced check; with the seeded phases it reports the worst phase
+    of the unbalanced flow of the same plan."""
+    from dataclasses import replace
+
+    from gridsync.dispatch.formulation import flexible_buses
+    from gridsync.dispatch.horizon import FleetState, horizon_from_scenario
+    from gridsync.dispatch.network import NetworkLimits
+    from gridsync.grid.threephase.feeder import PhaseAllocation
+    from gridsync.sim.forecasts import PerfectForecaster
+
+    s = three_phase_day
+    fleet, tp = s.fleet, s.three_phase
+    state = FleetState(
+        battery_energy_kwh=fleet.battery.capacity_kwh * fleet.battery.soc_initial_frac,
+        ev_delivered_kwh=np.zeros(len(fleet.ev.sessions)),
+        deferrable_done_kwh=np.zeros(len(fleet.deferrable)),
+        thermal_temp_c=fleet.thermal.initial_temp_c.astype(float),
+    )
+    step = s.start_step + 48
+    hd = horizon_from_scenario(s, step, 8, state, PerfectForecaster().forecast(s, step, 8), True)
+    flex = flexible_buses(fleet)
+    z = np.full((hd.horizon, len(flex)), 4.0)
+    balanced = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0).check(hd, z)
+    all3 = PhaseAllocation(
+        customer=np.full_like(tp.alloc.customer, THREE),
+        assets={k: np.full_like(v, THREE) for k, v in tp.alloc.assets.items()},
+    )
+    sym = replace(tp, alloc=all3, base_share=np.full_like(tp.base_share, 1 / 3))
+    res = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=sym, fleet=fleet).check(
+        hd, z
+    )
+    assert np.max(np.abs(res.vm_pu - balanced.vm_pu)) < 1e-4
+    res = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=tp, fleet=fleet).check(
+        hd, z
+    )
+    p = hd.inflexible_kw[0][:, None] * tp.base_share
+    p[flex] += 4.0 * tp.asset_share(fleet)[flex]
+    one = tp.solve(p, hd.base_kvar[0][:, None] * tp.base_share)
+    worst = one.vm_pu[np.arange(len(p)), np.abs(one.vm_pu - 1).argmax(axis=1)]
+    assert np.allclose(res.vm_pu[0], worst, atol=1e-7)
+    assert np.max(np.abs(res.vm_pu - 1)) > np.max(np.abs(balanced.vm_pu - 1))

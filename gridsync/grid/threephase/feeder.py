@@ -256,6 +256,40 @@ class ThreePhaseFeeder:
             np.add.at(out, bus, share)
         return out
 
+    def asset_share(self, fleet: Fleet) -> np.ndarray:
+        """(n_bus, 3) phase shares of the flexible assets' ratings at each bus (1/3 each where
+        a bus has none): how a planner that sees per-bus power splits it over the phases."""
+        ratings = {
+            "pv": fleet.pv.peak_kw,
+            "battery": fleet.battery.power_kw,
+            "ev": fleet.ev.max_power_kw,
+            "deferrable": fleet.deferrable.power_kw,
+            "thermal": fleet.thermal.max_power_kw,
+        }
+        rated = np.zeros((len(self.bus_map), 3))
+        for kind, kw in ratings.items():
+            bus = getattr(fleet, kind).bus
+            np.add.at(rated, bus, self.alloc.shares(self.alloc.assets[kind]) * np.asarray(kw)[:, None])
+        total = rated.sum(axis=1, keepdims=True)
+        return np.divide(rated, total, out=np.full_like(rated, 1 / 3), where=total > 0)
+
+    def solve_many(
+        self, p_kw: np.ndarray, q_kvar: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """T snapshots of (T, n_bus, 3) consumption at once: phase voltages (T, n_bus, 3),
+        worst-phase-current loading (T, n_branch) and the converged mask (T,)."""
+        p = p_kw[:, self.load_bus].reshape(len(p_kw), -1)
+        q = q_kvar[:, self.load_bus].reshape(len(q_kvar), -1)
+        res = self.solver.solve(p, q, strict=False)
+        pm = self.net.phase_matrix()
+        br = self.net.branches
+        i_cond = np.abs((br.current @ res.v.T).T)
+        i_max = np.zeros((len(br.names), len(p)))
+        np.maximum.at(i_max, br.conductor_branch, i_cond.T)
+        i_max = i_max.T
+        vm = res.vm_pu[:, pm][:, self.bus_map]
+        return vm, 100.0 * i_max / br.rating_a, res.converged
+
     def solve(self, p_bus_phase_kw: np.ndarray, q_bus_phase_kvar: np.ndarray) -> ThreePhaseStep:
         """Solve one snapshot of (n_bus, 3) consumption (kW, kvar) per feeder bus and phase."""
         p = p_bus_phase_kw[self.load_bus].ravel()

@@ -1,7 +1,7 @@
 """Build a ``ThreePhaseNetwork`` from an OpenDSS script (``gridsync.grid.threephase.dss``).
 
 Modelled: ``Vsource`` (MVAsc or Isc, X/R), ``LineCode`` (phase matrices or sequence values,
-capacitance), ``Line`` (linecode or own impedances, unit conversion, switches), two-winding
+capacitance; ``kron=y`` eliminates a grounded neutral), ``Line`` (linecode or own impedances, unit conversion, switches), two-winding
 ``Transformer`` (wye/delta, taps, %R per winding, XHL; ANSI 30-degree lag, or ``LeadLag=lead``),
 ``Load`` (wye/delta, models 1 = constant PQ, 2 = constant Z, 5 = constant current, each turning
 into constant impedance outside [vminpu, vmaxpu] as OpenDSS does; below vminpu OpenDSS
@@ -29,6 +29,7 @@ from gridsync.grid.threephase.dss import (
 from gridsync.grid.threephase.elements import (
     SQRT3,
     coil_pair_admittance,
+    kron_reduce,
     line_yprim,
     sequence_to_phase,
     source_impedance_ohm,
@@ -79,6 +80,8 @@ class _LineData:
         self.seq = {"r1": 0.058, "x1": 0.1206, "r0": 0.1784, "x0": 0.4047, "c1": 3.4, "c0": 1.6}
         self.mat: dict[str, np.ndarray] = {}
         self.units = "none"
+        self.kron = False
+        self.neutral = n
 
     def set_sequence(self, key: str, value: float) -> None:
         self.seq[key] = value
@@ -92,6 +95,21 @@ class _LineData:
                 self.mat[key] = _matrix(value, self.n)
             elif key == "units":
                 self.units = value.lower()
+            elif key == "nphases":
+                self.n = self.neutral = int(number(value))
+            elif key == "kron":
+                self.kron = value.lower().startswith(("y", "t"))
+            elif key == "neutral":
+                self.neutral = int(number(value))
+
+    def reduced(self, z: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """With ``kron=y``: the neutral conductor (``neutral``, default the last) grounded at
+        both ends and eliminated; Z by Kron reduction, C by dropping its row and column (a
+        grounded conductor carries no potential)."""
+        if not self.kron:
+            return z, c
+        keep = np.arange(self.n) != self.neutral - 1
+        return kron_reduce(z, keep), c[np.ix_(keep, keep)]
 
     def matrix(self, kind: str) -> np.ndarray:
         """``kind`` in r, x, c: the phase matrix per unit length."""
@@ -159,6 +177,9 @@ def _line(asm, el, codes: dict, base_freq: float) -> None:
             msg = f"Line.{el.name}: linecode {code!r} is not defined"
             raise DSSError(msg)
         data.apply(codes[code.lower()].props)
+        if data.kron and data.n - 1 != n:
+            msg = f"Line.{el.name}: linecode {code!r} reduces {data.n} conductors to {data.n - 1}, line has phases={n}"
+            raise DSSError(msg)
     length, units, switch = 1.0, None, False
     for key, value in el.props:
         if key == "switch" and value.lower().startswith(("y", "t")):
@@ -175,8 +196,9 @@ def _line(asm, el, codes: dict, base_freq: float) -> None:
     scale = length
     if units is not None and units != "none" and data.units != "none":
         scale = length * UNIT_M[units] / UNIT_M[data.units]
-    z = (data.matrix("r") + 1j * data.matrix("x")) * scale
-    yc = 1j * 2 * np.pi * base_freq * data.matrix("c") * 1e-9 * scale
+    z, c = data.reduced(data.matrix("r") + 1j * data.matrix("x"), data.matrix("c"))
+    z = z * scale
+    yc = 1j * 2 * np.pi * base_freq * c * 1e-9 * scale
     b1, n1 = _bus_nodes(el.get("bus1"), n, n)
     b2, n2 = _bus_nodes(el.get("bus2", el.get("bus1").split(".")[0]), n, n)
     nodes = [asm.node(b1, p) for p in n1] + [asm.node(b2, p) for p in n2]
