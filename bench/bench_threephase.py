@@ -186,7 +186,7 @@ def main() -> None:
     for sec in ("default_scenario", "summer_high_pv", "winter_electrified"):
         for ph in ("phases_1", "phases_3"):
             for key in ("max_vuf_pct", "vuf_bus_steps_above_2pct", "voltage_violation_bus_steps"):
-                rows.append((f"{sec} {ph} {key}", result[sec][ph][key]))
+                rows.append((f"{sec} {ph} {key}", result[sec][ph].get(key, float("nan"))))
     for name, val in rows:
         print(f"{name:<52} {val:.6g}")
     OUT.write_text(json.dumps(_no_nan(result), indent=2) + "\n")

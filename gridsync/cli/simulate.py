@@ -156,7 +156,8 @@ def simulate(
     for name in names:
         table.add_column(name, justify="right")
     for key, unit in KPI_UNITS.items():
-        table.add_row(key, unit, *(f"{kpis[n][key]:,.2f}" for n in names))
+        if any(key in kpis[n] for n in names):  # unbalance KPIs exist on three-phase runs only
+            table.add_row(key, unit, *(f"{kpis[n].get(key, float('nan')):,.2f}" for n in names))
     Console(width=max(100, 32 + 16 * (len(names) + 1))).print(table)
     if bound is not None:
         summary = bound_summary(bound, kpis_ref, kpis)

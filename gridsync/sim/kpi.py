@@ -115,17 +115,17 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
 
 
 VUF_LIMIT_PCT = 2.0  # IEC 61000-2-2 / EN 50160 compatibility level for LV networks
+UNBALANCE_KPIS = ("max_vuf_pct", "vuf_bus_steps_above_2pct", "max_neutral_current_a")
 
 
 def unbalance_kpis(result: SimulationResult) -> dict[str, float]:
-    """Voltage unbalance of a three-phase twin run (``[grid] phases = 3``; NaN otherwise):
+    """Voltage unbalance of a three-phase twin run (``[grid] phases = 3``; none otherwise):
     the highest voltage unbalance factor |V2|/|V1| of any bus and step, the bus-steps above
     the 2 % limit (compared on 15-minute values, EN 50160 uses 10-minute means) and the
     highest residual (neutral + earth) current of any branch."""
     vuf = result.extras.get("vuf_pct")
     if vuf is None:
-        nan = float("nan")
-        return {"max_vuf_pct": nan, "vuf_bus_steps_above_2pct": nan, "max_neutral_current_a": nan}
+        return {}
     neutral = result.extras["neutral_current_a"]
     with np.errstate(invalid="ignore"):
         above = int((vuf > VUF_LIMIT_PCT).sum())

@@ -19,6 +19,8 @@ def _kpi_table(kpis: dict[str, dict[str, float]]) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = []
     for key, unit in KPI_UNITS.items():
+        if not any(key in kpis[n] for n in names):
+            continue
         cells = "".join(f"<td>{kpis[n].get(key, float('nan')):,.2f}</td>" for n in names)
         rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(unit)}</td>{cells}</tr>")
     return f"<table><tr><th>KPI</th><th>unit</th>{head}</tr>{''.join(rows)}</table>"
