@@ -11,13 +11,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ActionKind = Literal["curtailment", "load_shedding", "islanding", "shield_clip", "customer_consent"]
+ActionKind = Literal[
+    "curtailment", "load_shedding", "islanding", "shield_clip", "customer_consent", "switching"
+]
 ACTION_KINDS: tuple[str, ...] = (
     "curtailment",
     "load_shedding",
     "islanding",
     "shield_clip",
     "customer_consent",
+    "switching",
 )
 FailSafe = Literal["no_action", "idle"]
 
@@ -29,6 +32,7 @@ def _default_fail_safe() -> dict[str, FailSafe]:
         "islanding": "no_action",
         "shield_clip": "idle",
         "customer_consent": "no_action",
+        "switching": "no_action",
     }
 
 
@@ -47,6 +51,9 @@ class ApprovalPolicy(BaseModel):
     shield_clip_kw: float = Field(
         5.0, ge=0, description="setpoints the shield moved by more than this need approval"
     )
+    switching_kw: float = Field(
+        0.0, ge=0, description="restoration switching plans re-energising more than this need approval"
+    )
     ask_customers: list[str] = Field(
         default_factory=list, description="bus names of customers who asked to be asked first"
     )
@@ -64,6 +71,7 @@ class ApprovalPolicy(BaseModel):
             "curtailment": self.curtailment_kw,
             "load_shedding": self.load_shedding_kw,
             "shield_clip": self.shield_clip_kw,
+            "switching": self.switching_kw,
         }.get(kind)
         if threshold is None:
             msg = f"action kind {kind!r} is not one of {', '.join(ACTION_KINDS)}"

@@ -74,3 +74,32 @@ def format_report(report: dict) -> str:
     lines.append(f"Monte Carlo: {mc['years']:,} simulated years, seed {mc['seed']}; "
                  "ASAI deviation is that of its complement (unavailability)")
     return "\n".join(lines)
+
+
+MODE_LABELS = {"manual": "manual", "flisr": "FLISR", "flisr_island": "FLISR + islanding"}
+
+
+def format_kpis(kpis: dict) -> str:
+    """Annual indices per restoration mode, their spread over resampled years, and the savings."""
+    lines = [f"{kpis['faults_sampled']} sampled faults, {kpis['faults_per_yr']:.3f} faults/yr, "
+             f"{kpis['customers']:.0f} customers",
+             f"{'mode':<18} {'SAIFI':>7} {'SAIDI min':>10} {'MAIFI':>7} {'ENS kWh':>9} "
+             f"{'SAIDI p5-p50-p95 (years)':>26} {'SAIDI cut':>10}"]
+    for mode, m in kpis["modes"].items():
+        p = m["annual_saidi_min_percentiles"]
+        cut = f"{100 * m['saidi_reduction_vs_manual']:.1f} %" if "saidi_reduction_vs_manual" in m else "-"
+        lines.append(f"{MODE_LABELS.get(mode, mode):<18} {m['saifi']:>7.3f} {m['saidi_min']:>10.2f} "
+                     f"{m['maifi']:>7.3f} {m['ens_kwh']:>9.1f} "
+                     f"{p['5']:>8.1f} {p['50']:>8.1f} {p['95']:>8.1f} {cut:>10}")
+    for mode in ("flisr", "flisr_island"):
+        m = kpis["modes"][mode]
+        q = m["annual_saidi_reduction_percentiles"]
+        lines.append(f"{MODE_LABELS[mode]}: {m['customer_minutes_saved_per_yr']:.0f} customer minutes "
+                     f"saved per yr; SAIDI cut over resampled years p5 {100 * q['5']:.0f} %, "
+                     f"p50 {100 * q['50']:.0f} %, p95 {100 * q['95']:.0f} %")
+    if "restoration_plans" in kpis:
+        lines.append(f"restoration plans: {kpis['restoration_plans']}, radial "
+                     f"{kpis['plans_radial']}/{kpis['faults_sampled']} faults, AC-feasible "
+                     f"{kpis['plans_ac_feasible']}/{kpis['restoration_plans']}, needed AC cuts "
+                     f"{kpis['plans_needing_ac_cuts']}, islands formed {kpis['islands_formed']}")
+    return "\n".join(lines)
