@@ -159,6 +159,14 @@ def simulate(
         if any(key in kpis[n] for n in names):  # unbalance KPIs exist on three-phase runs only
             table.add_row(key, unit, *(f"{kpis[n].get(key, float('nan')):,.2f}" for n in names))
     Console(width=max(100, 32 + 16 * (len(names) + 1))).print(table)
+    for res in results:
+        rep = res.extras.get("battery_health")
+        for r in [] if rep is None else [r for r in rep.rows() if r["alert"]]:
+            console.print(
+                f"[yellow]{res.controller}: battery {r['battery']} projected below 80 % in "
+                f"{r['years_to_80pct']} years, before its {rep.warranty_years:g}-year warranty "
+                f"(SoH {r['soh_pct']:.2f} %)[/yellow]"
+            )
     if bound is not None:
         summary = bound_summary(bound, kpis_ref, kpis)
         console.print(

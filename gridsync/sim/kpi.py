@@ -37,6 +37,9 @@ KPI_UNITS = {
     "curtailed_kwh": "kWh",
     "losses_kwh": "kWh",
     "powerflow_failures": "steps",
+    "battery_soh_min_pct": "%",
+    "battery_soh_projected_min_pct": "% at warranty",
+    "battery_fade_alerts": "batteries",
     "runtime_s": "s",
 }
 
@@ -82,6 +85,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         )
     return {
         **unbalance_kpis(result),
+        **health_kpis(result),
         "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
         "total_cost_eur": total,
         "energy_cost_eur": energy_cost,
@@ -111,6 +115,25 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         "losses_kwh": float(result.losses_kw.sum() * dt),
         "powerflow_failures": int(result.pf_failed.sum()),
         "runtime_s": float(result.runtime_s),
+    }
+
+
+def health_kpis(result: SimulationResult) -> dict[str, float]:
+    """Battery state of health after the window (``gridsync.storage``): the lowest capacity
+    left, the lowest projected at the warranty's end (the window's use repeated), and how
+    many batteries are projected below 80 % before their warranty years."""
+    rep = result.extras.get("battery_health")
+    if rep is None or not len(rep.soh_frac):
+        nan = float("nan")
+        return {
+            "battery_soh_min_pct": nan,
+            "battery_soh_projected_min_pct": nan,
+            "battery_fade_alerts": nan,
+        }
+    return {
+        "battery_soh_min_pct": 100 * float(rep.soh_frac.min()),
+        "battery_soh_projected_min_pct": 100 * float(rep.projected_soh_at_warranty.min()),
+        "battery_fade_alerts": int(rep.alert.sum()),
     }
 
 

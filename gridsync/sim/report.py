@@ -26,6 +26,33 @@ def _kpi_table(kpis: dict[str, dict[str, float]]) -> str:
     return f"<table><tr><th>KPI</th><th>unit</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _health_table(results: list[SimulationResult]) -> str:
+    """State of health per battery and controller (``gridsync.storage.health``)."""
+    parts = []
+    for res in results:
+        rep = res.extras.get("battery_health")
+        if rep is None or not len(rep.soh_frac):
+            continue
+        rows = []
+        for r in rep.rows():
+            eol = "-" if r["years_to_80pct"] is None else f"{r['years_to_80pct']:.1f}"
+            flag = "ALERT" if r["alert"] else ""
+            rows.append(
+                f"<tr><td>{r['battery']}</td><td>{r['soh_pct']:.3f}</td>"
+                f"<td>{r['resistance_factor']:.4f}</td><td>{r['efc']:.2f}</td>"
+                f"<td>{r['projected_soh_at_warranty_pct']:.2f}</td><td>{eol}</td>"
+                f"<td>{flag}</td></tr>"
+            )
+        parts.append(
+            f"<details><summary>{html.escape(res.controller)}: battery state of health "
+            f"({int(rep.alert.sum())} projected below 80 % before {rep.warranty_years:g} "
+            "years)</summary><table><tr><th>battery</th><th>SoH %</th><th>R / R0</th>"
+            "<th>EFC</th><th>SoH % at warranty</th><th>years to 80 %</th><th>alert</th></tr>"
+            f"{''.join(rows)}</table></details>"
+        )
+    return "".join(parts)
+
+
 def write_report(
     path: Path,
     scenario: Scenario,
@@ -140,6 +167,7 @@ feeder {html.escape(scenario.feeder.name)} ({scenario.feeder.n_bus} buses); flee
 weather: TMY {html.escape(scenario.weather_station)}. Limits {lim.voltage_min_pu}-{lim.voltage_max_pu} p.u.,
 {lim.loading_max_pct}% loading.</p>
 {_kpi_table(kpis)}
+{_health_table(results)}
 {body}
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from gridsync.sim.accounting import EndState, deferrable_owed_fraction, settle_e
 from gridsync.sim.controller import Controller, Setpoints
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.twin import SteppedTwin
+from gridsync.storage.cells import cell_for
+from gridsync.storage.health import BatteryAgeing
 
 
 class SetpointError(ValueError):
@@ -91,6 +94,14 @@ def simulate(
     true_fleet = twin.fleet
     total_capacity = max(float(true_fleet.battery.capacity_kwh.sum()), 1e-9)
     unmet_deferrable = 0.0
+    bat_cfg = scenario.config.fleet.battery
+    ageing = BatteryAgeing(
+        true_fleet.battery,
+        cell_for(bat_cfg.chemistry),
+        dt,
+        bat_cfg.cell_temp_c,
+        bat_cfg.warranty_years,
+    )
 
     rec = {
         k: np.zeros(n)
@@ -128,6 +139,9 @@ def simulate(
         if on_setpoints is not None:
             on_setpoints(obs.step, sp)
         r = twin.advance(obs, sp)
+        faded = ageing.record(twin.energy_kwh)
+        if faded is not None:  # a day's fade and resistance growth reach the physics
+            twin.fleet = dataclasses.replace(twin.fleet, battery=faded)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
         if three_phase and r.vuf_pct is not None:
             vuf[i] = r.vuf_pct
@@ -177,6 +191,9 @@ def simulate(
         unmet_deferrable_kwh=unmet_deferrable,
         runtime_s=time.perf_counter() - t0,
         end_state=end,
-        extras={"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {},
+        extras={
+            "battery_health": ageing.report(),
+            **({"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {}),
+        },
         **rec,
     )

@@ -131,3 +131,51 @@ def health_report(
         eol,
         warranty_years,
     )
+
+
+class BatteryAgeing:
+    """Ages a twin's batteries as it steps and hands back the faded fleet once a day.
+
+    ``record(energy_kwh)`` after every step; on a day boundary it returns the fleet with the
+    day's fade and resistance applied (else None). ``report()`` is the health so far with the
+    projection of the recorded use. SoC is taken against the present (faded) capacity.
+    """
+
+    def __init__(
+        self,
+        fleet: BatteryFleet,
+        cell: Cell,
+        dt_h: float,
+        temp_c: float = 25.0,
+        warranty_years: float = 10.0,
+    ) -> None:
+        self.nominal_fleet = fleet
+        self.nominal_kwh = fleet.capacity_kwh.astype(float).copy()
+        self.cell, self.dt_h, self.temp_c = cell, dt_h, temp_c
+        self.warranty_years = warranty_years
+        self.per_day = max(int(round(24.0 / dt_h)), 1)
+        self.state = AgeingState.fresh(len(fleet))
+        self.fleet = fleet
+        self.soc: list[np.ndarray] = [self._soc(fleet.capacity_kwh * fleet.soc_initial_frac)]
+        self._day_start = 0
+
+    def _soc(self, energy_kwh: np.ndarray) -> np.ndarray:
+        cap = np.maximum(self.fleet.capacity_kwh, 1e-9)
+        return np.clip(energy_kwh / cap, 0.0, 1.0)
+
+    def record(self, energy_kwh: np.ndarray) -> BatteryFleet | None:
+        self.soc.append(self._soc(energy_kwh))
+        if len(self.soc) - 1 - self._day_start < self.per_day:
+            return None
+        day = np.array(self.soc[self._day_start :]).T
+        cap = capacity_frac(self.state, self.cell)
+        stress = segment_stress(self.cell, day, self.temp_c, self.dt_h, cap)
+        self.state = advance(self.state, self.cell, stress)
+        self._day_start = len(self.soc) - 1
+        self.fleet = faded_batteries(self.nominal_fleet, self.nominal_kwh, self.state, self.cell)
+        return self.fleet
+
+    def report(self) -> HealthReport:
+        """Health of the recorded window from new, projected (see ``health_report``)."""
+        soc = np.array(self.soc).T
+        return health_report(self.cell, soc, self.temp_c, self.dt_h, self.warranty_years)

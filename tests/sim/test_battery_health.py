@@ -1,0 +1,37 @@
+"""The simulator ages batteries, feeds the fade back and reports state of health."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gridsync.dispatch.rules import UncontrolledController
+from gridsync.sim.kpi import compute_kpis
+from gridsync.sim.simulator import simulate
+from gridsync.storage.cells import LFP
+from gridsync.storage.health import BatteryAgeing
+from tests.dispatch.conftest import battery, empty_fleet, tiny_scenario
+
+
+def test_idle_battery_reports_calendar_fade_of_its_soc():
+    """No PV and no load to self-consume for: the battery rests at 60 % for a day at 25 C,
+    so it loses k_cal(25 C, 0.6) x 1 day^0.526 (closed form)."""
+    fleet = dataclasses.replace(empty_fleet(), battery=battery(soc0=0.6))
+    s = tiny_scenario(fleet, [0.2] * 24, base_kw_bus2=0.0)
+    res = simulate(s, UncontrolledController())
+    rep = res.extras["battery_health"]
+    k = LFP.calendar_rate(np.array(298.15), np.array(0.6))
+    assert rep.soh_frac[0] == pytest.approx(1 - k * 1.0**LFP.cal_exp, rel=1e-9)
+    kpis = compute_kpis(res, s)
+    assert kpis["battery_soh_min_pct"] == pytest.approx(100 * rep.soh_frac[0])
+    assert kpis["battery_fade_alerts"] == 0
+
+
+def test_daily_fade_reaches_the_fleet():
+    b = battery(capacity_kwh=10.0, soc0=0.95, eta=0.95)
+    track = BatteryAgeing(b, LFP, dt_h=1.0, temp_c=45.0)
+    out = [track.record(np.array([9.5])) for _ in range(24)]
+    assert all(o is None for o in out[:-1])
+    k = LFP.calendar_rate(np.array(318.15), np.array(0.95))
+    assert out[-1].capacity_kwh[0] == pytest.approx(10.0 * (1 - k), rel=1e-9)
+    assert out[-1].efficiency_charge[0] < 0.95
