@@ -28,6 +28,7 @@ from gridsync.market.vpp import (
     ev_flexibility_kw,
     thermal_flexibility_kw,
 )
+from gridsync.safety.sensitivity import GridSensitivity
 from gridsync.safety.shield import ShieldedController
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.twin import SteppedTwin
@@ -191,17 +192,24 @@ class FeederRuntime:
             named["plant"] = sc.plant
             named["plant.fleet"] = sc.plant.fleet
             named["plant.pv_per_kwp"] = sc.plant.pv_per_kwp
+        # the shields' sensitivity caches depend on the network only and are refactorised
+        # at every use: a restored loop gets fresh ones
+        controller = getattr(self, "controller", None)
+        for k, shield in enumerate(_shields(controller)):
+            named[f"sensitivity.{k}"] = shield.sens
         return {id(obj): key for key, obj in named.items()}, named
 
     def checkpoint(self) -> bytes:
         """The loop state as compressed bytes (shared objects by reference)."""
         for log_list in (self.mpc.corrections, self.mpc.solve_log, self.controller.decisions):
             del log_list[:-_LOG_TAIL]
-        # forecast rows of intervals older than the newest one telemetry can still deliver
-        # are never read again (nowcast.ErrorPersistence compares that interval at most)
+        # forecast rows the loop will never read: intervals older than the newest one
+        # telemetry can still deliver (nowcast.ErrorPersistence compares that one at most),
+        # and steps from the next due re-plan on (its forecast overwrites them)
         oldest = self.twin.step - 2 - self.scenario.config.telemetry.latency_steps
+        replan = self.mpc._solved_at + self.mpc.config.resolve_every
         rows = self.mpc.persist._rows
-        for s in [s for s in rows if s < oldest]:
+        for s in [s for s in rows if s < oldest or s >= replan]:
             del rows[s]
         ids, _ = self._shared()
         buf = io.BytesIO()
@@ -231,6 +239,8 @@ class FeederRuntime:
         self = cls.__new__(cls)
         self.spec, self.scenario, self.forecaster = spec, scenario, forecaster
         _, named = self._shared()
+        pf = scenario.powerflow()
+        named.update({f"sensitivity.{k}": GridSensitivity(pf) for k in range(2)})
         unpickler = pickle.Unpickler(io.BytesIO(zlib.decompress(blob)))
         unpickler.persistent_load = named.__getitem__
         state = unpickler.load()
@@ -244,3 +254,12 @@ class FeederRuntime:
         self.limit_kw = state["limit_kw"]
         self._flex_tables(vpp_config or VppConfig())
         return self
+
+
+def _shields(controller) -> list:
+    """The safety shields of a feeder's controller: the MPC's own AC correction (if on) and
+    the shield around it."""
+    if controller is None:
+        return []
+    inner = getattr(controller.inner, "shield", None)
+    return [x for x in (inner, controller.shield) if x is not None]

@@ -18,8 +18,14 @@ from functools import cached_property
 import numpy as np
 
 from gridsync.data.weather import pv_output_per_kwp, read_weather
-from gridsync.model.scenario_config import ScenarioError
-from gridsync.sim.builder import PV_AZIMUTHS_DEG, PV_TILTS_DEG, build_fleet, load_scenario
+from gridsync.model.scenario_config import FleetConfig, ScenarioError, load_scenario_config
+from gridsync.sim.builder import (
+    PV_AZIMUTHS_DEG,
+    PV_TILTS_DEG,
+    build_fleet,
+    build_scenario,
+    resolve_scenario_path,
+)
 from gridsync.sim.plant import build_plant
 from gridsync.sim.scenario import Scenario
 
@@ -64,10 +70,14 @@ class ScenarioSource:
     days: int = 1
     start: str | None = None
     history_days: int | None = None  # None: the file's (the learned forecast needs ~4 weeks)
+    asset_scale: float = 1.0  # multiplies every asset count of the file (smaller feeders)
 
     def __post_init__(self) -> None:
         if self.days < 1:
             msg = f"days = {self.days!r}: expected >= 1"
+            raise ValueError(msg)
+        if not 0.0 < self.asset_scale <= 10.0:
+            msg = f"asset_scale = {self.asset_scale!r}: expected in (0, 10]"
             raise ValueError(msg)
         if self.history_days is not None and self.history_days < 1:
             msg = f"history_days = {self.history_days!r}: expected >= 1 (forecasts need a day)"
@@ -102,7 +112,15 @@ class ReplicaFactory:
     @cached_property
     def base(self) -> Scenario:
         """The base scenario on the all-orientations PV table (its own fleet re-indexed)."""
-        sc = load_scenario(self.source.scenario, **self.source.overrides())
+        path = resolve_scenario_path(self.source.scenario)
+        cfg = load_scenario_config(path)
+        cfg = cfg.model_copy(
+            update={
+                "time": cfg.time.model_copy(update=self.source.overrides()),
+                "fleet": _scaled_fleet(cfg.fleet, self.source.asset_scale),
+            }
+        )
+        sc = build_scenario(cfg, base_dir=path.parent)
         sc.powerflow()
         return self._with_fleet(sc, sc.fleet, sc.config.seed, sc.config.plant.seed)
 
@@ -140,6 +158,7 @@ class ReplicaFactory:
             fleet=fleet,
             pv_per_kwp=table,
             pv_orientation=orient,
+            pv_orientations_deg=self._orientations,
             plant=plant,
             _pf=sc.powerflow(),
             _pv_weights=None,
@@ -152,6 +171,19 @@ class ReplicaFactory:
             base.config.fleet, spec.seed, base.feeder, base.index, base.start_step, base.dt_h
         )
         return self._with_fleet(base, fleet, spec.seed, spec.seed + 7919)
+
+
+def _scaled_fleet(fleet: FleetConfig, scale: float) -> FleetConfig:
+    """``fleet`` with every asset count times ``scale`` (rounded, at least 1 if it had any)."""
+    if scale == 1.0:
+        return fleet
+    kinds = ("pv", "battery", "ev", "deferrable", "thermal")
+    update = {}
+    for kind in kinds:
+        part = getattr(fleet, kind)
+        count = max(1, round(part.count * scale)) if part.count else 0
+        update[kind] = part.model_copy(update={"count": count})
+    return fleet.model_copy(update=update)
 
 
 def _orientation_index(table: np.ndarray, tilt: np.ndarray, azimuth: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 
 from gridsync.dispatch.mpc import MPCConfig
 from gridsync.fleet.feeder import FeederRuntime, StepOutput
@@ -115,4 +116,5 @@ class FeederShard:
             "forecast_issues": self.forecaster.issues,
             "resumed": dict(self.resumed),
             "rss_mb": self.rss_mb(),
+            "cpu_s": time.process_time(),
         }

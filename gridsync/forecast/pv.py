@@ -23,6 +23,8 @@ MIN_CLEAR_FRACTION = 0.03  # steps with clear-sky output below 3 % of peak count
 
 def orientations(scenario) -> np.ndarray:
     """(n_orientations, 2) tilt/azimuth in the order of ``scenario.pv_per_kwp`` columns."""
+    if getattr(scenario, "pv_orientations_deg", None) is not None:
+        return scenario.pv_orientations_deg
     pv = scenario.fleet.pv
     return np.unique(np.c_[pv.tilt_deg, pv.azimuth_deg], axis=0)
 

@@ -47,6 +47,9 @@ class Scenario:
     fleet: Fleet
     weather_station: str = ""
     plant: Plant | None = None
+    # (n_orientations, 2) tilt/azimuth (deg) of ``pv_per_kwp``'s columns; None: the fleet's
+    # unique orientations in sorted order (how the builder makes the table)
+    pv_orientations_deg: np.ndarray | None = None
     three_phase: ThreePhaseFeeder | None = None  # [grid] phases = 3: the twin solves it
     sgen_kvar: np.ndarray | None = None  # the network's PV sgens' share of base_load_kvar
     _pf: PowerFlowModel | None = field(default=None, repr=False)

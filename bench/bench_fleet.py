@@ -1,0 +1,178 @@
+"""Fleet scale-out: throughput, loop times, CPU and memory from 1 to 100 feeders on Ray.
+
+    .venv/bin/python bench/bench_fleet.py [--sizes 1 10 50 100] [--asset-scale 0.25]
+        [--full-size-feeders 10] [--bus nats://127.0.0.1:4222] [--store postgresql://...]
+
+Every run steps N feeders (varied copies of the bundled scenario: the same 111-bus SimBench
+network, load profiles and weather; each feeder its own seeded customers' assets and plant)
+over one day at 15-minute steps, each with the MPC re-planning hourly behind the safety
+shield, the twin's AC power flow every step, the shared learned forecast (trained once for
+the whole bench), a checkpoint committed to the store with every step, telemetry, plans,
+limits and the VPP bid published on the fleet bus, and the coordinator sharing a substation
+limit of ``--limit-per-feeder-kw`` x N every hour.
+
+Runs: N in ``--sizes`` on 2 Ray workers; N = ``--compare-feeders`` on 1 Ray worker (scaling
+efficiency 1 -> 2 workers = throughput(2) / (2 x throughput(1))) and in-process without Ray
+(Ray overhead = run time on 1 worker / in-process run time - 1); and ``--full-size-feeders``
+feeders at the bundled feeder's full size (asset scale 1) on 2 workers, to compare the costs.
+The load average of the shared machine is recorded before and after every run: read the wall
+times and the scaling numbers with it. Results: bench/results/fleet.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "fleet.json"
+sys.path.insert(0, str(ROOT))
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def one_run(n, workers, backend, source, model, args, tmp) -> dict:
+    from gridsync.fleet.runner import FleetRunConfig, run_fleet
+
+    store = args.store or str(Path(tmp) / f"{backend}-{workers}w-{n}f-{source.asset_scale}.sqlite")
+    cfg = FleetRunConfig(
+        n_feeders=n,
+        workers=workers,
+        backend=backend,
+        source=source,
+        store_url=store,
+        bus_url=args.bus,
+        bus_prefix=f"bench{os.getpid()}",
+        substation_limit_kw=args.limit_per_feeder_kw * n,
+        forecast="learned",
+        max_in_flight=args.max_in_flight,
+        steps=args.steps,
+    )
+    before = _load()
+    result = run_fleet(cfg, model=model)
+    out = result.summary()
+    out.pop("resumed")
+    out.update(asset_scale=source.asset_scale, load_avg_before=before, load_avg_after=_load())
+    print(
+        f"{backend:9s} {out['workers']}w {n:4d} feeders x{source.asset_scale:<5g}: "
+        f"{out['feeder_steps_per_s']:7.2f} feeder-steps/s, loop p50 {out['loop_p50_s']:.3f} s "
+        f"p99 {out['loop_p99_s']:.3f} s, CPU {out['cpu_per_feeder_step_s']:.4f} s/feeder-step, "
+        f"{out['rss_per_feeder_mb']:.1f} MB/feeder, load {before[0]:.1f}->{out['load_avg_after'][0]:.1f}",
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50, 100])
+    ap.add_argument("--asset-scale", type=float, default=0.25)
+    ap.add_argument("--compare-feeders", type=int, default=10)
+    ap.add_argument("--full-size-feeders", type=int, default=10, help="0 to skip")
+    ap.add_argument("--limit-per-feeder-kw", type=float, default=60.0)
+    ap.add_argument("--max-in-flight", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None, help="fewer steps (a quick check)")
+    ap.add_argument("--bus", default=None)
+    ap.add_argument("--store", default=None)
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    from gridsync.fleet.forecast import train_shared_model
+    from gridsync.fleet.replicas import ReplicaFactory, ScenarioSource
+
+    load_start = _load()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=256 * 2**20)  # fmt: skip
+    source = ScenarioSource(days=1, asset_scale=args.asset_scale)
+    base = ReplicaFactory.for_source(source).base
+    t0 = time.perf_counter()
+    model = train_shared_model(base, "learned")
+    train_s = time.perf_counter() - t0
+    runs: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        n_cmp = args.compare_feeders
+        runs[f"inprocess_1w_{n_cmp}"] = one_run(n_cmp, 1, "inprocess", source, model, args, tmp)
+        runs[f"ray_1w_{n_cmp}"] = one_run(n_cmp, 1, "ray", source, model, args, tmp)
+        for n in args.sizes:
+            runs[f"ray_2w_{n}"] = one_run(n, 2, "ray", source, model, args, tmp)
+        if n_cmp not in args.sizes:
+            runs[f"ray_2w_{n_cmp}"] = one_run(n_cmp, 2, "ray", source, model, args, tmp)
+        full = None
+        if args.full_size_feeders:
+            full_source = ScenarioSource(days=1, asset_scale=1.0)
+            full_base = ReplicaFactory.for_source(full_source).base
+            full_model = train_shared_model(full_base, "learned")
+            full = one_run(args.full_size_feeders, 2, "ray", full_source, full_model, args, tmp)
+    ray.shutdown()
+
+    one, two = runs[f"ray_1w_{n_cmp}"], runs[f"ray_2w_{n_cmp}"]
+    inproc = runs[f"inprocess_1w_{n_cmp}"]
+    efficiency = two["feeder_steps_per_s"] / (2 * one["feeder_steps_per_s"])
+    overhead = one["run_s"] / inproc["run_s"] - 1.0
+    biggest = runs[f"ray_2w_{max(args.sizes)}"]
+    fleet = base.fleet
+    result = {
+        "what": "gridsync fleet on Ray: N feeders x 1 day at 15 min, mpc re-planning hourly "
+        "behind the safety shield, AC power flow every step, per-step checkpoints",
+        "command": "python bench/bench_fleet.py " + " ".join(sys.argv[1:]),
+        "commit": _commit(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "ray": ray.__version__},  # fmt: skip
+        "load_avg_1_5_15_before": load_start,
+        "load_avg_1_5_15_after": _load(),
+        "feeder": {
+            "network_buses": base.feeder.n_bus,
+            "asset_scale": args.asset_scale,
+            "assets": fleet.size,
+            "fleet": fleet.counts(),
+            "steps": biggest["steps"],
+        },
+        "store": args.store or "sqlite file (temporary)",
+        "bus": args.bus or "in-process",
+        "limit_per_feeder_kw": args.limit_per_feeder_kw,
+        "forecast_train_s": round(train_s, 2),
+        "runs": runs,
+        "full_size": full,
+        "scaling_efficiency_1_to_2_workers": round(efficiency, 3),
+        "ray_overhead_vs_inprocess": round(overhead, 3),
+        "targets": {
+            f"p99_loop_s_at_{max(args.sizes)}_feeders_below_5": biggest["loop_p99_s"] < 5.0,
+            "scaling_efficiency_at_least_0.8": efficiency >= 0.8,
+            f"ray_overhead_at_{n_cmp}_feeders_below_10pct": overhead < 0.10,
+        },
+    }
+    print(
+        f"scaling efficiency 1->2 workers at {n_cmp} feeders: {efficiency:.1%}; "
+        f"Ray overhead vs in-process: {overhead:+.1%}; p99 loop at {max(args.sizes)} feeders: "
+        f"{biggest['loop_p99_s']:.3f} s"
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
