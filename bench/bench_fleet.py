@@ -50,6 +50,10 @@ def _commit() -> str:
         return "unknown"
 
 
+def _write(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
 def one_run(n, workers, backend, source, model, args, tmp) -> dict:
     from gridsync.fleet.runner import FleetRunConfig, run_fleet
 
@@ -87,7 +91,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50, 100])
     ap.add_argument("--asset-scale", type=float, default=0.25)
     ap.add_argument("--compare-feeders", type=int, default=10)
-    ap.add_argument("--full-size-feeders", type=int, default=10, help="0 to skip")
+    ap.add_argument("--full-size-feeders", type=int, default=5, help="0 to skip")
     ap.add_argument("--limit-per-feeder-kw", type=float, default=60.0)
     ap.add_argument("--max-in-flight", type=int, default=2)
     ap.add_argument("--steps", type=int, default=None, help="fewer steps (a quick check)")
@@ -111,20 +115,48 @@ def main() -> None:
     model = train_shared_model(base, "learned")
     train_s = time.perf_counter() - t0
     runs: dict[str, dict] = {}
+    n_cmp = args.compare_feeders
+    meta = {
+        "what": "gridsync fleet on Ray: N feeders x 1 day at 15 min, mpc re-planning hourly "
+        "behind the safety shield, AC power flow every step, per-step checkpoints",
+        "command": "python bench/bench_fleet.py " + " ".join(sys.argv[1:]),
+        "commit": _commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+        },  # fmt: skip
+        "load_avg_1_5_15_before": load_start,
+        "feeder": {
+            "network_buses": base.feeder.n_bus,
+            "asset_scale": args.asset_scale,
+            "assets": base.fleet.size,
+            "fleet": base.fleet.counts(),
+            "steps": args.steps or base.n_steps,
+        },
+        "store": args.store or "sqlite file (temporary)",
+        "bus": args.bus or "in-process",
+        "limit_per_feeder_kw": args.limit_per_feeder_kw,
+        "forecast_train_s": round(train_s, 2),
+    }
+    # the comparisons first (close together in time), then the headline size: every run is
+    # written out as soon as it ends, so an interrupted bench keeps what it measured
+    plan = [(f"inprocess_1w_{n_cmp}", n_cmp, 1, "inprocess"), (f"ray_1w_{n_cmp}", n_cmp, 1, "ray"),
+            (f"ray_2w_{n_cmp}", n_cmp, 2, "ray")]  # fmt: skip
+    plan += [(f"ray_2w_{n}", n, 2, "ray") for n in sorted(args.sizes, reverse=True) if n != n_cmp]
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        n_cmp = args.compare_feeders
-        runs[f"inprocess_1w_{n_cmp}"] = one_run(n_cmp, 1, "inprocess", source, model, args, tmp)
-        runs[f"ray_1w_{n_cmp}"] = one_run(n_cmp, 1, "ray", source, model, args, tmp)
-        for n in args.sizes:
-            runs[f"ray_2w_{n}"] = one_run(n, 2, "ray", source, model, args, tmp)
-        if n_cmp not in args.sizes:
-            runs[f"ray_2w_{n_cmp}"] = one_run(n_cmp, 2, "ray", source, model, args, tmp)
+        for name, n, workers, backend in plan:
+            runs[name] = one_run(n, workers, backend, source, model, args, tmp)
+            _write(out_path, {**meta, "complete": False, "runs": runs})
         full = None
         if args.full_size_feeders:
             full_source = ScenarioSource(days=1, asset_scale=1.0)
             full_base = ReplicaFactory.for_source(full_source).base
             full_model = train_shared_model(full_base, "learned")
             full = one_run(args.full_size_feeders, 2, "ray", full_source, full_model, args, tmp)
+            full["assets"] = full_base.fleet.size
     ray.shutdown()
 
     one, two = runs[f"ray_1w_{n_cmp}"], runs[f"ray_2w_{n_cmp}"]
@@ -132,28 +164,11 @@ def main() -> None:
     efficiency = two["feeder_steps_per_s"] / (2 * one["feeder_steps_per_s"])
     overhead = one["run_s"] / inproc["run_s"] - 1.0
     biggest = runs[f"ray_2w_{max(args.sizes)}"]
-    fleet = base.fleet
     result = {
-        "what": "gridsync fleet on Ray: N feeders x 1 day at 15 min, mpc re-planning hourly "
-        "behind the safety shield, AC power flow every step, per-step checkpoints",
-        "command": "python bench/bench_fleet.py " + " ".join(sys.argv[1:]),
-        "commit": _commit(),
+        **meta,
+        "complete": True,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "ray": ray.__version__},  # fmt: skip
-        "load_avg_1_5_15_before": load_start,
         "load_avg_1_5_15_after": _load(),
-        "feeder": {
-            "network_buses": base.feeder.n_bus,
-            "asset_scale": args.asset_scale,
-            "assets": fleet.size,
-            "fleet": fleet.counts(),
-            "steps": biggest["steps"],
-        },
-        "store": args.store or "sqlite file (temporary)",
-        "bus": args.bus or "in-process",
-        "limit_per_feeder_kw": args.limit_per_feeder_kw,
-        "forecast_train_s": round(train_s, 2),
         "runs": runs,
         "full_size": full,
         "scaling_efficiency_1_to_2_workers": round(efficiency, 3),
@@ -169,9 +184,8 @@ def main() -> None:
         f"Ray overhead vs in-process: {overhead:+.1%}; p99 loop at {max(args.sizes)} feeders: "
         f"{biggest['loop_p99_s']:.3f} s"
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(f"wrote {args.out}")
+    _write(out_path, result)
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ def fleet() -> None:
 @scenario_option()
 @days_option(default=1, help="Days to run (15-minute steps in the bundled scenario).")
 @start_option()
+@click.option("--asset-scale", type=click.FloatRange(0, 10, min_open=True), default=1.0,
+              show_default=True,
+              help="Multiply every asset count of the scenario (0.25: ~100 assets per feeder).")  # fmt: skip
 @click.option("--steps", type=click.IntRange(1), default=None,
               help="Stop after this many steps (default: the whole window).")  # fmt: skip
 @click.option("--store", "store_url", default=None,
@@ -72,7 +75,8 @@ def fleet() -> None:
 @click.option("--resolve-every", type=click.IntRange(1, 96), default=4, show_default=True,
               help="Re-plan every k steps (4 = hourly at 15 min).")  # fmt: skip
 @json_option("Write the run's measurements to this JSON file.")
-def run(n_feeders, workers, in_process, address, scenario_path, days, start, steps, store_url,
+def run(n_feeders, workers, in_process, address, scenario_path, days, start, asset_scale, steps,
+        store_url,
         bus_url, bus_prefix, substation_limit_kw, forecast, max_in_flight, resolve_every,
         json_path) -> None:  # fmt: skip
     """Run the fleet and print throughput and loop times.
@@ -93,7 +97,10 @@ def run(n_feeders, workers, in_process, address, scenario_path, days, start, ste
             backend="inprocess" if in_process else "ray",
             address=address,
             source=ScenarioSource(
-                scenario_path, days, None if start is None else start.date().isoformat()
+                scenario_path,
+                days,
+                None if start is None else start.date().isoformat(),
+                asset_scale=asset_scale,
             ),
             store_url=store_url,
             bus_url=bus_url,
@@ -116,6 +123,8 @@ def run(n_feeders, workers, in_process, address, scenario_path, days, start, ste
     result = run_fleet(cfg, on_step=progress)
     click.echo("", err=True)
     s = result.summary()
+    if result.first_step:
+        click.echo(f"resumed the fleet stored in {result.store_url} at step {result.first_step}")
     click.echo(
         f"{s['n_feeders']} feeders x {s['steps']} steps on {s['workers']} "
         f"{'Ray worker(s)' if cfg.backend == 'ray' else 'process (no Ray)'}: "
@@ -145,7 +154,9 @@ def feeders(store_url: str, as_json: bool) -> None:
     """List the feeders in a fleet store and their latest state."""
     from gridsync.fleet.store import make_fleet_store
 
-    frame = make_fleet_store(store_url).feeders()
+    store = make_fleet_store(store_url)
+    store.migrate()
+    frame = store.feeders()
     if as_json:
         click.echo(frame.to_json(orient="records", indent=1))
     else:
@@ -164,4 +175,6 @@ def serve(store_url: str, host: str, port: int) -> None:
     from gridsync.api.fleet import create_fleet_app
     from gridsync.fleet.store import make_fleet_store
 
-    uvicorn.run(create_fleet_app(make_fleet_store(store_url)), host=host, port=port)
+    store = make_fleet_store(store_url)
+    store.migrate()
+    uvicorn.run(create_fleet_app(store), host=host, port=port)

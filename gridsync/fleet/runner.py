@@ -83,7 +83,8 @@ class FleetResult:
     """Measurements of one run (seconds, kW) and what it published and stored."""
 
     config: FleetRunConfig
-    n_steps: int
+    n_steps: int  # steps run (from first_step on)
+    first_step: int  # 0, or where a resumed fleet continued
     setup_s: float
     train_s: float
     run_s: float
@@ -105,27 +106,29 @@ class FleetResult:
         return int(self.loop_s.size)
 
     def summary(self) -> dict:
-        loop = self.loop_s.ravel()
+        loop = self.loop_s.ravel() if self.loop_s.size else np.array([np.nan])
         return {
             "n_feeders": self.config.n_feeders,
             "workers": self.config.workers if self.config.backend == "ray" else 1,
             "backend": self.config.backend,
             "steps": self.n_steps,
+            "first_step": self.first_step,
             "feeder_steps": self.feeder_steps,
             "setup_s": round(self.setup_s, 3),
             "train_s": round(self.train_s, 3),
             "run_s": round(self.run_s, 3),
-            "feeder_steps_per_s": round(self.feeder_steps / self.run_s, 3),
+            "feeder_steps_per_s": round(self.feeder_steps / max(self.run_s, 1e-9), 3),
             "loop_p50_s": round(float(np.percentile(loop, 50)), 4),
             "loop_p99_s": round(float(np.percentile(loop, 99)), 4),
             "loop_max_s": round(float(loop.max()), 4),
             "loop_cpu_per_feeder_step_s": round(float(self.cpu_s.mean()), 4),
             "cpu_per_feeder_step_s": round(
-                (self.driver_cpu_s + self.worker_cpu_s) / self.feeder_steps, 4
+                (self.driver_cpu_s + self.worker_cpu_s) / max(self.feeder_steps, 1), 4
             ),
             "driver_cpu_s": round(self.driver_cpu_s, 2),
             "worker_cpu_s": round(self.worker_cpu_s, 2),
             "rss_per_feeder_mb": round(self.rss_per_feeder_mb, 2),
+            "worker_rss_mb": [round(w["rss_mb"], 1) for w in self.worker_stats],
             "published": self.published,
             "plan_status": self.plan_status,
             "resumed": {k: v for w in self.worker_stats for k, v in w.get("resumed", {}).items()},
@@ -246,19 +249,24 @@ def run_fleet(
     try:
         rss0 = shards.call_all("rss_mb")
         shards.call_all("load")
+        # a store that already holds this fleet resumes it: from the step the slowest feeder
+        # has not stored yet (a feeder one step ahead returns its stored step)
+        positions = {f: v for p in shards.call_all("positions") for f, v in p.items()}
+        first = min(k for k, _, _ in positions.values())
         setup_s = time.perf_counter() - t0
         col = {fid: i for i, fid in enumerate(ids)}
         loop_s = np.zeros((n_steps, len(ids)))
         cpu_s = np.zeros_like(loop_s)
         feeder_kw = np.zeros_like(loop_s)
-        limits: dict[str, float | None] = dict.fromkeys(ids)
+        limits: dict[str, float | None] = {f: positions[f][1] for f in ids}
         bids, limit_log, published = [], [], 0
         status: dict[str, int] = {}
-        last: dict[str, StepOutput] = {}
+        last: dict[str, StepOutput] = {f: v[2] for f, v in positions.items() if v[2] is not None}
         cpu0 = [st["cpu_s"] for st in shards.call_all("stats")]
         tr, driver0 = time.perf_counter(), time.process_time()
-        for k in range(n_steps):
-            if cfg.substation_limit_kw is not None and k % cfg.resolve_every == 0 and last:
+        for k in range(first, n_steps):
+            due = k % cfg.resolve_every == 0 and len(last) == len(ids)
+            if cfg.substation_limit_kw is not None and due:
                 planned = [last[f].planned_import_kw for f in ids]
                 reducible = [sum(last[f].flex_up_kw) for f in ids]
                 alloc = allocate_limits(planned, reducible, cfg.substation_limit_kw)
@@ -308,13 +316,14 @@ def run_fleet(
         shards.close()
     return FleetResult(
         config=cfg,
-        n_steps=n_steps,
+        n_steps=n_steps - first,
+        first_step=first,
         setup_s=setup_s,
         train_s=train_s,
         run_s=run_s,
-        loop_s=loop_s,
-        cpu_s=cpu_s,
-        feeder_kw=feeder_kw,
+        loop_s=loop_s[first:],
+        cpu_s=cpu_s[first:],
+        feeder_kw=feeder_kw[first:],
         bids=bids,
         limits_kw=limit_log,
         published=published,

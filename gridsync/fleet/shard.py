@@ -68,6 +68,15 @@ class FeederShard:
             self._runtime(fid)
         return len(self.feeders)
 
+    def positions(self) -> dict[str, tuple[int, float | None, StepOutput | None]]:
+        """Per feeder hosted: its next step index (0-based in the window), the import limit
+        it runs under and its last stored step's output (None before the first)."""
+        out = {}
+        for fid in self.specs:
+            rt = self._runtime(fid)
+            out[fid] = (rt.step_index, rt.limit_kw, self._last.get(fid))
+        return out
+
     def _runtime(self, feeder_id: str) -> FeederRuntime:
         rt = self.feeders.get(feeder_id)
         if rt is not None:

@@ -6,8 +6,9 @@ import pytest
 
 from gridsync.fleet.replicas import ReplicaFactory, ScenarioSource
 
-# one day at 15 minutes with two days of history: enough for the seasonal-naive forecast
-SOURCE = ScenarioSource(days=1, history_days=2)
+# one day at 15 minutes with two days of history (enough for the seasonal-naive forecast),
+# a fifth of the bundled scenario's assets (~75) to keep the MPC solves short
+SOURCE = ScenarioSource(days=1, history_days=2, asset_scale=0.2)
 
 
 @pytest.fixture(scope="session")
