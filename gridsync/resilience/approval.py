@@ -23,8 +23,7 @@ def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
             wait_h: float) -> Justification:
     """Plain-language reasons for a switching plan, every number taken from the plan."""
     names = feeder.line_name
-    restored = plan.energised[feeder.load_bus]
-    customers = int(feeder.customers[restored].sum())
+    customers = int(feeder.customers[plan.restored_loads].sum())
     where = ", ".join(names[e] for e in located)
     touches = np.isin(feeder.line_from, isolation.buses) | np.isin(feeder.line_to, isolation.buses)
     bounding = [names[e] for e in np.flatnonzero(feeder.remote & feeder.normally_closed)
@@ -62,7 +61,7 @@ def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
 
 def switching_action(feeder: SwitchableFeeder, plan: RestorationPlan, op: OperatingPoint,
                      justification: Justification, step: int = 0) -> ProposedAction:
-    restored = np.flatnonzero(plan.energised[feeder.load_bus])
+    restored = np.flatnonzero(plan.restored_loads)
     kw = op.load_p_mw[feeder.load_index[restored]] * 1000.0
     labels = [str(feeder.net.load.name.iloc[feeder.load_index[i]]) for i in restored]
     return ProposedAction(

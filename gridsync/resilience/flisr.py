@@ -207,12 +207,13 @@ def ac_check(feeder: SwitchableFeeder, closed: np.ndarray, energised: np.ndarray
 class RestorationPlan:
     closed: np.ndarray
     energised: np.ndarray
-    restored_kw: float
+    restored_kw: float  # feeder load the plan brings back (off before it, on after it)
     switch_operations: list[tuple[str, str]]
     ac: ACResult
     milp_solves: int
     status: str
     cuts: list[str] = field(default_factory=list)
+    restored_loads: np.ndarray | None = None  # per feeder load: brought back by this plan
 
 
 def is_radial_forest(feeder: SwitchableFeeder, closed: np.ndarray, energised: np.ndarray) -> bool:
@@ -424,6 +425,10 @@ def restore(feeder: SwitchableFeeder, op: OperatingPoint, state: np.ndarray, ope
 def _plan(feeder, op, state, operable, closed, energised, ac, solves, status, cuts) -> RestorationPlan:
     ops = [(feeder.line_name[e], "close" if closed[e] else "open")
            for e in np.flatnonzero((closed != state) & operable)]
-    served = energised[feeder.load_bus]
-    restored = float(op.load_p_mw[feeder.load_index][served].sum() * 1000.0)
-    return RestorationPlan(closed, energised, restored, ops, ac, solves, status, cuts)
+    before = np.zeros(feeder.n_bus, dtype=bool)
+    before[feeder.sources] = True
+    for e in radial_paths(feeder, state):
+        before[feeder.line_from[e]] = before[feeder.line_to[e]] = True
+    back = energised[feeder.load_bus] & ~before[feeder.load_bus]
+    restored = float(op.load_p_mw[feeder.load_index][back].sum() * 1000.0)
+    return RestorationPlan(closed, energised, restored, ops, ac, solves, status, cuts, back)

@@ -114,3 +114,15 @@ def test_ac_violation_is_cut_and_resolved(feeder):
     assert plan.ac.ok
     vm, line_max, trafo_max = independent_ac(feeder, plan, op)
     assert vm.min() >= 0.9 - 1e-6 and trafo_max <= 100.0 + 1e-6
+
+
+def test_limits_nothing_can_meet_give_a_safe_plan_that_restores_nothing(feeder):
+    """0.999 p.u. minimum at peak: no restoration passes; the plan leaves the tripped part off."""
+    strict = copy.copy(feeder)
+    strict.study = feeder.study.model_copy(update={"voltage_min_pu": 0.999})
+    line = feeder.line_by_name("Line 3-4")
+    op = F.operating_point(strict, 1.0, 1.0)
+    iso = F.isolate_remote(strict, strict.normally_closed, [line])
+    plan = F.restore(strict, op, trip_state(strict, line), strict.remote, iso)
+    assert plan.restored_kw == 0.0 and not plan.restored_loads.any()
+    assert plan.ac.ok and F.is_radial_forest(strict, plan.closed, plan.energised)

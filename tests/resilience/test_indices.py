@@ -94,3 +94,14 @@ def test_a_loop_is_diagnosed():
     data["sections"].append({"id": "L9", "from_node": "a", "to_node": "b", "component_type": "line", "length_km": 1.0})
     with pytest.raises(ReliabilitySystemError, match="closes a loop"):
         build_topology(parse_system(data))
+
+
+def test_yaml_system_file_reads_like_toml(tmp_path):
+    import yaml
+
+    from gridsync.resilience.system import load_system
+
+    path = tmp_path / "feeder.yaml"
+    path.write_text(yaml.safe_dump(feeder(with_tie=False)))
+    li = analytical_indices(load_system(path))
+    np.testing.assert_allclose(li.unavailability_h_per_yr, [1.25, 1.4])

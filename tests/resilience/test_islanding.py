@@ -79,6 +79,11 @@ def test_switching_plan_goes_through_approval_when_policy_asks(feeder):
     why = justify(feeder, plan, [line], iso, op, 4, 1.0)
     text = why.text()
     assert "Line 3-4" in text and "Line 2-3" in text and f"{plan.restored_kw:.0f} kW" in text
+    # the breaker took out feeder 1 (buses 3-11); all but the zone {3, 4} comes back, and
+    # feeder 2's customers, never interrupted, are not counted as restored
+    back = np.isin(feeder.load_bus, [5, 6, 7, 8, 9, 10, 11])
+    assert f"to {int(feeder.customers[back].sum())} customers" in text
+    assert plan.restored_kw == pytest.approx(op.load_p_mw[feeder.load_index[back]].sum() * 1000)
     action = switching_action(feeder, plan, op, why)
     assert action.magnitude_kw == pytest.approx(plan.restored_kw)
     asked = ApprovalManager(ApprovalPolicy())
