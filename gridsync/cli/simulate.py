@@ -125,6 +125,8 @@ def simulate(
         f"({', '.join(f'{v} {k}' for k, v in fleet.counts().items())}), "
         f"{scenario.n_steps} steps of {scenario.config.time.resolution_s} s from {scenario.window[0]}"
     )
+    if scenario.three_phase is not None:
+        console.print(f"three-phase twin, phases: {scenario.three_phase.alloc.summary()}")
     results, kpis, bound = [], {}, None
     csv_out = SetpointsCsv(setpoints_csv) if setpoints_csv else nullcontext()
     with step_progress(console, quiet) as progress, csv_out:

@@ -58,6 +58,8 @@ class Circuit:
 
 
 def _strip_comment(line: str) -> str:
+    if "!" not in line and "//" not in line:
+        return line
     depth_quote = None
     for i, ch in enumerate(line):
         if depth_quote:

@@ -37,8 +37,11 @@ def line_yprim(z_series_ohm: np.ndarray, y_shunt_s: np.ndarray) -> np.ndarray:
     """Terminal admittance (2n x 2n, from-conductors first) of a pi-section with the shunt
     admittance split half to each end."""
     ys = np.linalg.inv(z_series_ohm)
-    half = y_shunt_s / 2
-    return np.block([[ys + half, -ys], [-ys, ys + half]])
+    n = len(ys)
+    out = np.empty((2 * n, 2 * n), dtype=complex)
+    out[:n, :n] = out[n:, n:] = ys + y_shunt_s / 2
+    out[:n, n:] = out[n:, :n] = -ys
+    return out
 
 
 def coil_pair_admittance(

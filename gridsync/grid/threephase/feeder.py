@@ -154,6 +154,16 @@ class PhaseAllocation:
     customer: np.ndarray
     assets: dict[str, np.ndarray]
 
+    def summary(self) -> str:
+        """One line: how many customers and assets sit on each phase."""
+
+        def count(codes: np.ndarray) -> str:
+            n = np.bincount(codes, minlength=4)
+            return f"a {n[0]} / b {n[1]} / c {n[2]} / abc {n[3]}"
+
+        assets = np.concatenate(list(self.assets.values()))
+        return f"customers {count(self.customer)}; assets {count(assets)}"
+
     def shares(self, codes: np.ndarray) -> np.ndarray:
         """(n, 3) share of each item's power on each phase."""
         out = np.zeros((len(codes), 3))

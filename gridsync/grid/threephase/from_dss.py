@@ -13,6 +13,7 @@ Transformer magnetising branches (%imag, %noloadloss) are not modelled and must 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,10 @@ class _LineData:
             return self.mat[f"{kind}matrix"]
         return sequence_to_phase(self.seq[f"{kind}1"], self.seq[f"{kind}0"], self.n).real
 
+    def per_length(self) -> tuple[np.ndarray, np.ndarray]:
+        """Series Z (ohm) and shunt C (nF) per unit length after any Kron reduction."""
+        return self.reduced(self.matrix("r") + 1j * self.matrix("x"), self.matrix("c"))
+
 
 def _vsource(asm: NetworkAssembler, el, base_freq: float) -> None:
     kv, pu, angle = 115.0, 1.0, 0.0
@@ -168,18 +173,33 @@ def _vsource(asm: NetworkAssembler, el, base_freq: float) -> None:
         asm.add_slack(node, v * np.exp(1j * np.deg2rad(angle - 120.0 * k)))
 
 
-def _line(asm, el, codes: dict, base_freq: float) -> None:
-    n = int(number(el.get("phases", "3")))
+_OWN_IMPEDANCE = {"switch", "r1", "x1", "r0", "x0", "c1", "c0", "rmatrix", "xmatrix", "cmatrix"}
+
+
+def _linecode(el, codes: dict, n: int, cache: dict) -> _LineData:
+    """The line's linecode data (parsed once per linecode and line phase count)."""
     code = el.get("linecode")
-    data = _LineData(n)
-    if code is not None:
-        if code.lower() not in codes:
-            msg = f"Line.{el.name}: linecode {code!r} is not defined"
-            raise DSSError(msg)
-        data.apply(codes[code.lower()].props)
-        if data.kron and data.n - 1 != n:
-            msg = f"Line.{el.name}: linecode {code!r} reduces {data.n} conductors to {data.n - 1}, line has phases={n}"
-            raise DSSError(msg)
+    key = (code.lower() if code else None, n)
+    if key not in cache:
+        data = _LineData(n)
+        if code is not None:
+            if code.lower() not in codes:
+                msg = f"Line.{el.name}: linecode {code!r} is not defined"
+                raise DSSError(msg)
+            data.apply(codes[code.lower()].props)
+            if data.kron and data.n - 1 != n:
+                msg = f"Line.{el.name}: linecode {code!r} reduces {data.n} conductors to {data.n - 1}, line has phases={n}"
+                raise DSSError(msg)
+        cache[key] = (data, data.per_length())
+    return cache[key]
+
+
+def _line(asm, el, codes: dict, base_freq: float, cache: dict) -> None:
+    n = int(number(el.get("phases", "3")))
+    data, per_length = _linecode(el, codes, n, cache)
+    if any(k in _OWN_IMPEDANCE for k, _ in el.props):
+        data = copy.deepcopy(data)
+        per_length = None
     length, units, switch = 1.0, None, False
     for key, value in el.props:
         if key == "switch" and value.lower().startswith(("y", "t")):
@@ -196,7 +216,7 @@ def _line(asm, el, codes: dict, base_freq: float) -> None:
     scale = length
     if units is not None and units != "none" and data.units != "none":
         scale = length * UNIT_M[units] / UNIT_M[data.units]
-    z, c = data.reduced(data.matrix("r") + 1j * data.matrix("x"), data.matrix("c"))
+    z, c = data.per_length() if per_length is None else per_length
     z = z * scale
     yc = 1j * 2 * np.pi * base_freq * c * 1e-9 * scale
     b1, n1 = _bus_nodes(el.get("bus1"), n, n)
@@ -371,11 +391,12 @@ def network_from_circuit(circuit: Circuit, name: str | None = None) -> ThreePhas
     codes = {e.name: e for e in circuit.of_class("linecode")}
     shapes = {e.name: _loadshape(e) for e in circuit.of_class("loadshape")}
     load_shape: list[str | None] = []
+    line_cache: dict = {}
     for (cls, _), el in circuit.elements.items():
         if cls == "vsource":
             _vsource(asm, el, base_freq)
         elif cls == "line":
-            _line(asm, el, codes, base_freq)
+            _line(asm, el, codes, base_freq, line_cache)
         elif cls == "transformer":
             _transformer(asm, el, lag=True)
         elif cls == "load":
