@@ -8,7 +8,8 @@ same switching-time model (remote switches take ``remote_switching_time_h``, man
   line with its disconnects and closed whatever restoration plan the MILP finds (all switches
   operable); the rest waits for the repair.
 - ``flisr``: FCIs locate, remote switches isolate and the MILP restores with the remote switches
-  after the remote switching time; after the manual time the crew narrows the isolation to the
+  after the remote switching time (once more for every re-closure onto the fault that a silent
+  indicator causes); after the manual time the crew narrows the isolation to the
   faulted line and the MILP restores again (keeping what is on); the rest waits for the repair.
 - ``flisr_island``: as ``flisr``, and a microgrid section left dead by the first plan islands on
   its battery until the grid returns (``gridsync.resilience.islanding``).
@@ -46,6 +47,7 @@ class FaultOutcome:
     located: list[str]
     plans: dict[str, list[F.RestorationPlan]]
     islands: list[dict] = field(default_factory=list)
+    retries: int = 0  # FLISR re-closures onto the fault after a silent indicator misled it
 
     def plans_ok(self) -> bool:
         return all(p.ac.ok for ps in self.plans.values() for p in ps)
@@ -103,7 +105,7 @@ def evaluate_fault(feeder: SwitchableFeeder, cond: Conditions, sc: FaultScenario
     on2 = stage2.energised[feeder.load_bus]
     dur = {
         "manual": np.where(hit, np.where(manual.energised[feeder.load_bus], t_manual, repair), 0.0),
-        "flisr": np.where(hit, np.where(on1, t_remote, np.where(on2, t_manual, repair)), 0.0),
+        "flisr": np.where(hit, np.where(on1, t_remote * (slack + 1), np.where(on2, t_manual, repair)), 0.0),
     }
     isl = dur["flisr"].copy()
     islands = []
@@ -131,7 +133,7 @@ def evaluate_fault(feeder: SwitchableFeeder, cond: Conditions, sc: FaultScenario
                         "resync_delta_v_percent": res.resync_delta_v_percent})
     dur["flisr_island"] = isl
     return FaultOutcome(sc, dur, load_kw, [feeder.line_name[e] for e in located],
-                        {"manual": [manual], "flisr": [stage1, stage2]}, islands)
+                        {"manual": [manual], "flisr": [stage1, stage2]}, islands, slack)
 
 
 def _upstream_outage(feeder: SwitchableFeeder, cond: Conditions, sc: FaultScenario,

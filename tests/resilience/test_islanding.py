@@ -110,3 +110,21 @@ def test_console_fault_is_restored_in_the_step_after_approval(feeder):
     assert ctl.served()[~zone].all() and not ctl.served()[zone].any()
     assert "approved by alice" in ctl.state.events[-1]
     assert F.is_radial_forest(feeder, ctl.state.closed, ctl.state.energised)
+
+
+def test_silent_indicator_costs_a_reclosure_and_the_fault_stays_dead(feeder):
+    from gridsync.resilience.study import evaluate_fault
+
+    line = feeder.line_by_name("Line 3-4")
+    positions = F.fci_positions(feeder)
+    silent = np.array([p == (feeder.line_by_name("Line 2-3"), 3) for p in positions])
+    out = evaluate_fault(feeder, flat(0.4), FaultScenario(line, 100.0, 10.0, (0.5, 0.5)),
+                         fci_miss=silent)
+    assert out.retries == 1
+    stage1 = out.plans["flisr"][0]
+    assert not (stage1.closed[line] and stage1.energised[feeder.line_from[line]])
+    t = feeder.study.remote_switching_time_h
+    back = np.isin(feeder.load_bus, [5, 6, 7, 8, 9, 10, 11])
+    np.testing.assert_allclose(out.duration_h["flisr"][back], 2 * t)
+    # manual restoration does not depend on the indicators: the crew finds the fault
+    assert (out.duration_h["manual"][back] == feeder.study.manual_switching_time_h).all()
