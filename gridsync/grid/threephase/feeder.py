@@ -279,7 +279,9 @@ class ThreePhaseFeeder:
         rated = np.zeros((len(self.bus_map), 3))
         for kind, kw in ratings.items():
             bus = getattr(fleet, kind).bus
-            np.add.at(rated, bus, self.alloc.shares(self.alloc.assets[kind]) * np.asarray(kw)[:, None])
+            np.add.at(
+                rated, bus, self.alloc.shares(self.alloc.assets[kind]) * np.asarray(kw)[:, None]
+            )
         total = rated.sum(axis=1, keepdims=True)
         return np.divide(rated, total, out=np.full_like(rated, 1 / 3), where=total > 0)
 

@@ -6,8 +6,8 @@ capacitance; ``kron=y`` eliminates a grounded neutral), ``Line`` (linecode or ow
 ``Load`` (wye/delta, models 1 = constant PQ, 2 = constant Z, 5 = constant current, each turning
 into constant impedance outside [vminpu, vmaxpu] as OpenDSS does; below vminpu OpenDSS
 further blends towards its nominal impedance at vlowpu, which is not reproduced), ``Capacitor`` and
-``Loadshape`` (inline multipliers). ``RegControl`` is accepted only with ``Set
-ControlMode=OFF`` (taps fixed as given). Anything else raises ``DSSError`` naming it.
+``Loadshape`` (inline multipliers). ``RegControl`` (line-drop compensated voltage
+regulators) is solved by ``regulators.regulate``; here taps are fixed as given. Anything else raises ``DSSError`` naming it.
 Transformer magnetising branches (%imag, %noloadloss) are not modelled and must be zero.
 """
 
@@ -36,7 +36,7 @@ from gridsync.grid.threephase.elements import (
     source_impedance_ohm,
     transformer_yprim,
 )
-from gridsync.grid.threephase.network import NetworkAssembler, ThreePhaseNetwork
+from gridsync.grid.threephase.network import NetworkAssembler, ThreePhaseNetwork, Winding
 from gridsync.grid.threephase.solver import assign_voltage_bases
 
 UNIT_M = {
@@ -230,6 +230,7 @@ def _line(asm, el, codes: dict, base_freq: float, cache: dict) -> None:
 
 def _transformer(asm, el, lag: bool) -> None:
     n_phase, n_wdg, xhl = 3, 2, 7.0
+    tap_range = {"mintap": 0.9, "maxtap": 1.1, "numtaps": 32.0}
     wdg = [dict(bus="", conn="wye", kv=12.47, kva=1000.0, r=0.2, tap=1.0) for _ in range(2)]
     cur = 0
     for key, value in el.props:
@@ -264,6 +265,8 @@ def _transformer(asm, el, lag: bool) -> None:
             raise DSSError(msg)
         elif key == "leadlag":
             lag = value.lower() in ("lag", "ansi")
+        elif key in tap_range:
+            tap_range[key] = number(value)
         elif key not in ("sub", "bank", "%imag", "%noloadloss", "xht", "xlt", "x13", "x23"):
             msg = f"Transformer.{el.name}: property {key!r} is not supported"
             raise DSSError(msg)
@@ -296,6 +299,16 @@ def _transformer(asm, el, lag: bool) -> None:
     phases = [int(b) for b in range(1, n_phase + 1)]
     kva = wdg[0]["kva"]
     rating = kva * 1000.0 / (n_phase * v_coil[0]) if n_phase else float("nan")
+    first2 = len(terminals) - (n_phase if wdg[1]["conn"].lower().startswith("d") else n_phase + 1)
+    step = (tap_range["maxtap"] - tap_range["mintap"]) / tap_range["numtaps"]
+    for w, branch in enumerate((f"transformer.{el.name}", f"transformer.{el.name}.w2")):
+        coil_nodes = [(terminals[a], terminals[b]) for a, b in coils[w]]
+        asm.windings[f"transformer.{el.name}.w{w + 1}"] = Winding(
+            coil_nodes, v_coil[w], tap_range["mintap"], tap_range["maxtap"], step, branch
+        )
+    asm.add_branch(
+        f"transformer.{el.name}.w2", "winding", terminals, phases, yprim, n_phase, first=first2
+    )
     asm.add_branch(
         f"transformer.{el.name}", "transformer", terminals, phases, yprim, n_phase, rating
     )
@@ -383,8 +396,13 @@ def _loadshape(el) -> np.ndarray:
     return np.asarray(numbers(mult))
 
 
-def network_from_circuit(circuit: Circuit, name: str | None = None) -> ThreePhaseNetwork:
-    """Assemble the nodal model of a parsed OpenDSS circuit (see the module docstring)."""
+def network_from_circuit(
+    circuit: Circuit, name: str | None = None, fixed_taps: bool = False
+) -> ThreePhaseNetwork:
+    """Assemble the nodal model of a parsed OpenDSS circuit (see the module docstring).
+
+    ``fixed_taps`` takes the transformer taps as given even where a RegControl would move
+    them (``regulators.regulate`` does, between solutions)."""
     opts = {k.lower(): v for k, v in circuit.options.items()}
     base_freq = number(opts.get("defaultbasefrequency", "60"))
     asm = NetworkAssembler(name or circuit.name)
@@ -404,10 +422,13 @@ def network_from_circuit(circuit: Circuit, name: str | None = None) -> ThreePhas
         elif cls == "capacitor":
             _capacitor(asm, el)
         elif cls == "regcontrol":
-            if opts.get("controlmode", "static").lower() != "off":
-                msg = f"RegControl.{el.name}: regulator control is not modelled; fix the taps and Set ControlMode=OFF"
+            if opts.get("controlmode", "static").lower() != "off" and not fixed_taps:
+                msg = (
+                    f"RegControl.{el.name}: regulator taps move with the solution; solve with "
+                    "gridsync.grid.threephase.regulators.regulate, or Set ControlMode=OFF"
+                )
                 raise DSSError(msg)
-            asm.notes.append(f"regcontrol.{el.name} ignored: taps fixed as given (ControlMode=OFF)")
+            asm.notes.append(f"regcontrol.{el.name}: taps fixed as given")
         elif cls not in IGNORED_CLASSES | {"linecode", "loadshape"}:
             msg = f"element {cls}.{el.name} is not supported by the three-phase model"
             raise DSSError(msg)

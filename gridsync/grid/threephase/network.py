@@ -63,6 +63,20 @@ class Branches:
 
 
 @dataclass
+class Winding:
+    """One transformer winding, for tap controls: each phase coil's (node a, node b) (-1 =
+    ground; coil voltage V_a - V_b), its rated coil voltage (V), the tap range and step (p.u.)
+    and the branch (``<transformer>.w<k>``) whose rows are its phase-terminal currents."""
+
+    coils: list[tuple[int, int]]
+    rated_v: float
+    tap_min: float
+    tap_max: float
+    tap_step: float
+    branch: str
+
+
+@dataclass
 class ThreePhaseNetwork:
     """A three-phase (or mixed-phase) feeder ready to solve."""
 
@@ -80,6 +94,7 @@ class ThreePhaseNetwork:
     load_shapes: dict[str, np.ndarray] = field(default_factory=dict)
     load_shape_of: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    windings: dict[str, Winding] = field(default_factory=dict)
 
     @property
     def n_node(self) -> int:
@@ -136,6 +151,7 @@ class NetworkAssembler:
         self.cond_phase: list[int] = []
         self.cond_node: list[int] = []
         self.notes: list[str] = []
+        self.windings: dict[str, Winding] = {}
 
     def bus(self, name: str) -> int:
         name = name.lower()
@@ -173,18 +189,20 @@ class NetworkAssembler:
         yprim: np.ndarray,
         n_from: int,
         rating_a: float = float("nan"),
+        first: int = 0,
     ) -> None:
-        """Record how the first ``n_from`` terminal currents follow from the node voltages."""
+        """Record how terminal currents ``first .. first + n_from - 1`` (into the element)
+        follow from the node voltages."""
         idx = np.asarray(nodes)
         keep = idx >= 0
         b = len(self.branch_names)
         self.branch_names.append(name)
         self.branch_kind.append(kind)
         self.branch_rating.append(rating_a)
-        for k in range(n_from):
+        for j, k in enumerate(range(first, first + n_from)):
             row = len(self.cond_branch)
             self.cond_branch.append(b)
-            self.cond_phase.append(phases[k])
+            self.cond_phase.append(phases[j])
             self.cond_node.append(int(idx[k]))
             self.cur_rows.append(np.full(keep.sum(), row))
             self.cur_cols.append(idx[keep])
@@ -261,4 +279,5 @@ class NetworkAssembler:
                 rating_a=np.asarray(self.branch_rating, dtype=float),
             ),
             notes=list(self.notes),
+            windings=dict(self.windings),
         )
