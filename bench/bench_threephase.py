@@ -11,12 +11,14 @@
 * The default and the stressed scenarios, uncontrolled, balanced and three-phase
   (``[grid] phases = 3``): unbalance and voltage KPIs of the twin (``argv[1]`` days, 7).
 
-Timings are the best of ``REPEATS`` on the shared machine. Writes bench/results/threephase.json.
+Timings are the best of ``REPEATS`` on the shared machine. Writes bench/results/threephase.json
+(``bench_threephase.py [days] [section ...]`` re-runs only the named sections).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -192,34 +194,52 @@ def _no_nan(obj):
     return obj
 
 
-def main() -> None:
-    days = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+def _regulated() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        regulated = ieee13_regulated(Path(tmp))
-    result = {
-        "ieee13": ieee13(),
-        "ieee13_regulated": regulated,
-        "eu_lv_day": eu_lv_day(),
-        "default_scenario": scenario_unbalance(days),
-        "summer_high_pv": scenario_unbalance(days, "summer-high-pv"),
-        "winter_electrified": scenario_unbalance(days, "winter-electrified"),
+        return ieee13_regulated(Path(tmp))
+
+
+def main() -> None:
+    """``bench_threephase.py [days] [section ...]``: run the named sections (default all) and
+    update them in the JSON, keeping the others; each section records the commit it ran on."""
+    args = sys.argv[1:]
+    days = int(args.pop(0)) if args and args[0].isdigit() else 7
+    sections = {
+        "ieee13": ieee13,
+        "ieee13_regulated": _regulated,
+        "eu_lv_day": eu_lv_day,
+        "default_scenario": lambda: scenario_unbalance(days),
+        "summer_high_pv": lambda: scenario_unbalance(days, "summer-high-pv"),
+        "winter_electrified": lambda: scenario_unbalance(days, "winter-electrified"),
     }
-    rows = [
-        ("IEEE 13 max |V| error vs OpenDSS (p.u.)", result["ieee13"]["max_abs_vm_error_pu"]),
-        ("IEEE 13 regulated max |V| error vs OpenDSS (p.u.)", result["ieee13_regulated"]["max_abs_vm_error_pu"]),
-        ("EU LV 96-step max |V| error vs OpenDSS (p.u.)", result["eu_lv_day"]["max_abs_vm_error_pu"]),
-        ("EU LV ours, batch, s/snapshot", result["eu_lv_day"]["ours_batch_per_snapshot_s"]),
-        ("EU LV ours, loop, s/snapshot", result["eu_lv_day"]["ours_loop_per_snapshot_s"]),
-        ("EU LV OpenDSS tol 1e-4, s/snapshot", result["eu_lv_day"]["opendss_per_snapshot_s_tol_1e-4"]),
-        ("EU LV OpenDSS tol 1e-10, s/snapshot", result["eu_lv_day"]["opendss_per_snapshot_s_tol_1e-10"]),
-        ("EU LV max VUF (%)", result["eu_lv_day"]["max_vuf_pct"]),
-    ]
+    unknown = set(args) - set(sections)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {list(sections)}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=OUT.parent
+    ).stdout.strip()
+    result = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for name in args or sections:
+        result[name] = {**sections[name](), "commit": commit}
+    rows = []
+    for sec, key in (
+        ("ieee13", "max_abs_vm_error_pu"),
+        ("ieee13_regulated", "max_abs_vm_error_pu"),
+        ("eu_lv_day", "max_abs_vm_error_pu"),
+        ("eu_lv_day", "ours_batch_per_snapshot_s"),
+        ("eu_lv_day", "ours_loop_per_snapshot_s"),
+        ("eu_lv_day", "opendss_per_snapshot_s_tol_1e-4"),
+        ("eu_lv_day", "opendss_per_snapshot_s_tol_1e-10"),
+        ("eu_lv_day", "max_vuf_pct"),
+    ):
+        rows.append((f"{sec} {key}", result.get(sec, {}).get(key, float("nan"))))
     for sec in ("default_scenario", "summer_high_pv", "winter_electrified"):
         for ph in ("phases_1", "phases_3"):
             for key in ("max_vuf_pct", "vuf_bus_steps_above_2pct", "voltage_violation_bus_steps"):
-                rows.append((f"{sec} {ph} {key}", result[sec][ph].get(key, float("nan"))))
+                val = result.get(sec, {}).get(ph, {}).get(key)
+                rows.append((f"{sec} {ph} {key}", float("nan") if val is None else val))
     for name, val in rows:
-        print(f"{name:<52} {val:.6g}")
+        print(f"{name:<56} {val:.6g}")
     OUT.write_text(json.dumps(_no_nan(result), indent=2) + "\n")
     print(f"wrote {OUT}")
 
