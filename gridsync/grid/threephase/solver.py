@@ -104,10 +104,21 @@ class ThreePhaseSolver:
         cols = np.r_[np.arange(loads.n), np.arange(loads.n)]
         keep = np.r_[np.ones(loads.n, bool), loads.node_to >= 0]
         self.inject = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n_l, loads.n))
+        # load-node (and free-node) voltage change per unit of component current: one dense
+        # product per iteration, (T, n_comp) @ (n_comp, n_l)
+        self.z_comp_t = np.ascontiguousarray(self.inject.T @ self.z_ll.T)
+        self.z_cols_comp_t = (
+            np.ascontiguousarray(self.inject.T @ self.z_cols.T) if self.z_cols is not None else None
+        )
+        self._inv_vbase = 1.0 / loads.vbase_v
+        self._vmin, self._vmax = loads.vmin_pu, loads.vmax_pu
+        self._is_pq = loads.model == LOAD_MODEL_PQ
+        self._is_z = loads.model == LOAD_MODEL_Z
         local = np.full(n, -1)
         local[self.free[self.load_nodes]] = np.arange(n_l)
         self.comp_from = local[loads.node_from]
-        self.comp_to = np.where(loads.node_to >= 0, local[np.maximum(loads.node_to, 0)], -1)
+        self.comp_to = np.where(loads.node_to >= 0, local[np.maximum(loads.node_to, 0)], 0)
+        self._to_mask = (loads.node_to >= 0).astype(float)  # 0: the component is grounded
 
     def no_load(self) -> np.ndarray:
         """Complex node voltages with every load off (volts, shape (n_node,))."""
@@ -118,25 +129,19 @@ class ThreePhaseSolver:
 
     def _load_currents(self, v_l: np.ndarray, s_va: np.ndarray) -> np.ndarray:
         """Consumption current (from -> to) of every component, (T, n_comp), from the load
-        nodes' voltages ``v_l`` (T, n_load_nodes)."""
-        loads = self.net.loads
-        vc = v_l[:, self.comp_from] - np.where(self.comp_to >= 0, v_l[:, self.comp_to], 0.0)
-        ratio = np.abs(vc) / loads.vbase_v
-        vmin, vmax = loads.vmin_pu, loads.vmax_pu
+        nodes' voltages ``v_l`` (T, n_load_nodes).
+
+        With r = |V| / V_base and k = r / clip(r, vmin, vmax), the power drawn is S_nom times
+        k^2 (constant power, impedance outside the band), r k (constant current) or r^2
+        (constant impedance)."""
+        vc = v_l[:, self.comp_from] - v_l[:, self.comp_to] * self._to_mask
+        mag = np.abs(vc)
+        ratio = mag * self._inv_vbase
         with np.errstate(invalid="ignore", divide="ignore"):
-            const_pq = np.where(
-                ratio > vmax, (ratio / vmax) ** 2, np.where(ratio < vmin, (ratio / vmin) ** 2, 1.0)
-            )
-            const_i = np.where(
-                ratio > vmax, ratio**2 / vmax, np.where(ratio < vmin, ratio**2 / vmin, ratio)
-            )
-            scale = np.where(
-                loads.model == LOAD_MODEL_PQ,
-                const_pq,
-                np.where(loads.model == LOAD_MODEL_Z, ratio**2, const_i),
-            )
+            k = ratio / np.clip(ratio, self._vmin, self._vmax)
+            scale = np.where(self._is_z, ratio, k) * np.where(self._is_pq, k, ratio)
             i = np.conj(s_va * scale / vc)
-        return np.where(np.abs(vc) > 0, i, 0.0)
+        return np.where(mag > 0, i, 0.0)
 
     def solve(
         self,
@@ -174,14 +179,14 @@ class ThreePhaseSolver:
                 it += 1
                 idx = np.nonzero(active)[0]
                 c = self._load_currents(v_l[idx], s_va[idx])
-                v_new = v0_l + (self.inject @ c.T).T @ self.z_ll.T
+                v_new = v0_l + c @ self.z_comp_t
                 change = np.max(np.abs(v_new - v_l[idx]) / vb, axis=1, initial=0.0)
                 v_l[idx], cur[idx] = v_new, c
                 active[idx[change < tol_pu]] = False
-            inj = self.inject @ cur.T
-            if self.z_cols is not None:
-                dv = self.z_cols @ inj
+            if self.z_cols_comp_t is not None:
+                dv = (cur @ self.z_cols_comp_t).T
             else:
+                inj = self.inject @ cur.T
                 dv = self.lu.solve(
                     np.asfortranarray(_scatter(self.load_nodes, inj, len(self.free)))
                 )
