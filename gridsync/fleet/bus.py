@@ -249,7 +249,7 @@ class NatsFleetBus(FleetBus):
                 while len(out) < max_msgs:
                     try:
                         batch = await psub.fetch(min(256, max_msgs - len(out)), timeout=timeout_s)
-                    except NatsTimeoutError:
+                    except (NatsTimeoutError, TimeoutError):  # nothing more pending
                         break
                     for raw in batch:
                         _, feeder_id, kind = raw.subject.split(".")
