@@ -9,7 +9,8 @@
   (one ``Solve`` per step, all node voltages read back each step) at its default tolerance
   (1e-4) and at 1e-10; unbalance KPIs of the day.
 * The default and the stressed scenarios, uncontrolled, balanced and three-phase
-  (``[grid] phases = 3``): unbalance and voltage KPIs of the twin (``argv[1]`` days, 7).
+  (``[grid] phases = 3``): unbalance and voltage KPIs of the twin (``argv[1]`` days, 7);
+  the default scenario with every single-phase connection on phase a (2 days at most).
 
 Timings are the best of ``REPEATS`` on the shared machine. Writes bench/results/threephase.json
 (``bench_threephase.py [days] [section ...]`` re-runs only the named sections).
@@ -194,6 +195,35 @@ def _no_nan(obj):
     return obj
 
 
+def worst_case(days: int) -> dict:
+    """The default scenario three-phase with every single-phase connection on phase a."""
+    from gridsync.model.scenario_config import load_scenario_config
+    from gridsync.sim.builder import build_scenario, resolve_scenario_path
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
+    from gridsync.sim.simulator import simulate
+
+    path = resolve_scenario_path(None)
+    cfg = load_scenario_config(path)
+    cfg = cfg.model_copy(
+        update={
+            "grid": cfg.grid.model_copy(update={"phases": 3, "single_phase_on": "a"}),
+            "time": cfg.time.model_copy(update={"days": days, "history_days": 7}),
+        }
+    )
+    sc = build_scenario(cfg, base_dir=path.parent)
+    k = compute_kpis(simulate(sc, make_controller("uncontrolled")), sc)
+    keys = ("max_vuf_pct", "vuf_bus_steps_above_2pct", "max_neutral_current_a")
+    keys += ("voltage_violation_bus_steps", "min_voltage_pu", "max_voltage_pu")
+    return {
+        "days": days,
+        "start": str(sc.window[0]),
+        "controller": "uncontrolled",
+        "phases": sc.three_phase.alloc.summary(),
+        **{key: k[key] for key in keys},
+    }
+
+
 def _regulated() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         return ieee13_regulated(Path(tmp))
@@ -211,6 +241,7 @@ def main() -> None:
         "default_scenario": lambda: scenario_unbalance(days),
         "summer_high_pv": lambda: scenario_unbalance(days, "summer-high-pv"),
         "winter_electrified": lambda: scenario_unbalance(days, "winter-electrified"),
+        "default_all_single_phase_on_a": lambda: worst_case(min(days, 2)),
     }
     unknown = set(args) - set(sections)
     if unknown:

@@ -85,6 +85,9 @@ class GridConfig(_Strict):
         3.0, gt=0, description="zero- over positive-sequence resistance of lines without r0"
     )
     phase_seed: int | None = Field(None, description="seed of the phase allocation (default: seed)")
+    single_phase_on: Literal["random", "a", "b", "c"] = Field(
+        "random", description="phase of single-phase connections: seeded random, or all on one"
+    )
 
 
 class LoadsConfig(_Strict):

@@ -379,6 +379,7 @@ def _three_phase(cfg: ScenarioConfig, feeder: Feeder, fleet: Fleet, profiles: pd
             g.three_phase_customer_share,
             g.single_phase_max_kw,
             g.r0_over_r1,
+            g.single_phase_on,
         )
     except ThreePhaseModelError as err:
         raise ScenarioError(f"grid.phases = 3: {err}") from None

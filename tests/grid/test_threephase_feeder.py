@@ -153,3 +153,17 @@ def test_mpc_network_check_uses_the_worst_phase(three_phase_day):
     worst = one.vm_pu[np.arange(len(p)), np.abs(one.vm_pu - 1).argmax(axis=1)]
     assert np.allclose(res.vm_pu[0], worst, atol=1e-7)
     assert np.max(np.abs(res.vm_pu - 1)) > np.max(np.abs(balanced.vm_pu - 1))
+
+
+def test_all_single_phase_on_one_phase(three_phase_day):
+    """single_phase_on = "b": every single-phase connection on phase b, the three-phase ones
+    (and so the seeded draws behind them) unchanged."""
+    sc = three_phase_day
+    base = sc.three_phase.alloc
+    worst = allocate_phases(sc.feeder, sc.fleet, sc.config.seed + 1, 0.25, 4.6, "b")
+    single = base.customer != THREE
+    assert np.array_equal(worst.customer == THREE, ~single)
+    assert np.all(worst.customer[single] == 1)
+    for kind, codes in base.assets.items():
+        assert np.array_equal(worst.assets[kind] == THREE, codes == THREE)
+        assert np.all(worst.assets[kind][codes != THREE] == 1)

@@ -179,12 +179,19 @@ def allocate_phases(
     seed: int,
     three_phase_customer_share: float,
     single_phase_max_kw: float,
+    single_phase_on: str = "random",
 ) -> PhaseAllocation:
     """Seeded phase of every customer (a ``three_phase_customer_share`` on three phases) and
-    asset (three-phase above ``single_phase_max_kw``, else a random phase)."""
+    asset (three-phase above ``single_phase_max_kw``); single-phase connections go on a
+    random phase, or all on the phase ``single_phase_on`` names (a worst-case study)."""
     rng = np.random.default_rng(seed)
+
+    def pick(n: int) -> np.ndarray:
+        drawn = rng.integers(0, 3, n)  # drawn either way: the other draws stay the same
+        return drawn if single_phase_on == "random" else np.full(n, "abc".index(single_phase_on))
+
     n_load = len(feeder.load_bus_pos)
-    customer = rng.integers(0, 3, n_load)
+    customer = pick(n_load)
     customer[rng.random(n_load) < three_phase_customer_share] = THREE
     ratings = {
         "pv": fleet.pv.peak_kw,
@@ -195,7 +202,7 @@ def allocate_phases(
     }
     assets = {}
     for kind, kw in ratings.items():
-        code = rng.integers(0, 3, len(kw))
+        code = pick(len(kw))
         code[np.asarray(kw) > single_phase_max_kw] = THREE
         assets[kind] = code
     return PhaseAllocation(customer=customer, assets=assets)
@@ -334,10 +341,13 @@ def build_three_phase_feeder(
     three_phase_customer_share: float = 0.25,
     single_phase_max_kw: float = 4.6,
     r0_over_r1: float = 3.0,
+    single_phase_on: str = "random",
 ) -> ThreePhaseFeeder:
     """Everything the twin needs to run ``feeder`` three-phase (see the module docstring)."""
     net, bus_map, load_bus = three_phase_network(feeder, r0_over_r1)
-    alloc = allocate_phases(feeder, fleet, seed, three_phase_customer_share, single_phase_max_kw)
+    alloc = allocate_phases(
+        feeder, fleet, seed, three_phase_customer_share, single_phase_max_kw, single_phase_on
+    )
     base_kw, base_kvar = phase_base_loads(feeder, profiles, scale, alloc)
     rated = np.zeros((feeder.n_bus, 3))
     np.add.at(rated, feeder.load_bus_pos, alloc.shares(alloc.customer) * feeder.load_p_kw[:, None])
