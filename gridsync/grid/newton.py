@@ -92,6 +92,15 @@ def injections(
     return out
 
 
+class JacobianCache:
+    """The LU factors of the last Jacobian, reused as a chord (dishonest Newton) step while the
+    mismatch keeps falling fast; a warm-started time series then mostly costs triangular
+    solves instead of a factorisation per iteration."""
+
+    def __init__(self) -> None:
+        self.lu = None
+
+
 def newton(
     ybus: sp.csr_matrix,
     pattern: JacobianPattern,
@@ -101,17 +110,21 @@ def newton(
     s_z: np.ndarray | None = None,
     tol_pu: float = 1e-8,
     max_iter: int = 20,
+    cache: JacobianCache | None = None,
 ) -> NewtonResult:
     """Solve ``V conj(Ybus V) = s_inj - s_i |V| - s_z |V|^2`` at the PV/PQ buses of ``pattern``.
 
-    Magnitudes of slack and PV buses and angles of slack buses stay at ``v0``.
+    Magnitudes of slack and PV buses and angles of slack buses stay at ``v0``. With a
+    ``cache``, a step first tries the cached factors and refactorises at the current point
+    when the mismatch fell by less than half; ``max_iter`` counts factorisations.
     """
     pvpq, pq = pattern.pvpq, pattern.pq
     na = len(pvpq)
     v = np.asarray(v0, dtype=complex).copy()
     va, vm = np.angle(v), np.abs(v)
-    it, max_mis = 0, np.inf
-    for it in range(max_iter + 1):
+    it, max_mis, prev_mis, factorisations = 0, np.inf, np.inf, 0
+    chord = cache is not None and cache.lu is not None
+    for it in range(4 * max_iter + 1):
         ibus = ybus @ v
         mis = v * np.conj(ibus) - injections(s_inj, s_i, s_z, vm)
         f = np.r_[mis[pvpq].real, mis[pq].imag]
@@ -120,16 +133,32 @@ def newton(
             break
         if max_mis < tol_pu:
             return NewtonResult(v, True, it, max_mis)
-        if it == max_iter:
-            break
-        dload = None
-        if s_i is not None or s_z is not None:
-            dload = np.zeros(len(v), dtype=complex)
-            if s_i is not None:
-                dload += s_i
-            if s_z is not None:
-                dload += 2.0 * s_z * vm
-        dx = spla.spsolve(pattern.jacobian(v, ibus, dload), -f)
+        if chord and max_mis >= 0.5 * prev_mis:
+            chord = False
+            if max_mis > prev_mis:  # the chord step made it worse: refactorise where it began
+                v, va, vm, ibus, f, max_mis = saved
+        if not chord:
+            if factorisations == max_iter:
+                break
+            dload = None
+            if s_i is not None or s_z is not None:
+                dload = np.zeros(len(v), dtype=complex)
+                if s_i is not None:
+                    dload += s_i
+                if s_z is not None:
+                    dload += 2.0 * s_z * vm
+            jac = pattern.jacobian(v, ibus, dload)
+            factorisations += 1
+            if cache is None:
+                dx = spla.spsolve(jac, -f)
+            else:
+                cache.lu = spla.splu(jac, permc_spec="MMD_AT_PLUS_A")
+                dx = cache.lu.solve(-f)
+                chord = True
+        else:
+            dx = cache.lu.solve(-f)
+        saved = (v, va.copy(), vm.copy(), ibus, f, max_mis)
+        prev_mis = max_mis
         va[pvpq] += dx[:na]
         vm[pq] += dx[na:]
         v = vm * np.exp(1j * va)

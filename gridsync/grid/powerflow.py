@@ -21,17 +21,28 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from gridsync.grid.newton import JacobianPattern, newton
+from gridsync.grid.newton import JacobianCache, JacobianPattern, newton
 from gridsync.model.network import Feeder, fleet_sgen_mask
 
 SQRT3 = np.sqrt(3.0)
 DENSE_ZBUS_MAX_BUSES = 1500
+
+
+@functools.cache
+def _blas_controller():
+    """One threadpoolctl controller per process: building it scans the loaded libraries
+    (~15 ms), limiting threads through it is cheap. The dense Z-bus product ran 5-25x slower
+    on multi-threaded BLAS on a busy 2-core machine than on one thread."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -94,8 +105,12 @@ class PowerFlowModel:
     s_fixed_z: np.ndarray | None = None  # constant-impedance consumption of fixed loads, p.u.
     loss_y: tuple | None = None  # (Yf, Yt, from, to) of every line/transformer branch
     load_zip_frac: np.ndarray | None = None  # ZIP shares of the network's loads per bus
+    dc: tuple | None = None  # (B, P offset) of the DC power flow, for cold starts
     _lu: object = None
     _pattern: object = None
+    _dc_lu: object = None
+    _cache: object = None
+    _y_refs: object = None
 
     def __post_init__(self) -> None:
         n = self.ybus.shape[0]
@@ -109,6 +124,7 @@ class PowerFlowModel:
             t = self.ppc_of_bus[self.branch_to_pos]
             self.loss_y = (self.yf, self.yt, f, t)
         self._zip = bool(np.any(self.s_fixed_i) or np.any(self.s_fixed_z))
+        self._cache = JacobianCache()
         if self.load_zip_frac is not None and not np.any(self.load_zip_frac):
             self.load_zip_frac = None
 
@@ -132,6 +148,8 @@ class PowerFlowModel:
             if arr.shape[-1] != n:
                 msg = f"{name} has {arr.shape[-1]} buses per snapshot, the feeder has {n}"
                 raise PowerFlowInputError(msg)
+            if np.isfinite(arr.sum()):  # one reduction on the hot path; NaN/inf propagate
+                continue
             bad = ~np.isfinite(np.atleast_2d(arr))
             if bad.any():
                 t, b = np.argwhere(bad)[0]
@@ -191,8 +209,7 @@ class PowerFlowModel:
         sbus = sbus[0] if sbus.ndim == 2 else sbus
         zi = None if s_i is None else s_i[0]
         zz = None if s_z is None else s_z[0]
-        v_start = self.v_init if v0 is None else v0
-        res = newton(self.ybus, self._jacobian_pattern(), sbus, v_start, zi, zz, tol_pu, max_iter)
+        res = self._newton(sbus, zi, zz, tol_pu, max_iter, v0)
         if not res.converged:
             msg = (
                 f"Newton-Raphson did not converge in {max_iter} iterations "
@@ -201,6 +218,33 @@ class PowerFlowModel:
             raise PowerFlowNotConverged(msg)
         out = self._results(res.v[None, :], sbus[None, :], s_i, s_z, res.iterations, True, True)
         return out, res.v
+
+    def _newton(self, sbus, zi, zz, tol_pu, max_iter, v0=None):
+        """Newton-Raphson from ``v0`` if given, else from ``v_init`` and, should that start be
+        too far off (large meshed grids), from a DC power flow of this snapshot."""
+        pat, cache = self._jacobian_pattern(), self._cache
+        start = self.v_init if v0 is None else v0
+        res = newton(self.ybus, pat, sbus, start, zi, zz, tol_pu, max_iter, cache)
+        if not res.converged and v0 is None:
+            v_dc = self.dc_start(sbus)
+            res = newton(self.ybus, pat, sbus, v_dc, zi, zz, tol_pu, max_iter, cache)
+        return res
+
+    def dc_start(self, sbus: np.ndarray) -> np.ndarray:
+        """Voltages with ``v_init``'s magnitudes and the angles of a DC power flow of ``sbus``
+        (pandapower's B matrix with phase-shift injections when the model has it, else
+        -Im Ybus): the start that gets Newton-Raphson home on large meshed grids, where the
+        no-load point can be far off or lead to a spurious low-voltage solution."""
+        pvpq, refs = self.pvpq, self.refs
+        if self._dc_lu is None:
+            bdc, offset = self.dc if self.dc is not None else (-self.ybus.imag, 0.0)
+            bdc = sp.csr_matrix(bdc)
+            lu = spla.splu(sp.csc_matrix(bdc[pvpq][:, pvpq]))
+            self._dc_lu = (lu, bdc[pvpq][:, refs], np.broadcast_to(offset, len(self.v_init)))
+        lu, b_ref, offset = self._dc_lu
+        va = np.angle(self.v_init)
+        va[pvpq] = lu.solve((np.real(sbus) - offset)[pvpq] - b_ref @ va[refs])
+        return np.abs(self.v_init) * np.exp(1j * va)
 
     def sensitivity(
         self,
@@ -287,8 +331,6 @@ class PowerFlowModel:
         naming the snapshots that still fail; ``"report"`` returns them as NaN with
         ``converged[t] = False``. ``zip_kw``/``zip_kvar`` as in ``solve``, shape (T, n_bus).
         """
-        from threadpoolctl import threadpool_limits
-
         p_kw = np.atleast_2d(np.asarray(p_kw, dtype=float))
         q_kvar = np.atleast_2d(np.asarray(q_kvar, dtype=float))
         self._validate(p_kw, q_kvar)
@@ -301,14 +343,18 @@ class PowerFlowModel:
         done = np.zeros(n_t, dtype=bool)
         iterations = 0
         if not len(self.pv):
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _blas_controller().limit(limits=1, user_api="blas"):
                 v, done, iterations = self._fixed_point(sbus, s_i, s_z, v, tol_pu, max_iter)
+        warm = None  # Newton-Raphson snapshot by snapshot, warm from the last one solved
         for t in np.flatnonzero(~done):
             zi = None if s_i is None else s_i[t]
             zz = None if s_z is None else s_z[t]
-            res = newton(self.ybus, self._jacobian_pattern(), sbus[t], self.v_init, zi, zz, tol_pu)
+            res = self._newton(sbus[t], zi, zz, tol_pu, 20, warm)
+            if not res.converged and warm is not None:
+                res = self._newton(sbus[t], zi, zz, tol_pu, 20)
             v[t] = res.v if res.converged else np.nan
             done[t] = res.converged
+            warm = res.v if res.converged else warm
         if not done.all() and on_failure == "raise":
             bad = np.flatnonzero(~done)
             msg = (
@@ -362,7 +408,9 @@ class PowerFlowModel:
         s_inj = sbus
         if s_i is not None:
             s_inj = sbus - s_i * vm - s_z * vm**2
-        s_calc_ref = v[:, refs] * np.conj((self.ybus[refs, :] @ v.T).T)
+        if self._y_refs is None:
+            self._y_refs = self.ybus[refs, :]
+        s_calc_ref = v[:, refs] * np.conj((self._y_refs @ v.T).T)
         # slack output = what the network draws at the slack bus + the consumption there
         s_slack = (s_calc_ref - s_inj[:, refs]).sum(axis=1) * kw
         i_from = np.abs(self.yf @ v.T).T * self.i_base_from_ka
@@ -503,9 +551,29 @@ def build_powerflow_model(feeder: Feeder) -> PowerFlowModel:
         s_fixed_z=nm.s_load_z,
         loss_y=loss_y,
         load_zip_frac=nm.zip_frac,
+        dc=(nm.bdc, nm.p_dc_offset),
     )
-    # start from the no-load solution, as the fixed-point iteration wants a good start
-    zero = np.zeros(feeder.n_bus)
-    with contextlib.suppress(PowerFlowNotConverged):  # then the DC start stays
-        _, model.v_init = model.solve(zero, zero, max_iter=30)
+    # start from the no-load solution (the fixed-point iteration wants a good start); with PV
+    # generators from the nominal snapshot, whose no-load point can be far off or spurious
+    p, q = np.zeros(feeder.n_bus), np.zeros(feeder.n_bus)
+    if len(model.pv):
+        p, q = nominal_consumption(feeder)
+    with contextlib.suppress(PowerFlowNotConverged):  # then pandapower's start stays
+        v_dc = model.dc_start(model.injections_pu(p, q)) if len(model.pv) else None
+        _, model.v_init = model.solve(p, q, v0=v_dc, max_iter=30)
     return model
+
+
+def nominal_consumption(feeder: Feeder) -> tuple[np.ndarray, np.ndarray]:
+    """Consumption by bus (kW, kvar) of the elements the model leaves to the snapshot: the
+    feeder's loads at nominal power and its fleet sgens at rated power (as injection)."""
+    p, q = np.zeros(feeder.n_bus), np.zeros(feeder.n_bus)
+    np.add.at(p, feeder.load_bus_pos, feeder.load_p_kw)
+    np.add.at(q, feeder.load_bus_pos, feeder.load_q_kvar)
+    net = feeder.net
+    sg = net.sgen[fleet_sgen_mask(net) & net.sgen.bus.isin(feeder.bus_ids).to_numpy()]
+    scaling = sg["scaling"].to_numpy(dtype=float) if "scaling" in sg else 1.0
+    at = feeder.bus_pos(sg.bus.to_numpy())
+    np.add.at(p, at, -sg.p_mw.to_numpy(dtype=float) * scaling * 1e3)
+    np.add.at(q, at, -sg.q_mvar.to_numpy(dtype=float) * scaling * 1e3)
+    return p, q

@@ -69,6 +69,8 @@ class NetworkModel:
     s_load_i: np.ndarray
     s_load_z: np.ndarray
     zip_frac: np.ndarray
+    bdc: sp.csr_matrix
+    p_dc_offset: np.ndarray
     bus_lookup: np.ndarray
     deenergised_buses: np.ndarray
 
@@ -126,23 +128,26 @@ def check_supported(net, **options) -> None:
             raise UnsupportedElement(msg)
 
 
-def _dc_angles(ppci: dict, v0: np.ndarray, ref: np.ndarray, ybus_pvpq: np.ndarray) -> np.ndarray:
-    """Voltage angles (rad) of a DC power flow: the start pandapower's ``init='dc'`` uses, which
-    carries transformer phase shifts (e.g. 150 deg of a Dyn5) into the start point."""
+def _dc_model(ppci: dict) -> tuple[sp.csr_matrix, np.ndarray]:
+    """DC power flow ``B va = P - p_offset`` (p.u.): pandapower's B matrix and the injections
+    of transformer phase shifts and shunt conductance, so a DC start carries shifts such as
+    the 150 deg of a Dyn5 into the angles (the start pandapower's ``init='dc'`` uses)."""
     from pandapower.pypower.idx_bus import GS
     from pandapower.pypower.makeBdc import makeBdc
-    from pandapower.pypower.makeSbus import makeSbus
 
     bbus, _, p_businj, _, *_ = makeBdc(ppci["bus"], ppci["branch"])
-    p = makeSbus(ppci["baseMVA"], ppci["bus"], ppci["gen"]).real
-    p = p - p_businj - ppci["bus"][:, GS] / ppci["baseMVA"]
+    return sp.csr_matrix(bbus), p_businj + ppci["bus"][:, GS] / ppci["baseMVA"]
+
+
+def dc_angles(
+    bdc: sp.csr_matrix, p_offset: np.ndarray, p_inj: np.ndarray, v0: np.ndarray, ref, pvpq
+) -> np.ndarray:
+    """Voltage angles (rad) of the DC power flow of active injections ``p_inj`` (p.u.), slack
+    angles from ``v0``."""
     va = np.angle(v0)
-    if len(ybus_pvpq) == 0:
-        return va
-    bbus = sp.csr_matrix(bbus)
-    rhs = p[ybus_pvpq] - bbus[ybus_pvpq][:, ref] @ va[ref]
-    a = sp.csc_matrix(bbus[ybus_pvpq][:, ybus_pvpq])
-    va[ybus_pvpq] = sp.linalg.spsolve(a, rhs)
+    if len(pvpq):
+        rhs = (p_inj - p_offset)[pvpq] - bdc[pvpq][:, ref] @ va[ref]
+        va[pvpq] = sp.linalg.spsolve(sp.csc_matrix(bdc[pvpq][:, pvpq]), rhs)
     return va
 
 
@@ -216,9 +221,12 @@ def build_network_model(
     raw = np.asarray(net._pd2ppc_lookups["bus"], dtype=np.int64)
     lookup = np.where(raw < n, raw, -1)
     energised = lookup[net.bus.index.to_numpy()] >= 0
+    bdc, p_dc_offset = _dc_model(ppci)
+    s_load = pd_ * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q)
     if init == "auto" and calculate_voltage_angles or init == "dc":
         pvpq = np.sort(np.r_[pv, pq]).astype(int)
-        v0 = np.abs(v0) * np.exp(1j * _dc_angles(ppci, v0, ref, pvpq))
+        p_inj = (s_gen - pd_).real
+        v0 = np.abs(v0) * np.exp(1j * dc_angles(bdc, p_dc_offset, p_inj, v0, ref, pvpq))
     return NetworkModel(
         net=net,
         ppc=ppc,
@@ -232,10 +240,12 @@ def build_network_model(
         pq=np.sort(np.asarray(pq, dtype=int)),
         v0=v0.astype(complex),
         s_gen=s_gen,
-        s_load=pd_ * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q),
+        s_load=s_load,
         s_load_i=pd_ * ci_p + 1j * qd * ci_q,
         s_load_z=pd_ * cz_p + 1j * qd * cz_q,
         zip_frac=np.c_[ci_p, cz_p, ci_q, cz_q],
+        bdc=bdc,
+        p_dc_offset=p_dc_offset,
         bus_lookup=lookup,
         deenergised_buses=net.bus.index.to_numpy()[~energised],
     )
