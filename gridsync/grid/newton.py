@@ -124,6 +124,7 @@ def newton(
     va, vm = np.angle(v), np.abs(v)
     it, max_mis, prev_mis, factorisations = 0, np.inf, np.inf, 0
     chord = cache is not None and cache.lu is not None
+    saved = (v, va, vm, None, None, max_mis)  # the state before the last step
     for it in range(4 * max_iter + 1):
         ibus = ybus @ v
         mis = v * np.conj(ibus) - injections(s_inj, s_i, s_z, vm)
