@@ -18,10 +18,12 @@ from scipy.stats import chi2
 from threadpoolctl import ThreadpoolController
 
 from gridsync.grid.estimation.measurements import MeasurementFunction, MeasurementSet
+from gridsync.grid.estimation.observability import redundancy, unobservable_states
 from gridsync.grid.powerflow import PowerFlowModel
 
 # Small dense factorisations are ~40x slower with multi-threaded BLAS on a busy machine.
 _BLAS = ThreadpoolController()
+WEAK_DETECTION_STD = 20.0  # an error this many std's large is "poorly detectable"
 
 
 class UnobservableError(ValueError):
@@ -51,7 +53,12 @@ class EstimateResult:
 
     ``used`` masks the input measurements kept in the final estimate; ``rejected`` lists the
     removed ones in removal order. ``objective`` is the final weighted sum of squared residuals
-    and ``chi2_threshold`` the test threshold for its degrees of freedom.
+    and ``chi2_threshold`` the test threshold for its degrees of freedom. ``critical`` lists the
+    input measurements whose gross errors cannot be detected at all (zero residual whatever
+    their error), ``min_detectable_error`` the smallest gross error per input measurement the
+    LNR test can see (its units; inf when critical, NaN when not used), ``redundancy`` the
+    measurements per state variable, and ``detectability`` says in words when meter errors go
+    undetected (empty when every used measurement is redundant).
     """
 
     vm_pu: np.ndarray
@@ -64,6 +71,10 @@ class EstimateResult:
     used: np.ndarray
     rejected: list[Rejection] = field(default_factory=list)
     residual: np.ndarray | None = None
+    critical: np.ndarray | None = None
+    min_detectable_error: np.ndarray | None = None
+    redundancy: float = float("nan")
+    detectability: str = ""
 
     @property
     def rejected_indices(self) -> np.ndarray:
@@ -89,49 +100,37 @@ def check_observability(
 ) -> None:
     """Raise ``UnobservableError`` naming the buses whose state the measurements do not fix.
 
-    Numerical observability: the gain matrix ``H' W H`` at ``v`` (flat start by default) must
-    be non-singular. Singular states are located from the LU pivots.
+    Numerical observability (``observability.unobservable_states``): the state variables
+    moved by the null space of ``H`` at ``v`` (flat start by default) are undetermined; the
+    error lists exactly their buses.
     """
     fn = MeasurementFunction(pf, ms.kind, ms.loc)
     v = pf.v_init if v is None else v
     hx = fn.jacobian(v)
     n_state = fn.n_state
     bus_of_state = np.r_[fn.nonref, np.arange(fn.n)]
-    untouched = np.flatnonzero(np.asarray(abs(hx).sum(axis=0)).ravel() == 0)
-    if len(untouched):
-        buses = _positions_of_ppc(pf, bus_of_state[untouched])
-        msg = (
-            f"unobservable: no measurement depends on the voltage at {len(buses)} bus(es) "
-            f"(positions {buses[:10].tolist()}{'...' if len(buses) > 10 else ''}); "
-            "add meters or pseudo-measurements there"
-        )
-        raise UnobservableError(msg, buses)
-    if len(ms) < n_state:
-        msg = (
-            f"unobservable: {len(ms)} measurements for {n_state} state variables; "
-            "at least as many measurements as states are needed"
-        )
-        raise UnobservableError(msg, np.arange(len(pf.ppc_of_bus)))
-    # unit-norm rows: observability is a property of the layout, not of the weights
-    row_norm = np.sqrt(np.asarray(hx.multiply(hx).sum(axis=1)).ravel())
-    g = _gain(hx, np.divide(1.0, row_norm**2, out=np.zeros_like(row_norm), where=row_norm > 0))
-    scale = 1.0 / np.sqrt(np.maximum(g.diagonal(), 1e-300))
-    g = (sp.diags(scale) @ g @ sp.diags(scale)).tocsc()
-    try:
-        lu = spla.splu(g)
-        pivots = np.abs(lu.U.diagonal())
-        weak = np.flatnonzero(pivots < rtol * pivots.max())
-        weak_states = lu.perm_c[weak]
-    except RuntimeError:
-        weak_states = np.arange(n_state)
+    untouched = np.asarray(abs(hx).sum(axis=0)).ravel() == 0
+    # observability is a property of the layout, not of the weights: the rank of H
+    weak_states = unobservable_states(hx)
     if len(weak_states):
         buses = _positions_of_ppc(pf, bus_of_state[weak_states])
+        blind = _positions_of_ppc(pf, bus_of_state[np.flatnonzero(untouched)])
         msg = (
-            f"unobservable: the gain matrix is singular ({len(weak_states)} of {n_state} state "
-            f"variables undetermined, near bus positions {buses[:10].tolist()}); "
-            "add voltage, power or pseudo-measurements there"
+            f"unobservable: the measurements leave {len(weak_states)} of {n_state} state "
+            f"variables undetermined ({len(ms)} measurements), at {len(buses)} bus(es): "
+            f"{_bus_labels(pf, buses)}"
         )
-        raise UnobservableError(msg, buses)
+        if len(blind):
+            msg += f"; no measurement depends on the voltage at {_bus_labels(pf, blind)}"
+        raise UnobservableError(msg + "; add voltage, power or pseudo-measurements there", buses)
+
+
+def _bus_labels(pf: PowerFlowModel, buses: np.ndarray, limit: int = 12) -> str:
+    names = pf.bus_names[buses] if pf.bus_names is not None else buses
+    out = ", ".join(
+        f"{name} (position {pos})" for name, pos in zip(names[:limit], buses[:limit], strict=True)
+    )
+    return out + (" ..." if len(buses) > limit else "")
 
 
 def _gauss_newton(
@@ -227,6 +226,14 @@ def estimate(
     vb = v[pf.ppc_of_bus]
     full_r = np.full(len(ms), np.nan)
     full_r[used] = r
+    red = redundancy(hx, sub.std, lnr_threshold)
+    used_idx = np.flatnonzero(used)
+    mde = np.full(len(ms), np.nan)
+    mde[used] = red.min_detectable_error
+    real = sub.source != "virtual"
+    critical = used_idx[red.critical & real]
+    weak_mask = ~red.critical & (red.min_detectable_error > WEAK_DETECTION_STD * sub.std)
+    weak = used_idx[weak_mask & real]
     return EstimateResult(
         vm_pu=np.abs(vb),
         va_rad=np.angle(vb),
@@ -238,4 +245,35 @@ def estimate(
         used=used,
         rejected=rejected,
         residual=full_r,
+        critical=critical,
+        min_detectable_error=mde,
+        redundancy=red.redundancy,
+        detectability=_detectability(ms, critical, weak, red.redundancy),
     )
+
+
+def _detectability(ms: MeasurementSet, critical: np.ndarray, weak: np.ndarray, ratio: float) -> str:
+    """Sentences naming the measurements (by source) that cannot reveal a gross error, or only
+    one larger than ``WEAK_DETECTION_STD`` standard deviations."""
+
+    def by_source(idx):
+        src, counts = np.unique(ms.source[idx].astype(str), return_counts=True)
+        return ", ".join(f"{c} {s}" for s, c in zip(src, counts, strict=True))
+
+    out = []
+    if len(critical):
+        out.append(
+            f"gross errors are not detectable in {len(critical)} critical measurement(s) "
+            f"({by_source(critical)}): their residual is zero whatever their error"
+        )
+    if len(weak):
+        out.append(
+            f"{len(weak)} more ({by_source(weak)}) reveal a gross error only above "
+            f"{WEAK_DETECTION_STD:.0f} standard deviations"
+        )
+    if out:
+        out.append(
+            f"redundancy is {ratio:.2f} measurements per state variable; add meters or "
+            "pseudo-measurements around them"
+        )
+    return "; ".join(out)
