@@ -183,6 +183,7 @@ def estimate(
     tol: float = 1e-7,
     max_iter: int = 30,
     check: bool = True,
+    detectability: bool | None = None,
 ) -> EstimateResult:
     """Estimate bus voltages from ``ms``.
 
@@ -191,7 +192,9 @@ def estimate(
     ``"off"`` skips bad-data processing. A measurement whose normalised residual exceeds
     ``lnr_threshold`` is removed and the state re-estimated, up to ``max_rejections`` times.
     ``virtual`` (zero-injection) rows are never removed. ``v0`` warm-starts (complex voltages in
-    pandapower's internal order, e.g. the previous estimate's ``v``).
+    pandapower's internal order, e.g. the previous estimate's ``v``). ``detectability``
+    (default: when bad-data processing is on) fills ``critical``, ``min_detectable_error`` and
+    the ``detectability`` sentence from the measurements' leverages (one dense QR).
     """
     if bad_data not in ("lnr", "chi2", "off"):
         msg = f"bad_data={bad_data!r}: expected 'lnr', 'chi2' or 'off'"
@@ -226,14 +229,22 @@ def estimate(
     vb = v[pf.ppc_of_bus]
     full_r = np.full(len(ms), np.nan)
     full_r[used] = r
-    red = redundancy(hx, sub.std, lnr_threshold)
-    used_idx = np.flatnonzero(used)
-    mde = np.full(len(ms), np.nan)
-    mde[used] = red.min_detectable_error
-    real = sub.source != "virtual"
-    critical = used_idx[red.critical & real]
-    weak_mask = ~red.critical & (red.min_detectable_error > WEAK_DETECTION_STD * sub.std)
-    weak = used_idx[weak_mask & real]
+    extra = {}
+    if bad_data != "off" if detectability is None else detectability:
+        red = redundancy(hx, sub.std, lnr_threshold)
+        used_idx = np.flatnonzero(used)
+        mde = np.full(len(ms), np.nan)
+        mde[used] = red.min_detectable_error
+        real = sub.source != "virtual"
+        critical = used_idx[red.critical & real]
+        weak_mask = ~red.critical & (red.min_detectable_error > WEAK_DETECTION_STD * sub.std)
+        weak = used_idx[weak_mask & real]
+        extra = {
+            "critical": critical,
+            "min_detectable_error": mde,
+            "redundancy": red.redundancy,
+            "detectability": _detectability(ms, critical, weak, red.redundancy),
+        }
     return EstimateResult(
         vm_pu=np.abs(vb),
         va_rad=np.angle(vb),
@@ -245,10 +256,7 @@ def estimate(
         used=used,
         rejected=rejected,
         residual=full_r,
-        critical=critical,
-        min_detectable_error=mde,
-        redundancy=red.redundancy,
-        detectability=_detectability(ms, critical, weak, red.redundancy),
+        **extra,
     )
 
 
