@@ -170,7 +170,7 @@ def build_network_model(
     from pandapower.pypower.idx_bus import CID_P, CID_Q, CZD_P, CZD_Q, PD, QD
     from pandapower.pypower.idx_gen import GEN_BUS, GEN_STATUS, PG, QG
     from pandapower.pypower.makeYbus import makeYbus
-    from pandapower.results import init_results
+    from pandapower.results import init_results, verify_results
 
     check_supported(net, **options)
     options = {k: v for k, v in options.items() if k not in UNSUPPORTED_OPTIONS}
@@ -199,7 +199,10 @@ def build_network_model(
         )
         net["converged"] = False
         _add_auxiliary_elements(net)
-        init_results(net)
+        if net["_options"]["init_results"]:  # init="results" reads the previous results
+            verify_results(net, mode="pf")
+        else:
+            init_results(net)
         net._pd2ppc_lookups = {
             k: np.array([], dtype=np.int64)
             for k in ("bus", "bus_dc", "ext_grid", "gen", "branch", "branch_dc")

@@ -130,3 +130,23 @@ def test_divergence_raises_pandapowers_error():
     net.load["p_mw"] *= 40
     with pytest.raises(LoadflowNotConverged):
         runpp(net, max_iteration=10)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"calculate_voltage_angles": False},
+        {"trafo_model": "pi", "trafo_loading": "power"},
+        {"voltage_depend_loads": False, "init": "dc"},
+    ],
+    ids=["no_angles", "pi_power", "const_power_dc"],
+)
+def test_runpp_options_match_pandapower(options):
+    _assert_same(*_both(pn.example_multivoltage(), **options))
+
+
+def test_init_results_warm_starts_from_previous_results():
+    net = pn.example_multivoltage()
+    runpp(net)
+    ref, ours = _both(net, init="results")
+    _assert_same(ref, ours)
