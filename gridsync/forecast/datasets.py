@@ -54,3 +54,29 @@ def vic_elec_hourly() -> pd.Series:
 def taylor_halfhourly() -> pd.Series:
     """The bundled England & Wales half-hourly demand, June-August 2000 (see module doc)."""
     return bundled("taylor")
+
+
+# held-out series (``scripts/extract_unseen_demand.py``): name -> (local time zone, holidays)
+UNSEEN = {
+    "gb": ("Europe/London", ("GB", "ENG")),
+    "pjme": ("America/New_York", ("US", "PA")),
+    "fr": ("Europe/Paris", ("FR", None)),
+}
+SEASONS = ("winter", "summer")
+
+
+def unseen_window(name: str, season: str) -> pd.Series:
+    """One 84-day window (56 training + 28 test days) of a held-out demand series, in its
+    local time zone: ``name`` in ``UNSEEN`` (GB half-hourly national demand 2022, PJM East
+    hourly 2017, France hourly 2019), ``season`` 'winter' or 'summer'."""
+    from gridsync.forecast.data import clean_series
+
+    if name not in UNSEEN or season not in SEASONS:
+        raise ValueError(f"unseen window {name!r}/{season!r}; choose {sorted(UNSEEN)} x {SEASONS}")
+    frame = pd.read_csv(DEMAND_DIR / f"unseen_{name}.csv.gz", dtype=str)
+    t = pd.to_datetime(frame["time"], utc=True)
+    gap = int((t.diff() > pd.Timedelta(hours=1)).to_numpy().argmax())  # winter | summer
+    part = slice(0, gap) if season == "winter" else slice(gap, None)
+    return clean_series(
+        frame["time"].iloc[part], frame["demand_mw"].iloc[part], tz=UNSEEN[name][0]
+    ).values

@@ -23,10 +23,14 @@ Fitting uses the history only. The components are first fitted on all but its la
 reads rows up to itself). Per lead, non-negative least squares on those forecasts at the
 leads within +-3 h gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
 combined with weights stacked on the other half), in units of each series' mean day-on-day
-change, give the band: a time-of-day error scale, and per-lead empirical quantiles of the
-errors divided by it, both smoothed over neighbouring hours (split-conformal calibration).
-Then the components are refitted on the whole history. A forecast is the weighted sum of the
-components plus the scaled error quantiles, sorted so quantiles never cross.
+change over the week before each origin (so the band follows the level and the season's
+volatility), give the band: a time-of-day error scale, and per-lead empirical quantiles of
+the absolute errors divided by it (symmetric: P10/P90 = -/+ the 80th percentile, so a run of
+one-signed errors in the validation days does not tilt the band), both smoothed over
+neighbouring hours (split-conformal calibration). Then the components are refitted on the
+whole history. A forecast is the weighted sum of the components plus the scaled offsets,
+times ``BAND_SCALE`` and the ratio of the last week's errors to the validation errors
+(``gridsync.forecast.calibration``: the band widens after the fit when errors grow).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from scipy.optimize import nnls
 
 from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
 from gridsync.forecast.baselines import HoltWinters
+from gridsync.forecast.calibration import RecentErrors
 from gridsync.forecast.decomp import HALF_LIVES_H, decomposition_forecasts
 from gridsync.forecast.gbm import GlobalLightGBM
 
@@ -312,7 +317,7 @@ class HybridForecaster(Forecaster):
                 f"a {self.max_lead_h:g} h horizon and 2 days of training)"
             )
         n = history.shape[1]
-        self._sigma = self._error_scale(history)
+        self._sigma = self._error_scale(history)  # floor for the recent scale
         cols = np.arange(n)
         if n > self.max_valid_series:
             rng = np.random.default_rng(self.seed)
@@ -328,12 +333,32 @@ class HybridForecaster(Forecaster):
         comps = self._component_forecasts(fitted, sub, origins, horizon, exog)
         target = origins[:, None] + np.arange(1, horizon + 1)
         truth = sub.to_numpy(dtype=float)[target]
-        sigma = np.broadcast_to(self._sigma[cols], truth.shape)
+        recent = self._recent_scale(sub.to_numpy(dtype=float), origins, self._sigma[cols])
+        sigma = np.broadcast_to(recent[:, None, :], truth.shape)
         self._weights = self._fit_weights(comps, truth, sigma, dt_h)
         err = self._cross_fitted_errors(comps, truth, sigma, dt_h)
         slots = (self._slot(sub.index[origins])[:, None] + np.arange(1, horizon + 1)) % self._s_day
         self._offsets = self._conformal(err, slots, cols, n)
         self._fitted = self._fit_components(history, exog)
+        abs_z = np.abs(err / self._tod_scale[slots][..., None]).mean(axis=(1, 2))
+        self._recent = RecentErrors(sub.index[origins], abs_z, history.index[-1])
+
+    RECENT_DAYS = 7
+    BAND_SCALE = 1.1  # set on development windows (PJM 2015-16, France 2017-18, GB autumn 2022)
+
+    def _recent_scale(self, y: np.ndarray, origins: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """(origins, n) error scale known at each origin: the mean absolute day-on-day change
+        over the ``RECENT_DAYS`` days up to it (reads rows <= origin). Band offsets are
+        quantiles of errors in this unit, so the band follows the level and the season's
+        volatility (a cold spell, the summer holidays) instead of the training window's
+        average. At least a quarter of the training window's scale ``floor``."""
+        d = self._s_day
+        change = np.abs(y[d:] - y[:-d])
+        csum = np.vstack([np.zeros((1, y.shape[1])), np.cumsum(change, axis=0)])
+        end = origins - d + 1  # change rows up to the origin
+        start = np.maximum(end - self.RECENT_DAYS * d, 0)
+        mean = (csum[end] - csum[start]) / np.maximum(end - start, 1)[:, None]
+        return np.maximum(mean, 0.25 * floor)
 
     def _error_scale(self, history: pd.DataFrame) -> np.ndarray:
         """(n,) typical error size per series: the mean absolute day-on-day change, so band
@@ -394,6 +419,19 @@ class HybridForecaster(Forecaster):
             out[i] = v[idx].mean(axis=0)
         return np.moveaxis(out, 0, axis)
 
+    SYMMETRIC = True
+
+    def _error_quantiles(self, z: np.ndarray, axis) -> np.ndarray:
+        """Band offsets (n_q, ...) from scaled errors ``z``: with ``SYMMETRIC``, quantile q is
+        sign(q - 0.5) times the |2q - 1| quantile of |z| (P10/P90 = -/+ the 80th percentile
+        of |z|), so a run of errors of one sign in the validation days (a mild fortnight)
+        does not shift the band for the days after it; else the plain quantiles of z."""
+        if not self.SYMMETRIC:
+            return np.quantile(z, self.quantiles, axis=axis)
+        q = np.asarray(self.quantiles)
+        mag = np.quantile(np.abs(z), np.abs(2 * q - 1), axis=axis)
+        return np.sign(q - 0.5).reshape((-1,) + (1,) * (mag.ndim - 1)) * mag
+
     def _conformal(self, err, slots, cols, n):
         """Band model from the cross-fitted scaled errors ``err`` (origins, H, n) whose targets
         fall in time-of-day ``slots`` (origins, H).
@@ -412,8 +450,8 @@ class HybridForecaster(Forecaster):
         tod = self._smooth(per_slot, 0, circular=True)
         self._tod_scale = tod / tod.mean()
         z = err / self._tod_scale[slots][..., None]
-        pooled = self._smooth(np.quantile(z, self.quantiles, axis=(0, 2)), 1, circular=False)
-        own = self._smooth(np.quantile(z, self.quantiles, axis=0), 1, circular=False)
+        pooled = self._smooth(self._error_quantiles(z, axis=(0, 2)), 1, circular=False)
+        own = self._smooth(self._error_quantiles(z, axis=0), 1, circular=False)
         m = err.shape[0] * (2 * max(1, int(round(self.SMOOTH_H * self._hour))) + 1)
         out = np.repeat(pooled[..., None], n, axis=2)
         out[:, :, cols] = (m * own + self.SHRINK * pooled[..., None]) / (m + self.SHRINK)
@@ -434,4 +472,30 @@ class HybridForecaster(Forecaster):
         point = np.einsum("hc,chn->hn", self._weights[:horizon], comps[:, 0])
         slots = (self._slot(history.index[-1:])[0] + np.arange(1, horizon + 1)) % self._s_day
         band = self._offsets[:, :horizon] * self._tod_scale[slots][None, :, None]
-        return point[None] + band * self._sigma
+        sigma = self._recent_scale(history.to_numpy(dtype=float), origin, self._sigma)[0]
+        return point[None] + band * sigma * self.BAND_SCALE * self._recent_ratio(history, exog)
+
+    def _recent_ratio(self, history: pd.DataFrame, exog) -> float:
+        """Band multiplier from the combined forecast's errors over the last week
+        (``gridsync.forecast.calibration``): origins every 6 h whose whole horizon is in
+        ``history``, forecast once with the fitted components and cached."""
+        horizon = len(self._weights)
+        every = max(1, self._s_day // 4)
+        last = len(history) - 1 - horizon
+        first = max(self._min_history(), last - int(self._recent.days * self._s_day))
+        rows = np.arange(last, first - 1, -every)[::-1]
+        if len(rows):
+            todo = rows[self._recent.missing(history.index[rows])]
+            if len(todo):
+                comps = self._component_forecasts(self._fitted, history, todo, horizon, exog)
+                point = np.einsum("hc,cohn->ohn", self._weights, comps)
+                y = history.to_numpy(dtype=float)
+                truth = y[todo[:, None] + np.arange(1, horizon + 1)]
+                scale = self._recent_scale(y, todo, self._sigma)[:, None, :]
+                slots = (self._slot(history.index[todo])[:, None] + np.arange(1, horizon + 1)) % (
+                    self._s_day
+                )
+                z = (truth - point) / scale / self._tod_scale[slots][..., None]
+                self._recent.add(history.index[todo], np.abs(z).mean(axis=(1, 2)))
+        step = history.index[1] - history.index[0]
+        return self._recent.ratio(history.index[-1], horizon * step)

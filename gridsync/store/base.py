@@ -277,3 +277,21 @@ class Store(ABC):
     @abstractmethod
     def audit_log(self, since_s: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Audit entries newest first."""
+
+    # -- model registry (``gridsync.learning.registry`` adds promotion rules and audit) -------
+    @abstractmethod
+    def put_model(self, name: str, meta: dict[str, Any], artifact: bytes, created_by: str) -> int:
+        """Store a new version of model ``name`` (stage ``candidate``); returns its version
+        number (1, 2, ... per name)."""
+
+    @abstractmethod
+    def models(self, name: str) -> list[dict[str, Any]]:
+        """Versions of ``name``, newest first: version, created_s, stage, created_by, meta."""
+
+    @abstractmethod
+    def model_artifact(self, name: str, version: int) -> bytes:
+        """The stored bytes of one version (StoreError when it does not exist)."""
+
+    @abstractmethod
+    def set_model_stage(self, name: str, version: int, stage: str) -> None:
+        """Set the stage (``candidate``, ``live``, ``retired``, ``rejected``) of a version."""

@@ -65,6 +65,12 @@ MIGRATIONS: list[list[str]] = [
         " created timestamptz NOT NULL DEFAULT now(), payload jsonb NOT NULL,"
         " PRIMARY KEY (asset_kind, idx))",
     ],
+    [
+        "CREATE TABLE models (name text NOT NULL, version integer NOT NULL,"
+        " created timestamptz NOT NULL DEFAULT now(), stage text NOT NULL,"
+        " created_by text NOT NULL, meta jsonb NOT NULL, artifact bytea NOT NULL,"
+        " PRIMARY KEY (name, version))",
+    ],
 ]
 
 
@@ -424,3 +430,60 @@ class PostgresStore(Store):
         )
         keys = ("id", "ts_s", "actor", "role", "action", "target", "detail")
         return [dict(zip(keys, (r[0], _s(r[1]), *r[2:6], r[6] or {}), strict=True)) for r in rows]
+
+    def put_model(self, name, meta, artifact, created_by) -> int:
+        def insert(c: psycopg.Connection) -> int:
+            c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+            version = c.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = %s", (name,)
+            ).fetchone()[0]
+            c.execute(
+                "INSERT INTO models (name, version, stage, created_by, meta, artifact)"
+                " VALUES (%s, %s, 'candidate', %s, %s::jsonb, %s)",
+                (_text(name), version, _text(created_by), _json(meta), bytes(artifact)),
+            )
+            return int(version)
+
+        return self._run(insert)
+
+    def models(self, name) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT version, created, stage, created_by, meta FROM models"
+                " WHERE name = %s ORDER BY version DESC",
+                (_text(name),),
+            ).fetchall()
+        )
+        return [
+            {
+                "version": r[0],
+                "created_s": _s(r[1]),
+                "stage": r[2],
+                "created_by": r[3],
+                "meta": r[4],
+            }
+            for r in rows
+        ]
+
+    def model_artifact(self, name, version) -> bytes:
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT artifact FROM models WHERE name = %s AND version = %s",
+                (_text(name), int(version)),
+            ).fetchone()
+        )
+        if row is None:
+            raise StoreError(f"model {name!r} version {version}: not in the registry")
+        return bytes(row[0])
+
+    def set_model_stage(self, name, version, stage) -> None:
+        n = self._run(
+            lambda c: (
+                c.execute(
+                    "UPDATE models SET stage = %s WHERE name = %s AND version = %s",
+                    (stage, _text(name), int(version)),
+                ).rowcount
+            )
+        )
+        if n != 1:
+            raise StoreError(f"model {name!r} version {version}: not in the registry")

@@ -48,6 +48,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE overrides (asset_kind TEXT NOT NULL, idx INTEGER NOT NULL,"
         " created_s REAL NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (asset_kind, idx))",
     ],
+    [
+        "CREATE TABLE models (name TEXT NOT NULL, version INTEGER NOT NULL,"
+        " created_s REAL NOT NULL, stage TEXT NOT NULL, created_by TEXT NOT NULL,"
+        " meta TEXT NOT NULL, artifact BLOB NOT NULL, PRIMARY KEY (name, version))",
+    ],
 ]
 
 
@@ -268,3 +273,49 @@ class SqliteStore(Store):
             ).fetchall()
         keys = ("id", "ts_s", "actor", "role", "action", "target", "detail")
         return [dict(zip(keys, (*r[:6], json.loads(r[6] or "{}")), strict=True)) for r in rows]
+
+    def put_model(self, name, meta, artifact, created_by) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = db.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?", (name,)
+                ).fetchone()[0]
+                db.execute(
+                    "INSERT INTO models VALUES (?, ?, ?, 'candidate', ?, ?, ?)",
+                    (name, version, time.time(), created_by, dumps(meta), bytes(artifact)),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return int(version)
+
+    def models(self, name) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT version, created_s, stage, created_by, meta FROM models"
+                " WHERE name = ? ORDER BY version DESC",
+                (name,),
+            ).fetchall()
+        keys = ("version", "created_s", "stage", "created_by", "meta")
+        return [dict(zip(keys, (*r[:4], json.loads(r[4])), strict=True)) for r in rows]
+
+    def model_artifact(self, name, version) -> bytes:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT artifact FROM models WHERE name = ? AND version = ?", (name, int(version))
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"model {name!r} version {version}: not in the registry")
+        return bytes(row[0])
+
+    def set_model_stage(self, name, version, stage) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE models SET stage = ? WHERE name = ? AND version = ?",
+                (stage, name, int(version)),
+            )
+        if cur.rowcount != 1:
+            raise StoreError(f"model {name!r} version {version}: not in the registry")
