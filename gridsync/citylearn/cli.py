@@ -12,7 +12,7 @@ import pandas as pd
 from gridsync.citylearn.dataset import CityLearnSchemaError, read_dataset
 from gridsync.citylearn.simulate import RunResult, run
 
-CONTROLLERS = ("no-battery", "rule")
+CONTROLLERS = ("no-battery", "rule", "mpc", "bound", "bound-peak-cap")
 _TABLE = (
     ("score_2022", "2022 score (mean of cost and CO2 ratios)"),
     ("cost_ratio", "district cost / no battery"),

@@ -118,7 +118,7 @@ def run(dataset: CityLearnDataset, controller: Controller) -> RunResult:
         soc_kwh=soc,
         net_kwh=net,
         base_net_kwh=base,
-        kpis=kpis(net, base, price, carbon, dataset.names),
+        kpis={**kpis(net, base, price, carbon, dataset.names), **getattr(controller, "extra_kpis", {})},
         runtime_s=time.perf_counter() - t0,
     )
 

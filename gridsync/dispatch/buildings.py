@@ -33,6 +33,7 @@ from gridsync.model.citylearn_battery import (
     charge_segments,
     discharge_segments,
     power_limit_rows,
+    worst_efficiency,
 )
 
 INF = highspy.kHighsInf
@@ -60,6 +61,7 @@ class BuildingsHorizon:
     other_net_kwh: np.ndarray
     other_price_per_kwh: np.ndarray
     peak_cap_kw: np.ndarray
+    net_spread_kwh: np.ndarray | None = None  # (B, H): forecast uncertainty, see BuildingsPlanner
 
 
 def buildings_horizon(
@@ -73,6 +75,7 @@ def buildings_horizon(
     other_net_kwh: np.ndarray | float = 0.0,
     other_price_per_kwh: np.ndarray | float | None = None,
     peak_cap_kw: np.ndarray | float = np.inf,
+    net_spread_kwh: np.ndarray | float = 0.0,
 ) -> BuildingsHorizon:
     """Build a horizon from plain arrays, broadcasting scalars / per-hour rows to (B, H)."""
     net = np.atleast_2d(np.asarray(net_load_kwh, dtype=float))
@@ -107,6 +110,7 @@ def buildings_horizon(
         other_net_kwh=per_hour(other_net_kwh, "other_net_kwh"),
         other_price_per_kwh=per_hour(other_price, "other_price_per_kwh"),
         peak_cap_kw=per_hour(peak_cap_kw, "peak_cap_kw"),
+        net_spread_kwh=grid(net_spread_kwh, "net_spread_kwh"),
     )
 
 
@@ -131,18 +135,36 @@ class BuildingsPlanner:
         carbon_price_per_kg: float = 0.0,
         peak_penalty_per_kwh: float = 10.0,
         time_limit_s: float = 30.0,
+        options: dict | None = None,
+        efficiency: str = "hull",
+        two_point: bool = False,
     ) -> None:
+        """``efficiency="hull"`` plans on the concave/convex hull of the efficiency curve (a
+        relaxation: the LP optimum bounds the real one); ``"worst"`` on the curve's lowest
+        efficiency (conservative: the real battery ends at least as full as planned).
+        ``two_point=True`` prices each building's import (its CO2) as the mean over two
+        outcomes of its net load, forecast -/+ ``horizon.net_spread_kwh``: with noisy loads the
+        expected import ``E[max(0, net)]`` exceeds ``max(0, E[net])`` (and the expected PV
+        surplus likewise), which a plan on the mean forecast ignores and then fills the
+        battery from the grid before surplus PV arrives.
+        ``options`` override the HiGHS defaults used here (simplex, presolve off, 1 thread);
+        a whole-year plan is better served by ``{"solver": "ipm", "presolve": "on"}``."""
         if not batteries:
             raise ValueError("batteries: at least one battery is needed to plan")
+        if efficiency not in ("hull", "worst"):
+            raise ValueError(f"efficiency: expected 'hull' or 'worst', got {efficiency!r}")
+        self.efficiency = efficiency
+        self.two_point = two_point
         self.batteries = batteries
         self.hours = hours
         self.carbon_price_per_kg = float(carbon_price_per_kg)
         self.peak_penalty_per_kwh = float(peak_penalty_per_kwh)
+        self.time_limit_s = float(time_limit_s)
         self._build()
         self._h = highspy.Highs()
         for name, value in {
             "output_flag": False, "presolve": "off", "threads": 1, "solver": "simplex",
-            "time_limit": float(time_limit_s),
+            "time_limit": float(time_limit_s), **(options or {}),
         }.items():
             self._h.setOptionValue(name, value)
         self._h.passModel(self._lp)
@@ -151,8 +173,13 @@ class BuildingsPlanner:
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
         n_b, n_h = len(self.batteries), self.hours
-        segs_c = [charge_segments(p) for p in self.batteries]
-        segs_d = [discharge_segments(p) for p in self.batteries]
+        if self.efficiency == "hull":
+            segs_c = [charge_segments(p) for p in self.batteries]
+            segs_d = [discharge_segments(p) for p in self.batteries]
+        else:
+            worst = [worst_efficiency(p) for p in self.batteries]
+            segs_c = [(np.array([p.power_kw]), np.array([w])) for p, w in zip(self.batteries, worst, strict=True)]
+            segs_d = [(np.array([p.power_kw]), np.array([1 / w])) for p, w in zip(self.batteries, worst, strict=True)]
         rows_p = [power_limit_rows(p) for p in self.batteries]
         jc = max(len(w) for w, _ in segs_c)
         jd = max(len(w) for w, _ in segs_d)
@@ -169,13 +196,11 @@ class BuildingsPlanner:
         self._c = block(n_b, n_h, jc)
         self._d = block(n_b, n_h, jd)
         self._soc = block(n_b, n_h + 1)
-        self._n = block(n_b, n_h)
-        self._g = block(n_b, n_h)
+        self._g = block(n_b, n_h, 2 if self.two_point else 1)
         self._y = block(n_h)
         self._s = block(n_h)
         n_col = counter
         lb, ub = np.zeros(n_col), np.full(n_col, INF)
-        lb[self._n] = -INF
         for b in range(n_b):
             wc, wd = segs_c[b][0], segs_d[b][0]
             ub[self._c[b, :, : len(wc)]] = wc
@@ -183,7 +208,6 @@ class BuildingsPlanner:
             ub[self._d[b, :, : len(wd)]] = wd
             ub[self._d[b, :, len(wd):]] = 0.0
             ub[self._soc[b]] = self.batteries[b].capacity0_kwh
-        self._lb, self._ub = lb, ub
 
         rows, cols, vals, rlo, rhi = [], [], [], [], []
         r = 0
@@ -202,15 +226,13 @@ class BuildingsPlanner:
             cols.append(col_idx.ravel())
             vals.append(np.broadcast_to(value, row_idx.shape).ravel().astype(float))
 
-        # net: n - sum c + sum d = base
-        self._r_net = add(n_b * n_h, 0.0, 0.0).reshape(n_b, n_h)
-        put(self._r_net, self._n, 1.0)
-        put(self._r_net[..., None], self._c, -1.0)
-        put(self._r_net[..., None], self._d, 1.0)
-        # import: g - n >= 0
-        r_imp = add(n_b * n_h, 0.0, INF).reshape(n_b, n_h)
-        put(r_imp, self._g, 1.0)
-        put(r_imp, self._n, -1.0)
+        # import: g - sum c + sum d >= base (the battery's meter energy adds to the net load)
+        n_g = self._g.shape[2]
+        self._r_imp = add(n_b * n_h * n_g, 0.0, INF).reshape(n_b, n_h, n_g)
+        put(self._r_imp, self._g, 1.0)
+        for j in range(n_g):
+            put(self._r_imp[..., j, None], self._c, -1.0)
+            put(self._r_imp[..., j, None], self._d, 1.0)
         # soc: soc[k+1] - (1-loss) soc[k] - sum eta c + sum rho d = 0
         r_soc = add(n_b * n_h, 0.0, 0.0).reshape(n_b, n_h)
         keep = np.array([1.0 - p.loss_coefficient for p in self.batteries])[:, None]
@@ -223,23 +245,27 @@ class BuildingsPlanner:
             rho[b, : len(segs_d[b][1])] = segs_d[b][1]
         put(r_soc[..., None], self._c, -eta[:, None, :])
         put(r_soc[..., None], self._d, rho[:, None, :])
-        # power: sum c (and sum d) - P b (1-loss)/cap soc[k] <= P a, per hull row
+        # power: sum c + sum d - P b (1-loss)/cap soc[k] <= P a for each hull row that can bind
+        # (one direction per hour, as in CityLearn; the segment widths already cap at P)
         for b, p in enumerate(self.batteries):
             a_i, b_i = rows_p[b]
             slope = p.power_kw * b_i * (1 - p.loss_coefficient) / p.capacity0_kwh
             for i in range(len(a_i)):
-                for var in (self._c[b], self._d[b]):
-                    rr = add(n_h, -INF, p.power_kw * a_i[i])
-                    put(rr[:, None], var, 1.0)
-                    put(rr, self._soc[b, :-1], -slope[i])
-        # district bill: y_k - sum_b ratio_bk n_bk >= ratio_other_k * other_k
+                if b_i[i] == 0 and a_i[i] >= 1.0:
+                    continue
+                rr = add(n_h, -INF, p.power_kw * a_i[i])
+                put(rr[:, None], self._c[b], 1.0)
+                put(rr[:, None], self._d[b], 1.0)
+                put(rr, self._soc[b, :-1], -slope[i])
+        # district bill: y_k - sum_b ratio_bk (sum c - sum d) >= sum_b ratio_bk base_bk + other
         self._r_bill = add(n_h, 0.0, INF)
         put(self._r_bill, self._y, 1.0)
-        self._bill_entries = np.broadcast_to(self._r_bill, (n_b, n_h))
-        put(self._bill_entries, self._n, -1.0)
-        # district cap: sum_b n_bk - s_k <= cap_k - other_k
+        put(self._r_bill[None, :, None], self._c, -1.0)
+        put(self._r_bill[None, :, None], self._d, 1.0)
+        # district cap: sum_b (sum c - sum d) - s_k <= cap_k - sum_b base_bk - other_k
         self._r_cap = add(n_h, -INF, INF)
-        put(self._r_cap[None, :], self._n, 1.0)
+        put(self._r_cap[None, :, None], self._c, 1.0)
+        put(self._r_cap[None, :, None], self._d, -1.0)
         put(self._r_cap, self._s, -1.0)
 
         a = sp.csc_matrix(
@@ -247,7 +273,10 @@ class BuildingsPlanner:
         )
         self._rlo, self._rhi = np.concatenate(rlo).astype(float), np.concatenate(rhi).astype(float)
         self._cost = np.zeros(n_col)
-        self._cost[self._c] = 1e-6  # break ties against idle cycling
+        # break ties against idle cycling, and towards charging later (a later decision
+        # knows more: with equal prices, charge as late as the plan allows)
+        later = 1e-4 * (n_h - np.arange(n_h)) / n_h
+        self._cost[self._c] = 1e-6 + later[None, :, None]
         self._cost[self._d] = 1e-6
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n_col, r
@@ -273,21 +302,34 @@ class BuildingsPlanner:
         ratio = price / pbar
         changed = np.argwhere(np.abs(ratio - self._ratio) > 1e-12)
         for b, k in changed:
-            h.changeCoeff(int(self._r_bill[k]), int(self._n[b, k]), float(-ratio[b, k]))
+            row = int(self._r_bill[k])
+            for col in self._c[b, k]:
+                h.changeCoeff(row, int(col), float(-ratio[b, k]))
+            for col in self._d[b, k]:
+                h.changeCoeff(row, int(col), float(ratio[b, k]))
         self._ratio = ratio
         cost_idx = np.concatenate([self._y, self._g.ravel(), self._s, self._soc[:, -1]])
         cost_val = np.concatenate([
             pbar,
-            (self.carbon_price_per_kg * horizon.carbon_g_per_kwh / 1000.0).ravel(),
+            np.repeat(
+                self.carbon_price_per_kg * horizon.carbon_g_per_kwh / 1000.0 / self._g.shape[2],
+                self._g.shape[2],
+            ).ravel(),
             np.full(n_h, self.peak_penalty_per_kwh),
             -horizon.terminal_value_per_kwh,
         ])
         h.changeColsCost(len(cost_idx), cost_idx.astype(np.int32), cost_val)
-        base = horizon.net_load_kwh.ravel()
-        other_cost = horizon.other_price_per_kwh / pbar * horizon.other_net_kwh
-        row_idx = np.concatenate([self._r_net.ravel(), self._r_bill, self._r_cap])
-        lo = np.concatenate([base, other_cost, np.full(n_h, -INF)])
-        hi = np.concatenate([base, np.full(n_h, INF), horizon.peak_cap_kw - horizon.other_net_kwh])
+        base = horizon.net_load_kwh
+        bill_lo = (ratio * base).sum(axis=0) + horizon.other_price_per_kwh / pbar * horizon.other_net_kwh
+        cap_hi = horizon.peak_cap_kw - base.sum(axis=0) - horizon.other_net_kwh
+        row_idx = np.concatenate([self._r_imp.ravel(), self._r_bill, self._r_cap])
+        if self.two_point:
+            spread = 0.0 if horizon.net_spread_kwh is None else horizon.net_spread_kwh
+            imp_lo = np.stack([base - spread, base + spread], axis=2)
+        else:
+            imp_lo = base[..., None]
+        lo = np.concatenate([imp_lo.ravel(), bill_lo, np.full(n_h, -INF)])
+        hi = np.concatenate([np.full(imp_lo.size, INF), np.full(n_h, INF), cap_hi])
         h.changeRowsBounds(len(row_idx), row_idx.astype(np.int32), lo, hi)
         cap = self._capacity(horizon)
         soc0 = np.minimum(horizon.soc_kwh, cap)
@@ -295,6 +337,8 @@ class BuildingsPlanner:
         col_lo = np.concatenate([soc0, np.zeros(n_b * n_h)])
         col_hi = np.concatenate([soc0, np.repeat(cap, n_h)])
         h.changeColsBounds(len(col_idx), col_idx.astype(np.int32), col_lo, col_hi)
+        # HiGHS measures time_limit on the object's cumulative run clock
+        h.setOptionValue("time_limit", h.getRunTime() + self.time_limit_s)
         h.run()
         status = h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
@@ -309,7 +353,7 @@ class BuildingsPlanner:
         return BuildingsSchedule(
             battery_kwh=battery,
             soc_kwh=x[self._soc],
-            net_kwh=x[self._n],
+            net_kwh=horizon.net_load_kwh + battery,
             objective=float(h.getInfo().objective_function_value),
         )
 

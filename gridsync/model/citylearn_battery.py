@@ -200,6 +200,12 @@ def discharge_segments(params: CityLearnBatteryParams, samples: int = 41) -> tup
     return _hull(meter, removed, upper=False)
 
 
+def worst_efficiency(params: CityLearnBatteryParams) -> float:
+    """Lowest one-way efficiency over requests from 0 to the nominal power."""
+    battery = CityLearnBattery(params)
+    return min(battery.efficiency_at(e) for e in np.linspace(0.0, params.power_kw, 101))
+
+
 def power_limit_rows(params: CityLearnBatteryParams) -> tuple[np.ndarray, np.ndarray]:
     """Concave hull of the capacity-power curve as rows ``p <= P * (a + b * soc / capacity)``.
 

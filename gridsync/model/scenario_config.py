@@ -251,11 +251,15 @@ class TariffConfig(_Strict):
 
 
 class CarbonConfig(_Strict):
-    """Modelled grid carbon intensity: a base, lowered by solar output, raised in the evening."""
+    """Grid carbon intensity: modelled (a base, lowered by solar output, raised in the evening)
+    unless ``csv`` gives a measured series."""
 
     base_g_per_kwh: float = Field(380.0, ge=0)
     solar_dip_g_per_kwh: float = Field(160.0, ge=0)
     evening_peak_g_per_kwh: float = Field(90.0, ge=0)
+    csv: str | None = Field(
+        None, description="optional CSV time,carbon_g_per_kwh of measured intensity (replaces the model)"
+    )
 
 
 class LimitsConfig(_Strict):

@@ -48,20 +48,30 @@ def tou_prices(cfg: TariffConfig, index: pd.DatetimeIndex) -> np.ndarray:
     return price
 
 
+def _csv_series(
+    name: str, column: str, field: str, index: pd.DatetimeIndex, base_dir: Path | None
+) -> np.ndarray:
+    """A ``time,<column>`` CSV held forward onto ``index``; gaps at the start are errors."""
+    path = Path(name)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    frame = pd.read_csv(path, parse_dates=["time"])
+    if column not in frame.columns:
+        msg = f"{field} {path.name}: column {column!r} missing (has {list(frame.columns)})"
+        raise ValueError(msg)
+    series = frame.set_index("time")[column].reindex(index, method="ffill")
+    if series.isna().any():
+        msg = f"{field} {path.name} does not cover {series.index[series.isna()][0]}"
+        raise ValueError(msg)
+    return series.to_numpy(dtype=float)
+
+
 def build_tariff(
     cfg: TariffConfig, index: pd.DatetimeIndex, base_dir: Path | None = None
 ) -> Tariff:
     price = tou_prices(cfg, index)
     if cfg.real_time_csv:
-        path = Path(cfg.real_time_csv)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        rt = pd.read_csv(path, parse_dates=["time"]).set_index("time")["price_eur_per_kwh"]
-        rt = rt.reindex(index, method="ffill")
-        if rt.isna().any():
-            msg = f"tariff.real_time_csv {path.name} does not cover {rt.index[rt.isna()][0]}"
-            raise ValueError(msg)
-        price = rt.to_numpy(dtype=float)
+        price = _csv_series(cfg.real_time_csv, "price_eur_per_kwh", "tariff.real_time_csv", index, base_dir)
     return Tariff(
         import_eur_per_kwh=price,
         export_eur_per_kwh=np.full(len(index), cfg.export_price_eur_per_kwh),
@@ -70,14 +80,16 @@ def build_tariff(
 
 
 def carbon_intensity(
-    cfg: CarbonConfig, index: pd.DatetimeIndex, ghi_w_m2: np.ndarray
+    cfg: CarbonConfig, index: pd.DatetimeIndex, ghi_w_m2: np.ndarray, base_dir: Path | None = None
 ) -> np.ndarray:
-    """Modelled average grid carbon intensity (g CO2 per kWh imported).
+    """Average grid carbon intensity (g CO2 per kWh imported), measured or modelled.
 
-    Solar output displaces fossil generation in proportion to irradiance; evening ramps are
-    met by peakers. This is a model, not measured data: replace it with a real series when
-    one is available.
+    With ``cfg.csv`` (columns ``time,carbon_g_per_kwh``) the measured series is held forward
+    onto the scenario's steps. Otherwise a model: solar output displaces fossil generation in
+    proportion to irradiance; evening ramps are met by peakers.
     """
+    if cfg.csv:
+        return _csv_series(cfg.csv, "carbon_g_per_kwh", "carbon.csv", index, base_dir)
     hour = np.asarray(index.hour + index.minute / 60)
     evening = np.exp(-0.5 * ((hour - 19.0) / 1.5) ** 2)
     return (

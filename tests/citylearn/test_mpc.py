@@ -1,0 +1,57 @@
+"""MPC on generated districts: no look-ahead (poisoned future), price issuing, the bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridsync.citylearn.bound import PerfectForesightBound
+from gridsync.citylearn.dataset import read_dataset
+from gridsync.citylearn.mpc import CityLearnMPC, issued_price_forecast
+from gridsync.citylearn.simulate import SelfConsumptionRule, run
+from tests.citylearn.conftest import write_dataset
+
+
+def _poison_after(root, t):
+    """Scale every data row after hour t of every CSV by 7 (zero thermal demand stays 0)."""
+    for path in root.glob("*.csv"):
+        frame = pd.read_csv(path)
+        frame.iloc[t + 1 :, :] = frame.iloc[t + 1 :, :].to_numpy() * 7.0
+        frame.to_csv(path, index=False)
+
+
+def test_actions_up_to_t_ignore_every_later_row(tmp_path):
+    hours, t = 420, 400  # past the 384 h cold start: the learned forecaster is in play
+    clean = write_dataset(tmp_path / "clean", hours=hours, n_buildings=2, seed=3)
+    poisoned = write_dataset(tmp_path / "poisoned", hours=hours, n_buildings=2, seed=3)
+    _poison_after(poisoned, t)
+    a = run(read_dataset(clean), CityLearnMPC()).request_kwh
+    b = run(read_dataset(poisoned), CityLearnMPC()).request_kwh
+    assert np.array_equal(a[:, : t + 1], b[:, : t + 1])
+    assert not np.allclose(a[:, t + 1 :], b[:, t + 1 :])  # the poison did reach the data
+
+
+def test_issued_price_forecast_takes_the_latest_prediction():
+    t = 30
+    price = np.arange(t + 1.0)[None, :]
+    predicted = np.stack([price + 6, price + 12, price + 24], axis=2)  # perfect predictions
+    out = issued_price_forecast(price, predicted, 24)
+    assert out[0] == pytest.approx(np.arange(t, t + 24.0))
+    # at t = 2 nothing was issued yet for t+5 (6 h rows start at 0 -> hour 6): back to t
+    early = issued_price_forecast(price[:, :3], predicted[:, :3], 8)
+    assert early[0] == pytest.approx([2, 2, 2, 2, 6, 7, 8, 2])
+
+
+def test_bound_lp_is_below_mpc_and_rule_and_the_cap_holds(tmp_path):
+    root = write_dataset(tmp_path / "d", hours=96, n_buildings=2, seed=5)
+    ds = read_dataset(root)
+    rule = run(ds, SelfConsumptionRule()).kpis
+    mpc = run(ds, CityLearnMPC()).kpis
+    bound = run(ds, PerfectForesightBound(ds)).kpis
+    capped = run(ds, PerfectForesightBound(ds, peak_cap=True)).kpis
+    # the LP's own optimum is a lower bound on every controller (hull sampling aside)
+    assert bound["lp_score_2022"] <= mpc["score_2022"] + 1e-3
+    assert bound["lp_score_2022"] <= rule["score_2022"] + 1e-3
+    assert mpc["score_2022"] < 1.0
+    assert capped["lp_peak_import_kw"] <= capped["peak_import_kw_no_battery"] + 1e-3
