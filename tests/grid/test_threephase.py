@@ -113,6 +113,9 @@ def test_nonconvergent_snapshot_is_named_and_others_solve():
         solver.solve(p, np.zeros_like(p), max_iter=60)
     res = solver.solve(p, np.zeros_like(p), max_iter=60, strict=False)
     assert res.converged.tolist() == [True, False, True]
+    p[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"snapshot 2, component 0 \(load.a at node l.1\)"):
+        solver.solve(p, np.zeros_like(p))
 
 
 def test_reader_errors_name_the_element(tmp_path):

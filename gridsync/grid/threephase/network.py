@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 LOAD_MODEL_PQ = 1  # constant power (impedance outside [vmin, vmax], as OpenDSS model 1)
 LOAD_MODEL_Z = 2  # constant impedance
-LOAD_MODEL_I = 5  # constant current magnitude
+# any other model code (OpenDSS 5) is constant current magnitude
 
 
 @dataclass

@@ -120,13 +120,6 @@ class ThreePhaseSolver:
         self.comp_to = np.where(loads.node_to >= 0, local[np.maximum(loads.node_to, 0)], 0)
         self._to_mask = (loads.node_to >= 0).astype(float)  # 0: the component is grounded
 
-    def no_load(self) -> np.ndarray:
-        """Complex node voltages with every load off (volts, shape (n_node,))."""
-        v = np.zeros(self.net.n_node, dtype=complex)
-        v[self.net.slack] = self.net.v_slack
-        v[self.free] = self.v0_free
-        return v
-
     def _load_currents(self, v_l: np.ndarray, s_va: np.ndarray) -> np.ndarray:
         """Consumption current (from -> to) of every component, (T, n_comp), from the load
         nodes' voltages ``v_l`` (T, n_load_nodes).
@@ -162,9 +155,16 @@ class ThreePhaseSolver:
         if p.shape != q.shape or p.shape[1] != self.net.loads.n:
             msg = f"expected powers of shape (T, {self.net.loads.n}), got {p.shape} and {q.shape}"
             raise ValueError(msg)
-        bad = ~np.isfinite(p).all(axis=1) | ~np.isfinite(q).all(axis=1)
+        bad = ~(np.isfinite(p) & np.isfinite(q))
         if bad.any():
-            msg = f"non-finite load powers in snapshots {np.nonzero(bad)[0][:10].tolist()}"
+            t, k = (int(x[0]) for x in np.nonzero(bad))
+            loads = self.net.loads
+            node = self.net.node_names[loads.node_from[k]]
+            msg = (
+                f"load power is not finite at snapshot {t}, component {k} "
+                f"({self.net.load_names[loads.element[k]]} at node {node}); "
+                f"{int(bad.sum())} value(s) in snapshots {np.unique(np.nonzero(bad)[0])[:10].tolist()}"
+            )
             raise ValueError(msg)
         s_va = (p + 1j * q) * 1000.0
         T = p.shape[0]
