@@ -42,8 +42,12 @@ def test_within_one_point_of_blast_lite_over_ten_years(chem):
     """Same stress aggregation as BLAST-Lite (segment range as depth): within 1 pp over 10
     years on every duty cycle but one. Known gap: NMC cycled twice a day to 90 % at 35 C is
     1.5 pp above BLAST-Lite after one year and 7 pp after ten (it ends at 42 %, far past end of
-    life); BLAST-Lite counts 14 % fewer EFC on that input (3976 vs 4611 in 10 years) yet fades
-    faster, which we have not explained. The test pins the gap's sign and size."""
+    life). From q < 0.95 on, that battery cannot hold the requested kWh swing and the replayed
+    SoC is clipped at 0 and 1; the clipped profile depends on where segments start (we cut at
+    midnight, BLAST-Lite at turning points about every 0.6 day), so the two replays pass
+    different throughput (4611 vs 3976 EFC in 10 years). Cut at BLAST-Lite's breakpoints, our
+    model gave 0.8398 against its 0.8394 after one year and 1.6 pp at ten (a one-off check).
+    The test pins the gap's sign and size."""
     mine = trajectories(chem, "range")
     for name, ref in REF["trajectories"][chem]["duty_cycles"].items():
         err_pp = 100 * (mine[name] - np.asarray(ref))
