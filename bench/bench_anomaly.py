@@ -55,27 +55,52 @@ def main() -> None:
     ap.add_argument("--cal-days", type=int, default=6, help="days per calibration window")
     ap.add_argument("--stressed-days", type=int, default=4, help="days per stressed window")
     ap.add_argument("--events", type=int, default=50, help="injections per event type")
+    ap.add_argument(
+        "--default-truth",
+        choices=("simulated", "inflexible"),
+        default="simulated",
+        help="default feeder's truth: an uncontrolled run of every flexible asset (EVs, heat "
+        "pumps, ...) or its inflexible load and PV only",
+    )
+    ap.add_argument(
+        "--feeders",
+        choices=("all", "winter"),
+        default="all",
+        help="'winter': only the electrified village (a quick check; no setpoint benchmark)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    cal_specs = [
-        (f"calibration {d}", load_scenario(days=args.cal_days, history_days=7, start=d), None)
-        for d in CAL_STARTS
-    ]
-    eval_specs = [
-        (f"evaluation {d}", load_scenario(days=args.days, history_days=7, start=d), None)
-        for d in EVAL_STARTS
-    ]
-    hot = _path("summer-high-pv")
-    if hot is not None:  # same feeder, 8-18 kWp of PV: scored by the seasonal monitor
-        s = load_scenario(hot, days=args.stressed_days, history_days=7)
-        eval_specs.append(("stressed summer-high-pv", s, None))
-    groups = [_group("default feeder", cal_specs, eval_specs)]
+    groups = []
+    if args.feeders == "all":
+
+        def spec(label: str, start: str, days: int):
+            if args.default_truth == "simulated":
+                return (label, *bm.simulated_window(None, start, days))
+            return (label, load_scenario(days=days, history_days=7, start=start), None)
+
+        cal_specs = [spec(f"calibration {d}", d, args.cal_days) for d in CAL_STARTS]
+        eval_specs = [spec(f"evaluation {d}", d, args.days) for d in EVAL_STARTS]
+        hot = _path("summer-high-pv")
+        if hot is not None:  # same feeder, 8-18 kWp of PV: scored by the seasonal monitor
+            if args.default_truth == "simulated":
+                sim = bm.simulated_window(hot, "2016-06-06", args.stressed_days)
+                eval_specs.append(("stressed summer-high-pv", *sim))
+            else:
+                s = load_scenario(hot, days=args.stressed_days, history_days=7)
+                eval_specs.append(("stressed summer-high-pv", s, None))
+        groups.append(_group("default feeder", cal_specs, eval_specs))
     cold = _path("winter-electrified")
     if cold is not None:
         n = args.stressed_days
-        wc = [(f"calibration winter-electrified {d}", *bm.simulated_window(cold, d, n)) for d in WINTER_CAL]
-        we = [(f"stressed winter-electrified {d}", *bm.simulated_window(cold, d, n)) for d in WINTER_EVAL]
+        wc = [
+            (f"calibration winter-electrified {d}", *bm.simulated_window(cold, d, n))
+            for d in WINTER_CAL
+        ]
+        we = [
+            (f"stressed winter-electrified {d}", *bm.simulated_window(cold, d, n))
+            for d in WINTER_EVAL
+        ]
         groups.append(_group("winter-electrified (Kerber village)", wc, we))
     t_cal = time.perf_counter() - t0
     mon_groups = [(m, ev) for m, _, ev in groups]
@@ -109,6 +134,14 @@ def main() -> None:
         "calibration_windows": [bw.label for _, cal, _ in groups for bw in cal],
         "days_per_evaluation_window": {"seasonal": args.days, "stressed": args.stressed_days},
         "false_alarm_budget_per_step": main_mon.cfg.false_alarm_budget_per_step,
+        "truth": {
+            "default_feeder": "uncontrolled run of every flexible asset"
+            if args.default_truth == "simulated"
+            else "inflexible load and PV only",
+            "winter-electrified": "uncontrolled run of every flexible asset",
+            "pseudo_measurements": "yesterday's consumption without the flexible assets, "
+            "minus today's PV, plus what the flexible assets' own telemetry reports today",
+        },
         "thresholds": {
             ev[0].label: {k: round(float(v), 4) for k, v in m.thresholds.items()}
             for m, ev in mon_groups

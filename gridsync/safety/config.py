@@ -38,6 +38,7 @@ class AnomalyConfig(BaseModel):
     identify_lnr: float = Field(4.0, gt=0.0)
     max_named: int = Field(6, ge=1)
     tail_quantile: float = Field(0.95, gt=0.5, lt=1.0)
+    light_tailed: list[str] = Field(default_factory=lambda: ["chi2", "lnr", "pmu"])
     isolation_forest: IsolationForestConfig = IsolationForestConfig()
 
 
@@ -58,7 +59,13 @@ class TailThreshold:
     shape: float
 
     @classmethod
-    def fit(cls, scores: np.ndarray, rate: float, tail_quantile: float = 0.95) -> TailThreshold:
+    def fit(
+        cls,
+        scores: np.ndarray,
+        rate: float,
+        tail_quantile: float = 0.95,
+        light_tailed: bool = False,
+    ) -> TailThreshold:
         """Threshold exceeded with probability ``rate`` by a clean score.
 
         ``scores`` are clean per-step scores (NaN ignored). Where the run has at least 20
@@ -66,7 +73,11 @@ class TailThreshold:
         distribution is fitted to the exceedances over the ``tail_quantile`` quantile, with its
         shape kept >= 0 (an exponential or heavier tail: never a bounded one fitted from a
         short run, which would place the threshold too low). The threshold is never below the
-        largest clean score when ``rate`` is rarer than one in the run.
+        largest clean score when ``rate`` is rarer than one in the run. ``light_tailed``
+        scores (a Gaussian statistic or the maximum of Gaussian ones under clean data: the
+        chi-squared z, the largest normalised residual, the PMU z) take the exponential tail
+        (shape 0), the Gumbel domain they belong to: a positive shape estimated from a few
+        hundred steps would extrapolate their threshold far past anything clean data shows.
         """
         x = np.asarray(scores, dtype=float)
         x = x[np.isfinite(x)]
@@ -86,7 +97,7 @@ class TailThreshold:
             value = float(x.max())
             return cls(value, rate, n, float("nan"))
         shape, _, scale = genpareto.fit(exc, floc=0.0)
-        if shape < 0:
+        if shape < 0 or light_tailed:
             shape, scale = 0.0, float(np.mean(exc))  # exponential MLE
         if shape < 1e-6:
             value = u + scale * np.log(zeta / rate)

@@ -180,7 +180,8 @@ class AnomalyMonitor:
             vals = np.concatenate(
                 [sc[name].value[s] for sc, s in zip(scores, thr_steps, strict=True)]
             )
-            self.fitted[name] = TailThreshold.fit(vals, rate, self.cfg.tail_quantile)
+            light = name in self.cfg.light_tailed
+            self.fitted[name] = TailThreshold.fit(vals, rate, self.cfg.tail_quantile, light)
             self.thresholds[name] = self.fitted[name].value
         count, run = dropout_limits(self.plan.dropout[self.device], rate, self.cfg.dropout_min_run)
         self.thresholds["dropout_count"] = count - 0.5

@@ -32,6 +32,15 @@ def test_tail_threshold_matches_known_quantiles():
     z = rng.standard_normal(5_000)
     # a light (normal) tail fitted with shape >= 0 errs on the safe, higher side
     assert TailThreshold.fit(z, 1e-4).value >= norm.isf(1e-4) - 0.05
+    # a heavy (Pareto) tail: free shape > 0; light_tailed forces the exponential tail
+    heavy = rng.pareto(1.0, 400)
+    free, light = TailThreshold.fit(heavy, 1e-5), TailThreshold.fit(heavy, 1e-5, light_tailed=True)
+    assert free.shape > 0 and light.shape == 0 and light.value < free.value
+    # maximum of 100 |N(0,1)| (a clean largest normalised residual): Gumbel domain; from 400
+    # samples the exponential extrapolation lands near the true 1e-4 quantile
+    lnr = np.abs(rng.standard_normal((400, 100))).max(axis=1)
+    true_q = norm.isf((1 - (1 - 1e-4) ** (1 / 100)) / 2)
+    assert TailThreshold.fit(lnr, 1e-4, light_tailed=True).value == pytest.approx(true_q, rel=0.15)
     with pytest.raises(ValueError, match="at least 50"):
         TailThreshold.fit(x[:10], 0.01)
     with pytest.raises(ValueError, match="rate = 2"):
