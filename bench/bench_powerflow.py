@@ -11,7 +11,8 @@ speed (same process, same run, medians): on the default feeder (bundled SimBench
 111 buses; loads at 55-145 % of nominal, each its own draw) one warm-started ``PowerFlowModel.solve`` and one snapshot of a 96-snapshot
 ``solve_batch`` against one ``pandapower.runpp`` (the faster of default options and
 ``init="results"``) on the same snapshots; the same on a 2,000+ bus network (case2848rte, with
-PV generators; loads at 90-110 %) and on the 20-fold replicated default feeder (2,221 buses).
+PV generators; loads at 90-110 %), on the 20-fold replicated default feeder (2,220 buses) and on
+pandapower's real LV grid ``lv_schutterwald`` (2,940 buses).
 
 Run: ``nice -n 10 .venv/bin/python bench/bench_powerflow.py`` -> bench/results/powerflow.json
 """
@@ -203,6 +204,8 @@ def main() -> dict:
     speed.append(speed_row("case2848rte", big, reps=10, batch=96, spread=0.1))
     rep = replicate_feeder_net(default.net, 20)
     speed.append(speed_row("default feeder x20", feeder_from_net(rep, "semiurb5x20"), reps=10))
+    schutterwald = load_network("pandapower:lv_schutterwald").feeder
+    speed.append(speed_row("lv_schutterwald", schutterwald, reps=10))
     for row in speed:
         print(row, flush=True)
     solved = [r for r in fidelity if r["status"] not in ("runpp_fails", "does_not_build")]

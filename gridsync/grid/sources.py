@@ -1,7 +1,8 @@
 """Bring your own network: a scenario's ``network.path`` (or ``network.feeder``) may name
 
 * ``bundled:feeders/x.json`` or any pandapower JSON file,
-* ``pandapower:<function>``: any function of ``pandapower.networks`` (``pandapower:case33bw``),
+* ``pandapower:<function>``: any function of ``pandapower.networks`` (``pandapower:case33bw``;
+  arguments after ``?``: ``pandapower:create_cigre_network_mv?with_der=all``),
 * ``simbench:<code>``: a SimBench grid with its own 2016 load profiles
   (``simbench:1-LV-rural1--0-sw``; the SimBench package bundles the data, nothing downloads),
 * a MATPOWER case file (``.m`` or ``.mat``).
@@ -40,17 +41,41 @@ class NetworkSource:
     deenergised: np.ndarray
 
 
-def _pandapower_net(name: str):
+def _arguments(query: str) -> dict:
+    """``a=1&b=x`` -> {"a": 1, "b": "x"} (Python literals where they parse, else strings)."""
+    import ast
+
+    out = {}
+    for part in filter(None, query.split("&")):
+        key, sep, value = part.partition("=")
+        if not sep or not key.isidentifier():
+            msg = f"pandapower network argument {part!r}: expected name=value"
+            raise ValueError(msg)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _pandapower_net(ref: str):
     import pandapower.networks as pn
+
+    name, _, query = ref.partition("?")
 
     func = getattr(pn, name, None)
     if not callable(func) or name.startswith("_"):
         known = sorted(n for n in dir(pn) if n.startswith(("case", "create_", "mv_", "example")))
         msg = f"pandapower.networks has no network {name!r}; e.g. {', '.join(known[:12])} ..."
         raise ValueError(msg)
+    kwargs = _arguments(query)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return func()
+        try:
+            return func(**kwargs)
+        except TypeError as err:
+            msg = f"pandapower.networks.{name}({query}): {err}"
+            raise ValueError(msg) from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,7 +112,7 @@ def read_network(ref: str, base_dir: Path | None = None) -> tuple[object, str, p
 
     if ref.startswith(PANDAPOWER_PREFIX):
         name = ref[len(PANDAPOWER_PREFIX) :]
-        return _pandapower_net(name), name, None
+        return _pandapower_net(name), name.replace("?", "_"), None
     if ref.startswith(SIMBENCH_PREFIX):
         code = ref[len(SIMBENCH_PREFIX) :]
         net, profiles = _simbench(code)

@@ -41,6 +41,13 @@ def test_pandapower_network_by_name():
     assert res.p_slack_kw == pytest.approx(ref.res_ext_grid.p_mw.iloc[0] * 1e3, abs=1e-3)
 
 
+def test_pandapower_network_arguments():
+    src = load_network("pandapower:create_cigre_network_mv?with_der='all'")
+    assert len(src.feeder.net.sgen) == 13 and len(src.feeder.net.storage) == 2
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        load_network("pandapower:case9?bogus=1")
+
+
 def test_unknown_pandapower_network_is_named():
     with pytest.raises(ValueError, match="no network 'case_nope'"):
         load_network("pandapower:case_nope")
