@@ -16,7 +16,8 @@ from gridsync.grid.estimation import (
     check_observability,
     estimate,
 )
-from gridsync.grid.powerflow import build_powerflow_model, nominal_consumption
+from gridsync.grid.feeder_model import nominal_consumption
+from gridsync.grid.powerflow import build_powerflow_model
 from gridsync.grid.sources import load_network
 
 
