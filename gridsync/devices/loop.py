@@ -180,7 +180,13 @@ class DeviceBridge:
             ]
             for ch in self.chargers:
                 await ch.start()
-            await self._until(lambda: len(self.csms.online()) == len(self.chargers), timeout_s)
+            await self._until(
+                lambda: (
+                    len(self.csms.online()) == len(self.chargers)
+                    and all(ch.connected.is_set() for ch in self.chargers)
+                ),
+                timeout_s,
+            )
         if self.modbus_on:
             b = f.battery
             self.batteries = [

@@ -93,6 +93,7 @@ class SunSpecClient:
         self.alert = alert
         self.models: dict[int, int] = {}  # model id -> first register after L
         self.sf: dict[int, dict[str, int | None]] = {}  # model -> scale factor values
+        self.last: dict[int, dict[str, Any]] = {}  # each model as last read
         self.vref_v: float | None = None  # 121.VRef, read at discovery
         self.w_cha_max_w: float | None = None  # 124.WChaMax, read at discovery
         self._lock = asyncio.Lock()  # one transaction at a time per device
@@ -165,7 +166,9 @@ class SunSpecClient:
         if model not in self.models:
             msg = f"{self.name}: the device does not expose model {model}"
             raise DeviceError(msg)
-        return decode_model(model, await self._read(self.models[model], MODELS[model][0]))
+        values = decode_model(model, await self._read(self.models[model], MODELS[model][0]))
+        self.last[model] = values
+        return values
 
     def _raw(self, model: int, point: str, value: float) -> list[int]:
         p = MODELS[model][1][point]
@@ -239,9 +242,10 @@ class SunSpecClient:
             )
         w_max = self.w_cha_max_w or 0.0
         pct = 0.0 if w_max <= 0 else 100.0 * kw * 1000.0 / w_max
-        return await self.write(
-            124, {"StorCtl_Mod": 3, "InWRte": pct, "OutWRte": -pct}, f"battery {kw:.3f} kW"
-        )
+        values = {"InWRte": pct, "OutWRte": -pct}  # adjacent: one write request
+        if self.last.get(124, {}).get("StorCtl_Mod") != 3:  # as last read back
+            values["StorCtl_Mod"] = 3
+        return await self.write(124, values, f"battery {kw:.3f} kW")
 
     async def poll(self) -> list[tuple[str, str, str, float, float]]:
         """Readings ``(device, quantity, unit, value, ts)`` of the inverter and battery."""

@@ -231,3 +231,71 @@ def test_meter_values_go_through_ingestion_and_bad_ones_are_dead_lettered():
     assert set(tm["device_id"]) == {"cp-1"}
     assert "soc" in got["deadletter"][0]["reason"] or "outside" in got["deadletter"][0]["reason"]
     assert (sink.accepted, sink.rejected) == (1, 1)
+
+
+def _self_signed(tmp_path):
+    """A throw-away CA-less certificate for 127.0.0.1 (security profile 2: TLS + basic auth)."""
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csms.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem, key_pem = tmp_path / "csms.pem", tmp_path / "csms.key"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_pem, key_pem)
+    client = ssl.create_default_context(cafile=str(cert_pem))
+    return server, client
+
+
+def test_security_profile_2_tls_with_basic_auth(tmp_path):
+    """wss:// with the CSMS certificate pinned by the charger; the key is still checked."""
+    server_ctx, client_ctx = _self_signed(tmp_path)
+
+    async def main():
+        csms = Csms(credentials={"cp-1": KEY}, ssl=server_ctx)
+        await csms.start()
+        good = SimCharger("cp-1", csms.url, KEY, ssl=client_ctx, reconnect_s=0.05)
+        bad = SimCharger("cp-1", csms.url, "wrong-key-wrong-key", ssl=client_ctx, reconnect_s=0.05)
+        await bad.start()
+        await until(lambda: bad.auth_failures > 0, 10)
+        await bad.stop()
+        await good.start()
+        try:
+            online = await until(lambda: "cp-1" in csms.online(), 10)
+            return csms.url, online, bad.auth_failures
+        finally:
+            await _close(csms, good)
+
+    url, online, refused = asyncio.run(main())
+    assert url.startswith("wss://")
+    assert online
+    assert refused > 0

@@ -1,0 +1,360 @@
+"""Field-device benchmark: OCPP chargers and SunSpec inverters on loopback, one process.
+
+    .venv/bin/python bench/bench_devices.py scale [--chargers 500] [--inverters 100] [--minutes 10]
+    .venv/bin/python bench/bench_devices.py parity [--controllers smart-rule uncontrolled tou]
+
+``scale``: N simulated OCPP 2.0.1 chargers (``ocpp`` clients, each with a car plugged in) and M
+simulated SunSpec PV+battery inverters (pymodbus servers) against GridSync's CSMS and Modbus
+client. Every ``--period`` s (15) GridSync sends every charger a TxProfile and every battery a
+verified SunSpec setpoint (setpoint-to-acknowledgement = from sending the command to the
+device's answer; for Modbus the write and its read-back), each charger sends MeterValues on
+its own 15-s timer and GridSync polls every inverter. All readings go through the validating
+ingestion path onto an in-process bus, where they are counted per device and per 15-s window
+(lost = readings the devices sent that never reached the bus; a device "covered" a window
+when at least one of its readings arrived in it). The devices and GridSync share the
+process and the machine's 2 shared cores, so every latency includes the simulated devices'
+own work.
+
+``parity``: one day of the bundled scenario (with its plant mismatch) per controller, once
+directly (``gridsync.sim.simulate``) and once through the protocol loop
+(``gridsync.devices.loop``: twin -> simulated devices -> OCPP/Modbus -> controller -> OCPP/
+Modbus -> devices -> twin); every KPI side by side with its relative difference.
+
+Each part prints a table and updates its section of bench/results/devices.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "devices.json"
+sys.path.insert(0, str(ROOT))
+
+from gridsync.bus import InProcessBus  # noqa: E402
+from gridsync.data.ingest import Ingestor  # noqa: E402
+from gridsync.devices.modbus_client import ModbusFleet, SunSpecClient  # noqa: E402
+from gridsync.devices.modbus_sim import SimInverter  # noqa: E402
+from gridsync.devices.ocpp_csms import Csms  # noqa: E402
+from gridsync.devices.ocpp_sim import SimCharger  # noqa: E402
+from gridsync.devices.telemetry import ReadingSink  # noqa: E402
+
+
+def _save(section: str, payload: dict) -> None:
+    data = json.loads(OUT.read_text()) if OUT.exists() else {}
+    data[section] = payload
+    data["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data, indent=2))
+    print(f"wrote {OUT.relative_to(ROOT)} [{section}]")
+
+
+def _q(xs, p):
+    return round(float(np.quantile(xs, p)), 4) if len(xs) else None
+
+
+async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validate: bool) -> dict:
+    bus = InProcessBus()
+    await bus.connect()
+    arrivals: dict[str, list[float]] = defaultdict(list)
+    on_bus = 0
+
+    async def count(msg):
+        nonlocal on_bus
+        d = msg.data
+        if d.get("kind") != "readings":
+            return
+        t = msg.data["received_s"]
+        seen = set()
+        for dev in d["device_id"]:
+            on_bus += 1
+            if dev not in seen:
+                arrivals[dev].append(t)
+                seen.add(dev)
+
+    dead: list = []
+
+    async def keep_dead(msg):
+        dead.append(msg.data)
+
+    await bus.subscribe("telemetry", count, max_deliver=1)
+    await bus.subscribe("deadletter", keep_dead, max_deliver=1)
+    ingest = Ingestor(bus).submit
+    keys = {f"cp-{i:04d}": f"key-{i:04d}-0123456789abcdef" for i in range(n_ch)}
+    csms = Csms(credentials=keys, default_limit_kw=4.2, sink=ReadingSink(ingest, origin="ocpp"))
+    await csms.start()
+    chargers = [
+        SimCharger(cp, csms.url, k, max_power_kw=11.0, meter_interval_s=period_s, validate=validate)
+        for cp, k in keys.items()
+    ]
+    t_up = time.perf_counter()
+    for ch in chargers:
+        await ch.start()
+    while len(csms.online()) < n_ch or not all(ch.connected.is_set() for ch in chargers):
+        await asyncio.sleep(0.1)
+    boot_s = time.perf_counter() - t_up
+    for ch in chargers:
+        ch.energy_kwh, ch.soc_pct = 10.0, 40.0
+    await asyncio.gather(*(ch.plug_in(f"tag-{i}") for i, ch in enumerate(chargers)))
+    invs = [SimInverter(f"inv-{j:04d}", 10.0, 10.0, 5.0) for j in range(n_inv)]
+    await asyncio.gather(*(d.start() for d in invs))
+    fleet = ModbusFleet(
+        {d.name: SunSpecClient(d.name, "127.0.0.1", d.port) for d in invs},
+        ReadingSink(ingest, origin="modbus"),
+    )
+    await fleet.connect()
+    print(f"  {n_ch} chargers booted in {boot_s:.1f} s; {n_inv} inverters discovered")
+
+    ocpp_lat: list[float] = []
+    round_cpu: list[float] = []  # CPU this process spent while a round was in flight
+    round_wall: list[float] = []
+    mb_lat: list[float] = []
+    status: dict[str, int] = defaultdict(int)
+    rng = np.random.default_rng(0)
+    t0, cpu0 = time.time(), time.process_time()
+    polls = 0
+    rounds = 0
+
+    async def poll_loop():
+        nonlocal polls
+        due = time.monotonic()
+        while True:
+            await fleet.poll_all()
+            polls += 1
+            due += period_s
+            await asyncio.sleep(max(due - time.monotonic(), 0.0))
+
+    poller = asyncio.create_task(poll_loop())
+    try:
+        due = time.monotonic()
+        while time.time() - t0 < seconds:
+            kw = rng.uniform(0.0, 11.0, n_ch).round(1)
+            for ch in chargers:  # the chargers' meters follow what they were told
+                ch.power_kw = ch.limit_kw()
+                ch.energy_kwh += ch.power_kw * period_s / 3600.0
+            for d in invs:
+                d.measure(rng.uniform(0, 10), d.battery_kw(), 0.5, 1.0)
+            sched = {cp: [(0, float(kw[i]))] for i, cp in enumerate(keys)}
+            c0, w0 = time.process_time(), time.perf_counter()
+            bat = rng.uniform(-5.0, 5.0, n_inv).round(2)
+            ocpp_res, mb_res = await asyncio.gather(
+                csms.set_schedules(sched, time.time()),
+                asyncio.gather(
+                    *(
+                        fleet.clients[d.name].set_battery_kw(float(bat[j]))
+                        for j, d in enumerate(invs)
+                    )
+                ),
+            )
+            round_cpu.append(time.process_time() - c0)
+            round_wall.append(time.perf_counter() - w0)
+            for r in ocpp_res:
+                ocpp_lat.append(r.latency_s)
+                status[f"ocpp:{r.status}"] += 1
+            for r in mb_res:
+                mb_lat.append(r.latency_s)
+                status[f"modbus:{r.status}"] += 1
+            rounds += 1
+            due += period_s
+            await asyncio.sleep(max(due - time.monotonic(), 0.0))
+    finally:
+        poller.cancel()
+    wall, cpu = time.time() - t0, time.process_time() - cpu0
+    for ch in chargers:  # stop metering, then let the messages in flight land
+        ch.metering = False
+    await asyncio.sleep(3.0)
+    sent_meter = sum(ch.meter_readings_sent for ch in chargers)
+    attempts = sum(ch.meter_attempts for ch in chargers) + n_ch  # + the transaction starts
+    fleet.close()
+    for ch in chargers:
+        await ch.stop()
+    await csms.stop()
+    await asyncio.gather(*(d.stop() for d in invs))
+    await bus.close()
+
+    # coverage: each device reports on its own 15-s schedule from its first reading after t0;
+    # slot k is covered when a reading arrived within half a period of first + k x period
+    covered = missing = 0
+    gaps: list[float] = []
+    for dev in list(keys) + [d.name for d in invs]:
+        ts = np.sort(np.asarray(arrivals.get(dev, [])))
+        ts = ts[ts >= t0]
+        if len(ts) == 0:
+            missing += int(wall // period_s)
+            continue
+        slots = np.arange(int((t0 + wall - ts[0]) // period_s) + 1)
+        k = np.round((ts - ts[0]) / period_s).astype(int)
+        have = np.isin(slots, k[np.abs(ts - ts[0] - k * period_s) < period_s / 2])
+        covered += int(have.sum())
+        missing += int((~have).sum())
+        gaps += np.diff(ts).tolist()
+    accepted = csms.sink.readings + fleet.sink.readings
+    return {
+        "chargers": n_ch,
+        "inverters": n_inv,
+        "run_s": round(wall, 1),
+        "period_s": period_s,
+        "cpu_s": round(cpu, 1),
+        "cpu_share_of_one_core": round(cpu / wall, 3),
+        "boot_all_chargers_s": round(boot_s, 2),
+        "setpoint_rounds": rounds,
+        "ocpp_setpoints": len(ocpp_lat),
+        "ocpp_ack_p50_s": _q(ocpp_lat, 0.5),
+        "ocpp_ack_p99_s": _q(ocpp_lat, 0.99),
+        "ocpp_ack_max_s": _q(ocpp_lat, 1.0),
+        "modbus_setpoints": len(mb_lat),
+        "modbus_write_readback_p50_s": _q(mb_lat, 0.5),
+        "modbus_write_readback_p99_s": _q(mb_lat, 0.99),
+        "modbus_write_readback_max_s": _q(mb_lat, 1.0),
+        "all_setpoints_ack_p99_s": _q(ocpp_lat + mb_lat, 0.99),
+        "round_wall_p50_s": _q(round_wall, 0.5),
+        "round_cpu_p50_s": _q(round_cpu, 0.5),
+        "round_cpu_max_s": _q(round_cpu, 1.0),
+        "statuses": dict(status),
+        "meter_messages_attempted": attempts,
+        "meter_messages_acknowledged": sent_meter,
+        "meter_messages_accepted": csms.sink.accepted,
+        "modbus_polls": polls,
+        "modbus_poll_failures": fleet.poll_failures,
+        "readings_accepted_by_ingestion": accepted,
+        "readings_on_bus": on_bus,
+        "telemetry_messages_lost": (attempts - csms.sink.accepted)
+        + fleet.poll_failures
+        + (accepted - on_bus),
+        "dead_letters": len(dead),
+        "device_slots_covered": covered,
+        "device_slots_missing": missing,
+        "gap_between_readings_p99_s": _q(gaps, 0.99),
+        "gap_between_readings_max_s": _q(gaps, 1.0),
+    }
+
+
+def scale(args) -> None:
+    logging.getLogger("gridsync.devices").setLevel(logging.CRITICAL)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    validate = not args.devices_skip_validation
+    res = asyncio.run(
+        _scale(args.chargers, args.inverters, args.minutes * 60.0, args.period, validate)
+    )
+    res["simulated_chargers_validate_requests"] = validate
+    res["target"] = (
+        "setpoint-to-ack p99 < 1 s; every device every 15 s; 0 lost readings over 10 min"
+    )
+    res["meets_latency_target"] = (res["all_setpoints_ack_p99_s"] or 99) < 1.0
+    res["meets_telemetry_target"] = (
+        res["telemetry_messages_lost"] == 0 and res["device_slots_missing"] == 0
+    )
+    for k, v in res.items():
+        print(f"  {k:32s} {v}")
+    tag = "" if validate else "_devices_skip_validation"
+    _save(f"scale_{args.chargers}x{args.inverters}_{args.minutes:g}min{tag}", res)
+
+
+def parity(args) -> None:
+    from gridsync.devices.loop import DeviceBridge, ProtocolController
+    from gridsync.sim.builder import load_scenario
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
+    from gridsync.sim.simulator import simulate
+
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    sc = load_scenario(days=1, history_days=7)
+    out = {
+        "scenario": "bundled default, 1 day from its start, plant mismatch on",
+        "controllers": {},
+    }
+    for name in args.controllers:
+        t0 = time.perf_counter()
+        direct = compute_kpis(simulate(sc, make_controller(name)), sc)
+        t_direct = time.perf_counter() - t0
+
+        async def through(name=name):
+            bus = InProcessBus()
+            await bus.connect()
+            bridge = DeviceBridge(sc, ("ocpp", "modbus"), ingest=Ingestor(bus).submit)
+            await bridge.start()
+            try:
+                ctl = ProtocolController(make_controller(name), bridge, asyncio.get_running_loop())
+                res = await asyncio.to_thread(simulate, sc, ctl)
+                return compute_kpis(res, sc), bridge
+            finally:
+                await bridge.stop()
+                await bus.close()
+
+        t0 = time.perf_counter()
+        loop_kpi, bridge = asyncio.run(through())
+        t_loop = time.perf_counter() - t0
+        rows, worst = {}, (0.0, "")
+        for key, a in direct.items():
+            if key == "runtime_s":
+                continue
+            b = loop_kpi[key]
+            rel = abs(b - a) / abs(a) if abs(a) > 1e-9 else abs(b - a)
+            rows[key] = {"direct": round(a, 6), "protocol_loop": round(b, 6), "rel_diff": rel}
+            worst = max(worst, (rel, key))
+        st = bridge.stats.summary()
+        out["controllers"][name] = {
+            "kpis": rows,
+            "max_rel_diff": worst[0],
+            "max_rel_diff_kpi": worst[1],
+            "within_1pct": worst[0] <= 0.01,
+            "direct_s": round(t_direct, 1),
+            "protocol_loop_s": round(t_loop, 1),
+            "bridge": st,
+            "readings_accepted": bridge.csms.sink.readings + bridge.modbus.sink.readings,
+            "readings_rejected_messages": bridge.csms.sink.rejected + bridge.modbus.sink.rejected,
+            "devices": {
+                "chargers": len(bridge.chargers),
+                "inverters": len(bridge.batteries) + len(bridge.pv),
+            },
+        }
+        print(
+            f"\n{name}: max relative KPI difference {worst[0]:.2e} ({worst[1]}); "
+            f"direct {t_direct:.1f} s, protocol loop {t_loop:.1f} s"
+        )
+        print(f"  {'kpi':36s} {'direct':>14s} {'loop':>14s} {'rel':>10s}")
+        for key, r in rows.items():
+            print(
+                f"  {key:36s} {r['direct']:14.4f} {r['protocol_loop']:14.4f} {r['rel_diff']:10.2e}"
+            )
+        print(f"  bridge: {st}")
+    _save("parity_1day", out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="part", required=True)
+    s = sub.add_parser("scale")
+    s.add_argument("--chargers", type=int, default=500)
+    s.add_argument("--inverters", type=int, default=100)
+    s.add_argument("--minutes", type=float, default=10.0)
+    s.add_argument("--period", type=float, default=15.0)
+    s.add_argument(
+        "--devices-skip-validation",
+        action="store_true",
+        help="simulated chargers skip the JSON-schema check of incoming requests (in the "
+        "field that CPU is the charger's, not GridSync's)",
+    )
+    p = sub.add_parser("parity")
+    p.add_argument("--controllers", nargs="+", default=["smart-rule", "uncontrolled", "tou"])
+    args = ap.parse_args()
+    {"scale": scale, "parity": parity}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
