@@ -1,7 +1,7 @@
 """Field-device benchmark: OCPP chargers and SunSpec inverters on loopback, one process.
 
     .venv/bin/python bench/bench_devices.py scale [--chargers 500] [--inverters 100] [--minutes 10]
-    .venv/bin/python bench/bench_devices.py parity [--controllers smart-rule uncontrolled tou]
+    .venv/bin/python bench/bench_devices.py parity [--controllers smart-rule uncontrolled tou mpc+shield]
 
 ``scale``: N simulated OCPP 2.0.1 chargers (``ocpp`` clients, each with a car plugged in) and M
 simulated SunSpec PV+battery inverters (pymodbus servers) against GridSync's CSMS and Modbus
@@ -351,7 +351,9 @@ def main() -> None:
         "field that CPU is the charger's, not GridSync's)",
     )
     p = sub.add_parser("parity")
-    p.add_argument("--controllers", nargs="+", default=["smart-rule", "uncontrolled", "tou"])
+    p.add_argument(
+        "--controllers", nargs="+", default=["smart-rule", "uncontrolled", "tou", "mpc+shield"]
+    )
     args = ap.parse_args()
     {"scale": scale, "parity": parity}[args.part](args)
 

@@ -53,6 +53,22 @@ PROTOCOLS = ("ocpp", "modbus")
 FALLBACK_KW = 4.2
 
 
+def ev_schedule(
+    kw_now: float, plan: Any, step: int, i: int, dt_s: float, n_periods: int, v2g: bool
+) -> list[tuple[float, float]]:
+    """Charger ``i``'s TxProfile periods ``[(offset s, kW), ...]``: the setpoint for this
+    step, then the plan's following steps as long as it covers them (up to ``n_periods`` in
+    all), so a charger that stops hearing from GridSync keeps following the plan; discharge
+    only where the charger is V2G."""
+    kws = [kw_now]
+    if plan is not None:
+        for k in range(1, n_periods):
+            if not plan.covers(step + k):
+                break
+            kws.append(float(plan.ev_kw[step + k - plan.step][i]))
+    return [(round(k * dt_s), kw if v2g else max(kw, 0.0)) for k, kw in enumerate(kws)]
+
+
 def parse_protocols(text: str | Sequence[str]) -> tuple[str, ...]:
     """``"ocpp,modbus"`` -> ``("ocpp", "modbus")``; ValueError naming a wrong entry."""
     items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text)]
@@ -107,9 +123,10 @@ class DeviceBridge:
         ocpp_version: str = "2.0.1",
         fallback_kw: float = FALLBACK_KW,
         host: str = "127.0.0.1",
+        plan_periods: int = 4,
     ) -> None:
         self.scenario, self.protocols = scenario, parse_protocols(protocols)
-        self.host, self.ocpp_version = host, ocpp_version
+        self.host, self.ocpp_version, self.plan_periods = host, ocpp_version, plan_periods
         plant = scenario.plant
         self.true_fleet = scenario.fleet if plant is None else plant.fleet
         self.audit = AuditTrail(store, actor="devices")
@@ -143,7 +160,7 @@ class DeviceBridge:
     def describe(self) -> str:
         """One line for the operator: what runs where."""
         parts = []
-        if self.ocpp:
+        if self.ocpp_on:
             parts.append(
                 f"{len(self.chargers)} OCPP {self.ocpp_version} chargers -> CSMS {self.csms.url}"
             )
@@ -155,7 +172,7 @@ class DeviceBridge:
         return "; ".join(parts) or "none"
 
     @property
-    def ocpp(self) -> bool:
+    def ocpp_on(self) -> bool:
         return "ocpp" in self.protocols
 
     @property
@@ -165,7 +182,7 @@ class DeviceBridge:
     # life cycle ---------------------------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
         f = self.true_fleet
-        if self.ocpp:
+        if self.ocpp_on:
             await self.csms.start()
             self.chargers = [
                 SimCharger(
@@ -214,7 +231,7 @@ class DeviceBridge:
     async def stop(self) -> None:
         for ch in self.chargers:
             await ch.stop()
-        if self.ocpp:
+        if self.ocpp_on:
             await self.csms.stop()
         self.modbus.close()
         await asyncio.gather(*(d.stop() for d in self.batteries + self.pv))
@@ -241,7 +258,7 @@ class DeviceBridge:
         """Push the twin's device states through the protocols; the observation as GridSync
         reads it back (see the module docstring)."""
         out: dict[str, Any] = {}
-        if self.ocpp:
+        if self.ocpp_on:
             active = np.asarray(obs.ev_active_session, int)
             await asyncio.gather(
                 *(
@@ -279,12 +296,11 @@ class DeviceBridge:
 
     # GridSync -> devices -> twin ----------------------------------------------------------
     async def _write_batteries(self, sp: Setpoints) -> None:
-        jobs, names = [], []
+        jobs = []
         for j, inv in enumerate(self.batteries):
             kw = float(sp.battery_kw[j])
-            if kw != self._bat_written[j]:
+            if kw != self._bat_written[j]:  # unchanged setpoints stay as verified last time
                 jobs.append(self.modbus.clients[inv.name].set_battery_kw(kw))
-                names.append(j)
                 self._bat_written[j] = kw
         self._count(await asyncio.gather(*jobs))
 
@@ -309,16 +325,22 @@ class DeviceBridge:
             self.stats.readback_differs += r.status == "readback_differs"
             self.stats.write_errors += r.status == "error"
 
-    async def actuate(self, obs: Observation, sp: Setpoints, pv_true_kw: np.ndarray) -> Setpoints:
-        """Send ``sp`` through the protocols; the setpoints the devices then run."""
+    async def actuate(
+        self, obs: Observation, sp: Setpoints, pv_true_kw: np.ndarray, plan: Any = None
+    ) -> Setpoints:
+        """Send ``sp`` through the protocols (EV profiles continue with ``plan``'s next
+        steps when the controller published one); the setpoints the devices then run."""
         self.stats.steps += 1
         out: dict[str, np.ndarray] = {}
-        if self.ocpp:
+        if self.ocpp_on:
             ev = self.true_fleet.ev
-            schedules = {}
-            for i in np.flatnonzero(self._plugged >= 0):
-                kw = float(sp.ev_kw[i]) if ev.v2g[i] else max(float(sp.ev_kw[i]), 0.0)
-                schedules[self.cp_ids[i]] = [(0, kw)]
+            dt_s = obs.dt_h * 3600.0
+            schedules = {
+                self.cp_ids[i]: ev_schedule(
+                    float(sp.ev_kw[i]), plan, obs.step, i, dt_s, self.plan_periods, ev.v2g[i]
+                )
+                for i in np.flatnonzero(self._plugged >= 0)
+            }
             for r in await self.csms.set_schedules(schedules, time.time()):
                 self.stats.profile_latency_s.append(r.latency_s)
                 self.stats.profiles_accepted += r.accepted
@@ -370,7 +392,10 @@ class ProtocolController(_Caller):
     def act(self, obs: Observation) -> Setpoints:
         seen = self._call(self.bridge.sense(obs))
         sp = self.inner.act(seen)
-        return self._call(self.bridge.actuate(seen, sp, self._pv_true(obs.step)))
+        plan = getattr(self.inner, "last_plan", None)
+        if plan is None:  # a shielded controller keeps its optimizer inside
+            plan = getattr(getattr(self.inner, "inner", None), "last_plan", None)
+        return self._call(self.bridge.actuate(seen, sp, self._pv_true(obs.step), plan))
 
 
 class ProtocolTwin(_Caller):

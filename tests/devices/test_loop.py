@@ -87,3 +87,22 @@ def test_protocol_names_are_checked():
     assert parse_protocols("OCPP, modbus") == ("ocpp", "modbus")
     with pytest.raises(ValueError, match="'bacnet' is not a device protocol"):
         parse_protocols("ocpp,bacnet")
+
+
+def test_ev_schedule_continues_with_the_plan():
+    """Hand case: setpoint 7 kW now, the plan (from step 10) has 5, 3, 0 kW at steps 11-13
+    for charger 1; a non-V2G charger never gets a negative limit."""
+    from types import SimpleNamespace
+
+    from gridsync.devices.loop import ev_schedule
+
+    ev_kw = np.array([[9.0, 6.0], [9.0, 5.0], [9.0, 3.0], [9.0, -2.0]])
+    plan = SimpleNamespace(step=10, ev_kw=ev_kw, covers=lambda s: 10 <= s < 14)
+    assert ev_schedule(7.0, plan, 10, 1, 900.0, 4, v2g=True) == [
+        (0, 7.0),
+        (900, 5.0),
+        (1800, 3.0),
+        (2700, -2.0),
+    ]
+    assert ev_schedule(7.0, plan, 12, 1, 900.0, 4, v2g=False) == [(0, 7.0), (900, 0.0)]
+    assert ev_schedule(-1.0, None, 12, 1, 900.0, 4, v2g=False) == [(0, 0.0)]
