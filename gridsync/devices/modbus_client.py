@@ -98,9 +98,18 @@ class SunSpecClient:
         self.w_cha_max_w: float | None = None  # 124.WChaMax, read at discovery
         self._lock = asyncio.Lock()  # one transaction at a time per device
 
-    async def connect(self) -> None:
-        if not await self.client.connect():
-            msg = f"{self.name}: no Modbus TCP connection to {self.client.comm_params.host}"
+    async def connect(self, attempts: int = 5) -> None:
+        """Connect (retrying with backoff: a busy device or host may miss the first
+        ``timeout_s``) and discover the models."""
+        for k in range(attempts):
+            if await self.client.connect():
+                break
+            await asyncio.sleep(0.5 * 2**k)
+        else:
+            host, port = self.client.comm_params.host, self.client.comm_params.port
+            msg = (
+                f"{self.name}: no Modbus TCP connection to {host}:{port} after {attempts} attempts"
+            )
             raise DeviceError(msg)
         await self.discover()
 

@@ -22,6 +22,8 @@ and writes measurements with :meth:`SimInverter.measure`.
 
 from __future__ import annotations
 
+import math
+
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -155,8 +157,12 @@ class SimInverter:
         self.regs[a : a + len(words)] = words
 
     def set(self, model: int, point: str, value: float) -> None:
-        """Write a physical value into a point (scaled by the point's scale factor)."""
+        """Write a physical value into a point (scaled by the point's scale factor); a value
+        the device cannot measure (NaN) reads as SunSpec's "not implemented"."""
         p = MODELS[model][1][point]
+        if not math.isfinite(value) and p.type in NOT_IMPLEMENTED:
+            self._put(model, point, [NOT_IMPLEMENTED[p.type]])
+            return
         sf = self.scale.get(p.sf, 0) if p.sf else 0
         self._put(model, point, encode_int(p, round(value / 10.0**sf)))
 

@@ -76,7 +76,7 @@ class SimCharger:
         self.meter_messages = 0  # MeterValues the CSMS acknowledged
         self.meter_readings_sent = 0  # meter values acknowledged, incl. transaction events
         self.meter_attempts = 0  # MeterValues begun (acknowledged or not)
-        self.metering = True  # False stops the periodic meter values
+        self.metering = True  # False pauses the periodic meter values
         self.rejected_profiles = 0
         self.auth_failures = 0
         self.connected = asyncio.Event()
@@ -165,12 +165,11 @@ class SimCharger:
         """Meter values on a fixed clock (a slow answer delays one message, not the rest)."""
         period = self.meter_interval_s
         due = time.monotonic() + random.random() * period
-        while self.metering:
+        while True:
             await asyncio.sleep(max(due - time.monotonic(), 0.0))
-            if not self.metering:
-                break
-            with contextlib.suppress(TimeoutError):
-                await self.send_meter_values()
+            if self.metering:
+                with contextlib.suppress(TimeoutError):
+                    await self.send_meter_values()
             due += period
             while due < time.monotonic():  # overran a whole period: skip, never burst
                 due += period

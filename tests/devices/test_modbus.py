@@ -210,3 +210,21 @@ def test_malformed_frames_do_not_break_the_device_or_the_client():
     assert out["unknown_fc"][8] == 0x01  # ... ILLEGAL FUNCTION
     assert out["valid"][7:9] == b"\x03\x04" and out["valid"][9:13] == b"SunS"
     assert out["after"] == "inv-m"
+
+
+def test_a_value_the_device_cannot_measure_reads_as_not_implemented():
+    """A failed power flow leaves the twin without voltages (NaN): the inverter reports
+    SunSpec's not-implemented pattern and the poll simply has no voltage reading."""
+
+    async def main():
+        inv, c, _ = await _device()
+        try:
+            inv.measure(pv_kw=2.0, battery_kw=0.0, soc_frac=0.5, v_pu=float("nan"))
+            return await c.poll()
+        finally:
+            await _close(inv, c)
+
+    rows = asyncio.run(main())
+    got = {q: v for _, q, _, v, _ in rows}
+    assert "v" not in got
+    assert got["p"] == pytest.approx(-2000.0)

@@ -4,6 +4,7 @@ devices and real protocols, into the runtime's ingestion path, bus and audit log
 from __future__ import annotations
 
 import asyncio
+import time
 
 from click.testing import CliRunner
 
@@ -43,7 +44,7 @@ def test_console_twin_steps_through_the_devices():
             assert await until(lambda: rt.state.counters["readings"] > 0, 10)
             await bridge.audit.flush()
             audit = await asyncio.to_thread(rt.store.audit_log, None, 10_000)
-            keys = set(rt.buffer.snapshot(__import__("time").time()).keys)
+            keys = set(rt.buffer.snapshot(time.time()).keys)
             return session, ref, bridge, audit, keys
         finally:
             await stop_service(svc)
