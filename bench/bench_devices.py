@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_devices.py scale [--chargers 500] [--inverters 100] [--minutes 10]
     .venv/bin/python bench/bench_devices.py parity [--controllers smart-rule uncontrolled tou mpc+shield]
+    .venv/bin/python bench/bench_devices.py sensitivity [--controllers smart-rule mpc+shield]
 
 ``scale``: N simulated OCPP 2.0.1 chargers (``ocpp`` clients, each with a car plugged in) and M
 simulated SunSpec PV+battery inverters (pymodbus servers) in a second process (as hardware
@@ -19,6 +20,10 @@ processes share the machine's 2 cores with whatever else runs (load average reco
 directly (``gridsync.sim.simulate``) and once through the protocol loop
 (``gridsync.devices.loop``: twin -> simulated devices -> OCPP/Modbus -> controller -> OCPP/
 Modbus -> devices -> twin); every KPI side by side with its relative difference.
+
+``sensitivity``: the controller alone, without protocols, with only the SoC it reads rounded to
+SunSpec's 0.01 % or only its battery setpoints rounded to 1 W: how much of a parity difference
+the controller itself makes out of the protocols' resolution.
 
 Each part prints a table and updates its section of bench/results/devices.json.
 """
@@ -398,6 +403,67 @@ def parity(args) -> None:
         _save("parity_1day", out)  # after each controller: a crash keeps what was measured
 
 
+def sensitivity(args) -> None:
+    """The controller alone, no protocols: its KPIs when only the battery SoC it reads is
+    rounded to SunSpec's 0.01 % (802.SoC with SoC_SF = -2), or only its battery setpoints to
+    1 W. Tells whether a protocol-loop difference is the loop's or the controller's."""
+    import dataclasses
+
+    from gridsync.sim.builder import load_scenario
+    from gridsync.sim.kpi import compute_kpis
+    from gridsync.sim.registry import make_controller
+    from gridsync.sim.simulator import simulate
+
+    sc = load_scenario(days=1, history_days=7)
+    cap = sc.fleet.battery.capacity_kwh
+
+    class Rounded:
+        def __init__(self, inner, what):
+            self.inner, self.what = inner, what
+            self.name = getattr(inner, "name", "controller")
+
+        def reset(self, scenario):
+            self.inner.reset(scenario)
+
+        def act(self, obs):
+            if self.what == "soc_0.01pct":
+                e = np.round(obs.battery_energy_kwh / cap * 1e4) / 1e4 * cap
+                obs = dataclasses.replace(obs, battery_energy_kwh=e)
+            sp = self.inner.act(obs)
+            if self.what == "battery_setpoint_1W":
+                sp = dataclasses.replace(sp, battery_kw=np.round(sp.battery_kw, 3))
+            return sp
+
+    keys = (
+        "total_cost_incl_penalties_eur",
+        "total_cost_eur",
+        "peak_import_kw",
+        "end_battery_delta_kwh",
+        "curtailed_kwh",
+    )
+    out = {}
+    for name in args.controllers:
+        base = compute_kpis(simulate(sc, make_controller(name)), sc)
+        row = {"exact": {k: base[k] for k in keys}}
+        for what in ("soc_0.01pct", "battery_setpoint_1W"):
+            k = compute_kpis(simulate(sc, Rounded(make_controller(name), what)), sc)
+            row[what] = {
+                key: {
+                    "value": k[key],
+                    "rel_diff": (k[key] - base[key]) / abs(base[key])
+                    if abs(base[key]) > 1e-9
+                    else k[key] - base[key],
+                }
+                for key in keys
+            }
+        out[name] = row
+        print(f"{name}:")
+        for what in ("soc_0.01pct", "battery_setpoint_1W"):
+            rel = {key: f"{v['rel_diff']:+.2e}" for key, v in row[what].items()}
+            print(f"  {what:22s} {rel}")
+    _save("sensitivity_1day", out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="part", required=True)
@@ -416,6 +482,8 @@ def main() -> None:
     p.add_argument(
         "--controllers", nargs="+", default=["smart-rule", "uncontrolled", "tou", "mpc+shield"]
     )
+    q = sub.add_parser("sensitivity")
+    q.add_argument("--controllers", nargs="+", default=["smart-rule", "mpc+shield"])
     d = sub.add_parser("devices", help="internal: the device process of `scale`")
     d.add_argument("--url", required=True)
     d.add_argument("--chargers", type=int, required=True)
@@ -423,7 +491,8 @@ def main() -> None:
     d.add_argument("--period", type=float, required=True)
     d.add_argument("--devices-skip-validation", action="store_true")
     args = ap.parse_args()
-    {"scale": scale, "parity": parity, "devices": devices}[args.part](args)
+    parts = {"scale": scale, "parity": parity, "sensitivity": sensitivity, "devices": devices}
+    parts[args.part](args)
 
 
 def devices(args) -> None:
