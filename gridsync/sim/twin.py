@@ -286,10 +286,12 @@ class SteppedTwin:
     def _solve_three_phase(self, step: int, powers: tuple):
         """The plant's unbalanced flow of this step: customers and assets on their phases
         (``[grid] phases = 3``); the balanced flow above stays the controllers' model."""
-        tp = self.scenario.three_phase
+        sc = self.scenario
+        tp = sc.three_phase
         p_bat, p_ev, p_dfr, p_th, p_pv, _ = powers
         kw = {"battery": p_bat, "ev": p_ev, "deferrable": p_dfr, "thermal": p_th, "pv": -p_pv}
-        return tp.solve(tp.bus_phase_kw(step, self.fleet, kw), tp.base_kvar[step])
+        base_kw, base_kvar = tp.base_at(step, sc.base_load_kw[step], sc.base_load_kvar[step])
+        return tp.solve(tp.add_assets(base_kw, self.fleet, kw), base_kvar)
 
     def solve(self, p_bus_kw: np.ndarray, step: int):
         """Power flow of a hypothetical injection at ``step`` (warm-started; state unchanged)."""

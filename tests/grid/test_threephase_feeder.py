@@ -211,3 +211,15 @@ def test_unbalanced_feeder_matches_pandapower_runpp_3ph():
     ours = tp.solve(p, q).vm_pu[feeder.bus_pos(net.res_bus_3ph.index)]
     assert ref.min() < 0.9  # a heavily unbalanced, heavily loaded case
     assert np.max(np.abs(ours - ref)) < 1e-4
+
+
+def test_phase_base_loads_add_up_to_the_balanced_base(three_phase_day):
+    sc = three_phase_day
+    tp = sc.three_phase
+    steps = slice(sc.start_step, sc.end_step)
+    assert np.allclose(tp.base_kw[steps].sum(axis=2), sc.base_load_kw[steps], atol=1e-9)
+    t = sc.start_step + 50
+    extra_kvar = sc.base_load_kvar[t] + 1.5  # anything beyond the customers: spread evenly
+    p, q = tp.base_at(t, sc.base_load_kw[t], extra_kvar)
+    assert np.allclose(p.sum(axis=1), sc.base_load_kw[t]) and np.allclose(q.sum(axis=1), extra_kvar)
+    assert np.allclose(q - tp.base_kvar[t], (extra_kvar - tp.base_kvar[t].sum(axis=1))[:, None] / 3)

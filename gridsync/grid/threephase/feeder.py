@@ -252,10 +252,18 @@ class ThreePhaseFeeder:
     load_bus: np.ndarray
     base_share: np.ndarray  # (n_bus, 3) phase shares of the customers' rated load per bus
 
-    def bus_phase_kw(self, step: int, fleet: Fleet, powers: dict[str, np.ndarray]) -> np.ndarray:
-        """(n_bus, 3) consumption per bus and phase: inflexible load plus every asset's kW
-        (``powers[kind]`` in load convention; PV as negative consumption)."""
-        return self.add_assets(self.base_kw[step], fleet, powers)
+    def base_at(
+        self, step: int, bus_kw: np.ndarray, bus_kvar: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n_bus, 3) inflexible kW and kvar at ``step`` whose per-bus sums are the balanced
+        scenario's (``bus_kw``/``bus_kvar``): the customers' profiles on their phases, and
+        whatever the balanced base holds beyond them (load scaling, profile-less loads, the
+        network's PV sgens' reactive power) spread evenly over the three phases."""
+        p, q = self.base_kw[step], self.base_kvar[step]
+        return (
+            p + (np.asarray(bus_kw) - p.sum(axis=1))[:, None] / 3,
+            q + (np.asarray(bus_kvar) - q.sum(axis=1))[:, None] / 3,
+        )
 
     def split_estimate(self, bus_kw: np.ndarray) -> np.ndarray:
         """(n_bus, 3) split of an estimated per-bus inflexible load by the customers' phases
