@@ -223,3 +223,16 @@ def test_phase_base_loads_add_up_to_the_balanced_base(three_phase_day):
     p, q = tp.base_at(t, sc.base_load_kw[t], extra_kvar)
     assert np.allclose(p.sum(axis=1), sc.base_load_kw[t]) and np.allclose(q.sum(axis=1), extra_kvar)
     assert np.allclose(q - tp.base_kvar[t], (extra_kvar - tp.base_kvar[t].sum(axis=1))[:, None] / 3)
+
+
+def test_unsupported_elements_are_named():
+    import copy
+
+    from gridsync.grid.threephase.feeder import ThreePhaseModelError
+    from gridsync.model.network import feeder_from_net
+
+    feeder = load_feeder(resolve_data_path("bundled:feeders/kerber_extreme_dorfnetz.json"))
+    net = copy.deepcopy(feeder.net)
+    net.load.loc[net.load.index[3], "const_z_p_percent"] = 50.0
+    with pytest.raises(ThreePhaseModelError, match=repr(str(net.load.name.iloc[3]))):
+        three_phase_network(feeder_from_net(net, "zip"))

@@ -67,6 +67,17 @@ def three_phase_network(
         if table in net and len(net[table]) and net[table].get("in_service", True).any():
             msg = f"network {feeder.name}: {table} elements are not supported three-phase"
             raise ThreePhaseModelError(msg)
+    loads = net.load[net.load.in_service]
+    zip_cols = [c for c in loads.columns if c.startswith(("const_z", "const_i"))]
+    zip_loads = (
+        loads[(loads[zip_cols].fillna(0.0) != 0).any(axis=1)] if zip_cols else loads.iloc[0:0]
+    )
+    if len(zip_loads):
+        msg = (
+            f"network {feeder.name}: load {zip_loads['name'].iloc[0]!r} (and {len(zip_loads) - 1} "
+            "more) has voltage-dependent (ZIP) shares, which the three-phase model does not apply"
+        )
+        raise ThreePhaseModelError(msg)
     rep = dict(zip(net.bus.index, _bus_groups(net), strict=True))
     name_of = {int(b): str(b) for b in net.bus.index}
     asm = NetworkAssembler(feeder.name)
