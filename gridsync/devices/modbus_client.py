@@ -7,6 +7,7 @@ layout is assumed; scale factors are read from the device, never guessed. Comman
 
 * :meth:`~SunSpecClient.set_pv_limit_pct` -> ``123.WMaxLimPct`` + ``WMaxLim_Ena``;
 * :meth:`~SunSpecClient.set_power_factor` -> ``123.OutPFSet`` + ``OutPFSet_Ena``;
+* :meth:`~SunSpecClient.set_volt_var` -> ``126`` curve 1 (points, ``ActCrv = 1``, ``ModEna``);
 * :meth:`~SunSpecClient.set_battery_kw` -> ``124.StorCtl_Mod = 3``, ``InWRte = x``,
   ``OutWRte = -x`` (x % of ``WChaMax``; negative x discharges), see
   :mod:`gridsync.devices.modbus_sim` for the convention.
@@ -44,6 +45,7 @@ from gridsync.devices.sunspec import (
     decode_int,
     decode_model,
     encode_int,
+    length_ok,
 )
 from gridsync.devices.telemetry import ReadingSink
 
@@ -153,7 +155,7 @@ class SunSpecClient:
             if mid == END_ID:
                 break
             if mid in MODELS:
-                if length != MODELS[mid][0]:
+                if not length_ok(mid, length):
                     msg = f"{self.name}: model {mid} has length {length}, expected {MODELS[mid][0]}"
                     raise DeviceError(msg)
                 models[mid] = addr + 2
@@ -239,6 +241,22 @@ class SunSpecClient:
     # commands -----------------------------------------------------------------------------
     async def set_pv_limit_pct(self, pct: float) -> WriteResult:
         return await self.write(123, {"WMaxLimPct": pct, "WMaxLim_Ena": 1}, "active power limit")
+
+    async def set_volt_var(
+        self, points: list[tuple[float, float]], dept_ref: int = 2
+    ) -> WriteResult:
+        """Load ``[(V in % of VRef, VAr in % of the reference), ...]`` (at most 20, V rising)
+        as Volt-VAR curve 1 and activate it (``dept_ref`` 1 = %WMax, 2 = %VArMax,
+        3 = %VArAval)."""
+        if not 2 <= len(points) <= 20 or any(
+            b[0] <= a[0] for a, b in zip(points, points[1:], strict=False)
+        ):
+            msg = f"volt-var: 2 to 20 points with rising voltage expected, got {points}"
+            raise ValueError(msg)
+        values = {"ActPt": len(points), "DeptRef": dept_ref, "ActCrv": 1, "ModEna": 1}
+        for i, (v, q) in enumerate(points, start=1):
+            values[f"V{i}"], values[f"VAr{i}"] = v, q
+        return await self.write(126, values, "volt-var curve 1")
 
     async def set_power_factor(self, pf: float) -> WriteResult:
         return await self.write(123, {"OutPFSet": pf, "OutPFSet_Ena": 1}, "power factor")

@@ -7,6 +7,8 @@ field) and exposes models 1, 103 (or 101), 120, 121, 122, 123 and, with a batter
 
 * PV: ``123.WMaxLimPct`` (% of ``121.WMax``) while ``WMaxLim_Ena`` = 1 caps the AC output;
 * power factor: ``123.OutPFSet`` while ``OutPFSet_Ena`` = 1;
+* Volt-VAR: curve 1 of model 126 while ``ModEna`` = 1 and ``ActCrv`` = 1
+  (:meth:`SimInverter.volt_var_pct`; points beyond +-44 % of the reference are clamped);
 * battery: ``124.StorCtl_Mod`` bit 0 enables the charge limit ``InWRte``, bit 1 the
   discharge limit ``OutWRte`` (both % of ``WChaMax``). The battery runs
   ``clip(0, -OutWRte, InWRte)``, so ``InWRte = x, OutWRte = -x`` holds a charge of x % and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -90,8 +93,11 @@ SCALE = {
     "SoH_SF": -1,
     "CellV_SF": -3,
     "AMax_SF": 0,
+    "DeptRef_SF": -1,
+    "RmpIncDec_SF": 0,
 }
 NOMINAL_V = 230.0
+VAR_LIMIT_RAW = 440  # Volt-VAR points beyond +-44.0 % (0.9 power factor) are clamped
 POWER_SF = (
     "W_SF",
     "VA_SF",
@@ -139,7 +145,7 @@ class SimInverter:
         self.bms_limit_kw = battery_kw  # what the battery accepts now (a BMS may derate)
         self.pv_available_kw = 0.0
         self.writes = 0
-        models = [1, 103 if phases == 3 else 101, 120, 121, 122, 123]
+        models = [1, 103 if phases == 3 else 101, 120, 121, 122, 123, 126]
         if battery_kwh > 0:
             models += [124, 802]
         self.scale = dict(SCALE)  # power and energy scale factors follow the ratings
@@ -147,6 +153,7 @@ class SimInverter:
         self.scale.update({n: _decade(battery_kwh * 1000.0) for n in ENERGY_SF})
         self.scale["W_SF"] = self.scale["WMax_SF"]
         self.map = SunSpecMap.layout(models)
+        self._var_addresses = {self.map.address(126, f"VAr{i}") for i in range(1, 21)}
         self.regs = [0] * (self.map.end + 2 - BASE_ADDRESS)
         self._server: ModbusTcpServer | None = None
         self._init_registers(models)
@@ -196,6 +203,13 @@ class SimInverter:
         self.set(123, "WMaxLim_Ena", 0)
         self.set(123, "OutPFSet", 1.0)
         self.set(123, "OutPFSet_Ena", 0)
+        self.set(126, "ActCrv", 0)
+        self.set(126, "ModEna", 0)
+        self.set(126, "NCrv", 1)
+        self.set(126, "NPt", 20)
+        self.set(126, "ReadOnly", 0)
+        self.set(126, "ActPt", 0)
+        self.set(126, "DeptRef", 2)
         if self.battery_kwh > 0:
             self.set(120, "DERTyp", 82)  # PV + storage
             self.set(120, "WHRtg", self.battery_kwh * 1000.0)
@@ -218,6 +232,16 @@ class SimInverter:
         if self.get(123, "WMaxLim_Ena") != 1:
             return self.rated_kw
         return self.get(123, "WMaxLimPct") / 100.0 * self.get(121, "WMax") / 1000.0
+
+    def volt_var_pct(self, v_pu: float) -> float | None:
+        """Reactive power the active Volt-VAR curve asks for at ``v_pu`` (% of its reference,
+        + = injecting vars), flat beyond the end points; None when no curve is active."""
+        if self.get(126, "ModEna") != 1 or self.get(126, "ActCrv") != 1:
+            return None
+        n = int(self.get(126, "ActPt"))
+        v = [self.get(126, f"V{i}") for i in range(1, n + 1)]
+        q = [self.get(126, f"VAr{i}") for i in range(1, n + 1)]
+        return float(np.interp(100.0 * v_pu, v, q))
 
     def battery_kw(self) -> float:
         """The battery power the controls ask for (kW, + charge), 0 without remote control."""
@@ -260,6 +284,9 @@ class SimInverter:
             a = address + i
             if 123 in self.map.starts and a == self.map.address(123, "WMaxLimPct"):
                 values[i] = min(raw, 10000)  # 100.00 %
+            if 126 in self.map.starts and a in self._var_addresses:
+                signed = raw - 0x10000 if raw & 0x8000 else raw
+                values[i] = max(min(signed, VAR_LIMIT_RAW), -VAR_LIMIT_RAW) & 0xFFFF
             if 124 in self.map.starts and a in (
                 self.map.address(124, "InWRte"),
                 self.map.address(124, "OutWRte"),

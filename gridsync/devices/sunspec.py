@@ -9,7 +9,7 @@ register of the model): physical = raw x 10^SF. Unimplemented values read as the
 The point layouts below follow the SunSpec Information Model definitions for model 1
 (common), 101/102/103 (single/split/three-phase inverter, integer + SF), 120 (nameplate), 121
 (basic settings), 122 (measurements and status, the leading points), 123 (immediate
-controls), 124 (storage) and 802 (battery base). Offsets are counted from the first register
+controls), 124 (storage), 126 (static Volt-VAR, its first curve) and 802 (battery base). Offsets are counted from the first register
 after ``L`` (offset 0 of model 802 is ``AHRtg``, as in the model's JSON definition).
 """
 
@@ -98,6 +98,34 @@ _INVERTER = [
     ("EvtVnd2", "bitfield32"),
     ("EvtVnd3", "bitfield32"),
     ("EvtVnd4", "bitfield32"),
+]
+
+# 126 (static Volt-VAR): fixed points, then curve 1 as ActPt, DeptRef, V1, VAr1, ..., V20,
+# VAr20, CrvNam, RmpTms, RmpDecTmm, RmpIncTmm, ReadOnly (the curve's RmpTms is ``CrvRmpTms``
+# here, to keep names unique)
+_VOLT_VAR = [
+    ("ActCrv", "uint16"),
+    ("ModEna", "bitfield16"),
+    ("WinTms", "uint16"),
+    ("RvrtTms", "uint16"),
+    ("RmpTms", "uint16"),
+    ("NCrv", "uint16"),
+    ("NPt", "uint16"),
+    ("V_SF", "sunssf"),
+    ("DeptRef_SF", "sunssf"),
+    ("RmpIncDec_SF", "sunssf"),
+    ("ActPt", "uint16"),
+    ("DeptRef", "enum16"),
+    *[
+        p
+        for i in range(1, 21)
+        for p in ((f"V{i}", "uint16", "V_SF"), (f"VAr{i}", "int16", "DeptRef_SF"))
+    ],
+    ("CrvNam", "string8"),
+    ("CrvRmpTms", "uint16"),
+    ("RmpDecTmm", "uint16", "RmpIncDec_SF"),
+    ("RmpIncTmm", "uint16", "RmpIncDec_SF"),
+    ("ReadOnly", "enum16"),
 ]
 
 #: model id -> (length L, points)
@@ -325,7 +353,21 @@ MODELS: dict[int, tuple[int, dict[str, Point]]] = {
             ]
         ),
     ),
+    126: (10 + 54, _points(_VOLT_VAR)),
 }
+
+#: models whose length is a fixed part plus repeated groups: id -> (fixed, per group); the
+#: table above describes the fixed part and the first group (126: its first curve)
+REPEATING = {126: (10, 54)}
+
+
+def length_ok(model: int, length: int) -> bool:
+    """Whether a model header's ``L`` fits the model (repeating groups counted)."""
+    want = MODELS[model][0]
+    if model in REPEATING:
+        fixed, per = REPEATING[model]
+        return length >= want and (length - fixed) % per == 0
+    return length == want
 
 
 class SunSpecError(ValueError):

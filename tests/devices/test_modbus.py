@@ -228,3 +228,29 @@ def test_a_value_the_device_cannot_measure_reads_as_not_implemented():
     got = {q: v for _, q, _, v, _ in rows}
     assert "v" not in got
     assert got["p"] == pytest.approx(-2000.0)
+
+
+def test_volt_var_curve_round_trip_and_clamp():
+    """A curve loaded into model 126 is what the device follows (hand interpolation: at
+    0.95 p.u. halfway between (92 %, +44 %) and (98 %, 0 %) -> +22 %; flat beyond the last
+    point); a point beyond the device's +-44 % capability is clamped and read back as such."""
+
+    async def main():
+        inv, c, alerts = await _device()
+        try:
+            ok = await c.set_volt_var([(92.0, 44.0), (98.0, 0.0), (102.0, 0.0), (108.0, -44.0)])
+            q = [inv.volt_var_pct(v) for v in (0.95, 1.0, 1.10)]
+            clamped = await c.set_volt_var([(90.0, 60.0), (110.0, -60.0)])
+            with pytest.raises(ValueError, match="rising voltage"):
+                await c.set_volt_var([(100.0, 0.0), (95.0, 1.0)])
+            return ok, q, clamped, inv.volt_var_pct(0.80), alerts
+        finally:
+            await _close(inv, c)
+
+    ok, q, clamped, q_low, alerts = asyncio.run(main())
+    assert ok.status == "ok"
+    assert q == [pytest.approx(22.0), pytest.approx(0.0), pytest.approx(-44.0)]
+    assert clamped.status == "readback_differs"
+    assert clamped.readback["VAr1"] == pytest.approx(44.0)
+    assert q_low == pytest.approx(44.0)
+    assert [a["kind"] for a in alerts] == ["setpoint_readback"]
