@@ -37,6 +37,8 @@ KPI_UNITS = {
     "curtailed_kwh": "kWh",
     "losses_kwh": "kWh",
     "powerflow_failures": "steps",
+    "battery_capacity_lost_pp": "pp (mean)",
+    "battery_ageing_value_eur": "EUR",
     "battery_soh_min_pct": "%",
     "battery_soh_projected_min_pct": "% at warranty",
     "battery_fade_alerts": "batteries",
@@ -85,7 +87,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         )
     return {
         **unbalance_kpis(result),
-        **health_kpis(result),
+        **health_kpis(result, scenario),
         "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
         "total_cost_eur": total,
         "energy_cost_eur": energy_cost,
@@ -118,19 +120,28 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
     }
 
 
-def health_kpis(result: SimulationResult) -> dict[str, float]:
-    """Battery state of health after the window (``gridsync.storage``): the lowest capacity
-    left, the lowest projected at the warranty's end (the window's use repeated), and how
-    many batteries are projected below 80 % before their warranty years."""
+def health_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, float]:
+    """Battery state of health after the window (``gridsync.storage``): capacity lost (mean
+    percentage points) and what it is worth (pack price per kWh x capacity per 20 points of
+    fade, the life to 80 %), the lowest capacity left, the lowest projected at the warranty's
+    end (the window's use repeated), and how many batteries are projected below 80 % before
+    their warranty years."""
     rep = result.extras.get("battery_health")
+    keys = (
+        "battery_capacity_lost_pp",
+        "battery_ageing_value_eur",
+        "battery_soh_min_pct",
+        "battery_soh_projected_min_pct",
+        "battery_fade_alerts",
+    )
     if rep is None or not len(rep.soh_frac):
-        nan = float("nan")
-        return {
-            "battery_soh_min_pct": nan,
-            "battery_soh_projected_min_pct": nan,
-            "battery_fade_alerts": nan,
-        }
+        return dict.fromkeys(keys, float("nan"))
+    lost = 1.0 - rep.soh_frac
+    cfg = scenario.config.fleet.battery
+    value = cfg.pack_cost_eur_per_kwh * scenario.fleet.battery.capacity_kwh / 0.2
     return {
+        "battery_capacity_lost_pp": 100 * float(lost.mean()),
+        "battery_ageing_value_eur": float((lost * value).sum()),
         "battery_soh_min_pct": 100 * float(rep.soh_frac.min()),
         "battery_soh_projected_min_pct": 100 * float(rep.projected_soh_at_warranty.min()),
         "battery_fade_alerts": int(rep.alert.sum()),

@@ -25,6 +25,9 @@ def test_idle_battery_reports_calendar_fade_of_its_soc():
     kpis = compute_kpis(res, s)
     assert kpis["battery_soh_min_pct"] == pytest.approx(100 * rep.soh_frac[0])
     assert kpis["battery_fade_alerts"] == 0
+    # 10 kWh at 300 EUR/kWh is worth 15,000 EUR per unit of capacity until 80 %
+    assert kpis["battery_ageing_value_eur"] == pytest.approx(15000.0 * k, rel=1e-9)
+    assert kpis["battery_capacity_lost_pp"] == pytest.approx(100 * k, rel=1e-9)
 
 
 def test_daily_fade_reaches_the_fleet():
