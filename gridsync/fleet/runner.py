@@ -3,13 +3,16 @@
 The coordinator (this process) trains the shared forecast model once and broadcasts it
 (``ray.put``), places the feeders on ``workers`` shard actors (feeder i on worker i mod W;
 each actor is restarted by Ray if its process dies, up to ``max_restarts`` times, and its lost
-calls are retried as often), and steps the fleet in lock-step over the window: every step
-each feeder's loop is requested, at most ``max_in_flight`` requests outstanding per worker
-(back-pressure: the coordinator waits for results before submitting more, so queues and
-memory stay bounded whatever the fleet size). Results are published on the fleet bus
-(``<prefix>.<feeder>.telemetry`` / ``.plan``); every hour the coordinator allocates the
-substation import limit (``<prefix>.<feeder>.limit``, applied at the feeders' next re-plan)
-and every step it publishes the fleet's VPP bid (``<prefix>.substation.bid``).
+calls are retried as often), and steps the fleet over the window in coordination periods (one
+re-plan interval, an hour by default): at the start of each the coordinator allocates the
+substation import limit (``<prefix>.<feeder>.limit``, applied at the feeders' re-plan), then
+requests every feeder's steps of the period, at most ``max_in_flight`` requests outstanding per
+worker (back-pressure: the coordinator waits for results before submitting more, so queues and
+memory stay bounded whatever the fleet size; the feeders are independent inside a period, so
+a worker never idles waiting for the others at each step). Results are published on the fleet
+bus (``<prefix>.<feeder>.telemetry`` / ``.plan``) and every step's flexibility becomes the
+fleet's VPP bid (``<prefix>.substation.bid``). Run as fast as possible this is a simulation;
+live, each step waits for its interval anyway.
 
 The in-process backend runs the same shard code in this process, one feeder after another:
 the reference the Ray overhead is measured against.
@@ -100,6 +103,8 @@ class FleetResult:
     rss_per_feeder_mb: float
     store_url: str | None
     plan_status: dict[str, int]
+    persist_s: np.ndarray | None = None  # (n_steps, n_feeders) checkpoint + commit, s
+    checkpoint_bytes: np.ndarray | None = None  # (n_steps, n_feeders)
     driver_cpu_s: float = 0.0  # coordinator process CPU over the run (all of it in-process)
     worker_cpu_s: float = 0.0  # Ray worker processes' CPU over the run
 
@@ -134,6 +139,7 @@ class FleetResult:
             "driver_cpu_s": round(self.driver_cpu_s, 2),
             "worker_cpu_s": round(self.worker_cpu_s, 2),
             "rss_per_feeder_mb": round(self.rss_per_feeder_mb, 2),
+            **_persist_summary(self.persist_s, self.checkpoint_bytes),
             "worker_rss_mb": [round(w["rss_mb"], 1) for w in self.worker_stats],
             "published": self.published,
             "plan_status": self.plan_status,
@@ -156,6 +162,13 @@ def _ray_init(cfg: FleetRunConfig):
         else:
             kwargs.update(num_cpus=cfg.workers, object_store_memory=256 * 2**20)
         ray.init(**kwargs)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cpus < cfg.workers:
+        msg = (
+            f"fleet.workers = {cfg.workers}: each worker takes one CPU, but the Ray cluster "
+            f"has {cpus:g}; lower --workers or start Ray with more CPUs"
+        )
+        raise ValueError(msg)
     return ray
 
 
@@ -229,7 +242,7 @@ def run_fleet(
     model=None,
 ) -> FleetResult:
     """Run the fleet over the window (see module doc). ``on_step(k, shards)`` is called after
-    every lock-step ``k`` (progress bars; the failure test kills a worker from it).
+    every step ``k`` is recorded (progress bars; the failure test kills a worker from it).
     ``model``: a shared forecast model already trained on this source (``train_s`` is 0)."""
     t0 = time.perf_counter()
     factory = ReplicaFactory.for_source(cfg.source)
@@ -266,6 +279,8 @@ def run_fleet(
         col = {fid: i for i, fid in enumerate(ids)}
         loop_s = np.zeros((n_steps, len(ids)))
         cpu_s = np.zeros_like(loop_s)
+        persist_s = np.zeros_like(loop_s)  # checkpoint + store commit after each loop
+        ckpt_bytes = np.zeros_like(loop_s)
         feeder_kw = np.zeros_like(loop_s)
         limits: dict[str, float | None] = {f: positions[f][1] for f in ids}
         bids, limit_log, published = [], [], 0
@@ -273,7 +288,8 @@ def run_fleet(
         last: dict[str, StepOutput] = {f: v[2] for f, v in positions.items() if v[2] is not None}
         cpu0 = [st["cpu_s"] for st in shards.call_all("stats")]
         tr, driver0 = time.perf_counter(), time.process_time()
-        for k in range(first, n_steps):
+        k = first
+        while k < n_steps:
             due = k % cfg.resolve_every == 0 and len(last) == len(ids)
             if cfg.substation_limit_kw is not None and due:
                 planned = [last[f].planned_import_kw for f in ids]
@@ -285,33 +301,20 @@ def run_fleet(
                     [(f, "limit", {"step": k, "limit_kw": lim}, f"{f}.limit.{k}")
                      for f, lim in limits.items()]
                 )  # fmt: skip
-            work = [[(s.feeder_id, k, limits[s.feeder_id]) for s in g] for g in groups]
-            outs = shards.step_all(work)
-            items = []
-            for o in outs:
-                i = col[o.feeder_id]
-                loop_s[k, i], cpu_s[k, i] = o.loop_s, o.cpu_s
-                feeder_kw[k, i] = o.telemetry["feeder_kw"]
-                last[o.feeder_id] = o
-                status[o.plan["status"]] = status.get(o.plan["status"], 0) + 1
-                items.append((o.feeder_id, "telemetry", {"step": o.step, "time": o.time,
-                              **o.telemetry}, f"{o.feeder_id}.telemetry.{o.step}"))  # fmt: skip
-                items.append((o.feeder_id, "plan", {"step": o.step, "time": o.time, **o.plan},
-                              f"{o.feeder_id}.plan.{o.step}"))  # fmt: skip
-            ordered = [last[f] for f in ids]
-            bid = aggregate_bid(
-                ordered[0].step,
-                ordered[0].time,
-                np.array([o.flex_up_kw for o in ordered]),
-                np.array([o.flex_down_kw for o in ordered]),
-                np.array([o.extras["up_cost_eur_per_kwh"] for o in ordered]),
-                np.array([o.extras["down_value_eur_per_kwh"] for o in ordered]),
-            )
-            bids.append(bid.as_dict())
-            items.append((SUBSTATION, "bid", bid.as_dict(), f"{SUBSTATION}.bid.{bid.step}"))
-            published += bus.publish_many(items)
-            if on_step is not None:
-                on_step(k, shards)
+            # the feeders are independent until the next allocation: request all their steps
+            # up to it at once, so a worker never idles waiting for the others at every step
+            block = range(k, min(n_steps, (k // cfg.resolve_every + 1) * cfg.resolve_every))
+            work = [[(s.feeder_id, j, limits[s.feeder_id]) for j in block for s in g]
+                    for g in groups]  # fmt: skip
+            outs: dict[int, list[StepOutput]] = {j: [] for j in block}
+            for o in shards.step_all(work):
+                outs[o.step - base.start_step].append(o)
+            for j in block:
+                published += _record_step(j, outs[j], col, last, status, ids, bus, bids,
+                                          (loop_s, cpu_s, persist_s, ckpt_bytes, feeder_kw))  # fmt: skip
+                if on_step is not None:
+                    on_step(j, shards)
+            k = block.stop
         run_s = time.perf_counter() - tr
         driver_cpu_s = time.process_time() - driver0
         stats = shards.call_all("stats")
@@ -333,6 +336,8 @@ def run_fleet(
         loop_s=loop_s[first:],
         cpu_s=cpu_s[first:],
         feeder_kw=feeder_kw[first:],
+        persist_s=persist_s[first:],
+        checkpoint_bytes=ckpt_bytes[first:],
         bids=bids,
         limits_kw=limit_log,
         published=published,
@@ -343,3 +348,45 @@ def run_fleet(
         driver_cpu_s=driver_cpu_s,
         worker_cpu_s=worker_cpu_s,
     )
+
+
+def _persist_summary(persist_s, checkpoint_bytes) -> dict:
+    """Checkpoint + commit time per feeder-step (p50/p99, s) and checkpoint size (kB)."""
+    if persist_s is None or not persist_s.size:
+        return {}
+    return {
+        "persist_p50_s": round(float(np.percentile(persist_s, 50)), 4),
+        "persist_p99_s": round(float(np.percentile(persist_s, 99)), 4),
+        "checkpoint_kb_mean": round(float(checkpoint_bytes.mean()) / 1024, 1),
+    }
+
+
+def _record_step(k, outs, col, last, status, ids, bus, bids, arrays) -> int:
+    """Record step ``k``'s outputs, bid the fleet's flexibility and publish; returns the
+    number of messages published."""
+    loop_s, cpu_s, persist_s, ckpt_bytes, feeder_kw = arrays
+    items = []
+    for o in outs:
+        i = col[o.feeder_id]
+        loop_s[k, i], cpu_s[k, i] = o.loop_s, o.cpu_s
+        persist_s[k, i] = o.extras["checkpoint_s"] + o.extras["commit_s"]
+        ckpt_bytes[k, i] = o.extras["checkpoint_bytes"]
+        feeder_kw[k, i] = o.telemetry["feeder_kw"]
+        last[o.feeder_id] = o
+        status[o.plan["status"]] = status.get(o.plan["status"], 0) + 1
+        items.append((o.feeder_id, "telemetry", {"step": o.step, "time": o.time, **o.telemetry},
+                      f"{o.feeder_id}.telemetry.{o.step}"))  # fmt: skip
+        items.append((o.feeder_id, "plan", {"step": o.step, "time": o.time, **o.plan},
+                      f"{o.feeder_id}.plan.{o.step}"))  # fmt: skip
+    ordered = [last[f] for f in ids]
+    bid = aggregate_bid(
+        ordered[0].step,
+        ordered[0].time,
+        np.array([o.flex_up_kw for o in ordered]),
+        np.array([o.flex_down_kw for o in ordered]),
+        np.array([o.extras["up_cost_eur_per_kwh"] for o in ordered]),
+        np.array([o.extras["down_value_eur_per_kwh"] for o in ordered]),
+    )
+    bids.append(bid.as_dict())
+    items.append((SUBSTATION, "bid", bid.as_dict(), f"{SUBSTATION}.bid.{bid.step}"))
+    return bus.publish_many(items)

@@ -111,8 +111,13 @@ class FeederShard:
         if limit_kw != rt.limit_kw:
             rt.set_limit(limit_kw)
         out = rt.step()
+        t0 = time.perf_counter()
         blob = pickle.dumps({"runtime": rt.checkpoint(), "output": out}, protocol=5)
+        t1 = time.perf_counter()
         out.extras["stored"] = self.store.commit_step(out, blob)
+        out.extras["checkpoint_s"] = t1 - t0
+        out.extras["commit_s"] = time.perf_counter() - t1
+        out.extras["checkpoint_bytes"] = len(blob)
         out.extras["worker"] = self.worker
         self._last[feeder_id] = out
         return out

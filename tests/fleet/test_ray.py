@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from gridsync.fleet.store import SqliteFleetStore
 from tests.fleet.conftest import SOURCE
 
 ray = pytest.importorskip("ray")
-STEPS = 5
+STEPS = 8
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +48,28 @@ def _config(backend: str, store: str) -> FleetRunConfig:
 def test_killed_worker_resumes_without_losing_or_repeating_plans(
     local_ray, fleet_factory, tmp_path
 ):
+    ray_store = str(tmp_path / "ray.sqlite")
     killed: list[int] = []
 
-    def kill_w0(k, shards):
-        if k == 1:  # after step 1 is stored: w0's next calls find its process gone
-            pid = ray.get(shards.handles[0].pid.remote())
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    def kill_when_busy(pid: int) -> None:
+        # SIGKILL w0 while it works through the second hour: once f0000 has stored step 4,
+        # its steps 5-7 are queued or running
+        store = SqliteFleetStore(ray_store)
+        while (done := store.plan_steps().query("feeder_id == 'f0000'").shape[0]) < 5:
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+        killed.extend([pid, done])
 
-    ray_store = str(tmp_path / "ray.sqlite")
-    result = run_fleet(_config("ray", ray_store), on_step=kill_w0)
+    def start_killer(k, shards):
+        if k == 0:
+            pid = ray.get(shards.handles[0].pid.remote())
+            threading.Thread(target=kill_when_busy, args=(pid,), daemon=True).start()
+
+    result = run_fleet(_config("ray", ray_store), on_step=start_killer)
     w0 = next(s for s in result.worker_stats if s["worker"] == "w0")
-    assert killed and w0["pid"] != killed[0]  # Ray restarted the actor in a new process
-    # w0 hosts f0000 and f0002; both resumed from the checkpoint of step 1
+    assert killed and killed[1] < STEPS  # killed with f0000's steps still to do
+    assert w0["pid"] != killed[0]  # Ray restarted the actor in a new process
+    # w0 hosts f0000 and f0002; both resumed from their last stored checkpoint
     assert sorted(w0["resumed"]) == ["f0000", "f0002"]
     plans = SqliteFleetStore(ray_store).plan_steps()
     assert len(plans) == 3 * STEPS
