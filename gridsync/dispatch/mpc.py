@@ -154,6 +154,12 @@ class MPCConfig:
             if not ok:
                 msg = f"MPCConfig.{name} = {value!r}; expected {expected}"
                 raise ValueError(msg)
+        if self.ageing_costs and self.aggregate:
+            msg = (
+                "MPCConfig.ageing_costs = True with aggregate = True; expected one of them: "
+                "ageing costs are per battery, the aggregated LP has virtual batteries"
+            )
+            raise ValueError(msg)
         if self.feeder_limit_kw is not None and self.feeder_limit_kw <= 0:
             msg = f"MPCConfig.feeder_limit_kw = {self.feeder_limit_kw!r}; expected > 0 or None"
             raise ValueError(msg)

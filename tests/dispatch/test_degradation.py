@@ -95,3 +95,8 @@ def test_v2g_is_priced_by_depth_instead_of_constant_wear():
     assert sol.x[lay.ev_d][0] == pytest.approx(5.0)
     seg = sol.x[lp.cols("age_v2g_seg")][:4]
     assert seg == pytest.approx([2.5, 2.5, 0.0, 0.0], abs=1e-9)
+
+
+def test_ageing_costs_and_aggregation_are_refused_together():
+    with pytest.raises(ValueError, match="ageing_costs = True with aggregate = True"):
+        MPCConfig(ageing_costs=True, aggregate=True)
