@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gridsync.citylearn.cli:citylearn",
         "Run GridSync's controllers on a CityLearn dataset; CityLearn's KPIs and actions CSV.",
     ),
+    "learn": (
+        "gridsync.learning.cli:learn",
+        "Multi-agent RL on the twin: train (cloning + PPO, shield in the loop), evaluate, list.",
+    ),
     "fleet": (
         "gridsync.fleet.cli:fleet",
         "Many feeders on Ray: twins, MPC and safety agents, one VPP bid, a substation limit.",

@@ -18,7 +18,31 @@ from gridsync.cli.options import (
     start_option,
     step_progress,
 )
-from gridsync.sim.registry import CONTROLLERS
+from gridsync.sim.registry import CONTROLLERS, RL_PREFIX, SHIELD_SUFFIX, is_controller_name
+
+
+class ControllerName(click.ParamType):
+    """A registered controller name or ``rl:<checkpoint>[+shield]`` (checked to exist)."""
+
+    name = "controller"
+
+    def convert(self, value, param, ctx):
+        if not is_controller_name(value):
+            self.fail(
+                f"{value!r}: choose from {', '.join(sorted(CONTROLLERS))} "
+                f"or {RL_PREFIX}<checkpoint>[{SHIELD_SUFFIX}]",
+                param,
+                ctx,
+            )
+        base = value.removesuffix(SHIELD_SUFFIX)
+        if base.startswith(RL_PREFIX):
+            from gridsync.learning.policy import CheckpointError, resolve_checkpoint
+
+            try:
+                resolve_checkpoint(base.removeprefix(RL_PREFIX))
+            except CheckpointError as err:
+                self.fail(str(err), param, ctx)
+        return value
 
 
 def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> dict:
@@ -50,8 +74,10 @@ def bound_summary(bound: float | None, reference: dict | None, kpis: dict) -> di
     "--controller",
     "controllers",
     multiple=True,
-    type=click.Choice(sorted(CONTROLLERS)),
-    help="Controller to run; repeat to compare several. Default: uncontrolled and tou.",
+    type=ControllerName(),
+    help="Controller to run; repeat to compare several. Default: uncontrolled and tou. "
+    f"One of {', '.join(sorted(CONTROLLERS))}, or rl:<checkpoint> (a policy trained by "
+    "`gridsync learn train`, a directory or a registry name), also rl:<checkpoint>+shield.",
 )
 @days_option()
 @start_option()

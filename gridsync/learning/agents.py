@@ -14,14 +14,15 @@ can be shared by all of them (parameter sharing).
 Actions are 5 numbers in [-1, 1] per agent, residuals on a safe heuristic so that 0 is a sane
 default (all kW in load convention):
 
-- ``battery``: power = a x rating (charge > 0, discharge < 0);
+- ``battery``: power = a x the power the reported state of charge allows in that direction
+  (at most the rating; charge > 0, discharge < 0);
 - ``ev``: power = max power x clip(u + a, 0, 1), u = declared energy still needed / (max power x
   hours to declared departure) (the just-in-time rate);
 - ``deferrable``: power = rating x clip(u + a, 0, 1), u = energy left / (rating x hours left in
-  the window) (0 outside it);
+  the window), at most the energy left (0 outside the window);
 - ``thermal``: power = max power x clip(u + a, 0, 1), u = the heat pump's power holding the
   band's middle at the last measured outdoor temperature plus a proportional correction;
-- ``pv``: curtail max(a, 0) x peak power.
+- ``pv``: curtail max(a, 0) x the system's output metered in the last interval.
 """
 
 from __future__ import annotations
@@ -183,6 +184,13 @@ class AgentFeatures:
         rate = _safe_div(need, f.max_power_kw * f.efficiency * hours)
         return np.where(plugged, np.clip(rate, 0.0, 1.0), 0.0), need
 
+    def deferrable_open(self, obs: Observation) -> np.ndarray:
+        """Appliances whose window is open with energy left (only those can run)."""
+        d = self.fleet.deferrable
+        hour = obs.hour_of_day
+        inside = (d.window_start_h <= hour) & (hour < d.window_end_h)
+        return inside & (obs.deferrable_done_kwh < d.energy_kwh - 1e-9)
+
     def deferrable_urgency(self, obs: Observation) -> np.ndarray:
         d = self.fleet.deferrable
         hour = obs.hour_of_day
@@ -281,21 +289,39 @@ class AgentFeatures:
         out = np.nan_to_num(out, nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
         return np.clip(out, -OBS_BOUND, OBS_BOUND).astype(np.float32)
 
+    def battery_room_kw(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Per battery: the charge and discharge power (kW) its reported state of charge
+        allows this step (``physics.battery_step``'s SoC cut, on the model's capacity)."""
+        from gridsync.model.physics import battery_power_bounds_kw
+
+        lo, hi = battery_power_bounds_kw(self.fleet.battery, obs.battery_energy_kwh, self.dt_h)
+        return np.maximum(hi, 0.0), np.maximum(-lo, 0.0)
+
     def setpoints(self, obs: Observation, actions: np.ndarray) -> Setpoints:
-        """Setpoints (kW) for ``actions`` (n_agents, N_ACTIONS) in [-1, 1] (clipped)."""
+        """Setpoints (kW) for ``actions`` (n_agents, N_ACTIONS) in [-1, 1] (clipped). Battery
+        actions scale the power the state of charge allows in that direction, appliance
+        actions stop at the job's remaining energy, curtailment is a fraction of the PV output
+        metered in the last interval: requests stay inside what the devices report."""
         a = np.clip(np.asarray(actions, float).reshape(self.n, N_ACTIONS), -1.0, 1.0)
         f, ag = self.fleet, self.layout.agent_of
         ev_u, _ = self.ev_urgency(obs)
+        up, down = self.battery_room_kw(obs)
+        ab = a[ag["battery"], 0]
+        d = f.deferrable
+        dfr_left_kw = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0) / self.dt_h
         return Setpoints(
-            battery_kw=a[ag["battery"], 0] * f.battery.power_kw,
+            battery_kw=np.where(ab >= 0, ab * up, ab * down),
             ev_kw=f.ev.max_power_kw
             * np.clip(ev_u + a[ag["ev"], 1], 0.0, 1.0)
             * (obs.ev_active_session >= 0),
-            deferrable_kw=f.deferrable.power_kw
-            * np.clip(self.deferrable_urgency(obs) + a[ag["deferrable"], 2], 0.0, 1.0),
+            deferrable_kw=np.minimum(
+                d.power_kw * np.clip(self.deferrable_urgency(obs) + a[ag["deferrable"], 2], 0, 1),
+                dfr_left_kw,
+            )
+            * self.deferrable_open(obs),
             thermal_kw=f.thermal.max_power_kw
             * np.clip(self.thermal_baseline(obs) + a[ag["thermal"], 3], 0.0, 1.0),
-            pv_curtail_kw=np.maximum(a[ag["pv"], 4], 0.0) * f.pv.peak_kw,
+            pv_curtail_kw=np.maximum(a[ag["pv"], 4], 0.0) * obs.telemetry.pv_kw,
         )
 
     def actions_of(self, obs: Observation, sp: Setpoints) -> np.ndarray:
@@ -311,11 +337,17 @@ class AgentFeatures:
         th_frac = _safe_div(np.asarray(sp.thermal_kw, float), f.thermal.max_power_kw)
         th_frac = th_frac - self.thermal_baseline(obs)
         ev_w = f.ev.max_power_kw * plugged
+        up, down = self.battery_room_kw(obs)
+        p_bat = np.asarray(sp.battery_kw, float)
+        bat_frac = np.clip(
+            np.where(p_bat >= 0, _safe_div(p_bat, up), _safe_div(p_bat, down)), -1.0, 1.0
+        )
+        pv_frac = _safe_div(np.asarray(sp.pv_curtail_kw, float), obs.telemetry.pv_kw)
         cols = [
-            _safe_div(self._sum("battery", np.asarray(sp.battery_kw, float)), self.bat_power),
+            _safe_div(self._sum("battery", bat_frac * f.battery.power_kw), self.bat_power),
             _safe_div(self._sum("ev", ev_frac * ev_w), self._sum("ev", ev_w)),
             _safe_div(self._sum("deferrable", dfr_frac * f.deferrable.power_kw), self.dfr_power),
             _safe_div(self._sum("thermal", th_frac * f.thermal.max_power_kw), self.th_power),
-            _safe_div(self._sum("pv", np.asarray(sp.pv_curtail_kw, float)), self.pv_peak),
+            _safe_div(self._sum("pv", np.clip(pv_frac, 0, 1) * f.pv.peak_kw), self.pv_peak),
         ]
         return np.clip(np.column_stack(cols), -1.0, 1.0).reshape(n, N_ACTIONS).astype(np.float32)

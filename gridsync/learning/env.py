@@ -216,6 +216,7 @@ class GridParallelEnv(ParallelEnv):
                 **shield_info,
                 "agent_shield_kw": float(parts["agent_shield_kw"][i]),
                 "cost_eur": float(cost[i]),
+                "violations": parts["violations"],
             }
             for i, a in enumerate(names)
         }

@@ -65,7 +65,28 @@ CONTROLLERS.update(
 )
 
 
+RL_PREFIX = "rl:"
+
+
+def is_controller_name(name: str) -> bool:
+    """A registered name, or ``rl:<checkpoint>`` (a trained policy, see ``gridsync.learning``)
+    with or without ``+shield``."""
+    return name in CONTROLLERS or name.removesuffix(SHIELD_SUFFIX).startswith(RL_PREFIX)
+
+
 def make_controller(name: str):
+    """The controller registered as ``name``; ``rl:<checkpoint>`` plays a trained policy from
+    a checkpoint directory or registry name; any ``+shield`` suffix puts it behind the shield."""
+    base = name.removesuffix(SHIELD_SUFFIX)
+    if base.startswith(RL_PREFIX):
+        from gridsync.learning.policy import RLController
+
+        ctrl = RLController(base.removeprefix(RL_PREFIX))
+        if name.endswith(SHIELD_SUFFIX):
+            from gridsync.safety.shield import ShieldedController
+
+            return ShieldedController(ctrl)
+        return ctrl
     if name not in CONTROLLERS:
         msg = f"unknown controller {name!r}; choose from {', '.join(sorted(CONTROLLERS))}"
         raise ValueError(msg)

@@ -62,17 +62,21 @@ def test_summed_cost_is_the_kpi_total(scenario_1day):
 
 
 def test_shield_corrections_in_info_and_penalised(scenario_1day):
-    """Every battery asked to charge flat out from the start hits its SoC bound; the shield
-    clips that, reports it and, with a penalty, the agents pay |safe - requested| kWh."""
+    """Every asset flat out on a feeder whose loading limit is cut to 30 %: the shield must
+    lower consumption, reports its changes and, with a penalty, the agents pay
+    |safe - requested| kWh for them."""
+    lim = scenario_1day.config.limits.model_copy(update={"loading_max_pct": 30.0})
+    tight = dataclasses.replace(
+        scenario_1day, config=scenario_1day.config.model_copy(update={"limits": lim})
+    )
 
     def run(penalty):
         cfg = EnvConfig(agents="group", n_groups=2, shield_penalty_eur_per_kwh=penalty)
-        env = GridParallelEnv(cfg, scenario=scenario_1day)
+        env = GridParallelEnv(cfg, scenario=tight)
         env.reset(seed=0)
-        act = np.zeros(N_ACTIONS)
-        act[0] = 1.0
+        act = np.ones(N_ACTIONS)
         out = []
-        for _ in range(40):
+        for _ in range(72):
             _, rew, _, _, infos = env.step({a: act for a in env.agents})
             out.append((sum(rew.values()), infos))
         return out
