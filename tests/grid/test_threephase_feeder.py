@@ -26,13 +26,28 @@ def three_phase_day():
 
 @pytest.mark.parametrize(
     "path",
-    ["bundled:feeders/simbench_lv_semiurb5.json", "bundled:feeders/kerber_extreme_dorfnetz.json"],
+    [
+        "bundled:feeders/simbench_lv_semiurb5.json",
+        "bundled:feeders/kerber_extreme_dorfnetz.json",
+        "pandapower:create_cigre_network_lv",  # three transformers, bus-bus switches
+    ],
 )
 def test_balanced_loads_reproduce_the_balanced_flow(path):
     """Loads split equally over the phases: every phase voltage equals the positive-sequence
     solution (our balanced flow, itself equal to pandapower's runpp to 1e-8 p.u.); the
     residual current vanishes."""
-    feeder = load_feeder(resolve_data_path(path))
+    if path.startswith("pandapower:"):
+        import warnings
+
+        import pandapower.networks as pn
+
+        from gridsync.model.network import feeder_from_net
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feeder = feeder_from_net(getattr(pn, path.split(":")[1])(), path)
+    else:
+        feeder = load_feeder(resolve_data_path(path))
     net, bus_map, load_bus = three_phase_network(feeder)
     rng = np.random.default_rng(3)
     p = np.zeros(feeder.n_bus)

@@ -93,7 +93,14 @@ def three_phase_network(
     def nodes(bus) -> list[int]:
         return [asm.node(name_of[rep[int(bus)]], p) for p in (1, 2, 3)]
 
-    for idx, ln in net.line[net.line.in_service].iterrows():
+    energised = set(int(b) for b in feeder.bus_ids)  # the feeder leaves dead islands out
+    lines = net.line[
+        net.line.in_service & net.line.from_bus.isin(energised) & net.line.to_bus.isin(energised)
+    ]
+    trafos = net.trafo[
+        net.trafo.in_service & net.trafo.hv_bus.isin(energised) & net.trafo.lv_bus.isin(energised)
+    ]
+    for idx, ln in lines.iterrows():
         if ("l", idx) in open_branch:
             asm.notes.append(f"line {ln['name']} open (switch): left out")
             continue
@@ -115,7 +122,7 @@ def three_phase_network(
         asm.add_primitive(n, yprim)
         rating = float(ln.max_i_ka) * 1000.0 * par * float(ln.get("df", 1.0))
         asm.add_branch(f"line:{ln['name']}", "line", n, [1, 2, 3], yprim, 3, rating)
-    for idx, tr in net.trafo[net.trafo.in_service].iterrows():
+    for idx, tr in trafos.iterrows():
         if ("t", idx) in open_branch:
             asm.notes.append(f"trafo {tr['name']} open (switch): left out")
             continue
@@ -139,7 +146,7 @@ def three_phase_network(
             asm.add_primitive([node], np.array([[y_m]]))
         rating = tr.sn_mva * 1e6 * tr.parallel / (SQRT3 * tr.vn_hv_kv * 1000.0)
         asm.add_branch(f"trafo:{tr['name']}", "trafo", n, [1, 2, 3], yprim, 3, rating)
-    eg = net.ext_grid[net.ext_grid.in_service]
+    eg = net.ext_grid[net.ext_grid.in_service & net.ext_grid.bus.isin(energised)]
     for _, g in eg.iterrows():
         v = g.vm_pu * net.bus.vn_kv[g.bus] * 1000.0 / SQRT3
         for k, node in enumerate(nodes(g.bus)):
