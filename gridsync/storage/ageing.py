@@ -66,10 +66,16 @@ def resistance_factor(state: AgeingState, cell: Cell) -> np.ndarray:
 
 
 def _power_law_step(y0: np.ndarray, dx: np.ndarray, k: np.ndarray, p: float) -> np.ndarray:
-    """Advance ``y = k x^p`` by ``dx`` from ``y0`` along the trajectory of coefficient ``k``."""
-    k = np.maximum(k, 1e-300)
-    x_eq = (np.maximum(y0, 0.0) / k) ** (1.0 / p)
-    return k * (x_eq + np.maximum(dx, 0.0)) ** p
+    """Advance ``y = k x^p`` by ``dx`` from ``y0`` along the trajectory of coefficient ``k``.
+
+    Where ``k`` is (near) zero the equivalent ``x`` is unbounded and the step adds nothing
+    (the limit of ``y0 (1 + dx / x_eq)^p``): ``y0`` is kept instead of overflowing to NaN."""
+    y0 = np.maximum(np.asarray(y0, dtype=float), 0.0)
+    k = np.broadcast_to(np.asarray(k, dtype=float), y0.shape)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        x_eq = (y0 / k) ** (1.0 / p)
+        y = k * (x_eq + np.maximum(dx, 0.0)) ** p
+    return np.where(np.isfinite(y) & (k > 0.0), np.maximum(y, y0), y0)
 
 
 def _sigmoid_step(y0: np.ndarray, dx: np.ndarray, half_x: np.ndarray, p: float) -> np.ndarray:

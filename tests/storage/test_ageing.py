@@ -91,3 +91,15 @@ def test_shallow_cycles_age_nmc_less_than_deep_ones_at_equal_throughput():
 def test_unknown_chemistry_names_the_choices():
     with pytest.raises(ValueError, match="chemistry: 'LTO'.*LFP"):
         cell_for("LTO")
+
+
+def test_power_law_step_without_stress_keeps_the_fade_it_had():
+    from gridsync.storage.ageing import _power_law_step
+
+    y0 = np.array([0.02, 0.02, 0.0, 0.01])
+    k = np.array([0.0, 1e-200, 0.0, 0.001])
+    y = _power_law_step(y0, np.full(4, 5.0), k, 0.5)
+    # no stress this segment: nothing added (the 7-day run used to overflow to NaN here)
+    np.testing.assert_array_equal(y[:3], y0[:3])
+    # with stress: y = k (x_eq + dx)^p with x_eq = (y0 / k)^(1/p) = 100
+    assert y[3] == pytest.approx(0.001 * 105.0**0.5)
