@@ -103,3 +103,15 @@ def test_power_law_step_without_stress_keeps_the_fade_it_had():
     np.testing.assert_array_equal(y[:3], y0[:3])
     # with stress: y = k (x_eq + dx)^p with x_eq = (y0 / k)^(1/p) = 100
     assert y[3] == pytest.approx(0.001 * 105.0**0.5)
+
+
+def test_a_day_without_cycles_keeps_the_cycling_loss():
+    """Cycle one day, rest the next: the rest day adds calendar loss only (its rainflow finds
+    no cycle, so the cycling coefficient is 0 and must leave the state alone)."""
+    day_cycle = np.r_[np.linspace(0.9, 0.1, 13), np.linspace(0.1, 0.9, 13)[1:]]
+    soc = np.r_[day_cycle, np.full(24, 0.9)][None, :]
+    state = age_window(AgeingState.fresh(1), NMC, soc[:, :25], 25.0, 1.0)
+    rested = age_window(state, NMC, soc[:, 24:], 25.0, 1.0)
+    assert rested.q_cyc[0] == state.q_cyc[0] > 0
+    assert np.isfinite(capacity_frac(rested, NMC)).all()
+    assert rested.q_cal[0] > state.q_cal[0]
