@@ -42,6 +42,7 @@ KPI_UNITS = {
     "battery_soh_min_pct": "%",
     "battery_soh_projected_min_pct": "% at warranty",
     "battery_fade_alerts": "batteries",
+    "ev_pack_soh_min_pct": "%",
     "runtime_s": "s",
 }
 
@@ -88,6 +89,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
     return {
         **unbalance_kpis(result),
         **health_kpis(result, scenario),
+        **ev_health_kpis(result),
         "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
         "total_cost_eur": total,
         "energy_cost_eur": energy_cost,
@@ -146,6 +148,14 @@ def health_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, float
         "battery_soh_projected_min_pct": 100 * float(rep.projected_soh_at_warranty.min()),
         "battery_fade_alerts": int(rep.alert.sum()),
     }
+
+
+def ev_health_kpis(result: SimulationResult) -> dict[str, float]:
+    """Lowest state of health of the car packs the chargers serve (``EVPackAgeing``)."""
+    rep = result.extras.get("ev_health")
+    if rep is None or not len(rep.soh_frac):
+        return {"ev_pack_soh_min_pct": float("nan")}
+    return {"ev_pack_soh_min_pct": 100 * float(rep.soh_frac.min())}
 
 
 VUF_LIMIT_PCT = 2.0  # IEC 61000-2-2 / EN 50160 compatibility level for LV networks

@@ -15,7 +15,7 @@ from gridsync.sim.controller import Controller, Setpoints
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.twin import SteppedTwin
 from gridsync.storage.cells import cell_for
-from gridsync.storage.health import BatteryAgeing
+from gridsync.storage.health import BatteryAgeing, EVPackAgeing
 
 
 class SetpointError(ValueError):
@@ -102,6 +102,14 @@ def simulate(
         bat_cfg.cell_temp_c,
         bat_cfg.warranty_years,
     )
+    ev_cfg = scenario.config.fleet.ev
+    ev_ageing = EVPackAgeing(
+        true_fleet.ev,
+        cell_for(ev_cfg.chemistry),
+        ev_cfg.battery_kwh,
+        dt,
+        warranty_years=ev_cfg.warranty_years,
+    )
 
     rec = {
         k: np.zeros(n)
@@ -138,10 +146,14 @@ def simulate(
         _check_setpoints(sp, fleet, name)
         if on_setpoints is not None:
             on_setpoints(obs.step, sp)
+        step = twin.step
         r = twin.advance(obs, sp)
         faded = ageing.record(twin.energy_kwh)
         if faded is not None:  # a day's fade and resistance growth reach the physics
             twin.fleet = dataclasses.replace(twin.fleet, battery=faded)
+        faded_ev = ev_ageing.record(step, twin.delivered_kwh)
+        if faded_ev is not None:
+            twin.fleet = dataclasses.replace(twin.fleet, ev=faded_ev)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
         if three_phase and r.vuf_pct is not None:
             vuf[i] = r.vuf_pct
@@ -193,6 +205,7 @@ def simulate(
         end_state=end,
         extras={
             "battery_health": ageing.report(),
+            "ev_health": ev_ageing.report(),
             **({"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {}),
         },
         **rec,

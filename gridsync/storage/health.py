@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridsync.model.assets import BatteryFleet
+from gridsync.model.assets import BatteryFleet, EVFleet
 from gridsync.storage.ageing import (
     AgeingState,
     advance,
@@ -179,3 +179,70 @@ class BatteryAgeing:
         """Health of the recorded window from new, projected (see ``health_report``)."""
         soc = np.array(self.soc).T
         return health_report(self.cell, soc, self.temp_c, self.dt_h, self.warranty_years)
+
+
+class EVPackAgeing:
+    """Ages each charger's car pack from what the twin sees and hands back the faded EV fleet
+    once a day.
+
+    The car's SoC is known only while plugged in: its arrival SoC (the builder's convention,
+    ``headroom = pack x (0.95 - arrival SoC)``) plus what the session delivered (negative after
+    V2G); between sessions it is held, so the drive shows up as the step down to the next
+    arrival SoC. Before its first session a car is taken at 60 %. Feedback: sessions that have
+    not started yet can take ``SoH`` times their headroom and give back ``SoH`` times their V2G
+    floor (the same SoC window of a smaller pack), and the charger-to-pack efficiency loses
+    ``1 - eta`` times the resistance factor.
+    """
+
+    def __init__(
+        self,
+        fleet: EVFleet,
+        cell: Cell,
+        pack_kwh: float,
+        dt_h: float,
+        temp_c: float = 25.0,
+        warranty_years: float = 8.0,
+    ) -> None:
+        n = len(fleet)
+        self.nominal = fleet
+        self.pack_kwh = pack_kwh
+        s = fleet.sessions
+        self.arrival_soc = np.clip(0.95 - s.headroom_kwh / pack_kwh, 0.0, 1.0)
+        packs = BatteryFleet(
+            bus=fleet.bus,
+            capacity_kwh=np.full(n, pack_kwh),
+            power_kw=fleet.max_power_kw,
+            efficiency_charge=fleet.efficiency,
+            efficiency_discharge=fleet.efficiency,
+            soc_min_frac=np.zeros(n),
+            soc_max_frac=np.ones(n),
+            soc_initial_frac=np.full(n, 0.6),
+            degradation_eur_per_kwh=np.zeros(n),
+        )
+        self.packs = BatteryAgeing(packs, cell, dt_h, temp_c, warranty_years)
+        self.soc = np.full(n, 0.6)
+
+    def record(self, step: int, delivered_kwh: np.ndarray) -> EVFleet | None:
+        """After the twin advanced ``step``: the faded EV fleet on a day boundary, else None."""
+        active = self.nominal.active_session(step)
+        on = active >= 0
+        sess = active[on]
+        self.soc[on] = np.clip(
+            self.arrival_soc[sess] + delivered_kwh[sess] / self.pack_kwh, 0.0, 1.0
+        )
+        faded = self.packs.record(self.soc * self.packs.fleet.capacity_kwh)
+        if faded is None:
+            return None
+        soh = faded.capacity_kwh / self.pack_kwh
+        s = self.nominal.sessions
+        later = s.arrival_step > step
+        scale = np.where(later, soh[s.charger], 1.0)
+        sessions = dataclasses.replace(
+            s, headroom_kwh=s.headroom_kwh * scale, v2g_floor_kwh=s.v2g_floor_kwh * scale
+        )
+        return dataclasses.replace(
+            self.nominal, efficiency=faded.efficiency_charge, sessions=sessions
+        )
+
+    def report(self) -> HealthReport:
+        return self.packs.report()
