@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.grid.powerflow import PowerFlowInputError, PowerFlowNotConverged
 from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
 from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
@@ -230,7 +230,9 @@ class SteppedTwin:
             vm, loading = res.vm_pu, res.branch_loading_pct
             feeder_kw, feeder_kvar = float(res.p_slack_kw), float(res.q_slack_kvar)
             losses_kw, failed = float(res.losses_kw), False
-        except PowerFlowNotConverged as err:
+        except (PowerFlowNotConverged, PowerFlowInputError) as err:
+            # an asset model that emits NaN (the input error names the bus) fails the step's
+            # power flow like a divergence: counted in powerflow_failures, not a crash
             log.warning("step %s: %s", sc.index[step], err)
             vm = np.full(sc.feeder.n_bus, np.nan)
             loading = np.full(self.pf.n_branch, np.nan)
