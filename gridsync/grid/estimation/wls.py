@@ -276,7 +276,8 @@ def _detectability(ms: MeasurementSet, critical: np.ndarray, weak: np.ndarray, r
         )
     if len(weak):
         out.append(
-            f"{len(weak)} more ({by_source(weak)}) reveal a gross error only above "
+            f"{len(weak)} {'more' if len(critical) else 'measurement(s)'} ({by_source(weak)}) "
+            "reveal a gross error only above "
             f"{WEAK_DETECTION_STD:.0f} standard deviations"
         )
     if out:
