@@ -72,3 +72,17 @@ def test_checkpoint_runs_as_controller_with_and_without_shield(tmp_path, scenari
 def test_missing_checkpoint_names_where_it_looked(tmp_path):
     with pytest.raises(CheckpointError, match="meta.json"):
         make_controller(f"rl:{tmp_path / 'nothing'}")
+
+
+def test_bundled_checkpoint_is_listed_and_small():
+    from click.testing import CliRunner
+
+    from gridsync.learning.checkpoints import BUNDLED_DIR
+    from gridsync.learning.cli import learn
+    from gridsync.learning.policy import resolve_checkpoint
+
+    assert resolve_checkpoint("shared-ppo").name == "shared-ppo"
+    assert (BUNDLED_DIR / "shared-ppo" / "meta.json").is_file()
+    assert sum(f.stat().st_size for f in (BUNDLED_DIR / "shared-ppo").iterdir()) < 2_000_000
+    result = CliRunner().invoke(learn, ["list"])
+    assert result.exit_code == 0 and "shared-ppo" in result.output
