@@ -228,7 +228,9 @@ class Csms:
                 await self._lost(st)
 
     async def _lost(self, st: ChargerState) -> None:
-        st.connected, st.booted = False, False
+        # the charger drops its TxProfile with the connection: until a new one is accepted it
+        # runs its default profile, also after it reconnects
+        st.connected, st.booted, st.profile = False, False, None
         st.disconnects += 1
         self.audit.record("ocpp.disconnect", st.cp_id, {"fallback_kw": st.default_limit_kw})
         if self.alert is not None and not self._stopping:

@@ -132,11 +132,13 @@ def test_charger_that_drops_its_connection():
             ch.resume()
             back = await until(lambda: "cp-1" in csms.online(), 10)
             dropped = len(csms.audit.find("ocpp.disconnect", "cp-1"))
-            return during, offline, res, back, list(alerts), dropped, csms
+            # back online, the session goes on but the old TxProfile is gone on both sides
+            after = (ch.limit_kw(), csms.expected_limit_kw("cp-1"), csms.chargers["cp-1"].session)
+            return during, offline, res, back, list(alerts), dropped, after, csms
         finally:
             await _close(csms, ch)
 
-    during, offline, res, back, alerts, dropped, csms = asyncio.run(main())
+    during, offline, res, back, alerts, dropped, after, csms = asyncio.run(main())
     assert during == 11.0
     assert offline == (3.7, 3.7)
     assert res.status == "Offline"
@@ -144,6 +146,7 @@ def test_charger_that_drops_its_connection():
     assert [a["kind"] for a in alerts] == ["device_offline"]
     assert alerts[0]["fallback_kw"] == 3.7
     assert dropped == 1
+    assert after[:2] == (3.7, 3.7) and after[2] is not None
     assert csms.chargers["cp-1"].connects == 2
 
 
