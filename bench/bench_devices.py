@@ -5,16 +5,16 @@
     .venv/bin/python bench/bench_devices.py sensitivity [--controllers smart-rule mpc+shield]
 
 ``scale``: N simulated OCPP 2.0.1 chargers (``ocpp`` clients, each with a car plugged in) and M
-simulated SunSpec PV+battery inverters (pymodbus servers) in a second process (as hardware
-would be: the devices' CPU is not GridSync's), against GridSync's CSMS and Modbus client in
-this one. Every ``--period`` s (15) GridSync sends every charger a TxProfile and every battery
+simulated SunSpec PV+battery inverters (pymodbus servers), the chargers in one process and the
+inverters in another (as hardware would be: the devices' CPU is not GridSync's), against
+GridSync's CSMS and Modbus client in this one. Every ``--period`` s (15) GridSync sends every charger a TxProfile and every battery
 a verified SunSpec setpoint (setpoint-to-acknowledgement = from sending the command to the
 device's answer; for Modbus the write and its read-back), each charger sends MeterValues on
 its own 15-s clock and GridSync polls every inverter. All readings go through the validating
 ingestion path onto an in-process bus, where they are counted per device (lost = messages the
 devices began that ingestion did not accept, plus failed polls; a device's 15-s slot k after
-its first reading is covered when a reading arrived within half a period of it). Both
-processes share the machine's 2 cores with whatever else runs (load average recorded).
+its first reading is covered when a reading arrived within half a period of it). All
+three processes share the machine's 2 cores with whatever else runs (load average recorded).
 
 ``parity``: one day of the bundled scenario (with its plant mismatch) per controller, once
 directly (``gridsync.sim.simulate``) and once through the protocol loop
@@ -58,7 +58,7 @@ from gridsync.devices.telemetry import ReadingSink  # noqa: E402
 
 def _save(section: str, payload: dict) -> None:
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
-    data[section] = payload
+    data[section] = {**payload, "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
     data["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -157,26 +157,34 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
     keys = _keys(n_ch)
     csms = Csms(credentials=keys, default_limit_kw=4.2, sink=ReadingSink(ingest, origin="ocpp"))
     await csms.start()
-    cmd = [
-        sys.executable,
-        __file__,
-        "devices",
-        "--url",
-        csms.url,
-        "--chargers",
-        str(n_ch),
-        "--inverters",
-        str(n_inv),
-        "--period",
-        str(period_s),
-    ]
-    if not validate:
-        cmd.append("--devices-skip-validation")
+
+    def cmd(chargers: int, inverters: int) -> list[str]:
+        c = [
+            sys.executable,
+            __file__,
+            "devices",
+            "--url",
+            csms.url,
+            "--chargers",
+            str(chargers),
+            "--inverters",
+            str(inverters),
+            "--period",
+            str(period_s),
+        ]
+        return c + ([] if validate else ["--devices-skip-validation"])
+
     t_up = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    ports = json.loads(await proc.stdout.readline())["ports"]
+    # chargers and inverters are different hardware: one simulator process each
+    procs = [
+        await asyncio.create_subprocess_exec(
+            *cmd(*kinds), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        for kinds in ((n_ch, 0), (0, n_inv))
+    ]
+    ports: dict[str, int] = {}
+    for proc in procs:
+        ports.update(json.loads(await proc.stdout.readline())["ports"])
     fleet = ModbusFleet(
         {name: SunSpecClient(name, "127.0.0.1", port) for name, port in ports.items()},
         ReadingSink(ingest, origin="modbus"),
@@ -193,7 +201,7 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
     boot_s = time.perf_counter() - t_up
     print(
         f"  {n_ch} chargers booted with a car plugged in after {boot_s:.1f} s; "
-        f"{n_inv} inverters discovered (devices in process {proc.pid})"
+        f"{n_inv} inverters discovered (devices in processes {[p.pid for p in procs]})"
     )
 
     ocpp_lat: list[float] = []
@@ -242,9 +250,12 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
     finally:
         poller.cancel()
     wall, cpu = time.time() - t0, time.process_time() - cpu0
-    proc.stdin.close()
-    dev_stats = json.loads(await proc.stdout.readline())["stats"]
-    await proc.wait()
+    dev_stats: dict[str, float] = defaultdict(float)
+    for proc in procs:
+        proc.stdin.close()
+        for k, v in json.loads(await proc.stdout.readline())["stats"].items():
+            dev_stats[k] += v
+        await proc.wait()
     fleet.close()
     await csms.stop()
     await bus.close()
@@ -269,12 +280,12 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
     return {
         "chargers": n_ch,
         "inverters": n_inv,
-        "devices_in_own_process": True,
+        "devices_in_own_processes": "chargers in one, inverters in another",
         "run_s": round(wall, 1),
         "period_s": period_s,
         "gridsync_cpu_s": round(cpu, 1),
         "gridsync_cpu_share_of_one_core": round(cpu / wall, 3),
-        "device_process_cpu_s": dev_stats["device_process_cpu_s"],
+        "device_processes_cpu_s": round(dev_stats["device_process_cpu_s"], 1),
         "boot_all_chargers_s": round(boot_s, 2),
         "setpoint_rounds": rounds,
         "ocpp_setpoints": len(ocpp_lat),
@@ -290,15 +301,15 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
         "round_gridsync_cpu_p50_s": _q(round_cpu, 0.5),
         "round_gridsync_cpu_max_s": _q(round_cpu, 1.0),
         "statuses": dict(status),
-        "profiles_rejected_by_chargers": dev_stats["profiles_rejected"],
-        "meter_messages_attempted": dev_stats["meter_attempts"],
-        "meter_messages_acknowledged": dev_stats["meter_acknowledged"],
+        "profiles_rejected_by_chargers": int(dev_stats["profiles_rejected"]),
+        "meter_messages_attempted": int(dev_stats["meter_attempts"]),
+        "meter_messages_acknowledged": int(dev_stats["meter_acknowledged"]),
         "meter_messages_accepted": csms.sink.accepted,
         "modbus_polls": polls,
         "modbus_poll_failures": fleet.poll_failures,
         "readings_accepted_by_ingestion": accepted,
         "readings_on_bus": on_bus,
-        "telemetry_messages_lost": (dev_stats["meter_attempts"] - csms.sink.accepted)
+        "telemetry_messages_lost": int(dev_stats["meter_attempts"] - csms.sink.accepted)
         + fleet.poll_failures,
         "readings_lost_after_ingestion": accepted - on_bus,
         "dead_letters": len(dead),
