@@ -37,6 +37,12 @@ from gridsync.model.citylearn_battery import (
 )
 
 INF = highspy.kHighsInf
+# Gauss-Hermite nodes (in standard deviations) and weights for the net-load outcomes
+_NODES = {
+    1: (np.array([0.0]), np.array([1.0])),
+    2: (np.array([-1.0, 1.0]), np.array([0.5, 0.5])),
+    3: (np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0)]), np.array([1 / 6, 2 / 3, 1 / 6])),
+}
 
 
 class PlanningError(RuntimeError):
@@ -137,16 +143,18 @@ class BuildingsPlanner:
         time_limit_s: float = 30.0,
         options: dict | None = None,
         efficiency: str = "hull",
-        two_point: bool = False,
+        outcomes: int = 1,
     ) -> None:
         """``efficiency="hull"`` plans on the concave/convex hull of the efficiency curve (a
         relaxation: the LP optimum bounds the real one); ``"worst"`` on the curve's lowest
         efficiency (conservative: the real battery ends at least as full as planned).
-        ``two_point=True`` prices each building's import (its CO2) as the mean over two
-        outcomes of its net load, forecast -/+ ``horizon.net_spread_kwh``: with noisy loads the
-        expected import ``E[max(0, net)]`` exceeds ``max(0, E[net])`` (and the expected PV
-        surplus likewise), which a plan on the mean forecast ignores and then fills the
-        battery from the grid before surplus PV arrives.
+        ``outcomes`` = 2 or 3 prices each building's import (its CO2) as the expectation over
+        that many outcomes of its net load, Gauss-Hermite nodes around the forecast with
+        standard deviation ``horizon.net_spread_kwh`` (2: -/+ 1 sd, 3: 0 and -/+ sqrt(3) sd):
+        with noisy loads the expected import ``E[max(0, net)]`` exceeds ``max(0, E[net])``
+        (and the expected PV surplus likewise), which a plan on the mean forecast ignores and
+        then fills the battery from the grid before surplus PV arrives. The battery plan is
+        the same in every outcome (no recourse inside the horizon).
         ``options`` override the HiGHS defaults used here (simplex, presolve off, 1 thread);
         a whole-year plan is better served by ``{"solver": "ipm", "presolve": "on"}``."""
         if not batteries:
@@ -154,7 +162,9 @@ class BuildingsPlanner:
         if efficiency not in ("hull", "worst"):
             raise ValueError(f"efficiency: expected 'hull' or 'worst', got {efficiency!r}")
         self.efficiency = efficiency
-        self.two_point = two_point
+        if outcomes not in _NODES:
+            raise ValueError(f"outcomes: expected one of {sorted(_NODES)}, got {outcomes!r}")
+        self.outcomes = outcomes
         self.batteries = batteries
         self.hours = hours
         self.carbon_price_per_kg = float(carbon_price_per_kg)
@@ -196,7 +206,7 @@ class BuildingsPlanner:
         self._c = block(n_b, n_h, jc)
         self._d = block(n_b, n_h, jd)
         self._soc = block(n_b, n_h + 1)
-        self._g = block(n_b, n_h, 2 if self.two_point else 1)
+        self._g = block(n_b, n_h, self.outcomes)
         self._y = block(n_h)
         self._s = block(n_h)
         n_col = counter
@@ -311,9 +321,9 @@ class BuildingsPlanner:
         cost_idx = np.concatenate([self._y, self._g.ravel(), self._s, self._soc[:, -1]])
         cost_val = np.concatenate([
             pbar,
-            np.repeat(
-                self.carbon_price_per_kg * horizon.carbon_g_per_kwh / 1000.0 / self._g.shape[2],
-                self._g.shape[2],
+            (
+                self.carbon_price_per_kg * horizon.carbon_g_per_kwh[..., None] / 1000.0
+                * _NODES[self.outcomes][1]
             ).ravel(),
             np.full(n_h, self.peak_penalty_per_kwh),
             -horizon.terminal_value_per_kwh,
@@ -323,11 +333,8 @@ class BuildingsPlanner:
         bill_lo = (ratio * base).sum(axis=0) + horizon.other_price_per_kwh / pbar * horizon.other_net_kwh
         cap_hi = horizon.peak_cap_kw - base.sum(axis=0) - horizon.other_net_kwh
         row_idx = np.concatenate([self._r_imp.ravel(), self._r_bill, self._r_cap])
-        if self.two_point:
-            spread = 0.0 if horizon.net_spread_kwh is None else horizon.net_spread_kwh
-            imp_lo = np.stack([base - spread, base + spread], axis=2)
-        else:
-            imp_lo = base[..., None]
+        spread = 0.0 if horizon.net_spread_kwh is None else horizon.net_spread_kwh
+        imp_lo = base[..., None] + np.asarray(spread)[..., None] * _NODES[self.outcomes][0]
         lo = np.concatenate([imp_lo.ravel(), bill_lo, np.full(n_h, -INF)])
         hi = np.concatenate([np.full(imp_lo.size, INF), np.full(n_h, INF), cap_hi])
         h.changeRowsBounds(len(row_idx), row_idx.astype(np.int32), lo, hi)

@@ -58,19 +58,18 @@ class ColdStartForecaster:
         return y[:, back].mean(axis=1)
 
     def _features(
-        self, y: np.ndarray, origins: np.ndarray, lead: int, exog: np.ndarray | None
+        self, y: np.ndarray, origins: np.ndarray, targets: np.ndarray, exog: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Profile of the targets ``origins + lead`` and the regressors of their deviation."""
-        target = origins + lead
-        profile = self._profile(y, target)
-        yesterday = target - self.season
+        """Profile of each target and the regressors of its deviation (origins/targets 1-D)."""
+        profile = self._profile(y, targets)
+        yesterday = targets - self.season
         cols = [
             y[:, origins] - self._profile(y, origins),
             y[:, yesterday] - self._profile(y, yesterday),
-            y[:, target - _WEEK] - profile,
+            y[:, targets - _WEEK] - profile,
         ]
         if exog is not None:
-            cols.extend(exog[:, target, i] for i in range(exog.shape[2]))
+            cols.extend(exog[:, targets, i] for i in range(exog.shape[2]))
         return profile, np.stack(cols, axis=2)
 
     def _fit(self, y: np.ndarray, exog: np.ndarray | None) -> None:
@@ -79,7 +78,7 @@ class ColdStartForecaster:
         for lead in range(1, self.horizon + 1):
             first = max(2 * _WEEK, n - self.window)
             origins = np.arange(first, n - lead)
-            profile, x = self._features(y, origins, lead, exog)
+            profile, x = self._features(y, origins, origins + lead, exog)
             target = y[:, origins + lead] - profile
             xtx = np.einsum("snf,sng->sfg", x, x)
             scale = np.maximum(np.trace(xtx, axis1=1, axis2=2), 1e-9) / x.shape[2]
@@ -108,9 +107,6 @@ class ColdStartForecaster:
             return y[:, back]
         if self._coef is None or n - self._fitted_at >= self.refit_every or n < self._fitted_at:
             self._fit(y, exog)
-        out = np.empty((y.shape[0], self.horizon))
-        origin = np.array([n - 1])
-        for k in leads:
-            profile, x = self._features(y, origin, int(k), exog)
-            out[:, k - 1] = profile[:, 0] + np.einsum("sf,sf->s", x[:, 0, :], self._coef[:, k - 1])
-        return out
+        # every lead at once: origin n-1, targets n .. n+horizon-1
+        profile, x = self._features(y, np.full(self.horizon, n - 1), n - 1 + leads, exog)
+        return profile + np.einsum("skf,skf->sk", x, self._coef)

@@ -58,3 +58,13 @@ def test_cli_reports_schema_errors_without_traceback(tmp_path):
     res = CliRunner().invoke(cli, ["citylearn", "run", str(root)])
     assert res.exit_code != 0
     assert "buildings.Building_1.heating_device" in res.output
+
+
+def test_cli_report_has_imports_soc_and_kpis(dataset_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["citylearn", "run", str(dataset_dir), "--controller", "rule",
+                                   "--controller", "no-battery", "--hours", "48", "--report"])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "reports" / "citylearn_district.html").read_text()
+    for text in ("no battery", "rule SoC", "2022 score", "District net import"):
+        assert text in page

@@ -71,7 +71,7 @@ def test_two_point_net_values_storing_surplus_for_an_uncertain_deficit():
     horizon = buildings_horizon(np.array([[-1.0, 0.0]]), 0.0, carbon_g_per_kwh=1000.0,
                                 net_spread_kwh=np.array([[0.0, 1.0]]))
     mean_only = BuildingsPlanner([bat], 2, carbon_price_per_kg=1.0).plan(horizon)
-    two_point = BuildingsPlanner([bat], 2, carbon_price_per_kg=1.0, two_point=True).plan(horizon)
+    two_point = BuildingsPlanner([bat], 2, carbon_price_per_kg=1.0, outcomes=2).plan(horizon)
     assert mean_only.battery_kwh[0, 0] == pytest.approx(0.0, abs=1e-6)
     assert two_point.battery_kwh[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert two_point.objective == pytest.approx(0.0, abs=1e-3)  # 0.5 x 0 + 0.5 x (1 - 1)
