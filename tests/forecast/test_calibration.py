@@ -29,3 +29,13 @@ def test_unseen_windows_are_84_regular_days_in_local_time(name):
         assert len(y) * step == pd.Timedelta(days=84)
         assert str(y.index.tz) == UNSEEN[name][0]
         assert y.min() > 0.3 * y.mean()  # national demand: no zeros or unit slips
+
+
+def test_symmetric_offsets_are_plus_minus_the_80th_percentile_of_abs_errors():
+    from gridsync.forecast.hybrid import HybridForecaster
+
+    model = HybridForecaster()  # quantiles 0.1, 0.5, 0.9
+    z = pd.Series([-3.0, -1.0, 1.0, 2.0, 4.0]).to_numpy()[:, None]
+    # |z| = 1, 1, 2, 3, 4: the 80th percentile (linear) sits at position 3.2 -> 3.2
+    out = model._error_quantiles(z, axis=0)[:, 0]
+    assert out.tolist() == pytest.approx([-3.2, 0.0, 3.2])
