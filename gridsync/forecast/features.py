@@ -135,3 +135,21 @@ def exog_names(exog: dict[str, np.ndarray] | None) -> list[str]:
     for k in exog or {}:
         names += [k, f"{k}_change"]
     return names
+
+
+HEAT_BASE_C, COOL_BASE_C = 15.5, 22.0
+
+
+def degree_days(name: str, temp_c: np.ndarray, step_h: float) -> dict[str, np.ndarray]:
+    """Heating and cooling degrees from a temperature series (degC, one value per step):
+    ``{name}_hdd24`` = max(15.5 - T24, 0) with T24 the exponentially weighted mean of the
+    temperature with a 24 h half-life (buildings' thermal inertia: a cold night is felt the
+    next day), and ``{name}_cdd6`` = max(T6 - 22, 0) with a 6 h half-life (cooling follows the
+    afternoon heat). Each value reads temperatures up to its own time only."""
+    t = pd.Series(np.asarray(temp_c, dtype=float))
+    t24 = t.ewm(halflife=24.0 / step_h).mean().to_numpy()
+    t6 = t.ewm(halflife=6.0 / step_h).mean().to_numpy()
+    return {
+        f"{name}_hdd24": np.maximum(HEAT_BASE_C - t24, 0.0),
+        f"{name}_cdd6": np.maximum(t6 - COOL_BASE_C, 0.0),
+    }

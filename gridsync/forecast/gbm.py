@@ -22,6 +22,7 @@ from gridsync.forecast.features import (
     FEATURES,
     build_features,
     calendar,
+    degree_days,
     exog_names,
     window_stats,
 )
@@ -86,7 +87,12 @@ class GlobalLightGBM(Forecaster):
         if aligned.isna().to_numpy().any():
             first = aligned.index[aligned.isna().any(axis=1)][0]
             raise ValueError(f"exog: no value at {first}; exog must cover history and horizon")
-        return {c: aligned[c].to_numpy(dtype=float) for c in self._exog_cols}
+        out = {c: aligned[c].to_numpy(dtype=float) for c in self._exog_cols}
+        step_h = (index[1] - index[0]) / pd.Timedelta(hours=1) if len(index) > 1 else 1.0
+        for c in self._exog_cols:
+            if "temp" in c.lower():  # heating/cooling degrees of a temperature column (degC)
+                out.update(degree_days(c, out[c], step_h))
+        return out
 
     def _first_origin(self) -> int:
         """Earliest origin row with every lag the features read."""
