@@ -6,8 +6,11 @@ dispatch agent publishes when the optimizer cannot.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from gridsync.model.inverter import VOLT_VAR_B
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import nowcast
 
@@ -94,6 +97,25 @@ class UncontrolledController(_RuleBase):
             thermal_kw=thermostat_kw(f.thermal, obs.thermal_temp_c, mid, obs, self._outdoor_c(obs)),
             pv_curtail_kw=np.zeros(len(f.pv)),
         )
+
+
+class VoltVarController(UncontrolledController):
+    """The uncontrolled devices with every PV inverter on the IEEE 1547-2018 Category B
+    default Volt-VAR curve (local control: each inverter reads its own terminal voltage)."""
+
+    name = "volt-var"
+
+    def reset(self, scenario) -> None:
+        if scenario.three_phase is not None:
+            msg = (
+                "controller 'volt-var' needs the balanced twin (grid.phases = 1, --phases 1): "
+                "the three-phase twin does not model inverter reactive power yet"
+            )
+            raise ValueError(msg)
+        super().reset(scenario)
+
+    def act(self, obs: Observation) -> Setpoints:
+        return dataclasses.replace(super().act(obs), inverter=VOLT_VAR_B)
 
 
 class TouController(_RuleBase):

@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gridsync.model.inverter import InverterConfig
+
 
 class ScenarioError(ValueError):
     """A scenario file is missing, unreadable or invalid; the message names the field."""
@@ -105,6 +107,9 @@ class WeatherConfig(_Strict):
 class PVConfig(_Strict):
     count: int = Field(70, ge=0)
     peak_kw: Range = Range(min=3.0, max=10.0)
+    inverter: InverterConfig = Field(
+        InverterConfig(), description="IEEE 1547 voltage function of every PV inverter"
+    )
 
 
 def throughput_cost_eur_per_kwh(
@@ -374,6 +379,18 @@ class ScenarioConfig(_Strict):
                 f"or to 0 (fleet.battery efficiency_charge = {b.efficiency_charge}, "
                 f"efficiency_discharge = {b.efficiency_discharge}); expected 0 <= value <= "
                 f"{ceiling:.4f}"
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _inverter_phases(self) -> ScenarioConfig:
+        """Voltage-responsive inverters run in the balanced twin only (see ``SteppedTwin``)."""
+        mode = self.fleet.pv.inverter.mode
+        if mode != "unity" and self.grid.phases == 3:
+            msg = (
+                f"fleet.pv.inverter.mode = {mode!r} needs the balanced twin (grid.phases = 1); "
+                "the three-phase twin does not model inverter reactive power yet"
             )
             raise ValueError(msg)
         return self

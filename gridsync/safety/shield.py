@@ -379,7 +379,7 @@ class SafetyShield:
         for k in KINDS:
             self._prev[k] = sp[k]
         self._predicted[obs.step] = (res.vm_pu.copy(), res.branch_loading_pct.copy())
-        return Setpoints(**sp), decision
+        return Setpoints(**sp, inverter=setpoints.inverter), decision
 
     def _worst_violation(self, res) -> tuple[str, int, float] | None:
         """(reason, bus or branch, excess) of the largest violation, or None."""

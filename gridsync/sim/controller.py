@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gridsync.model.assets import Fleet
+from gridsync.model.inverter import InverterConfig
 from gridsync.sim.telemetry import Telemetry
 
 
@@ -17,7 +18,9 @@ class Setpoints:
     """Requested power per asset for one step (kW, load convention).
 
     ``pv_curtail_kw`` is how much of each PV system's available power to spill (>= 0).
-    The twin clips every request to what the asset can physically do.
+    The twin clips every request to what the asset can physically do. ``inverter``: the
+    voltage function every PV inverter runs (IEEE 1547 mode settings); None keeps the
+    scenario's ``[fleet.pv.inverter]``.
     """
 
     battery_kw: np.ndarray
@@ -25,6 +28,7 @@ class Setpoints:
     deferrable_kw: np.ndarray
     thermal_kw: np.ndarray
     pv_curtail_kw: np.ndarray
+    inverter: InverterConfig | None = None
 
     @classmethod
     def zeros(cls, fleet: Fleet) -> Setpoints:

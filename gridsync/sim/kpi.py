@@ -35,6 +35,7 @@ KPI_UNITS = {
     "end_thermal_deficit_kwh": "kWh",
     "comfort_violation_degree_hours": "°C·h",
     "curtailed_kwh": "kWh",
+    "reactive_kvarh": "kvarh",
     "losses_kwh": "kWh",
     "powerflow_failures": "steps",
     "battery_capacity_lost_pp": "pp (mean)",
@@ -53,7 +54,10 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
     ``total_cost_incl_penalties_eur`` is what the dispatch objective minimises: that, plus
     emissions at the objective's carbon price, unmet EV/appliance energy, comfort violation
     and curtailment at the objective's weights, plus the end-state settlement
-    (``sim.accounting``: battery energy, EV energy beyond what crossing sessions owe, heat)."""
+    (``sim.accounting``: battery energy, EV energy beyond what crossing sessions owe, heat).
+    ``curtailed_kwh`` counts PV spilled by setpoints and by the inverters' own limits (kVA
+    rating, Volt-Watt); ``reactive_kvarh`` is the PV inverters' |Q| over time, absorbed or
+    injected."""
     dt = scenario.dt_h
     lim = scenario.config.limits
     sl = slice(scenario.start_step, scenario.end_step)
@@ -116,6 +120,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
         "end_thermal_deficit_kwh": end.thermal_deficit_kwh if end is not None else 0.0,
         "comfort_violation_degree_hours": comfort,
         "curtailed_kwh": curtailed,
+        "reactive_kvarh": float(result.extras.get("pv_abs_kvar", np.zeros(1)).sum() * dt),
         "losses_kwh": float(result.losses_kw.sum() * dt),
         "powerflow_failures": int(result.pf_failed.sum()),
         "runtime_s": float(result.runtime_s),

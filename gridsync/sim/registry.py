@@ -22,6 +22,10 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
         "gridsync.dispatch.rules:UncontrolledController",
         "EVs charge on arrival, batteries self-consume PV",
     ),
+    "volt-var": (
+        "gridsync.dispatch.rules:VoltVarController",
+        "uncontrolled devices, every PV inverter on the IEEE 1547-2018 Category B Volt-VAR curve",
+    ),
     "tou": ("gridsync.dispatch.rules:TouController", "rule-based time-of-use shifting"),
     "smart-rule": (
         "gridsync.dispatch.smart_rule:SmartRuleController",

@@ -134,6 +134,7 @@ def simulate(
     vm = np.zeros((n, scenario.feeder.n_bus), dtype=np.float32)
     loading = np.zeros((n, twin.pf.n_branch), dtype=np.float32)
     failed = np.zeros(n, dtype=bool)
+    pv_abs_kvar = np.zeros(n)
     three_phase = scenario.three_phase is not None
     if three_phase:
         vuf = np.full((n, scenario.feeder.n_bus), np.nan, dtype=np.float32)
@@ -167,6 +168,7 @@ def simulate(
         rec["thermal_kw"][i] = r.thermal_kw.sum()
         rec["pv_kw"][i] = r.pv_kw.sum()
         rec["curtailed_kw"][i] = r.curtailed_kw.sum()
+        pv_abs_kvar[i] = 0.0 if r.pv_kvar is None else np.abs(r.pv_kvar).sum()
         rec["base_load_kw"][i] = r.base_load_kw
         rec["battery_soc_frac"][i] = twin.energy_kwh.sum() / total_capacity
         rec["battery_throughput_kwh"][i] = np.abs(r.battery_kw).sum() * dt
@@ -206,6 +208,7 @@ def simulate(
         extras={
             "battery_health": ageing.report(),
             "ev_health": ev_ageing.report(),
+            "pv_abs_kvar": pv_abs_kvar,
             **({"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {}),
         },
         **rec,

@@ -18,6 +18,7 @@ from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
 from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints, observe
+from gridsync.sim.inverters import solve_with_inverters
 from gridsync.sim.plant import CommandDelay
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.telemetry import TelemetryLink
@@ -50,6 +51,7 @@ class StepRecord:
     vm_phase_pu: np.ndarray | None = None  # three-phase twin: (n_bus, 3) phase voltages
     vuf_pct: np.ndarray | None = None  # three-phase twin: voltage unbalance factor per bus
     neutral_current_a: np.ndarray | None = None  # three-phase twin: residual current per branch
+    pv_kvar: np.ndarray | None = None  # reactive power each PV inverter injects (kvar)
 
 
 def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
@@ -116,6 +118,8 @@ class SteppedTwin:
         self.last: StepRecord | None = None
         self.telemetry = TelemetryLink(scenario)
         self._branch_order = _three_phase_branch_order(scenario, self.pf)
+        self._pv_kvar = np.zeros(len(self.fleet.pv))
+        self._vm_pu = np.ones(scenario.feeder.n_bus)
 
     @property
     def finished(self) -> bool:
@@ -219,15 +223,36 @@ class SteppedTwin:
             applied = self.plant.track(applied, step)
         p_bus, powers, states = self._apply(step, applied, self.done_kwh)
         p_bat, p_ev, p_dfr, p_th, p_pv, curtail = powers
+        f = self.fleet
         self.energy_kwh, self.delivered_kwh, self.done_kwh, self.temp_c = states
         dfr, hour = self.deferrable_fleet(step), self.hour(step)
         closes = _in_window(dfr, hour) & ~_in_window(dfr, hour + dt)
         unmet_dfr = float(np.maximum(dfr.energy_kwh - self.done_kwh, 0.0)[closes].sum())
         q_bus = sc.base_load_kvar[step]
+        inverter = applied.inverter or sc.config.fleet.pv.inverter
+        if inverter.active and sc.three_phase is not None:
+            msg = (
+                f"inverter mode {inverter.mode!r} (controller or fleet.pv.inverter) needs the "
+                "balanced twin; the three-phase twin does not model inverter reactive power yet: "
+                "run with grid.phases = 1 (--phases 1)"
+            )
+            raise ValueError(msg)
+        pv_kvar = np.zeros(len(f.pv))
         try:
             zip_kw, zip_kvar = sc.load_zip_kw(step)
-            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v, zip_kw=zip_kw, zip_kvar=zip_kvar)
+            if inverter.active:
+                res, pv_kvar, p_pv = self._solve_inverters(
+                    p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar
+                )
+                curtail = self._pv_true_kw(step) - p_pv
+                p_bus = p_bus + bus_sum(f.pv.bus, powers[4] - p_pv, sc.feeder.n_bus)
+                q_bus = q_bus - bus_sum(f.pv.bus, pv_kvar, sc.feeder.n_bus)
+            else:
+                res, self._v = self.pf.solve(
+                    p_bus, q_bus, v0=self._v, zip_kw=zip_kw, zip_kvar=zip_kvar
+                )
             vm, loading = res.vm_pu, res.branch_loading_pct
+            self._vm_pu = vm
             feeder_kw, feeder_kvar = float(res.p_slack_kw), float(res.q_slack_kvar)
             losses_kw, failed = float(res.losses_kw), False
         except (PowerFlowNotConverged, PowerFlowInputError) as err:
@@ -238,6 +263,7 @@ class SteppedTwin:
             loading = np.full(self.pf.n_branch, np.nan)
             feeder_kw, feeder_kvar = float(p_bus.sum()), float(np.sum(q_bus))
             losses_kw, failed, self._v = float("nan"), True, None
+            pv_kvar = np.zeros(len(f.pv))
         three = None
         if sc.three_phase is not None and not failed:
             try:
@@ -278,12 +304,39 @@ class SteppedTwin:
             vm_phase_pu=None if three is None else three.vm_pu,
             vuf_pct=None if three is None else three.vuf_pct,
             neutral_current_a=None if three is None else three.neutral_current_a,
+            pv_kvar=pv_kvar,
         )
         self.telemetry.record(self.last)
         self.step += 1
         if self.loop and self.finished:
             self.step = sc.start_step
         return self.last
+
+    def _solve_inverters(self, p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar):
+        """Steady state of the PV inverters' voltage functions and the power flow this step
+        (``gridsync.sim.inverters``), started from the last step's voltages and Q."""
+        f = self.fleet
+        n_bus = self.scenario.feeder.n_bus
+        p_no_pv = p_bus + bus_sum(f.pv.bus, p_pv, n_bus)
+
+        def solve(p, q, v0):
+            return self.pf.solve(p, q, v0=v0, zip_kw=zip_kw, zip_kvar=zip_kvar)
+
+        vm_start = np.where(np.isfinite(self._vm_pu), self._vm_pu, 1.0)
+        ss = solve_with_inverters(
+            solve,
+            p_no_pv,
+            q_bus,
+            inverter,
+            f.pv.bus,
+            f.pv.peak_kw,
+            p_pv,
+            self._v,
+            vm_start,
+            self._pv_kvar,
+        )
+        self._v, self._pv_kvar = ss.v, ss.pv_kvar
+        return ss.result, ss.pv_kvar, ss.pv_kw
 
     def _solve_three_phase(self, step: int, powers: tuple):
         """The plant's unbalanced flow of this step: customers and assets on their phases
