@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--start", action="append", type=dt.date.fromisoformat, default=None)
     ap.add_argument("--mpc", action="store_true", help="also run mpc+shield (slow)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     path = resolve_checkpoint(args.checkpoint)
@@ -99,9 +100,9 @@ def main() -> None:
         "mean": mean,
         "per_window": per_window,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, default=str))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

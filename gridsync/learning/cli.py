@@ -147,11 +147,18 @@ def evaluate(checkpoint, scenario, starts, days, baselines, json_path) -> None:
             )
     mean = mean_over_windows(per_window)
     table = Table(title=f"held-out windows {', '.join(map(str, starts))} ({days} d each)")
-    cols = ("total_cost_eur", "total_cost_incl_penalties_eur", "peak_import_kw", "violations",
-            "violations_caused", "unmet_ev_kwh", "decision_ms_per_step")  # fmt: skip
+    cols = {
+        "total_cost_eur": "cost EUR",
+        "total_cost_incl_penalties_eur": "incl. pen.",
+        "peak_import_kw": "peak kW",
+        "violations": "viol.",
+        "violations_caused": "caused",
+        "unmet_ev_kwh": "unmet EV",
+        "decision_ms_per_step": "ms/step",
+    }
     table.add_column("controller")
-    for c in cols:
-        table.add_column(c, justify="right")
+    for label in cols.values():
+        table.add_column(label, justify="right")
     for n, row in mean.items():
         table.add_row(n, *(f"{row[c]:.1f}" for c in cols))
     Console().print(table)
