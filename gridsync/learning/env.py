@@ -117,6 +117,7 @@ class GridParallelEnv(ParallelEnv):
     """Agents (buildings or groups of them) dispatching their flexible assets on the twin."""
 
     metadata = {"name": "gridsync_twin_v0", "render_modes": []}
+    render_mode = None
 
     def __init__(self, config: EnvConfig | None = None, scenario=None) -> None:
         self.config = config or EnvConfig()
