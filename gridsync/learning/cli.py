@@ -41,13 +41,17 @@ def learn() -> None:
 @click.option("--agents", type=click.Choice(["building", "group"]), default="building")
 @click.option("--n-groups", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--teacher", default="smart-rule", show_default=True, help="Controller to clone.")
-@click.option("--bc-epochs", type=click.IntRange(0), default=200, show_default=True)
+@click.option("--bc-epochs", type=click.IntRange(0), default=60, show_default=True)
 @click.option(
     "--ppo-steps",
     type=click.IntRange(0),
-    default=1152,
+    default=6912,
     show_default=True,
     help="Twin steps of PPO fine-tuning (each gives one sample per agent).",
+)
+@click.option("--learning-rate", type=float, default=3e-4, show_default=True)
+@click.option(
+    "--log-std-init", type=float, default=-2.0, show_default=True, help="PPO exploration noise."
 )
 @click.option("--shield/--no-shield", default=True, show_default=True)
 @click.option(
@@ -60,7 +64,7 @@ def learn() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(
     name, registry, scenario, train_starts, validation_start, days, agents, n_groups, teacher,
-    bc_epochs, ppo_steps, shield, shield_penalty, seed,
+    bc_epochs, ppo_steps, learning_rate, log_std_init, shield, shield_penalty, seed,
 ) -> None:  # fmt: skip
     """Clone the teacher on the training windows, fine-tune with PPO, write the checkpoint
     (policy.npz, ppo.zip, meta.json, curve.csv, curve.html)."""
@@ -81,7 +85,8 @@ def train(
         kw["validation_start"] = _dates([validation_start])[0]
     cfg = TrainConfig(
         name=name, scenario=scenario, days=days, agents=agents, n_groups=n_groups,
-        teacher=teacher, bc_epochs=bc_epochs, ppo_steps=ppo_steps, shield=shield,
+        teacher=teacher, bc_epochs=bc_epochs, ppo_steps=ppo_steps, learning_rate=learning_rate,
+        log_std_init=log_std_init, shield=shield,
         shield_penalty_eur_per_kwh=shield_penalty, seed=seed, **kw,
     )  # fmt: skip
     out = (registry or DEFAULT_DIR) / name

@@ -58,12 +58,12 @@ class TrainConfig:
     agents: str = "building"
     n_groups: int = 8
     teacher: str = "smart-rule"
-    bc_epochs: int = 200
-    ppo_steps: int = 1152
+    bc_epochs: int = 60
+    ppo_steps: int = 6912
     rollout_steps: int = 48
     eval_every: int = 4  # PPO updates between validation runs
-    learning_rate: float = 1e-4
-    log_std_init: float = -1.5
+    learning_rate: float = 3e-4
+    log_std_init: float = -2.0
     net_arch: tuple[int, ...] = (64, 64)
     shield: bool = True
     shield_penalty_eur_per_kwh: float = 0.05
