@@ -76,6 +76,12 @@ def one_run(name, n, workers, backend, source, model, args, tmp) -> dict:
     )
     before = _load()
     result = run_fleet(cfg, model=model)
+    if args.bus:  # the run's stream is not needed after it
+        from gridsync.fleet.bus import NatsFleetBus
+
+        bus = NatsFleetBus(args.bus, cfg.bus_prefix)
+        bus.delete_stream()
+        bus.close()
     out = result.summary()
     out.pop("resumed")
     out.update(asset_scale=source.asset_scale, load_avg_before=before, load_avg_after=_load())
