@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gridsync.model.inverter import InverterConfig
+from gridsync.model.tap_changer import OLTCConfig
 
 
 class ScenarioError(ValueError):
@@ -90,6 +91,7 @@ class GridConfig(_Strict):
     single_phase_on: Literal["random", "a", "b", "c"] = Field(
         "random", description="phase of single-phase connections: seeded random, or all on one"
     )
+    oltc: OLTCConfig = Field(OLTCConfig(), description="the feeder transformer's tap changer")
 
 
 class LoadsConfig(_Strict):
@@ -387,6 +389,12 @@ class ScenarioConfig(_Strict):
     def _inverter_phases(self) -> ScenarioConfig:
         """Voltage-responsive inverters run in the balanced twin only (see ``SteppedTwin``)."""
         mode = self.fleet.pv.inverter.mode
+        if self.grid.oltc.enabled and self.grid.phases == 3:
+            msg = (
+                "grid.oltc.enabled needs the balanced twin (grid.phases = 1): taps are not in "
+                "the three-phase model yet"
+            )
+            raise ValueError(msg)
         if mode != "unity" and self.grid.phases == 3:
             msg = (
                 f"fleet.pv.inverter.mode = {mode!r} needs the balanced twin (grid.phases = 1); "

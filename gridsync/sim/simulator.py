@@ -135,6 +135,7 @@ def simulate(
     loading = np.zeros((n, twin.pf.n_branch), dtype=np.float32)
     failed = np.zeros(n, dtype=bool)
     pv_abs_kvar = np.zeros(n)
+    tap_ops = np.zeros(n, dtype=int)
     three_phase = scenario.three_phase is not None
     if three_phase:
         vuf = np.full((n, scenario.feeder.n_bus), np.nan, dtype=np.float32)
@@ -169,6 +170,7 @@ def simulate(
         rec["pv_kw"][i] = r.pv_kw.sum()
         rec["curtailed_kw"][i] = r.curtailed_kw.sum()
         pv_abs_kvar[i] = 0.0 if r.pv_kvar is None else np.abs(r.pv_kvar).sum()
+        tap_ops[i] = r.tap_operations
         rec["base_load_kw"][i] = r.base_load_kw
         rec["battery_soc_frac"][i] = twin.energy_kwh.sum() / total_capacity
         rec["battery_throughput_kwh"][i] = np.abs(r.battery_kw).sum() * dt
@@ -209,6 +211,7 @@ def simulate(
             "battery_health": ageing.report(),
             "ev_health": ev_ageing.report(),
             "pv_abs_kvar": pv_abs_kvar,
+            "tap_operations": tap_ops,
             **({"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {}),
         },
         **rec,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowInputError, PowerFlowNotConverged
+from gridsync.grid.taps import TapModels
 from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
 from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
@@ -52,6 +53,8 @@ class StepRecord:
     vuf_pct: np.ndarray | None = None  # three-phase twin: voltage unbalance factor per bus
     neutral_current_a: np.ndarray | None = None  # three-phase twin: residual current per branch
     pv_kvar: np.ndarray | None = None  # reactive power each PV inverter injects (kvar)
+    tap_operations: int = 0  # tap changes the feeder transformer's OLTC made this step
+    tap_pos: int | None = None  # its position after them (None without an OLTC)
 
 
 def bus_sum(bus: np.ndarray, values: np.ndarray, n_bus: int) -> np.ndarray:
@@ -119,6 +122,18 @@ class SteppedTwin:
         self.telemetry = TelemetryLink(scenario)
         self._branch_order = _three_phase_branch_order(scenario, self.pf)
         self._pv_kvar = np.zeros(len(self.fleet.pv))
+        self.tap_changer, self._tap_ops = None, 0
+        oltc = scenario.config.grid.oltc
+        if oltc.enabled:
+            if scenario.three_phase is not None:
+                msg = (
+                    "grid.oltc needs the balanced twin (grid.phases = 1): taps are not in the "
+                    "three-phase model yet"
+                )
+                raise ValueError(msg)
+            self._taps = TapModels(scenario.feeder, oltc)
+            self.tap_changer = self._taps.changer(oltc, scenario.dt_h * 3600.0)
+            self.pf = self._taps.model(self.tap_changer.tap_pos)
         self._vm_pu = np.ones(scenario.feeder.n_bus)
 
     @property
@@ -240,17 +255,11 @@ class SteppedTwin:
         pv_kvar = np.zeros(len(f.pv))
         try:
             zip_kw, zip_kvar = sc.load_zip_kw(step)
+            res, pv_kvar, p_pv = self._solve_step(p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar)
             if inverter.active:
-                res, pv_kvar, p_pv = self._solve_inverters(
-                    p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar
-                )
                 curtail = self._pv_true_kw(step) - p_pv
                 p_bus = p_bus + bus_sum(f.pv.bus, powers[4] - p_pv, sc.feeder.n_bus)
                 q_bus = q_bus - bus_sum(f.pv.bus, pv_kvar, sc.feeder.n_bus)
-            else:
-                res, self._v = self.pf.solve(
-                    p_bus, q_bus, v0=self._v, zip_kw=zip_kw, zip_kvar=zip_kvar
-                )
             vm, loading = res.vm_pu, res.branch_loading_pct
             self._vm_pu = vm
             feeder_kw, feeder_kvar = float(res.p_slack_kw), float(res.q_slack_kvar)
@@ -305,12 +314,39 @@ class SteppedTwin:
             vuf_pct=None if three is None else three.vuf_pct,
             neutral_current_a=None if three is None else three.neutral_current_a,
             pv_kvar=pv_kvar,
+            tap_operations=self._tap_ops,
+            tap_pos=None if self.tap_changer is None else self.tap_changer.tap_pos,
         )
+        self._tap_ops = 0
         self.telemetry.record(self.last)
         self.step += 1
         if self.loop and self.finished:
             self.step = sc.start_step
         return self.last
+
+    def _solve_step(self, p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar):
+        """(power-flow result, inverters' kvar, PV kW delivered) of this step: the inverters'
+        steady state when their mode is voltage-responsive, and the tap changer's operations
+        (each followed by a new solve) when the scenario has one."""
+
+        def flow():
+            if inverter.active:
+                return self._solve_inverters(p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar)
+            res, self._v = self.pf.solve(p_bus, q_bus, v0=self._v, zip_kw=zip_kw, zip_kvar=zip_kvar)
+            return res, np.zeros(len(p_pv)), p_pv
+
+        if self.tap_changer is None:
+            return flow()
+        ops_before = self.tap_changer.operations
+
+        def at_tap(tap_pos: int):
+            self.pf = self._taps.model(tap_pos)
+            out = flow()
+            return out, float(out[0].vm_pu[self._taps.lv_pos])
+
+        out = self.tap_changer.step(at_tap)
+        self._tap_ops = self.tap_changer.operations - ops_before
+        return out
 
     def _solve_inverters(self, p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar):
         """Steady state of the PV inverters' voltage functions and the power flow this step

@@ -11,7 +11,7 @@ from gridsync.sim.twin import SteppedTwin
 
 @pytest.fixture(scope="module")
 def scenario():
-    return load_scenario("summer-high-pv", days=1)
+    return load_scenario("summer-high-pv", days=1, history_days=7)
 
 
 def _run(scenario, name, n_steps=3):
@@ -47,6 +47,21 @@ def test_volt_var_in_the_twin_sits_on_the_curve_and_lowers_the_peak_voltage(scen
 
 
 def test_volt_var_refuses_the_three_phase_twin():
-    s3 = load_scenario("summer-high-pv", days=1, phases=3)
+    s3 = load_scenario("summer-high-pv", days=1, history_days=7, phases=3)
     with pytest.raises(ValueError, match="three-phase twin does not model inverter reactive"):
         make_controller("volt-var").reset(s3)
+
+
+def test_oltc_in_the_twin_counts_operations_and_holds_the_band(scenario):
+    from gridsync.model.tap_changer import OLTCConfig
+    from gridsync.sim.builder import build_scenario
+
+    cfg = scenario.config
+    oltc = OLTCConfig(enabled=True, vm_lower_pu=0.97, vm_upper_pu=1.01, time_delay_s=60.0)
+    grid = cfg.grid.model_copy(update={"oltc": oltc})
+    s = build_scenario(cfg.model_copy(update={"grid": grid}))
+    recs = _run(s, "uncontrolled", n_steps=2)
+    lv = SteppedTwin(s)._taps.lv_pos
+    assert recs[0].tap_operations >= 1 and recs[0].tap_pos == recs[0].tap_operations
+    assert all(0.97 <= r.vm_pu[lv] <= 1.01 for r in recs)
+    assert recs[1].tap_operations == 0  # in band after the first step's operation
