@@ -18,7 +18,13 @@ from gridsync.cli.options import (
     start_option,
     step_progress,
 )
-from gridsync.sim.registry import CONTROLLERS, RL_PREFIX, SHIELD_SUFFIX, is_controller_name
+from gridsync.sim.registry import (
+    BALANCED_ONLY,
+    CONTROLLERS,
+    RL_PREFIX,
+    SHIELD_SUFFIX,
+    is_controller_name,
+)
 
 
 class ControllerName(click.ParamType):
@@ -153,6 +159,13 @@ def simulate(
     )
     if scenario.three_phase is not None:
         console.print(f"three-phase twin, phases: {scenario.three_phase.alloc.summary()}")
+    balanced_only = [n for n in names if n.removesuffix(SHIELD_SUFFIX) in BALANCED_ONLY]
+    if scenario.three_phase is not None and balanced_only:
+        msg = (
+            f"{', '.join(balanced_only)}: inverter reactive power is not in the three-phase "
+            "twin yet; run with --phases 1"
+        )
+        raise click.UsageError(msg)
     results, kpis, bound = [], {}, None
     csv_out = SetpointsCsv(setpoints_csv) if setpoints_csv else nullcontext()
     with step_progress(console, quiet) as progress, csv_out:

@@ -60,6 +60,9 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
 
 SHIELD_SUFFIX = "+shield"
 
+# Controllers that need the balanced twin (inverter reactive power is not in the three-phase one).
+BALANCED_ONLY = frozenset({"volt-var"})
+
 # Every controller can run behind the safety shield (limits, SoC, ramps, AC voltage/loading).
 CONTROLLERS.update(
     {

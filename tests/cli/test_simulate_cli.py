@@ -40,3 +40,11 @@ def test_bad_scenario_gives_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["simulate", "--scenario", str(bad), "--quiet"])
     assert result.exit_code != 0
     assert "fleet.ev.count" in result.output
+
+
+def test_volt_var_on_the_three_phase_twin_is_a_usage_error():
+    args = ["simulate", "--scenario", "summer-high-pv", "--days", "1", "--phases", "3"]
+    result = CliRunner().invoke(cli, [*args, "--controller", "volt-var", "--quiet"])
+    assert result.exit_code == 2
+    assert "not in the three-phase twin" in result.output
+    assert "Traceback" not in result.output
