@@ -57,12 +57,15 @@ def solve_with_inverters(
     inverter's (P, Q) moves more than ``tol_kvar`` from its curve, else after ``max_iter``
     passes (the last pass's flow is still exact for the P and Q it applied).
     """
+    if max_iter < 1:
+        msg = f"max_iter must be >= 1, got {max_iter}"
+        raise ValueError(msg)
     n_bus = len(p_bus_kw)
     p_target, q_target = inverter_output(cfg, p_avail_kw, peak_kw, vm_start_pu[pv_bus])
     q = np.asarray(q_start_kvar, dtype=float) + damping * (q_target - q_start_kvar)
-    p = p_target
-    v = v0
-    for it in range(1, max_iter + 1):
+    p, v, it = p_target, v0, 0
+    while True:
+        it += 1
         p_bus = p_bus_kw - np.bincount(pv_bus, weights=p, minlength=n_bus)
         q_bus = q_bus_kvar - np.bincount(pv_bus, weights=q, minlength=n_bus)
         res, v = solve(p_bus, q_bus, v)
@@ -74,4 +77,3 @@ def solve_with_inverters(
             return InverterSteadyState(res, v, p, q, it, gap)
         q = q + damping * (q_target - q)
         p = p + damping * (p_target - p)
-    raise AssertionError("unreachable")  # pragma: no cover
