@@ -151,4 +151,17 @@ class CityLearnMPC:
         schedule = self._planner.plan(horizon)
         out = np.zeros(self._n)
         out[has] = schedule.battery_kwh[:, 0]
-        return out
+        return self._hold_cap(out, obs.net_kwh[:, t])
+
+    def _hold_cap(self, request: np.ndarray, net_now: np.ndarray) -> np.ndarray:
+        """Make the plan's soft cap hard for the hour being sent: this hour's load and PV are
+        known and already within the highest no-battery import seen so far, so scaling down
+        the charging requests always brings the district import back under it."""
+        excess = float((net_now + request).sum() - self._peak0)
+        if excess <= 0:
+            return request
+        charging = np.clip(request, 0, None)
+        cut = min(excess, float(charging.sum()))
+        if cut > 0:
+            request = request - charging * (cut / charging.sum())
+        return request

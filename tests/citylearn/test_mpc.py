@@ -55,3 +55,12 @@ def test_bound_lp_is_below_mpc_and_rule_and_the_cap_holds(tmp_path):
     assert bound["lp_score_2022"] <= rule["score_2022"] + 1e-3
     assert mpc["score_2022"] < 1.0
     assert capped["lp_peak_import_kw"] <= capped["peak_import_kw_no_battery"] + 1e-3
+
+
+def test_the_hour_sent_never_lifts_the_district_import_above_the_cap():
+    mpc = CityLearnMPC()
+    mpc._peak0 = 10.0
+    request = mpc._hold_cap(np.array([3.0, 1.0, -1.0]), np.array([4.0, 4.0, 1.0]))
+    # 9 kWh of load + 3 kWh net charging = 12 > 10: charging is cut by 2 kWh pro rata
+    assert request == pytest.approx([1.5, 0.5, -1.0])
+    assert (np.array([4.0, 4.0, 1.0]) + request).sum() == pytest.approx(10.0)
