@@ -31,7 +31,7 @@ import numpy as np
 from gridsync.citylearn.simulate import Observation, Site
 from gridsync.dispatch.buildings import BuildingsPlanner, buildings_horizon
 from gridsync.forecast.coldstart import ColdStartForecaster
-from gridsync.model.citylearn_battery import discharge_segments
+from gridsync.model.citylearn_battery import CityLearnBattery, discharge_segments
 
 
 def issued_price_forecast(price: np.ndarray, predicted: np.ndarray, horizon: int) -> np.ndarray:
@@ -82,6 +82,7 @@ class CityLearnMPC:
             if params else None
         )
         self._eta_d = np.array([1.0 / discharge_segments(p)[1][0] for p in params])
+        self._batteries = [None if b is None else CityLearnBattery(b) for b in site.batteries]
         self._load_fc = ColdStartForecaster(horizon=self.horizon - 1)
         self._solar_fc = ColdStartForecaster(horizon=self.horizon - 1)
         self._carbon_fc = ColdStartForecaster(horizon=self.horizon - 1)
@@ -151,17 +152,32 @@ class CityLearnMPC:
         schedule = self._planner.plan(horizon)
         out = np.zeros(self._n)
         out[has] = schedule.battery_kwh[:, 0]
-        return self._hold_cap(out, obs.net_kwh[:, t])
+        return self._hold_cap(out, obs)
 
-    def _hold_cap(self, request: np.ndarray, net_now: np.ndarray) -> np.ndarray:
-        """Make the plan's soft cap hard for the hour being sent: this hour's load and PV are
-        known and already within the highest no-battery import seen so far, so scaling down
-        the charging requests always brings the district import back under it."""
-        excess = float((net_now + request).sum() - self._peak0)
-        if excess <= 0:
-            return request
-        charging = np.clip(request, 0, None)
-        cut = min(excess, float(charging.sum()))
-        if cut > 0:
-            request = request - charging * (cut / charging.sum())
-        return request
+    def _hold_cap(self, request: np.ndarray, obs: Observation) -> np.ndarray:
+        """Make the plan's soft cap hard for the hour being sent.
+
+        The real batteries' response to the requests is simulated from their state (a
+        discharge the plan counted on may not be there: the LP's efficiency hull is
+        optimistic); if the district import would exceed the highest no-battery import seen
+        so far, charging is scaled down. This hour's load and PV are known and within that
+        cap, so without charging the import always fits."""
+        net_now = obs.net_kwh[:, obs.t]
+        for _ in range(3):
+            drawn = np.array([
+                self._response(i, obs, float(r)) if self._has[i] else 0.0
+                for i, r in enumerate(request)
+            ])
+            excess = float((net_now + drawn).sum() - self._peak0)
+            charging = np.clip(request, 0, None)
+            if excess <= 1e-9 or charging.sum() <= 0:
+                return request
+            request = request - charging * min(1.0, excess / charging.sum())
+        return np.minimum(request, 0.0)
+
+    def _response(self, i: int, obs: Observation, request_kwh: float) -> float:
+        """Meter energy battery ``i`` would draw for ``request_kwh`` from its current state."""
+        battery = self._batteries[i]
+        battery.soc_kwh = float(obs.soc_kwh[i])
+        battery.capacity_kwh = float(obs.capacity_kwh[i])
+        return battery.charge(request_kwh)

@@ -9,7 +9,7 @@ import pytest
 from gridsync.citylearn.bound import PerfectForesightBound
 from gridsync.citylearn.dataset import read_dataset
 from gridsync.citylearn.mpc import CityLearnMPC, issued_price_forecast
-from gridsync.citylearn.simulate import SelfConsumptionRule, run
+from gridsync.citylearn.simulate import Observation, SelfConsumptionRule, run, site_of
 from tests.citylearn.conftest import write_dataset
 
 
@@ -57,10 +57,17 @@ def test_bound_lp_is_below_mpc_and_rule_and_the_cap_holds(tmp_path):
     assert capped["lp_peak_import_kw"] <= capped["peak_import_kw_no_battery"] + 1e-3
 
 
-def test_the_hour_sent_never_lifts_the_district_import_above_the_cap():
+def test_the_hour_sent_never_lifts_the_district_import_above_the_cap(tmp_path):
+    root = write_dataset(tmp_path / "d", hours=24, n_buildings=3, seed=2)
+    ds = read_dataset(root)
     mpc = CityLearnMPC()
+    mpc.reset(site_of(ds))
     mpc._peak0 = 10.0
-    request = mpc._hold_cap(np.array([3.0, 1.0, -1.0]), np.array([4.0, 4.0, 1.0]))
-    # 9 kWh of load + 3 kWh net charging = 12 > 10: charging is cut by 2 kWh pro rata
-    assert request == pytest.approx([1.5, 0.5, -1.0])
-    assert (np.array([4.0, 4.0, 1.0]) + request).sum() == pytest.approx(10.0)
+    net = np.array([[4.0], [4.0], [1.0]])
+    obs = Observation(0, net, np.zeros_like(net), net, np.zeros((3, 1, 3)), net,
+                      np.zeros((3, 1, 16)), net, np.zeros(3), np.full(3, 6.4))
+    # 9 kWh of load + 4 kWh of charging, and the empty third battery delivers nothing of its
+    # planned 1 kWh: 13 > 10, so charging is cut by 3 of its 4 kWh
+    request = mpc._hold_cap(np.array([3.0, 1.0, -1.0]), obs)
+    assert request[:2] == pytest.approx([0.75, 0.25])
+    assert (net[:, 0] + np.clip(request, 0, None)).sum() == pytest.approx(10.0)
