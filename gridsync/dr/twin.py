@@ -106,6 +106,7 @@ class DemandResponseController:
         )
         self.agent.reset(scenario, self.book)
         self.twin = CustomerTwin(self.config, self.book.n, self.truth_seed)
+        self.meter_fleet = scenario.fleet
         self.pending: list[DREvent] = []
         self.active: list[DREvent] = []
         self.unverified: list[DREvent] = []
@@ -229,12 +230,18 @@ class DemandResponseController:
             pv_curtail_kw=sp.pv_curtail_kw,
         )
 
+    def plant_fleet_changed(self, fleet) -> None:
+        """The fleet the plant really runs (parameter mismatch, batteries faded by ageing):
+        the customers' meters are part of the plant and meter its devices, never the
+        agent's decisions."""
+        self.meter_fleet = fleet
+
     def _meter(self, i: int, obs: Observation, sp: Setpoints) -> None:
         """Per-customer consumption this step with the twin's own physics (PV metered apart).
 
         This is the customers' meter, part of the plant: it reads the step's true weather and
         load, and the agent reads the record only from the next step on."""
-        f, book, dt, n = self.scenario.fleet, self.book, obs.dt_h, self.book.n
+        f, book, dt, n = self.meter_fleet, self.book, obs.dt_h, self.book.n
         sc, step = self.scenario, obs.step
         p_bat, _ = physics.battery_step(f.battery, obs.battery_energy_kwh, sp.battery_kw, dt)
         p_ev, _ = physics.ev_step(f.ev, obs.ev_delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)

@@ -92,6 +92,10 @@ def simulate(
     battery_start_kwh, temp_start_c = twin.energy_kwh.copy(), twin.temp_c.copy()
     controller.reset(scenario)
     true_fleet = twin.fleet
+    # plant-side meters a controller hosts (the DR customers' meters) read the true devices
+    plant_meters = getattr(controller, "plant_fleet_changed", None)
+    if plant_meters is not None:
+        plant_meters(twin.fleet)
     total_capacity = max(float(true_fleet.battery.capacity_kwh.sum()), 1e-9)
     unmet_deferrable = 0.0
     bat_cfg = scenario.config.fleet.battery
@@ -156,6 +160,8 @@ def simulate(
         faded_ev = ev_ageing.record(step, twin.delivered_kwh)
         if faded_ev is not None:
             twin.fleet = dataclasses.replace(twin.fleet, ev=faded_ev)
+        if (faded is not None or faded_ev is not None) and plant_meters is not None:
+            plant_meters(twin.fleet)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
         if three_phase and r.vuf_pct is not None:
             vuf[i] = r.vuf_pct

@@ -70,9 +70,12 @@ def test_dr_reduces_the_feeder_during_events_and_the_peak(dr_run):
     for acc in s["baseline_accuracy"].values():
         assert acc["customers_aggregated"] == dr_run.controller.book.n >= 50
     # Outside events and their rebound the two runs coincide until devices differ: the first
-    # warm-up days are identical.
+    # warm-up days are identical (to the power flow's tolerance: the shared model's chord
+    # Newton starts from the factorisation the other run left, ~1e-7 relative).
     lo = dr_run.summary["warmup_days"] * dr_run.scenario.steps_per_day
-    np.testing.assert_allclose(dr_run.no_dr.feeder_kw[: lo - 1], dr_run.with_dr.feeder_kw[: lo - 1])
+    np.testing.assert_allclose(
+        dr_run.no_dr.feeder_kw[: lo - 1], dr_run.with_dr.feeder_kw[: lo - 1], rtol=0, atol=1e-3
+    )
 
 
 def test_agent_decides_on_telemetry_up_to_the_previous_interval(dr_run):
