@@ -10,22 +10,10 @@ import numpy as np
 import pandas as pd
 
 from gridsync.citylearn.dataset import CityLearnSchemaError, read_dataset
+from gridsync.citylearn.kpis import KPI_LABELS
 from gridsync.citylearn.simulate import RunResult, run
 
 CONTROLLERS = ("no-battery", "rule", "mpc", "bound", "bound-peak-cap")
-_TABLE = (
-    ("score_2022", "2022 score (mean of cost and CO2 ratios)"),
-    ("cost_ratio", "district cost / no battery"),
-    ("co2_ratio", "emissions / no battery"),
-    ("ramping_ratio", "ramping / no battery"),
-    ("one_minus_load_factor_ratio", "1 - load factor / no battery"),
-    ("daily_peak_ratio", "average daily peak / no battery"),
-    ("all_time_peak_ratio", "all-time peak / no battery"),
-    ("building_cost_ratio_mean", "mean per-building cost ratio"),
-    ("building_co2_ratio_mean", "mean per-building CO2 ratio"),
-    ("peak_import_kw", "district peak import, kW"),
-    ("peak_import_kw_no_battery", "district peak import without batteries, kW"),
-)
 
 
 def make_controller(name: str, dataset):  # noqa: ANN001 - dataset: CityLearnDataset
@@ -50,11 +38,17 @@ def make_controller(name: str, dataset):  # noqa: ANN001 - dataset: CityLearnDat
 def actions_frame(result: RunResult) -> pd.DataFrame:
     """One row per hour and building: hour (0-based), building, battery_request_kwh."""
     n_b, n_t = result.request_kwh.shape
-    return pd.DataFrame({
-        "hour": np.tile(np.arange(n_t), n_b),
-        "building": np.repeat(result.names, n_t),
-        "battery_request_kwh": result.request_kwh.ravel(),
-    }).sort_values(["hour"], kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame(
+            {
+                "hour": np.tile(np.arange(n_t), n_b),
+                "building": np.repeat(result.names, n_t),
+                "battery_request_kwh": result.request_kwh.ravel(),
+            }
+        )
+        .sort_values(["hour"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _suffixed(path: Path, name: str, many: bool) -> Path:
@@ -68,16 +62,38 @@ def citylearn() -> None:
 
 @citylearn.command("run")
 @click.argument("dataset_dir", type=click.Path(exists=True, path_type=Path))
-@click.option("--controller", "controllers", multiple=True, default=("rule",), show_default=True,
-              type=click.Choice(CONTROLLERS), help="Controller(s) to run; repeat for several.")
+@click.option(
+    "--controller",
+    "controllers",
+    multiple=True,
+    default=("rule",),
+    show_default=True,
+    type=click.Choice(CONTROLLERS),
+    help="Controller(s) to run; repeat for several.",
+)
 @click.option("--hours", type=click.IntRange(min=1), default=None, help="Only the first N hours.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Write the KPIs of every controller to this JSON file.")
-@click.option("--actions-csv", type=click.Path(path_type=Path), default=None,
-              help="Write hour, building, battery_request_kwh (suffix _<controller> if several).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the KPIs of every controller to this JSON file.",
+)
+@click.option(
+    "--actions-csv",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write hour, building, battery_request_kwh (suffix _<controller> if several).",
+)
 @click.option("--report", is_flag=True, help="Write reports/citylearn_<dataset>.html.")
-def run_cmd(dataset_dir: Path, controllers: tuple[str, ...], hours: int | None,
-            json_out: Path | None, actions_csv: Path | None, report: bool) -> None:
+def run_cmd(
+    dataset_dir: Path,
+    controllers: tuple[str, ...],
+    hours: int | None,
+    json_out: Path | None,
+    actions_csv: Path | None,
+    report: bool,
+) -> None:
     """Step DATASET_DIR hour by hour and print CityLearn's KPIs (normalised by no battery)."""
     try:
         dataset = read_dataset(dataset_dir)
@@ -96,13 +112,15 @@ def run_cmd(dataset_dir: Path, controllers: tuple[str, ...], hours: int | None,
     click.echo(f"{dataset.name}: {len(dataset.buildings)} buildings, {dataset.hours} hours")
     header = f"{'KPI':<46}" + "".join(f"{r.controller:>16}" for r in results)
     click.echo(header)
-    for key, label in _TABLE:
+    for key, label in KPI_LABELS:
         click.echo(f"{label:<46}" + "".join(f"{r.kpis[key]:>16.4f}" for r in results))
     click.echo(f"{'runtime, s':<46}" + "".join(f"{r.runtime_s:>16.1f}" for r in results))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "dataset": str(dataset_dir), "buildings": dataset.names, "hours": dataset.hours,
+            "dataset": str(dataset_dir),
+            "buildings": dataset.names,
+            "hours": dataset.hours,
             "controllers": {r.controller: {**r.kpis, "runtime_s": r.runtime_s} for r in results},
         }
         json_out.write_text(json.dumps(payload, indent=2))

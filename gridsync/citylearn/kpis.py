@@ -59,7 +59,10 @@ def kpis(
     """Raw and normalised KPIs of ``net_kwh`` against the no-battery ``base_net_kwh``."""
     district, base_district = net_kwh.sum(axis=0), base_net_kwh.sum(axis=0)
     cost, cost0 = district_cost(net_kwh, price), district_cost(base_net_kwh, price)
-    co2, co20 = emissions_kg(net_kwh, carbon_kg_per_kwh), emissions_kg(base_net_kwh, carbon_kg_per_kwh)
+    co2, co20 = (
+        emissions_kg(net_kwh, carbon_kg_per_kwh),
+        emissions_kg(base_net_kwh, carbon_kg_per_kwh),
+    )
     cost_ratio, co2_ratio = _ratio(cost, cost0), _ratio(co2, co20)
     per_building = {}
     for i, name in enumerate(names):
@@ -73,7 +76,10 @@ def kpis(
         }
     grid = {
         "ramping": (ramping(district), ramping(base_district)),
-        "one_minus_load_factor": (one_minus_load_factor(district), one_minus_load_factor(base_district)),
+        "one_minus_load_factor": (
+            one_minus_load_factor(district),
+            one_minus_load_factor(base_district),
+        ),
         "daily_peak": (average_daily_peak(district), average_daily_peak(base_district)),
         "all_time_peak": (all_time_peak(district), all_time_peak(base_district)),
     }
@@ -82,7 +88,9 @@ def kpis(
         "cost_ratio": cost_ratio,
         "co2_ratio": co2_ratio,
         **{f"{k}_ratio": _ratio(v, v0) for k, (v, v0) in grid.items()},
-        "building_cost_ratio_mean": float(np.mean([v["cost_ratio"] for v in per_building.values()])),
+        "building_cost_ratio_mean": float(
+            np.mean([v["cost_ratio"] for v in per_building.values()])
+        ),
         "building_co2_ratio_mean": float(np.mean([v["co2_ratio"] for v in per_building.values()])),
         "district_cost": cost,
         "district_cost_no_battery": cost0,
@@ -92,3 +100,19 @@ def kpis(
         "peak_import_kw_no_battery": float(base_district.max()),
         "per_building": per_building,
     }
+
+
+# KPI keys with the label the CLI table and the HTML report print
+KPI_LABELS = (
+    ("score_2022", "2022 score: mean of cost and CO2 ratios (lower is better)"),
+    ("cost_ratio", "district cost / no battery"),
+    ("co2_ratio", "emissions / no battery"),
+    ("ramping_ratio", "ramping / no battery"),
+    ("one_minus_load_factor_ratio", "1 - load factor / no battery"),
+    ("daily_peak_ratio", "average daily peak / no battery"),
+    ("all_time_peak_ratio", "all-time peak / no battery"),
+    ("building_cost_ratio_mean", "mean per-building cost ratio"),
+    ("building_co2_ratio_mean", "mean per-building CO2 ratio"),
+    ("peak_import_kw", "district peak import, kW"),
+    ("peak_import_kw_no_battery", "district peak import without batteries, kW"),
+)

@@ -11,27 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from gridsync.citylearn.dataset import CityLearnDataset
+from gridsync.citylearn.kpis import KPI_LABELS
 from gridsync.citylearn.simulate import RunResult
-
-_ROWS = (
-    ("score_2022", "2022 score: mean of cost and CO2 ratios (lower is better)"),
-    ("cost_ratio", "district cost / no battery"),
-    ("co2_ratio", "emissions / no battery"),
-    ("ramping_ratio", "ramping / no battery"),
-    ("one_minus_load_factor_ratio", "1 - load factor / no battery"),
-    ("daily_peak_ratio", "average daily peak / no battery"),
-    ("all_time_peak_ratio", "all-time peak / no battery"),
-    ("building_cost_ratio_mean", "mean per-building cost ratio"),
-    ("building_co2_ratio_mean", "mean per-building CO2 ratio"),
-    ("peak_import_kw", "district peak import (kW)"),
-    ("peak_import_kw_no_battery", "district peak import without batteries (kW)"),
-)
 
 
 def _table(results: list[RunResult]) -> str:
     head = "".join(f"<th>{html.escape(r.controller)}</th>" for r in results)
     body = []
-    for key, label in _ROWS:
+    for key, label in KPI_LABELS:
         cells = "".join(f"<td>{r.kpis[key]:.4f}</td>" for r in results)
         body.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
     runtime = "".join(f"<td>{r.runtime_s:.1f}</td>" for r in results)
@@ -46,8 +33,14 @@ def write_report(dataset: CityLearnDataset, results: list[RunResult], path: Path
 
     hours = np.arange(dataset.hours)
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-        subplot_titles=("District net import (kWh per hour)", "Battery state of charge, district (kWh)"),
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=(
+            "District net import (kWh per hour)",
+            "Battery state of charge, district (kWh)",
+        ),
     )
     base = results[0].base_net_kwh.sum(axis=0)
     fig.add_trace(go.Scattergl(x=hours, y=base, name="no battery", line={"color": "#999"}), 1, 1)
@@ -55,8 +48,13 @@ def write_report(dataset: CityLearnDataset, results: list[RunResult], path: Path
         if not np.any(r.request_kwh):
             continue
         fig.add_trace(go.Scattergl(x=hours, y=r.net_kwh.sum(axis=0), name=r.controller), 1, 1)
-        fig.add_trace(go.Scattergl(x=hours, y=r.soc_kwh.sum(axis=0), name=f"{r.controller} SoC",
-                                   showlegend=True), 2, 1)
+        fig.add_trace(
+            go.Scattergl(
+                x=hours, y=r.soc_kwh.sum(axis=0), name=f"{r.controller} SoC", showlegend=True
+            ),
+            2,
+            1,
+        )
     fig.update_xaxes(title_text="hour of the episode", row=2, col=1)
     fig.update_layout(height=800, template="plotly_white", legend={"orientation": "h", "y": 1.08})
     title = html.escape(f"GridSync on CityLearn: {dataset.name}")
