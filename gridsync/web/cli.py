@@ -106,11 +106,11 @@ def console_user(name: str, role: str, password: str) -> None:
 )
 @click.option(
     "--anomaly-monitor/--no-anomaly-monitor",
-    default=True,
+    default=False,
     show_default=True,
     help="Watch the twin's device readings (SCADA, PMUs, meters one interval late) with the "
-    "anomaly monitor fitted on the days before the first step; alarms become console alerts "
-    "naming the suspect measurements.",
+    "anomaly monitor, fitted in the background on the 10 days before the first step (tens of "
+    "seconds); alarms become console alerts naming the suspect measurements.",
 )
 def serve(
     demo: bool,
