@@ -43,7 +43,7 @@ from gridsync.hitl.overrides import OverrideStore, OverrideTable
 from gridsync.hitl.policy import ApprovalPolicy
 from gridsync.hitl.snapshot import build_snapshot, topology
 from gridsync.sim.controller import Setpoints
-from gridsync.sim.twin import SteppedTwin, StepRecord, flexible_bus_kw
+from gridsync.sim.twin import SteppedTwin, StepRecord, bus_sum, flexible_bus_kw
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]
@@ -391,7 +391,7 @@ class ConsoleSession:
     def _watch_telemetry(self, rec: StepRecord) -> None:
         """Device readings of this step through the anomaly monitor; its alarms as alerts."""
         fleet = self.twin.fleet
-        pv_bus = np.bincount(fleet.pv.bus, weights=rec.pv_kw, minlength=len(rec.p_bus_kw))
+        pv_bus = bus_sum(fleet.pv.bus, rec.pv_kw, len(rec.p_bus_kw))
         entry = (rec.step, rec.p_bus_kw, rec.q_bus_kvar, pv_bus, flexible_bus_kw(fleet, rec))
         with self._feed_lock:
             self._telemetry_log.append(entry)

@@ -134,9 +134,7 @@ class TwinTelemetryFeed:
 
     def _noisy(self, steps: np.ndarray) -> None:
         truth = truth_from_loads(self.pf, self.p_kw[steps], self.q_kvar[steps])
-        ex = self.plan.exact(truth)
-        std = np.sqrt(self.plan.std_abs**2 + (self.plan.std_frac * ex) ** 2)
-        self.noisy[steps] = ex + self.rng.standard_normal(ex.shape) * std
+        self.noisy[steps] = self.plan.with_noise(self.plan.exact(truth), self.rng)
 
     def _fill_history(self, first_step: int) -> None:
         """Readings of the steps just before the twin starts (the monitor's memory)."""

@@ -256,14 +256,18 @@ class MeasurementPlan:
         rng = rng or np.random.default_rng(self.seed + 1)
         ex = self.exact(truth)
         n_t = len(ex)
-        std = np.sqrt(self.std_abs**2 + (self.std_frac * ex) ** 2)
-        noisy = ex + rng.standard_normal(ex.shape) * std
+        noisy = self.with_noise(ex, rng)
         t = np.arange(n_t)[:, None]
         sampled = (t - (t % self.period)) - self.latency
         out = np.take_along_axis(noisy, np.clip(sampled, 0, n_t - 1), axis=0)
         out[sampled < 0] = np.nan
         out[rng.random(out.shape) < self.dropout] = np.nan
         return out
+
+    def with_noise(self, exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Device values ``exact`` (T, m) plus each device's noise (absolute + relative std)."""
+        std = np.sqrt(self.std_abs**2 + (self.std_frac * exact) ** 2)
+        return exact + rng.standard_normal(exact.shape) * std
 
     def align(self, readings: np.ndarray) -> np.ndarray:
         """Readings re-indexed by the time they describe instead of the time they arrived.
