@@ -42,6 +42,24 @@ log = logging.getLogger(__name__)
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
+async def ensure_stream(
+    js, name: str, subjects: list[str], max_age_s: float, dedup_window_s: float
+) -> None:
+    """Create the file-backed stream ``name`` on ``subjects``, or bring an existing one to
+    this retention (``max_age_s``) and de-duplication window (``dedup_window_s``)."""
+    cfg = api.StreamConfig(
+        name=name,
+        subjects=subjects,
+        storage=api.StorageType.FILE,
+        max_age=max_age_s,
+        duplicate_window=dedup_window_s,
+    )
+    try:
+        await js.add_stream(cfg)
+    except Exception:
+        await js.update_stream(cfg)
+
+
 class _NatsSubscription(Subscription):
     def __init__(self, task: asyncio.Task, psub, delete_consumer) -> None:
         self._task = task
@@ -109,17 +127,10 @@ class NatsBus(Bus):
             raise BusError(msg) from err
         self._js = self._nc.jetstream()
         for topic in TOPICS:
-            cfg = api.StreamConfig(
-                name=self.stream(topic),
-                subjects=[self.subject(topic)],
-                storage=api.StorageType.FILE,
-                max_age=self.max_age_s,
-                duplicate_window=self.dedup_window_s,
-            )
-            try:
-                await self._js.add_stream(cfg)
-            except Exception:
-                await self._js.update_stream(cfg)
+            await ensure_stream(
+                self._js, self.stream(topic), [self.subject(topic)],
+                self.max_age_s, self.dedup_window_s,
+            )  # fmt: skip
 
     # nats-py prints a traceback per failed reconnect attempt unless given callbacks
     async def _on_error(self, err: Exception) -> None:

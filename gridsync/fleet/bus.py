@@ -172,7 +172,8 @@ class NatsFleetBus(FleetBus):
 
     async def _connect(self) -> None:
         import nats
-        from nats.js import api
+
+        from gridsync.bus.nats import ensure_stream
 
         try:
             self._nc = await nats.connect(
@@ -182,17 +183,9 @@ class NatsFleetBus(FleetBus):
             msg = f"cannot reach NATS at {self.url}: {err!r}"
             raise FleetBusError(msg) from err
         self._js = self._nc.jetstream()
-        cfg = api.StreamConfig(
-            name=self.stream,
-            subjects=[f"{self.prefix}.*.*"],
-            storage=api.StorageType.FILE,
-            max_age=self.max_age_s,
-            duplicate_window=self.dedup_window_s,
+        await ensure_stream(
+            self._js, self.stream, [f"{self.prefix}.*.*"], self.max_age_s, self.dedup_window_s
         )
-        try:
-            await self._js.add_stream(cfg)
-        except Exception:
-            await self._js.update_stream(cfg)
         version = str(self._nc._server_info.get("version", "0.0"))
         self.multi_filter = tuple(int(x) for x in version.split(".")[:2]) >= (2, 10)
 
