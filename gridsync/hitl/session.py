@@ -138,6 +138,9 @@ class ConsoleSession:
         self.last_proposed: Setpoints | None = None  # the controller's own setpoints
         self.last_applied: Setpoints | None = None  # what the twin got after shield/overrides
         self.step_times_s: deque[float] = deque(maxlen=200)
+        #: name -> fn(step, sim_time): twins stepped with this one (e.g. the FLISR drill's MV
+        #: feeder); what each returns goes into the snapshot under its name
+        self.companions: dict[str, Callable[[int, Any], dict[str, Any]]] = {}
         for why in self.overrides.restore():
             self.alert("warning", "overrides", why)
 
@@ -325,7 +328,15 @@ class ConsoleSession:
         self.last_outlook = outlook(
             self.scenario, self.controller, obs, OUTLOOK_STEPS, self.error_q
         )
-        self.snapshot = self._build_snapshot(rec, obs)
+        snapshot = self._build_snapshot(rec, obs)
+        for name, fn in list(self.companions.items()):
+            try:
+                snapshot[name] = fn(rec.step, self.scenario.index[rec.step])
+            except Exception as err:  # a broken companion must not stop the twin
+                log.exception("companion %s failed", name)
+                self.alert("critical", name, f"{name} stopped stepping: {err}")
+                del self.companions[name]
+        self.snapshot = snapshot
         self.step_times_s.append(time.perf_counter() - t0)
         self._notify("state", self.snapshot)
         return self.snapshot

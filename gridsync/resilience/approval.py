@@ -15,19 +15,22 @@ import numpy as np
 from gridsync.hitl.approvals import ApprovalManager, ApprovalRequest, ProposedAction
 from gridsync.hitl.justification import Justification, Outcome
 from gridsync.resilience.feeder import SwitchableFeeder
-from gridsync.resilience.flisr import Isolation, OperatingPoint, RestorationPlan
+from gridsync.resilience.flisr import (
+    Isolation,
+    OperatingPoint,
+    RestorationPlan,
+    isolating_switches,
+)
 
 
 def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
             isolation: Isolation, op: OperatingPoint, readings_tripped: int,
-            wait_h: float) -> Justification:
+            wait_h: float, lost_voltage: str = "") -> Justification:
     """Plain-language reasons for a switching plan, every number taken from the plan."""
     names = feeder.line_name
     customers = int(feeder.customers[plan.restored_loads].sum())
     where = ", ".join(names[e] for e in located)
-    touches = np.isin(feeder.line_from, isolation.buses) | np.isin(feeder.line_to, isolation.buses)
-    bounding = [names[e] for e in np.flatnonzero(feeder.remote & feeder.normally_closed)
-                if touches[e] or e in isolation.lines]
+    bounding = [names[e] for e in isolating_switches(feeder, isolation)]
     iso_text = f"opening the remote switches of {', '.join(bounding)}" if bounding else "the breaker"
     closes = [n for n, a in plan.switch_operations if a == "close"]
     opens = [n for n, a in plan.switch_operations if a == "open"]
@@ -36,6 +39,7 @@ def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
     max_line = float(np.nanmax(plan.ac.line_loading_percent)) if len(plan.ac.line_loading_percent) else 0.0
     drivers = [
         f"{readings_tripped} fault-current indicators saw fault current; the readings point to {where}",
+        *([lost_voltage] if lost_voltage else []),
         f"the fault is isolated by {iso_text}",
         (f"close {', '.join(closes)}" if closes else "close nothing")
         + (f" and open {', '.join(opens)}" if opens else "")
@@ -46,6 +50,8 @@ def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
     ]
     if plan.cuts:
         drivers.append(f"{len(plan.cuts)} AC violation(s) of earlier MILP plans were cut: {plan.cuts[0]}")
+    drivers += _left_out(feeder, plan, located, isolation, op)
+    drivers += _islanding(feeder, plan, isolation)
     return Justification(
         summary=f"Fault on {where}: restore {customers} customers ({plan.restored_kw:.0f} kW) by switching",
         drivers=drivers,
@@ -57,6 +63,46 @@ def justify(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
                            metrics={"energy_not_supplied_kwh": plan.restored_kw * wait_h}),
         source="gridsync.resilience.flisr",
     )
+
+
+def _left_out(feeder: SwitchableFeeder, plan: RestorationPlan, located: list[int],
+              isolation: Isolation, op: OperatingPoint) -> list[str]:
+    """Who stays off after the plan: the faulted section until the repair, and anyone else."""
+    names = feeder.net.bus.name.to_numpy()
+    off = ~plan.energised[feeder.load_bus]
+    in_zone = np.isin(feeder.load_bus, isolation.buses)
+    kw = op.load_p_mw[feeder.load_index] * 1000.0
+    repair_h = float(feeder.repair_time_h[located].max())
+    out = []
+    if isolation.buses:
+        out.append(f"faulted section {', '.join(names[b] for b in isolation.buses)}: "
+                   f"{int(feeder.customers[in_zone].sum())} customers ({kw[in_zone].sum():.0f} kW) "
+                   f"stay off until the repair (about {repair_h:.0f} h)")
+    else:
+        out.append(f"the faulted section is {', '.join(feeder.line_name[e] for e in located)} "
+                   "itself (remote switches at both ends): no customer is inside it")
+    rest = off & ~in_zone
+    if rest.any():
+        out.append(f"{int(feeder.customers[rest].sum())} more customers ({kw[rest].sum():.0f} kW) "
+                   "outside the faulted section cannot be restored within the limits and wait "
+                   "for the crew")
+    return out
+
+
+def _islanding(feeder: SwitchableFeeder, plan: RestorationPlan, isolation: Isolation) -> list[str]:
+    """Why each microgrid section is or is not islanded."""
+    out = []
+    for mg in feeder.study.microgrids:
+        where = f"{mg.name} (buses {', '.join(map(str, mg.buses))}, {mg.battery})"
+        if plan.energised[mg.buses].all():
+            out.append(f"no islanding for {where}: the grid supplies it after switching")
+        elif np.isin(mg.buses, isolation.buses).any():
+            out.append(f"no islanding for {where}: the fault is inside it, so it stays "
+                       "de-energised until the crew has cut the faulted line out")
+        else:
+            out.append(f"{where} stays off after switching: this plan does not island it "
+                       "(islanding is a separate decision)")
+    return out
 
 
 def switching_action(feeder: SwitchableFeeder, plan: RestorationPlan, op: OperatingPoint,

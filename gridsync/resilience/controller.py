@@ -19,7 +19,7 @@ from gridsync.hitl.approvals import ApprovalManager
 from gridsync.resilience import flisr as F
 from gridsync.resilience.approval import justify, submit, switching_action
 from gridsync.resilience.feeder import SwitchableFeeder
-from gridsync.resilience.study import trip_state
+from gridsync.resilience.study import energised_by, trip_state
 
 
 @dataclass
@@ -36,31 +36,38 @@ class FlisrController:
         live = np.ones(feeder.n_bus, dtype=bool)
         self.state = SwitchingState(feeder.normally_closed.copy(), live)
         self.pending: dict[str, F.RestorationPlan] = {}
+        self.located: list[int] = []
+        self.isolation: F.Isolation | None = None
 
     def served(self) -> np.ndarray:
         """Per feeder load: is it supplied now?"""
         return self.state.energised[self.feeder.load_bus]
 
     def on_fault(self, line: int, op: F.OperatingPoint, step: int) -> str | None:
-        """Trip, locate, isolate, plan; returns the approval request id, or None if applied."""
+        """A fault on ``line`` as the field reports it (breaker trip, FCI readings); see
+        :meth:`respond`."""
+        closed = trip_state(self.feeder, line)
+        readings = F.fci_signature(self.feeder, F.radial_paths(self.feeder, self.feeder.normally_closed), line)
+        return self.respond(closed, readings, op, step)
+
+    def respond(self, tripped: np.ndarray, readings: np.ndarray, op: F.OperatingPoint,
+                step: int, lost_voltage: str = "") -> str | None:
+        """Locate from the FCI readings, isolate, plan; returns the approval request id, or
+        None if applied. ``tripped`` is the switch state after protection acted;
+        ``lost_voltage`` says what the voltage measurements showed (for the justification)."""
         feeder = self.feeder
-        closed = trip_state(feeder, line)
-        readings = F.fci_signature(feeder, F.radial_paths(feeder, feeder.normally_closed), line)
         located = F.locate(feeder, feeder.normally_closed, readings)
         iso = F.isolate_remote(feeder, feeder.normally_closed, located)
-        touches = np.isin(feeder.line_from, iso.buses) | np.isin(feeder.line_to, iso.buses)
-        isolated = closed & ~(feeder.remote & touches)
-        isolated[[e for e in iso.lines if feeder.remote[e]]] = False
+        isolated = tripped.copy()
+        isolated[F.isolating_switches(feeder, iso)] = False
         self.state.closed = isolated
-        self.state.energised = np.zeros(feeder.n_bus, dtype=bool)
-        self.state.energised[feeder.sources] = True
-        for e in F.radial_paths(feeder, isolated):
-            self.state.energised[feeder.line_from[e]] = self.state.energised[feeder.line_to[e]] = True
+        self.state.energised = energised_by(feeder, isolated)
+        self.located, self.isolation = located, iso
         self.state.events.append(f"step {step}: fault located on "
                                  f"{', '.join(feeder.line_name[e] for e in located)} and isolated")
         plan = F.restore(feeder, op, isolated, feeder.remote, iso)
         why = justify(feeder, plan, located, iso, op, int(readings.sum()),
-                      feeder.study.manual_switching_time_h)
+                      feeder.study.manual_switching_time_h, lost_voltage)
         request = submit(self.manager, switching_action(feeder, plan, op, why, step))
         if request is None:
             self._apply(plan, step, "applied without approval (policy)")

@@ -123,6 +123,13 @@ def isolate_remote(feeder: SwitchableFeeder, closed: np.ndarray, located: list[i
     return Isolation(lines=sorted(set(lines)), buses=sorted(zone))
 
 
+def isolating_switches(feeder: SwitchableFeeder, isolation: Isolation) -> list[int]:
+    """The normally closed remote switches that cut the isolated zone (or line) out."""
+    touches = np.isin(feeder.line_from, isolation.buses) | np.isin(feeder.line_to, isolation.buses)
+    touches[isolation.lines] = True
+    return [int(e) for e in np.flatnonzero(feeder.remote & feeder.normally_closed & touches)]
+
+
 # --------------------------------------------------------------------------- operating point
 @dataclass
 class OperatingPoint:
@@ -180,7 +187,7 @@ def ac_check(feeder: SwitchableFeeder, closed: np.ndarray, energised: np.ndarray
     net.sgen["in_service"] = False
     net.storage["in_service"] = False
     try:
-        pp.runpp(net, numba=True)
+        pp.runpp(net, numba=False)  # JIT compiling costs more than it saves on a 15-bus net
     except Exception:  # noqa: BLE001 - pandapower raises its own and numpy errors alike
         nan = np.full(feeder.n_bus, np.nan)
         return ACResult(False, nan, np.full(len(closed), np.nan), np.full(len(net.trafo), np.nan),

@@ -64,7 +64,7 @@ def trip_state(feeder: SwitchableFeeder, line: int) -> np.ndarray:
     return state
 
 
-def _energised(feeder: SwitchableFeeder, closed: np.ndarray) -> np.ndarray:
+def energised_by(feeder: SwitchableFeeder, closed: np.ndarray) -> np.ndarray:
     live = np.zeros(feeder.n_bus, dtype=bool)
     live[feeder.sources] = True
     for e in F.radial_paths(feeder, closed):
@@ -83,7 +83,7 @@ def evaluate_fault(feeder: SwitchableFeeder, cond: Conditions, sc: FaultScenario
     t_remote, t_manual = study.remote_switching_time_h, study.manual_switching_time_h
     load_kw = op.load_p_mw[feeder.load_index] * 1000.0
     trip = trip_state(feeder, sc.line)
-    hit = ~_energised(feeder, trip)[feeder.load_bus]
+    hit = ~energised_by(feeder, trip)[feeder.load_bus]
     repair = max(sc.repair_h, t_manual)
     every = np.ones(len(trip), dtype=bool)
     exact = F.Isolation([sc.line], [])

@@ -53,6 +53,7 @@ async def start_service(
     mqtt_url: str | None = "127.0.0.1:1883",
     forecaster: str = "naive",
     anomaly_monitor: bool = False,
+    resilience: bool = False,
     buffer_step_s: float = 5.0,
     bus_options: dict[str, Any] | None = None,
     store_options: dict[str, Any] | None = None,
@@ -69,7 +70,8 @@ async def start_service(
     or a part) puts the console twin's chargers and inverters behind simulated devices and
     real protocols on loopback (:mod:`gridsync.devices.loop`); their readings enter the
     runtime's ingestion path, their alerts its bus, every command its store's audit log.
-    ``anomaly_monitor`` watches the twin's device readings (see ``attach_console``).
+    ``anomaly_monitor`` watches the twin's device readings, ``resilience`` adds the FLISR
+    drill feeder and the risk map (see ``attach_console``).
     """
     from gridsync.api.app import create_app
     from gridsync.bus import make_bus
@@ -102,6 +104,7 @@ async def start_service(
             step_interval_s=step_interval_s,
             timeout_s=approval_timeout_s,
             anomaly_monitor=anomaly_monitor,
+            resilience=resilience,
         )
     except BaseException:
         await rt.stop()

@@ -112,6 +112,14 @@ def console_user(name: str, role: str, password: str) -> None:
     "anomaly monitor, fitted in the background on the 10 days before the first step (tens of "
     "seconds); alarms become console alerts naming the suspect measurements.",
 )
+@click.option(
+    "--resilience/--no-resilience",
+    default=False,
+    show_default=True,
+    help="Also run the CIGRE MV FLISR study feeder (sectionalisers, normally open ties) with the "
+    "twin: operators can inject a drill fault, approve the restoration plan and watch it "
+    "applied; the console shows the feeder's daily outage-risk map.",
+)
 def serve(
     demo: bool,
     host: str,
@@ -127,6 +135,7 @@ def serve(
     forecaster: str,
     devices: str,
     anomaly_monitor: bool,
+    resilience: bool,
 ) -> None:
     """Serve GridSync live: REST API (/docs), operator console (/console/) and the runtime.
 
@@ -177,6 +186,7 @@ def serve(
                 forecaster=forecaster,
                 devices=protocols,
                 anomaly_monitor=anomaly_monitor,
+                resilience=resilience,
             ),
         )
     )

@@ -71,6 +71,7 @@ class Console:
     demo: bool = False
     hub: EventHub = field(default_factory=EventHub)
     runtime: Any = None
+    drill: Any = None  # gridsync.resilience.drill.FeederDrill with --resilience
     task: asyncio.Task | None = None
     first_viewer: asyncio.Event | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -169,6 +170,7 @@ def dashboard(request: Request) -> Response:
             "feeder": con.session.scenario.feeder.name,
             "step_interval_s": con.step_interval_s,
             "timeout_s": con.session.policy.timeout_s,
+            "drill": con.drill is not None,
         },
     )
 
@@ -341,9 +343,11 @@ def mount_console(
     con.runtime = getattr(app.state, "runtime", None)
     app.state.console = con
     from gridsync.web.login import router as login_router
+    from gridsync.web.resilience import router as resilience_router
 
     app.include_router(login_router)
     app.include_router(router)
+    app.include_router(resilience_router)
     app.mount(
         f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static"
     )

@@ -70,6 +70,7 @@ def attach_console(
     users: UserStore | None = None,
     session_ttl_s: float = 3600.0,
     anomaly_monitor: bool = False,
+    resilience: bool = False,
 ) -> Console:
     """Build the live console session and mount it on ``app`` under ``/console``.
 
@@ -79,7 +80,9 @@ def attach_console(
     ``GRIDSYNC_CONSOLE_TIMEOUT_S`` (approval timeout) apply when the arguments are None;
     ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``. ``anomaly_monitor`` fits the
     anomaly monitor on the history before the first step (a few seconds) and raises its
-    alarms on the twin's device readings as console alerts.
+    alarms on the twin's device readings as console alerts. ``resilience`` runs the CIGRE MV
+    FLISR study feeder with the twin: fault drills and the daily outage-risk map
+    (:mod:`gridsync.web.resilience`).
     """
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.registry import make_controller
@@ -122,7 +125,7 @@ def attach_console(
     )
     if anomaly_monitor:
         _start_anomaly_monitor(session, scenario_path, start)
-    return mount_console(
+    con = mount_console(
         app,
         session,
         users,
@@ -130,6 +133,11 @@ def attach_console(
         step_interval_s=step_interval_s,
         demo=demo,
     )
+    if resilience:
+        from gridsync.web.resilience import attach_drill
+
+        attach_drill(con)
+    return con
 
 
 def banner(host: str, port: int, demo: bool) -> str:
