@@ -1,8 +1,8 @@
 """DR in the digital twin: customers respond stochastically, devices follow physically.
 
 ``DemandResponseController`` wraps any controller (the home energy managers' normal
-behaviour). Each step it meters every customer (base load plus device power, computed with
-the twin's own physics functions so it equals what the simulator applies), lets the
+behaviour). Each step it meters every customer (base load plus the power each device really
+drew in the twin's step, handed over by the simulator through ``plant_stepped``), lets the
 ``DRAgent`` plan, and, while an event runs, overrides the devices of customers who took part:
 
 * EV chargers pause unless the car would otherwise miss its departure energy;
@@ -24,9 +24,9 @@ from gridsync.dr.agent import DRAgent, DREvent
 from gridsync.dr.config import DRConfig, load_dr_config
 from gridsync.dr.customers import END_USES, EU, build_customer_book
 from gridsync.dr.response import CustomerTraits, shed_fraction
-from gridsync.model import physics
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import nowcast
+from gridsync.sim.twin import StepRecord
 
 # Rounds of call -> answers -> top-up per event (the last round's answers are final).
 TOP_UP_ROUNDS = 4
@@ -106,7 +106,6 @@ class DemandResponseController:
         )
         self.agent.reset(scenario, self.book)
         self.twin = CustomerTwin(self.config, self.book.n, self.truth_seed)
-        self.meter_fleet = scenario.fleet
         self.pending: list[DREvent] = []
         self.active: list[DREvent] = []
         self.unverified: list[DREvent] = []
@@ -126,7 +125,6 @@ class DemandResponseController:
         ctrl = self._controlled_end_uses(i)
         if ctrl is not None:
             sp = self._override(sp, obs, ctrl)
-        self._meter(i, obs, sp)
         return sp
 
     def finish(self) -> list[DREvent]:
@@ -230,53 +228,31 @@ class DemandResponseController:
             pv_curtail_kw=sp.pv_curtail_kw,
         )
 
-    def plant_fleet_changed(self, fleet) -> None:
-        """The fleet the plant really runs (parameter mismatch, batteries faded by ageing):
-        the customers' meters are part of the plant and meter its devices, never the
-        agent's decisions."""
-        self.meter_fleet = fleet
-
-    def _meter(self, i: int, obs: Observation, sp: Setpoints) -> None:
-        """Per-customer consumption this step with the twin's own physics (PV metered apart).
-
-        This is the customers' meter, part of the plant: it reads the step's true weather and
-        load, and the agent reads the record only from the next step on."""
-        f, book, dt, n = self.meter_fleet, self.book, obs.dt_h, self.book.n
-        sc, step = self.scenario, obs.step
-        p_bat, _ = physics.battery_step(f.battery, obs.battery_energy_kwh, sp.battery_kw, dt)
-        p_ev, _ = physics.ev_step(f.ev, obs.ev_delivered_kwh, obs.ev_active_session, sp.ev_kw, dt)
-        p_dfr, _ = physics.deferrable_step(
-            f.deferrable, obs.deferrable_done_kwh, obs.hour_of_day, sp.deferrable_kw, dt
-        )
-        p_th, _ = physics.thermal_step(
-            f.thermal,
-            obs.thermal_temp_c,
-            sp.thermal_kw,
-            float(sc.outdoor_temp_c[step]),
-            dt,
-            float(sc.hvac_mode[step]),
-        )
+    def plant_stepped(self, rec: StepRecord, fleet, battery_energy_kwh: np.ndarray) -> None:
+        """The customers' meters, part of the plant: per-customer consumption of the step the
+        twin just ran (``rec``, the devices' realised power; PV metered apart), and each home
+        battery's usable energy at its end (``fleet``, ``battery_energy_kwh``: the plant's own,
+        faded by ageing). The agent reads the record only from the next step on."""
+        book, n = self.book, self.book.n
         w = book.water_heater
-
-        def per_customer(ev_kw, dfr_kw):
-            dev = np.zeros((n, len(END_USES)))
-            dev[:, EU["ev"]] = np.bincount(book.ev_customer, ev_kw, n)
-            dev[:, EU["hvac"]] = np.bincount(book.thermal_customer, p_th, n)
-            dev[:, EU["deferrable"]] = np.bincount(book.deferrable_customer[~w], dfr_kw[~w], n)
-            dev[:, EU["water_heater"]] = np.bincount(book.deferrable_customer[w], dfr_kw[w], n)
-            dev[:, EU["battery"]] = np.bincount(book.battery_customer, p_bat, n)
-            return dev
-
-        dev = per_customer(p_ev, p_dfr)
-        base = book.base_kw[obs.step]
-        bat = f.battery
-        usable = (
-            np.maximum(obs.battery_energy_kwh - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge
+        dev = np.zeros((n, len(END_USES)))
+        dev[:, EU["ev"]] = np.bincount(book.ev_customer, rec.ev_kw, n)
+        dev[:, EU["hvac"]] = np.bincount(book.thermal_customer, rec.thermal_kw, n)
+        dev[:, EU["deferrable"]] = np.bincount(
+            book.deferrable_customer[~w], rec.deferrable_kw[~w], n
         )
+        dev[:, EU["water_heater"]] = np.bincount(
+            book.deferrable_customer[w], rec.deferrable_kw[w], n
+        )
+        dev[:, EU["battery"]] = np.bincount(book.battery_customer, rec.battery_kw, n)
+        bat = fleet.battery
+        usable = np.maximum(battery_energy_kwh - bat.energy_min_kwh, 0.0) * bat.efficiency_discharge
         self.agent.record(
-            i, base + dev.sum(axis=1), dev, np.bincount(book.battery_customer, usable, n)
+            rec.step - self.scenario.start_step,
+            book.base_kw[rec.step] + dev.sum(axis=1),
+            dev,
+            np.bincount(book.battery_customer, usable, n),
         )
-
 
 def tou_dr() -> DemandResponseController:
     """``tou+dr`` for ``gridsync simulate``: time-of-use devices plus the DR agent."""

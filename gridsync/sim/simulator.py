@@ -92,10 +92,8 @@ def simulate(
     battery_start_kwh, temp_start_c = twin.energy_kwh.copy(), twin.temp_c.copy()
     controller.reset(scenario)
     true_fleet = twin.fleet
-    # plant-side meters a controller hosts (the DR customers' meters) read the true devices
-    plant_meters = getattr(controller, "plant_fleet_changed", None)
-    if plant_meters is not None:
-        plant_meters(twin.fleet)
+    # plant-side meters a controller hosts (the DR customers' meters) read each step's record
+    plant_meters = getattr(controller, "plant_stepped", None)
     total_capacity = max(float(true_fleet.battery.capacity_kwh.sum()), 1e-9)
     unmet_deferrable = 0.0
     bat_cfg = scenario.config.fleet.battery
@@ -154,14 +152,14 @@ def simulate(
             on_setpoints(obs.step, sp)
         step = twin.step
         r = twin.advance(obs, sp)
+        if plant_meters is not None:
+            plant_meters(r, twin.fleet, twin.energy_kwh)
         faded = ageing.record(twin.energy_kwh)
         if faded is not None:  # a day's fade and resistance growth reach the physics
             twin.fleet = dataclasses.replace(twin.fleet, battery=faded)
         faded_ev = ev_ageing.record(step, twin.delivered_kwh)
         if faded_ev is not None:
             twin.fleet = dataclasses.replace(twin.fleet, ev=faded_ev)
-        if (faded is not None or faded_ev is not None) and plant_meters is not None:
-            plant_meters(twin.fleet)
         vm[i], loading[i], failed[i] = r.vm_pu, r.branch_loading_pct, r.pf_failed
         if three_phase and r.vuf_pct is not None:
             vuf[i] = r.vuf_pct
