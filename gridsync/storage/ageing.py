@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gridsync.storage.cells import Cell
-from gridsync.storage.counting import throughput_weighted
+from gridsync.storage.counting import blast_breakpoints, throughput_weighted
 
 ZERO_C_K = 273.15
 REST_C_RATE = 0.01  # below this |dSoC/dt| (1/h) a step counts as rest for the C-rate
@@ -190,27 +190,51 @@ def age_profile(
     segment_h: float = 24.0,
     state: AgeingState | None = None,
     depth: str = "rainflow",
+    replay: str = "continuous",
 ) -> tuple[AgeingState, np.ndarray, np.ndarray]:
     """Repeat a beginning-of-life duty cycle ``repeats`` times, conserving energy throughput.
 
     ``soc_bol`` (n, T+1) is the SoC profile of a new battery; as capacity fades the same kWh
-    swing is a deeper SoC swing: each segment's changes are scaled by 1 / capacity from the SoC
-    the previous segment ended at (clipped to 0-1), and each repeat starts from the profile's
-    own first value. Returns the final state, the days and the capacity fraction (n, segments)
-    after every segment.
+    swing is a deeper SoC swing: each segment's changes from its first point are scaled by
+    1 / capacity and clipped to 0-1 (past what the faded battery can hold the duty is cut).
+    Returns the final state, the days and the capacity fraction (n, segments) after every
+    segment.
+
+    ``replay`` says where segments start and which steps are aged, which only matters once
+    clipping starts:
+
+    - ``"continuous"``: segments of ``segment_h`` sharing their end points, each starting from
+      the SoC the previous one ended at (each repeat from the profile's first value); every
+      step is aged.
+    - ``"blast"``: BLAST-Lite 1.1.1's replay (one profile at a time, n = 1): segments end at
+      ``counting.blast_breakpoints``, each starts from the beginning-of-life profile's own value
+      there, and the step from one segment's end to the next one's start is not aged (its time
+      and throughput are skipped, as BLAST-Lite's ``simulate_battery_life`` does).
     """
     soc_bol = np.atleast_2d(np.asarray(soc_bol, dtype=float))
     n, npts = soc_bol.shape
     temp_c = np.broadcast_to(np.asarray(temp_c, dtype=float), soc_bol.shape)
     state = state or AgeingState.fresh(n)
-    per = max(int(round(segment_h / dt_h)), 1)
-    bounds = [(a, min(a + per, npts - 1)) for a in range(0, npts - 1, per)]
+    if replay == "continuous":
+        per = max(int(round(segment_h / dt_h)), 1)
+        bounds = [(a, min(a + per, npts - 1)) for a in range(0, npts - 1, per)]
+    elif replay == "blast":
+        if n != 1:
+            msg = f"soc_bol: {n} profiles given; replay='blast' replays one profile at a time"
+            raise ValueError(msg)
+        ends = blast_breakpoints(soc_bol[0], dt_h)
+        bounds = list(zip([0] + [e + 1 for e in ends[:-1]], ends, strict=True))
+    else:
+        msg = f"replay: {replay!r}; expected 'continuous' or 'blast'"
+        raise ValueError(msg)
     days, caps = [], []
     for _ in range(repeats):
         start = soc_bol[:, 0]
         for a, b in bounds:
             cap = capacity_frac(state, cell)
             seg = soc_bol[:, a : b + 1]
+            if replay == "blast":
+                start = seg[:, 0]
             soc = np.clip(start[:, None] + (seg - seg[:, :1]) / cap[:, None], 0.0, 1.0)
             stress = segment_stress(cell, soc, temp_c[:, a : b + 1], dt_h, cap, depth)
             state = advance(state, cell, stress)

@@ -43,3 +43,32 @@ def throughput_weighted(
             continue
         out[i] = float((w * stress(c[:, 0], i)).sum() / w.sum())
     return out
+
+
+def blast_breakpoints(
+    soc: np.ndarray, dt_h: float, max_h: float = 24.0, max_efc: float = 1.0
+) -> list[int]:
+    """Segment ends BLAST-Lite 1.1.1 ages a SoC series at (``simulate_battery_life``): the ends of
+    its rainflow cycles, taken once more than ``max_efc`` equivalent full cycles have passed
+    since the last break, or every ``max_h`` hours through spells without such a turning point;
+    the series' last index always ends the last segment."""
+    soc = np.asarray(soc, dtype=float)
+    c = cycles(soc)
+    ends = np.unique(c[:, 4]).astype(int) if len(c) else np.zeros(0, dtype=int)
+    efc = np.cumsum(np.abs(np.ediff1d(soc, to_begin=0))) / 2.0
+    per = max_h / dt_h
+    out: list[int] = []
+    last = 0
+    for i in ends:
+        if i - last > per:
+            for j in range(last, i):
+                if j - last > per:
+                    out.append(j)
+                    last = j
+            continue
+        if efc[i] - efc[last] > max_efc:
+            out.append(int(i))
+            last = int(i)
+    if not out or out[-1] != len(soc) - 1:
+        out.append(len(soc) - 1)
+    return out

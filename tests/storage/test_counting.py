@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from gridsync.storage.counting import cycles, equivalent_full_cycles, throughput_weighted
+from gridsync.storage.counting import (
+    blast_breakpoints,
+    cycles,
+    equivalent_full_cycles,
+    throughput_weighted,
+)
 
 
 def test_one_charge_and_discharge_is_two_half_cycles():
@@ -30,3 +35,13 @@ def test_throughput_weighting_by_cycle():
     # weights count x depth: 0.2, 0.6, 0.5, 0.5 -> (0.04 + 0.36 + 0.5 + 0.5) / 1.8
     assert got[0] == pytest.approx(1.4 / 1.8)
     assert got[1] == 0.0
+
+
+def test_blast_breakpoints_hand_worked():
+    # EFC so far: 0, .5, 1, 1.5, 2; the first cycle end past 1 EFC since index 0 is 3, then
+    # the series' end
+    assert blast_breakpoints(np.array([0.0, 1.0, 0.0, 1.0, 0.0]), 1.0) == [3, 4]
+    # 50 h flat, then up and down: no turning point for more than a day, so a break 25 h after
+    # the last (the first step past 24 h), again at 50, then the end
+    soc = np.r_[np.full(50, 0.5), 1.0, 0.5]
+    assert blast_breakpoints(soc, 1.0) == [25, 50, 51]
