@@ -328,15 +328,15 @@ class ConsoleSession:
         self.last_outlook = outlook(
             self.scenario, self.controller, obs, OUTLOOK_STEPS, self.error_q
         )
-        snapshot = self._build_snapshot(rec, obs)
+        extras = {}  # companions step first: requests they raise are in this snapshot
         for name, fn in list(self.companions.items()):
             try:
-                snapshot[name] = fn(rec.step, self.scenario.index[rec.step])
+                extras[name] = fn(rec.step, self.scenario.index[rec.step])
             except Exception as err:  # a broken companion must not stop the twin
                 log.exception("companion %s failed", name)
                 self.alert("critical", name, f"{name} stopped stepping: {err}")
                 del self.companions[name]
-        self.snapshot = snapshot
+        self.snapshot = self._build_snapshot(rec, obs) | extras
         self.step_times_s.append(time.perf_counter() - t0)
         self._notify("state", self.snapshot)
         return self.snapshot

@@ -71,8 +71,9 @@ def test_drill_fault_is_located_isolated_and_restored_the_step_after_approval(cl
     r = c.post("/console/api/flisr/fault", json={"line": "Line 7-8"}, headers=h)
     assert r.status_code == 200 and r.json()["happens_at_step"] == session.twin.step
 
-    s = session.step()["flisr"]
-    fault = s["fault"]
+    snap = session.step()
+    s, fault = snap["flisr"], snap["flisr"]["fault"]
+    assert [p["id"] for p in snap["approvals"]["pending"]] == [fault["request_id"]]
     assert fault["breaker"] == "Line 1-2" and fault["lost_voltage"] == FEEDER_1
     assert fault["located"] == ["Line 7-8"] and fault["section_buses"] == ["Bus 7", "Bus 8"]
     assert sorted(fault["isolating_switches"]) == ["Line 3-8", "Line 8-9"]
@@ -122,7 +123,11 @@ def login_admin_audit(c):
 
 def test_drill_refuses_unknown_lines_ties_and_a_second_fault(client):
     c, session = client
+    login(c, "viewer")
+    page = c.get("/console/").text
+    assert 'id="drill-card"' in page and 'id="risk-card"' in page and 'id="drill-form"' not in page
     h = {"X-CSRF-Token": login(c, "operator")}
+    assert 'id="drill-form"' in c.get("/console/").text
     r = c.post("/console/api/flisr/fault", json={"line": "Line 99"}, headers=h)
     assert r.status_code == 422 and "'Line 99' is not a line" in r.json()["detail"]
     r = c.post("/console/api/flisr/fault", json={"line": "Line 6-7"}, headers=h)
@@ -133,6 +138,7 @@ def test_drill_refuses_unknown_lines_ties_and_a_second_fault(client):
     assert r.status_code == 409 and "already active" in r.json()["detail"]
     c.app.state.console.drill, drill = None, c.app.state.console.drill
     assert c.get("/console/api/flisr").status_code == 404
+    assert 'id="drill-card"' not in c.get("/console/").text
     c.app.state.console.drill = drill
 
 

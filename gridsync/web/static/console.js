@@ -114,6 +114,121 @@
       el("td", { class: "small" }, o.warnings.join("; ")))));
   }
 
+  // ---------------------------------------------------------------- FLISR drill and risk map (--resilience)
+  const SUPPLY = { normal: ["#2e7d32", "supplied"], restored: ["#0b6e99", "restored by switching"],
+                   off: ["#9aa5b1", "de-energised"], faulted: ["#b00020", "faulted section"] };
+  const mid = (b, l) => [(b[l.from].x + b[l.to].x) / 2, (b[l.from].y + b[l.to].y) / 2];
+  let drillLines = null;
+  function busMap(buses) {
+    const m = {};
+    buses.forEach((b) => { m[Number(b.name.split(" ")[1])] = b; });
+    return m;
+  }
+
+  function drawDrill(d) {
+    const b = busMap(d.buses);
+    const traces = [];
+    const styles = { energised: ["#14202c", "solid", "energised line"], "closed, dead": ["#9aa5b1", "solid", "closed, no supply"],
+                     open: ["#9aa5b1", "dot", "open switch"], faulted: ["#b00020", "dash", "faulted line"] };
+    for (const [kind, [color, dash, name]] of Object.entries(styles)) {
+      const x = [], y = [];
+      d.lines.filter((l) => l.status === kind).forEach((l) => { x.push(b[l.from].x, b[l.to].x, null); y.push(b[l.from].y, b[l.to].y, null); });
+      if (x.length) traces.push({ x, y, mode: "lines", type: "scatter", name, hoverinfo: "skip",
+                                  line: { color, dash, width: kind === "energised" ? 3 : 2 } });
+    }
+    const sw = d.lines.filter((l) => l.remote);
+    traces.push({ x: sw.map((l) => mid(b, l)[0]), y: sw.map((l) => mid(b, l)[1]), mode: "markers", type: "scatter",
+                  name: "remote switch (■ closed, □ open)", hoverinfo: "text",
+                  text: sw.map((l) => `${l.name}: ${l.closed ? "closed" : "open"}${l.breaker ? " (breaker)" : ""}` +
+                                      `${l.normally_closed ? "" : ", normally open tie"}${l.loading_pct === null ? "" : `, ${fmt(l.loading_pct, 0)} %`}`),
+                  marker: { symbol: sw.map((l) => (l.closed ? "square" : "square-open")), size: 10, color: "#14202c" } });
+    for (const [st, [color, name]] of Object.entries(SUPPLY)) {
+      const bs = d.buses.filter((x) => x.status === st);
+      if (!bs.length) continue;
+      traces.push({ x: bs.map((x) => x.x), y: bs.map((x) => x.y), mode: "markers+text", type: "scatter", name,
+                    text: bs.map((x) => x.name.replace("Bus ", "")), textposition: "middle right",
+                    hovertext: bs.map((x) => `${x.name}: ${name}${x.vm_pu === null ? "" : `, ${fmt(x.vm_pu, 3)} p.u.`}`),
+                    hoverinfo: "text", marker: { color, size: bs.map((x) => (x.source ? 16 : 11)), line: { width: 1, color: "#333" } } });
+    }
+    Plotly.react("drill-diagram", traces, {
+      margin: { l: 10, r: 10, t: 10, b: 10 }, showlegend: true, legend: { orientation: "h", y: -0.02 },
+      xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" }, uirevision: "drill",
+    }, { displaylogo: false, responsive: true });
+    const k = d.by_status;
+    const f = d.fault;
+    $("drill-summary").textContent = f
+      ? `Fault on ${f.line} (step ${f.step}): located ${f.located.join(", ")}; section ${f.section_buses.join(", ") || f.located.join(", ")} ` +
+        `cut out by ${f.isolating_switches.join(", ")}. Restored ${k.restored.customers} customers (${fmt(k.restored.kw, 0)} kW); ` +
+        `off ${k.off.customers} (${fmt(k.off.kw, 0)} kW); in the faulted section until repair ${k.faulted.customers} (${fmt(k.faulted.kw, 0)} kW).` +
+        (d.request ? ` Switching plan: ${d.request.status}${d.request.decided_by ? " by " + d.request.decided_by : ""}.` : "")
+      : (d.pending_fault ? `Drill fault on ${d.pending_fault} happens in the next step.` : "No fault: normal configuration.");
+    $("drill-why").textContent = d.request ? d.request.explanation : "";
+    $("drill-events").replaceChildren(...d.events.map((e) => el("li", {}, e)));
+    if (!drillLines && $("drill-line")) {
+      drillLines = d.lines.filter((l) => l.normally_closed).map((l) => l.name);
+      $("drill-line").replaceChildren(...drillLines.map((n) => el("option", { value: n }, n)));
+    }
+  }
+
+  const RISK_BINS = [[0, 0.8, "#2e7d32", "< 0.8×"], [0.8, 1.25, "#7cb342", "0.8–1.25×"],
+                     [1.25, 3, "#f9a825", "1.25–3×"], [3, 1e9, "#b00020", "≥ 3× (high)"]];
+  let riskDay = null;
+  function drawRisk(r) {
+    const b = busMap(window.__gs.lastState && window.__gs.lastState.flisr ? window.__gs.lastState.flisr.buses : []);
+    if (!Object.keys(b).length) return;
+    const traces = [];
+    const bins = [...RISK_BINS.map(([lo, hi, color, name]) => [(l) => l.risk_ratio !== null && l.risk_ratio >= lo && l.risk_ratio < hi,
+                                                              color, "solid", `${name} its average day`]),
+                  [(l) => l.risk_ratio === null, "#9aa5b1", "dot", "normally open (no risk)"]];
+    for (const [test, color, dash, name] of bins) {
+      const x = [], y = [];
+      r.lines.filter(test).forEach((l) => { x.push(b[l.from].x, b[l.to].x, null); y.push(b[l.from].y, b[l.to].y, null); });
+      traces.push({ x: x.length ? x : [null], y: y.length ? y : [null], mode: "lines", type: "scatter", name, hoverinfo: "skip",
+                    line: { color, dash, width: 4 } });
+    }
+    traces.push({ x: r.lines.map((l) => mid(b, l)[0]), y: r.lines.map((l) => mid(b, l)[1]), mode: "markers", type: "scatter",
+                  name: "hover: drivers", hoverinfo: "text", marker: { size: 9, color: "rgba(0,0,0,0.25)" },
+                  text: r.lines.map((l) => `${l.name} (${l.kind}): ${l.expected_faults.toExponential(2)} expected faults today` +
+                    (l.risk_ratio === null ? " (normally open)" : `, ${fmt(l.risk_ratio, 2)}× its average day`) +
+                    `<br>peak gust ${fmt(l.drivers.peak_gust_m_s)} m/s · max ${fmt(l.drivers.max_temp_c)} °C · age ${fmt(l.drivers.age_years, 0)} yr` +
+                    `<br>driven by ${l.drivers.driven_by}`) });
+    Plotly.react("risk-map", traces, {
+      margin: { l: 10, r: 10, t: 10, b: 10 }, showlegend: true, legend: { orientation: "h", y: -0.02 },
+      xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" }, uirevision: "risk",
+    }, { displaylogo: false, responsive: true });
+    const p = $("risk-posture");
+    p.className = r.posture.high_risk ? "posture-high" : "";
+    p.textContent = `Day ${r.day} (${r.forecast}): ${r.expected_faults.toExponential(2)} expected faults, ` +
+      `P(any fault) ${fmt(100 * r.p_any_fault, 2)} %, riskiest element ${fmt(r.peak_element_ratio, 1)}× its average day ` +
+      `(high above ${r.threshold_ratio}×). Posture: ${r.posture.actions.join("; ")}.`;
+  }
+
+  async function refreshRisk(force) {
+    const s = window.__gs.lastState;
+    if (!$("risk-map") || !s || !s.flisr) return;
+    const day = s.sim_time.slice(0, 10);
+    if (day === riskDay && !force) return;
+    riskDay = day;
+    const gust = $("risk-gust").value;
+    const r = await fetch(prefix + "/api/risk" + (gust ? `?peak_gust_m_s=${encodeURIComponent(gust)}` : ""), { credentials: "same-origin" });
+    if (r.ok) drawRisk(await r.json());
+  }
+
+  if ($("risk-form")) $("risk-form").addEventListener("submit", (e) => { e.preventDefault(); refreshRisk(true); });
+  if ($("drill-form")) {
+    $("drill-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const r = await post("/api/flisr/fault", { line: $("drill-line").value });
+      $("drill-msg").textContent = r.ok ? `drill fault on ${r.data.line} queued: it happens at step ${r.data.happens_at_step}`
+                                        : `refused (${r.status}): ${r.data && r.data.detail}`;
+    });
+    $("drill-repair").addEventListener("click", async () => {
+      const r = await post("/api/flisr/repair", {});
+      $("drill-msg").textContent = r.ok ? `${r.data.repaired} repaired: normal configuration next step`
+                                        : `refused (${r.status}): ${r.data && r.data.detail}`;
+    });
+  }
+
   // ---------------------------------------------------------------- approvals
   function outcomeBox(title, o) {
     return el("div", { class: "outcome" }, el("b", {}, title), el("br"), `${o.label}`, el("br"),
@@ -143,7 +258,8 @@
       ? el("div", { class: "actions" },
           el("button", { class: "approve", "data-action": "approve", onclick: () => decide("approve") }, "Approve"),
           el("button", { class: "reject", "data-action": "reject", onclick: () => decide("reject") }, "Reject"),
-          el("button", { class: "edit", "data-action": "edit", onclick: () => decide("edit") }, "Apply edited values"),
+          req.kind === "switching" ? "" :
+            el("button", { class: "edit", "data-action": "edit", onclick: () => decide("edit") }, "Apply edited values"),
           msg)
       : el("div", { class: "actions muted small" }, "read only (viewer)");
     const countdown = el("span", { class: "countdown" }, "");
@@ -210,6 +326,7 @@
       `${k.voltage_violation_bus_steps} voltage (bus-steps) · ${k.overload_branch_steps} overload (branch-steps)`;
     $("kpi-curtailed").textContent = `${fmt(k.curtailed_kwh)} kWh`;
     drawDiagram(s); drawPower(s); drawFleet(s); drawAlerts(s.alerts); drawOverrides(s.overrides);
+    if (s.flisr && $("drill-diagram")) { drawDrill(s.flisr); refreshRisk(false); }
     upsertPending(s.approvals.pending); drawRecent(s.approvals.recent);
   }
 
