@@ -118,7 +118,7 @@ def switching_action(feeder: SwitchableFeeder, plan: RestorationPlan, op: Operat
         asset_labels=labels,
         proposed_kw=kw,
         no_action_kw=np.zeros(len(restored)),
-        lower_kw=np.zeros(len(restored)),
+        lower_kw=kw,  # a switching plan is all or nothing: an edit may not change it
         upper_kw=kw,
         justification=justification,
         step=step,

@@ -74,6 +74,7 @@ class FeederDrill:
         self.request_id: str | None = None
         self.events: deque[str] = deque(maxlen=12)
         self.ac: F.ACResult | None = None
+        self._ac_key: tuple | None = None
         self.op: F.OperatingPoint | None = None
 
     def _operating_point(self, hour: int) -> F.OperatingPoint:
@@ -111,7 +112,6 @@ class FeederDrill:
             self.agent.state.energised = energised_by(self.feeder, self.feeder.normally_closed)
             self.fault, self.request_id = None, None
             self.lost[:] = False
-            self.ac = None
         self.events.appendleft(f"{line} repaired (reported by {by}): normal configuration")
         return {"repaired": line}
 
@@ -127,7 +127,10 @@ class FeederDrill:
                 self._fault(*self.injected, op, step)
                 self.injected = None
             self.events.extendleft(self.agent.state.events[before:])
-            self.ac = F.ac_check(self.feeder, self.agent.state.closed, self.agent.state.energised, op)
+            st = self.agent.state
+            key = (hour_of_year(when), st.closed.tobytes(), st.energised.tobytes())
+            if key != self._ac_key:  # the AC flow only changes with the hour or the switching
+                self.ac, self._ac_key = F.ac_check(self.feeder, st.closed, st.energised, op), key
             return self.state()
 
     def _fault(self, line: int, by: str, op: F.OperatingPoint, step: int) -> None:

@@ -136,6 +136,19 @@ def test_drill_refuses_unknown_lines_ties_and_a_second_fault(client):
     assert c.post("/console/api/flisr/fault", json={"line": "Line 2-3"}, headers=h).status_code == 200
     r = c.post("/console/api/flisr/fault", json={"line": "Line 9-10"}, headers=h)
     assert r.status_code == 409 and "already active" in r.json()["detail"]
+    s = session.step()["flisr"]
+    rid = s["fault"]["request_id"]
+    off = {b["name"] for b in s["buses"] if b["status"] in ("off", "faulted")}
+    assert s["fault"]["located"] == ["Line 2-3"] and s["fault"]["section_buses"] == []
+    assert sorted(s["fault"]["isolating_switches"]) == ["Line 2-3"]  # open at both ends
+    n = len(session.approvals.get(rid).action.asset_index)
+    r = c.post(f"/console/api/approvals/{rid}/edit", json={"values_kw": [0.0] * n}, headers=h)
+    assert r.status_code == 422 and "outside" in r.json()["detail"]  # a plan is all or nothing
+    assert c.post("/console/api/flisr/repair", json={}, headers=h).status_code == 409  # undecided
+    assert c.post(f"/console/api/approvals/{rid}/reject", json={}, headers=h).status_code == 200
+    s = session.step()["flisr"]
+    assert {b["name"] for b in s["buses"] if b["status"] in ("off", "faulted")} == off
+    assert "rejected; fail-safe no_action" in s["events"][0]
     c.app.state.console.drill, drill = None, c.app.state.console.drill
     assert c.get("/console/api/flisr").status_code == 404
     assert 'id="drill-card"' not in c.get("/console/").text
