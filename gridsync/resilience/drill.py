@@ -73,6 +73,7 @@ class FeederDrill:
         self.lost = np.zeros(feeder.n_bus, dtype=bool)  # lost voltage when the breaker tripped
         self.request_id: str | None = None
         self.events: deque[str] = deque(maxlen=12)
+        self.fresh_events: list[str] = []  # what the agent did in the last step
         self.ac: F.ACResult | None = None
         self._ac_key: tuple | None = None
         self.op: F.OperatingPoint | None = None
@@ -126,7 +127,8 @@ class FeederDrill:
             if self.injected is not None:
                 self._fault(*self.injected, op, step)
                 self.injected = None
-            self.events.extendleft(self.agent.state.events[before:])
+            self.fresh_events = self.agent.state.events[before:]
+            self.events.extendleft(self.fresh_events)
             st = self.agent.state
             key = (hour_of_year(when), st.closed.tobytes(), st.energised.tobytes())
             if key != self._ac_key:  # the AC flow only changes with the hour or the switching
@@ -161,6 +163,11 @@ class FeederDrill:
         }
 
     # views -----------------------------------------------------------------------------------
+    def view(self) -> dict[str, Any]:
+        """:meth:`state` for readers outside the stepping thread."""
+        with self._lock:
+            return self.state()
+
     def state(self) -> dict[str, Any]:
         """Buses, lines, customers and the fault as the console shows them."""
         f, st = self.feeder, self.agent.state

@@ -28,7 +28,14 @@ def attach_drill(con: Console, feeder=None) -> FeederDrill:
     from gridsync.resilience.feeder import load_feeder_study
 
     drill = FeederDrill(feeder or load_feeder_study(), con.session.approvals)
-    con.session.companions["flisr"] = drill.step
+
+    def step(step: int, when) -> dict[str, Any]:
+        out = drill.step(step, when)
+        for event in drill.fresh_events:  # what FLISR did goes to the console's alerts too
+            con.session.alert("critical" if "located" in event else "info", "flisr", event)
+        return out
+
+    con.session.companions["flisr"] = step
     con.drill = drill
     return drill
 
@@ -46,7 +53,7 @@ def _fail(err: DrillError) -> HTTPException:
 
 @router.get("/flisr")
 def flisr_state(request: Request, _: SessionDep) -> JSONResponse:
-    return JSONResponse(clean(_drill(request)[1].state()))
+    return JSONResponse(clean(_drill(request)[1].view()))
 
 
 @router.post("/flisr/fault")

@@ -105,6 +105,9 @@ def test_drill_fault_is_located_isolated_and_restored_the_step_after_approval(cl
     assert not lines["Line 3-8"]["closed"] and not lines["Line 8-9"]["closed"]
     assert lines["Line 1-2"]["status"] == "energised"
     assert "approved by operator" in s["events"][0]
+    flisr_alerts = [a["message"] for a in snap["alerts"] if a["source"] == "flisr"]
+    assert any("located on Line 7-8" in m for m in flisr_alerts)
+    assert "approved by operator" in flisr_alerts[0]
     live = [b["vm_pu"] for b in s["buses"] if b["status"] != "faulted"]
     assert all(0.9 <= v <= 1.1 for v in live)
 
