@@ -1,6 +1,7 @@
 """Storage lifespan bench: a year of behind-the-meter battery dispatch, three cost models.
 
     .venv/bin/python bench/bench_storage.py [--homes 8] [--days 365] [--chemistry LFP NMC]
+        [--weights 1 2 4 8 16] [--calibration-days 7] [--jobs 2]
 
 What runs: the homes of the default scenario that have rooftop PV and a battery on the same
 bus (one battery each, the first ``--homes`` buses), each with its bus's real SimBench load
@@ -14,13 +15,18 @@ at the horizon end is worth the horizon's cheapest import price. Variants:
 
 - ``throughput``: the scenario's constant wear per kWh through the inverter (0.031 EUR/kWh);
 - ``ageing``: ageing priced by the cell model (``gridsync.dispatch.degradation``: Shi et al.
-  cycle-depth segments, calendar SoC bands; cells at 300 EUR/kWh, 10-year warranty);
+  cycle-depth segments, calendar SoC bands; cells at 300 EUR/kWh, 10-year warranty), times a
+  weight chosen before the evaluation run: the ageing weights of ``--weights`` are swept over
+  four calibration weeks (Feb, May, Aug, Nov; each from new batteries), giving the Pareto curve
+  of savings kept vs capacity saved against ``throughput``, and the rule fixed in advance takes
+  the largest weight that keeps >= 95 % of the savings there;
 - ``none``: the homes without a battery.
 
 Every simulated day the batteries age (``gridsync.storage``, 25 C cells, rainflow depths; once
 with LFP, once with NMC cells, ``--chemistry``) and fade feeds back: the next day's plans and physics use the faded capacity and efficiency.
 Reported per variant: bills, savings against ``none``, capacity lost, equivalent full cycles,
-savings per percentage point of capacity lost, and a 10-year projection (the year's energy
+savings per percentage point of capacity lost, the year's loss split into calendar and cycling,
+and a 10-year projection (the year's energy
 profile repeated, throughput conserved as capacity fades). Writes bench/results/storage.json.
 """
 
@@ -33,6 +39,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -135,10 +142,11 @@ def plan(bat, e0, net_kw, imp_p, exp_p, dt_h, deg_eur_per_kwh, costs):
     return p.reshape(n, H)[:, :REPLAN], sol.solve_s, True
 
 
-def run(s, idx, bus, days: int, variant: str, cfg):
-    """One variant over the window (``cfg``: the battery config, chemistry included); returns
-    bills, energy series and ageing state."""
-    start = s.start_step
+def run(s, idx, bus, days: int, variant: str, cfg, weight: float = 1.0, offset_days: int = 0):
+    """One variant over ``days`` from ``offset_days`` after the scenario's start, new batteries
+    (``cfg``: the battery config, chemistry included; ``weight`` scales the ageing costs);
+    returns bills, energy series and ageing state."""
+    start = s.start_step + offset_days * s.steps_per_day
     T = days * s.steps_per_day
     dt = s.dt_h
     load = s.base_load_kw[:, bus]
@@ -174,7 +182,7 @@ def run(s, idx, bus, days: int, variant: str, cfg):
                     warranty_years=cfg.warranty_years,
                     temp_c=cfg.cell_temp_c,
                 )
-                costs = AgeingCosts(econ, state)
+                costs = AgeingCosts(econ, state, weight=weight)
             deg = cfg.degradation_cost_eur_per_kwh if variant == "throughput" else 0.0
             p_plan, sec, ok = plan(
                 bat,
@@ -231,6 +239,8 @@ def summarise(res, none_bill, years_projection, days, cfg):
         "bill_eur": round(float(res["bill"].sum()), 2),
         "savings_eur": round(float(savings.sum()), 2),
         "capacity_lost_pp_mean": round(float(lost_pp.mean()), 4),
+        "calendar_lost_pp_mean": round(float(100 * state.q_cal.mean()), 4),
+        "cycle_lost_pp_mean": round(float(100 * state.q_cyc.mean()), 4),
         "efc_mean": round(float(state.efc.mean()), 1),
         "mean_soc_frac": round(float(soc.mean()), 4),
         "hours_above_80pct_soc_mean": round(float((soc > 0.8).sum(axis=1).mean() * 0.25), 1),
@@ -251,6 +261,81 @@ def summarise(res, none_bill, years_projection, days, cfg):
     }
 
 
+CALIBRATION_OFFSETS_D = (38, 129, 220, 311)  # a week each in Feb, May, Aug, Nov
+KEPT_MIN = 0.95
+
+
+def calibrate(s, idx, bus, cfg, weights, week_days: int) -> dict:
+    """Savings kept and capacity saved against ``throughput`` per ageing weight, over four
+    calibration weeks (each from new batteries, summed), and the weight the rule fixed in
+    advance picks: the largest whose savings kept >= KEPT_MIN (1, the model's own price, if
+    none)."""
+    none = {
+        off: run(s, idx, bus, week_days, "none", cfg, offset_days=off)["bill"].sum()
+        for off in CALIBRATION_OFFSETS_D
+    }
+    tot = {}
+    for name, w in [("throughput", 1.0)] + [(f"ageing x{w:g}", w) for w in weights]:
+        variant = name.split()[0]
+        sav = lost = 0.0
+        for off in CALIBRATION_OFFSETS_D:
+            r = run(s, idx, bus, week_days, variant, cfg, w, off)
+            sav += none[off] - r["bill"].sum()
+            lost += 100 * (1 - capacity_frac(r["state"], r["cell"])).mean()
+        tot[name] = (w, sav, lost)
+    _, sav_t, lost_t = tot.pop("throughput")
+    curve = [
+        {
+            "weight": w,
+            "savings_eur": round(sav, 2),
+            "capacity_lost_pp_mean": round(lost, 4),
+            "savings_kept_frac": round(sav / sav_t, 4),
+            "capacity_saved_frac": round(1 - lost / lost_t, 4),
+        }
+        for w, sav, lost in tot.values()
+    ]
+    ok = [c["weight"] for c in curve if c["savings_kept_frac"] >= KEPT_MIN]
+    return {
+        "weeks_from_start_day": list(CALIBRATION_OFFSETS_D),
+        "week_days": week_days,
+        "throughput": {"savings_eur": round(sav_t, 2), "capacity_lost_pp_mean": round(lost_t, 4)},
+        "pareto": curve,
+        "rule": f"largest weight with savings kept >= {KEPT_MIN} on these weeks, else 1",
+        "chosen_weight": max(ok) if ok else 1.0,
+    }
+
+
+def one_chemistry(args, chem: str) -> dict:
+    """Calibration sweep, then the evaluation window at the chosen weight, for one chemistry."""
+    from gridsync.sim.builder import load_scenario
+
+    days = max(args.days, max(CALIBRATION_OFFSETS_D) + args.calibration_days)
+    s = load_scenario(days=days, start=dt.date.fromisoformat(args.start), history_days=7)
+    idx, bus = homes(s, args.homes)
+    cfg = s.config.fleet.battery.model_copy(update={"chemistry": chem})
+    cal = calibrate(s, idx, bus, cfg, args.weights, args.calibration_days)
+    print(f"{chem} calibration: {json.dumps(cal['pareto'])}", flush=True)
+    none_bill = run(s, idx, bus, args.days, "none", cfg)["bill"]
+    res = {"none": {"bill_eur": round(float(none_bill.sum()), 2)}, "calibration": cal}
+    for variant in ("throughput", "ageing"):
+        c0, w0 = time.process_time(), time.perf_counter()
+        r = run(s, idx, bus, args.days, variant, cfg, cal["chosen_weight"])
+        res[variant] = summarise(r, none_bill, args.years, args.days, cfg)
+        res[variant]["cpu_s"] = round(time.process_time() - c0, 1)
+        print(f"{chem} {variant}: {time.perf_counter() - w0:.0f} s wall", flush=True)
+    res["ageing"]["weight"] = cal["chosen_weight"]
+    thr, age = res["throughput"], res["ageing"]
+    res["targets"] = {
+        "savings_kept_frac": round(age["savings_eur"] / thr["savings_eur"], 4),
+        "capacity_loss_reduction_frac": round(
+            1 - age["capacity_lost_pp_mean"] / thr["capacity_lost_pp_mean"], 4
+        ),
+        "net_10y_gain_eur": round(age["net_eur_10y"] - thr["net_eur_10y"], 2),
+    }
+    print(f"{chem}: {json.dumps(res['targets'])}", flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--homes", type=int, default=8)
@@ -258,34 +343,19 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--start", default="2016-01-08")
     ap.add_argument("--chemistry", nargs="+", default=["LFP", "NMC"], choices=["LFP", "NMC"])
+    ap.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0, 16.0])
+    ap.add_argument("--calibration-days", type=int, default=7)
+    ap.add_argument("--jobs", type=int, default=2, help="chemistries run in parallel")
     args = ap.parse_args()
     from gridsync.sim.builder import load_scenario
 
     s = load_scenario(days=args.days, start=dt.date.fromisoformat(args.start), history_days=7)
     idx, bus = homes(s, args.homes)
     base_cfg = s.config.fleet.battery
-    out = {"chemistries": {}}
     t0 = time.perf_counter()
-    none_bill = run(s, idx, bus, args.days, "none", base_cfg)["bill"]
-    for chem in args.chemistry:
-        cfg = base_cfg.model_copy(update={"chemistry": chem})
-        res = {"none": {"bill_eur": round(float(none_bill.sum()), 2)}}
-        for variant in ("throughput", "ageing"):
-            c0, w0 = time.process_time(), time.perf_counter()
-            r = run(s, idx, bus, args.days, variant, cfg)
-            res[variant] = summarise(r, none_bill, args.years, args.days, cfg)
-            res[variant]["cpu_s"] = round(time.process_time() - c0, 1)
-            print(f"{chem} {variant}: {time.perf_counter() - w0:.0f} s wall", flush=True)
-        thr, age = res["throughput"], res["ageing"]
-        res["targets"] = {
-            "savings_kept_frac": round(age["savings_eur"] / thr["savings_eur"], 4),
-            "capacity_loss_reduction_frac": round(
-                1 - age["capacity_lost_pp_mean"] / thr["capacity_lost_pp_mean"], 4
-            ),
-            "net_10y_gain_eur": round(age["net_eur_10y"] - thr["net_eur_10y"], 2),
-        }
-        out["chemistries"][chem] = res
-        print(f"{chem}: {json.dumps(res['targets'])}", flush=True)
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(args.chemistry)))) as pool:
+        done = pool.map(one_chemistry, [args] * len(args.chemistry), args.chemistry)
+        out = {"chemistries": dict(zip(args.chemistry, done, strict=True))}
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     out["setup"] = {
         "scenario": s.config.name,
@@ -300,6 +370,8 @@ def main() -> None:
         "replan_every_steps": REPLAN,
         "horizon": "16 x 15 min + 20 x 1 h",
         "forecast": "seasonal naive (same step a day earlier), tariff known",
+        "ageing_cost": "model marginal at 300 EUR/kWh per 20 pp, x the weight chosen on the "
+        "calibration weeks (see chemistries.*.calibration)",
     }
     out["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     head = ("chem", "variant", "bill EUR", "savings", "lost pp", "EFC", "EUR/pp", "lost 10y")

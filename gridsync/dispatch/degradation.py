@@ -40,7 +40,8 @@ from gridsync.storage.cells import cell_for
 @dataclass(frozen=True)
 class AgeingCosts:
     """The cell models behind the LP's ageing costs. ``battery.capacity_kwh`` is per battery of
-    the fleet; ``ev.capacity_kwh`` is the car battery per charger (NMC by default)."""
+    the fleet; ``ev.capacity_kwh`` is the car battery per charger (NMC by default). ``weight``
+    scales every ageing cost (1: the model's marginal cost at the cell price)."""
 
     battery: AgeingEconomics
     battery_state: AgeingState
@@ -48,13 +49,14 @@ class AgeingCosts:
     ev_state: AgeingState | None = None
     segments: int = 3
     bands: int = 2
+    weight: float = 1.0
 
     def depth_eur_per_kwh(self, width_kwh: np.ndarray) -> np.ndarray:
         """(n_batteries, J) EUR per kWh leaving the cells from each depth segment."""
         cap = np.asarray(self.battery.capacity_kwh, dtype=float)
         j = np.arange(self.segments + 1)
         depth = (width_kwh / cap)[:, None] * j[None, :]
-        cost = cycle_cost_eur(self.battery, self.battery_state, depth)
+        cost = self.weight * cycle_cost_eur(self.battery, self.battery_state, depth)
         return np.diff(cost, axis=1) / np.maximum(width_kwh, 1e-9)[:, None]
 
     def band_eur_per_kwh_h(self, e_lo: np.ndarray, e_hi: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ class AgeingCosts:
         k = np.arange(self.bands + 1)
         energy = e_lo[:, None] + (e_hi - e_lo)[:, None] * k[None, :] / self.bands
         soc = np.clip(energy / cap[:, None], 0.0, 1.0)
-        rate = calendar_cost_eur_per_h(self.battery, self.battery_state, soc)
+        rate = self.weight * calendar_cost_eur_per_h(self.battery, self.battery_state, soc)
         out = np.zeros((len(cap), self.bands))
         for i in range(len(cap)):
             if e_hi[i] - e_lo[i] > 1e-9:
@@ -196,7 +198,7 @@ def v2g_depth_eur_per_kwh(
     )
     st = costs.ev_state
     state = AgeingState(*(np.asarray(a)[charger] for a in vars(st).values()))
-    cost = cycle_cost_eur(sub, state, depth)
+    cost = costs.weight * cycle_cost_eur(sub, state, depth)
     return np.diff(cost, axis=1) / np.maximum(width_kwh, 1e-9)[:, None]
 
 

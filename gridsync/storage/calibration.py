@@ -1,17 +1,22 @@
 """Marginal ageing costs for dispatch, from the cell model, the cell price and the battery's age.
 
-Under the power laws of ``gridsync.storage.ageing`` a battery's loss is ``k x^p`` in its
-virtual time (days for calendar ageing, EFC for cycling). An extra cycle today advances the
-virtual time, so what it costs is the capacity it takes from the battery at the END of the
-valuation period (its warranty): ``k p x_end^(p-1)`` per EFC, where ``x_end`` is the virtual
-time reached by then at the assumed use. A unit of capacity fraction is worth the pack's
-replacement cost spread over the fade it is allowed before end of life
-(``replacement / (1 - end_of_life_frac)``), so:
+Under the integration of ``gridsync.storage.ageing`` a loss ``y = k x^p`` with a coefficient
+that changes from segment (day) to segment ends at ``y_end = (sum_days k_day^(1/p) dx_day)^p``,
+``k_day`` being the day's mean coefficient (calendar: time mean over the day's points;
+cycling: throughput-weighted mean over the day's rainflow cycles). Perturbing one day of a life
+spent at the reference stress ``k_ref`` (``x_end`` its virtual time at the valuation horizon,
+the warranty's end) therefore changes ``y_end`` by (first order):
 
-- a cycle of depth ``d`` costs ``V d stress(d) T(temp) p_cyc x_end^(p_cyc - 1)`` EUR
-  (``cycle_cost_eur``; convex in ``d``, the cycle-depth stress function of Shi et al. 2018);
-- an hour at state of charge ``s`` costs ``V k_cal(temp, s) p_cal t_end^(p_cal - 1) / 24`` EUR
-  (``calendar_cost_eur_per_h``).
+- one hour at SoC ``s`` (the day's mean calendar coefficient moves by ``k(s) / 24``):
+  ``x_end^(p-1) k(s) / 24`` per hour (``calendar_cost_eur_per_h``); only differences between
+  SoCs matter to dispatch, and these are exact in ``k(s) - k(s')``;
+- one more cycle of depth ``d`` (``d`` more EFC and the day's mean stress pulled toward
+  ``k(d)``): ``x_end^(p-1) d (k(d) - (1 - p) k_ref)`` (``cycle_cost_eur``; convex in ``d`` as
+  ``d k(d)`` is, the cycle-depth stress function of Shi et al. 2018). With ``k(d) = k_ref`` it
+  is the power law's slope ``p k x_end^(p-1)`` per EFC.
+
+A unit of capacity fraction is worth the pack's replacement cost spread over the fade it is
+allowed before end of life (``replacement / (1 - end_of_life_frac)``).
 """
 
 from __future__ import annotations
@@ -63,10 +68,9 @@ def cycle_cost_eur(econ: AgeingEconomics, state: AgeingState, depth: np.ndarray)
     k_ref = cell.cycle_rate(0.8, econ.c_rate_per_h, temp_k)
     x_now = (np.maximum(state.q_cyc, 0.0) / k_ref) ** (1.0 / cell.cyc_exp)
     x_end = np.maximum(x_now + econ.efc_per_year * econ._years_left(state), 1.0)
-    slope = cell.cyc_exp * x_end ** (cell.cyc_exp - 1.0)
-    stress = cell.cycle_stress(depth, econ.c_rate_per_h)
-    k = stress * cell.cycle_temperature(temp_k)[:, None]
-    loss = depth * k * slope[:, None]
+    slope = x_end ** (cell.cyc_exp - 1.0)
+    k = cell.cycle_stress(depth, econ.c_rate_per_h) * cell.cycle_temperature(temp_k)[:, None]
+    loss = depth * (k - (1.0 - cell.cyc_exp) * k_ref[:, None]) * slope[:, None]
     return loss * econ.eur_per_capacity_frac()[:, None]
 
 
@@ -79,7 +83,7 @@ def calendar_cost_eur_per_h(
     n = len(state.t_days)
     temp_k = econ._temp_k(n)
     t_end = np.maximum(state.t_days + 365.0 * econ._years_left(state), 1.0)
-    slope = cell.cal_exp * t_end ** (cell.cal_exp - 1.0)
+    slope = t_end ** (cell.cal_exp - 1.0)
     k = cell.calendar_rate(temp_k[:, None], np.atleast_2d(np.asarray(soc, dtype=float)))
     return k * slope[:, None] / 24.0 * econ.eur_per_capacity_frac()[:, None]
 

@@ -13,7 +13,7 @@ from gridsync.dispatch.mpc import MPCConfig, MPCController
 from gridsync.sim.forecasts import PerfectForecaster
 from gridsync.storage.ageing import AgeingState
 from gridsync.storage.calibration import AgeingEconomics
-from gridsync.storage.cells import NMC
+from gridsync.storage.cells import NMC, graphite_potential_v
 from tests.dispatch.conftest import battery, empty_fleet, ev, tiny_scenario
 from tests.dispatch.test_mpc_cases import observe
 
@@ -76,6 +76,27 @@ def test_calendar_cost_charges_just_in_time():
     c = sol.x[lay.bat_c]
     assert c[:3] == pytest.approx(0.0, abs=1e-9)
     assert c[3] > 1.0
+
+
+def test_holding_a_full_battery_costs_exactly_the_calendar_rate():
+    """A battery that cannot move (0 kW) held full for 4 h against the same battery held empty:
+    the LP's objective differs by 4 h of the model's calendar cost between SoC 1 and 0, by hand:
+    V T^(p-1) (k(1) - k(0)) / 24 per hour (V = 300 EUR/kWh x 10 kWh / 0.2, T = 3650 days,
+    k the Kokam NMC calendar coefficient at 25 C); the bands' slopes add up to it exactly."""
+    objective = []
+    for soc0 in (0.0, 1.0):
+        fleet = dataclasses.replace(empty_fleet(), battery=battery(power_kw=0.0, soc0=soc0))
+        sol, _ = solve(horizon(fleet, [0.2] * 4), nmc_costs())
+        objective.append(sol.objective)
+    tn = 298.15 / 308.15
+    k = (
+        2.66e7
+        * np.exp(-17.8 / tn)
+        * np.exp(-5.21 * graphite_potential_v(np.array([0.0, 1.0])) / 0.123 / tn)
+    )
+    want = 4 * 15000.0 * 3650.0 ** (0.357 - 1) * (k[1] - k[0]) / 24
+    # less the stored 10 kWh, worth the horizon's cheapest import price at its end
+    assert objective[1] - objective[0] == pytest.approx(want - 10 * 0.2, rel=1e-6)
 
 
 def test_v2g_is_priced_by_depth_instead_of_constant_wear():
