@@ -30,7 +30,7 @@ def independent_ac(feeder, plan, op):
     net.load["in_service"] = plan.energised[net.load.bus.to_numpy()]
     net.sgen["in_service"] = False
     net.storage["in_service"] = False
-    pp.runpp(net)
+    pp.runpp(net, numba=False)
     live = plan.energised & (net.bus.vn_kv.to_numpy() < 100)
     vm = net.res_bus.vm_pu.to_numpy()[live]
     return vm, np.nanmax(net.res_line.loading_percent), np.nanmax(net.res_trafo.loading_percent)
