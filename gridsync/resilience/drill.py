@@ -111,6 +111,7 @@ class FeederDrill:
             line = self.fault["line"]
             self.agent.state.closed = self.feeder.normally_closed.copy()
             self.agent.state.energised = energised_by(self.feeder, self.feeder.normally_closed)
+            self.agent.pending.clear()  # a plan approved but not yet applied is moot now
             self.fault, self.request_id = None, None
             self.lost[:] = False
         self.events.appendleft(f"{line} repaired (reported by {by}): normal configuration")

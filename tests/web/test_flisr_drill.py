@@ -152,6 +152,15 @@ def test_drill_refuses_unknown_lines_ties_and_a_second_fault(client):
     s = session.step()["flisr"]
     assert {b["name"] for b in s["buses"] if b["status"] in ("off", "faulted")} == off
     assert "rejected; fail-safe no_action" in s["events"][0]
+    assert c.post("/console/api/flisr/repair", json={}, headers=h).status_code == 200
+    # repaired after approval but before the next step: the stale plan is not applied
+    assert c.post("/console/api/flisr/fault", json={"line": "Line 12-13"}, headers=h).status_code == 200
+    rid = session.step()["flisr"]["fault"]["request_id"]
+    assert c.post(f"/console/api/approvals/{rid}/approve", json={}, headers=h).status_code == 200
+    assert c.post("/console/api/flisr/repair", json={}, headers=h).status_code == 200
+    s = session.step()["flisr"]
+    assert {b["status"] for b in s["buses"]} == {"normal"}
+    assert [ln["name"] for ln in s["lines"] if ln["closed"] != ln["normally_closed"]] == []
     c.app.state.console.drill, drill = None, c.app.state.console.drill
     assert c.get("/console/api/flisr").status_code == 404
     assert 'id="drill-card"' not in c.get("/console/").text
