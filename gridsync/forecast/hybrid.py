@@ -29,8 +29,10 @@ the absolute errors divided by it (symmetric: P10/P90 = -/+ the 80th percentile,
 one-signed errors in the validation days does not tilt the band), both smoothed over
 neighbouring hours (split-conformal calibration). Then the components are refitted on the
 whole history. A forecast is the weighted sum of the components plus the scaled offsets,
-times ``BAND_SCALE`` and the ratio of the last week's errors to the validation errors
-(``gridsync.forecast.calibration``: the band widens after the fit when errors grow).
+times a per-lead multiplier from ``gridsync.forecast.calibration.RollingConformal``: a
+conformal quantile of the errors of the last week's origins (validation origins at first,
+then the refitted model's own), at a level that follows the misses of the bands it issued
+(adaptive conformal inference), so coverage holds when the error regime moves after the fit.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from scipy.optimize import nnls
 
 from gridsync.forecast.base import DEFAULT_QUANTILES, Forecaster, steps_per
 from gridsync.forecast.baselines import HoltWinters
-from gridsync.forecast.calibration import RecentErrors
+from gridsync.forecast.calibration import RollingConformal
 from gridsync.forecast.decomp import HALF_LIVES_H, decomposition_forecasts
 from gridsync.forecast.gbm import GlobalLightGBM
 
@@ -340,11 +342,30 @@ class HybridForecaster(Forecaster):
         slots = (self._slot(sub.index[origins])[:, None] + np.arange(1, horizon + 1)) % self._s_day
         self._offsets = self._conformal(err, slots, cols, n)
         self._fitted = self._fit_components(history, exog)
-        abs_z = np.abs(err / self._tod_scale[slots][..., None]).mean(axis=(1, 2))
-        self._recent = RecentErrors(sub.index[origins], abs_z, history.index[-1])
+        self._cols = cols
+        # calibration scores at origins about SCORE_EVERY_H apart, as after the fit
+        spacing = origins[1] - origins[0] if len(origins) > 1 else 1
+        every = max(1, int(round(self.SCORE_EVERY_H * self._hour / spacing)))
+        keep = np.arange(len(origins) - 1, -1, -every)[::-1]
+        self._calib = RollingConformal(
+            sub.index[origins[keep]],
+            self._scores(err[keep], slots[keep]),
+            history.index[-1],
+            coverage=self.quantiles[-1] - self.quantiles[0],
+            days=self.CALIB_DAYS,
+            smooth=max(1, int(round(self.SMOOTH_H * self._hour))),
+        )
 
     RECENT_DAYS = 7
-    BAND_SCALE = 1.1  # set on development windows (PJM 2015-16, France 2017-18, GB autumn 2022)
+    CALIB_DAYS = 7.0  # rolling calibration window of the band (days of origins)
+    SCORE_EVERY_H = 6.0  # spacing of the scored origins (the common issue spacing)
+
+    def _scores(self, err: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Conformal scores of scaled errors (origins, H, validated series): |error| in units
+        of the outer band offset at its lead, series and time of day."""
+        edge = np.abs(self._offsets[[0, -1]]).max(axis=0)[:, self._cols]  # (H, n_valid)
+        z = err / self._tod_scale[slots][..., None]
+        return np.abs(z) / np.maximum(edge[: err.shape[1]], 1e-9)
 
     def _recent_scale(self, y: np.ndarray, origins: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """(origins, n) error scale known at each origin: the mean absolute day-on-day change
@@ -473,29 +494,32 @@ class HybridForecaster(Forecaster):
         slots = (self._slot(history.index[-1:])[0] + np.arange(1, horizon + 1)) % self._s_day
         band = self._offsets[:, :horizon] * self._tod_scale[slots][None, :, None]
         sigma = self._recent_scale(history.to_numpy(dtype=float), origin, self._sigma)[0]
-        return point[None] + band * sigma * self.BAND_SCALE * self._recent_ratio(history, exog)
-
-    def _recent_ratio(self, history: pd.DataFrame, exog) -> float:
-        """Band multiplier from the combined forecast's errors over the last week
-        (``gridsync.forecast.calibration``): origins every 6 h whose whole horizon is in
-        ``history``, forecast once with the fitted components and cached."""
-        horizon = len(self._weights)
-        every = max(1, self._s_day // 4)
-        last = len(history) - 1 - horizon
-        first = max(self._min_history(), last - int(self._recent.days * self._s_day))
-        rows = np.arange(last, first - 1, -every)[::-1]
-        if len(rows):
-            todo = rows[self._recent.missing(history.index[rows])]
-            if len(todo):
-                comps = self._component_forecasts(self._fitted, history, todo, horizon, exog)
-                point = np.einsum("hc,cohn->ohn", self._weights, comps)
-                y = history.to_numpy(dtype=float)
-                truth = y[todo[:, None] + np.arange(1, horizon + 1)]
-                scale = self._recent_scale(y, todo, self._sigma)[:, None, :]
-                slots = (self._slot(history.index[todo])[:, None] + np.arange(1, horizon + 1)) % (
-                    self._s_day
-                )
-                z = (truth - point) / scale / self._tod_scale[slots][..., None]
-                self._recent.add(history.index[todo], np.abs(z).mean(axis=(1, 2)))
+        self._score_recent(history, exog)
+        self._calib.observe(history)
         step = history.index[1] - history.index[0]
-        return self._recent.ratio(history.index[-1], horizon * step)
+        mult = self._calib.multiplier(history.index[-1], len(self._weights) * step)
+        out = point[None] + band * sigma * mult[:horizon, None]
+        if horizon == len(self._weights):
+            self._calib.issued(history.index[-1], out[0], out[-1])
+        return out
+
+    def _score_recent(self, history: pd.DataFrame, exog) -> None:
+        """Conformal scores of the combined forecast after the fit
+        (``gridsync.forecast.calibration``): origins every ``SCORE_EVERY_H`` whose whole
+        horizon is in ``history``, forecast once with the fitted components and cached."""
+        horizon = len(self._weights)
+        every = max(1, int(round(self.SCORE_EVERY_H * self._hour)))
+        last = len(history) - 1 - horizon
+        first = max(self._min_history(), last - int(self._calib.days * self._s_day))
+        rows = np.arange(last, first - 1, -every)[::-1]
+        todo = rows[self._calib.missing(history.index[rows])] if len(rows) else rows
+        if len(todo):
+            comps = self._component_forecasts(self._fitted, history, todo, horizon, exog)
+            point = np.einsum("hc,cohn->ohn", self._weights, comps)[..., self._cols]
+            y = history.to_numpy(dtype=float)
+            truth = y[todo[:, None] + np.arange(1, horizon + 1)][..., self._cols]
+            scale = self._recent_scale(y, todo, self._sigma)[:, None, self._cols]
+            slots = (self._slot(history.index[todo])[:, None] + np.arange(1, horizon + 1)) % (
+                self._s_day
+            )
+            self._calib.add(history.index[todo], self._scores((truth - point) / scale, slots))
