@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from gridsync.bus import Bus, Message
 from gridsync.runtime.registry import make_dispatcher, make_forecaster, make_safety_filter
@@ -127,7 +128,16 @@ class _FollowsTwin(Agent):
 
 
 class ForecastAgent(_FollowsTwin):
-    """Publishes the exogenous forecast (feeder net inflexible load, PV, temperature)."""
+    """Publishes the exogenous forecast (feeder net inflexible load, PV, temperature).
+
+    With ``drift_watch`` (default) a :class:`~gridsync.learning.live.ForecastWatch` checks
+    the feeder inflexible-load forecast ``watch_lead_h`` ahead against each step's actual
+    load: a drift is logged and published on ``alerts`` (kind ``forecast_drift``, saying by
+    how much and since when), ``watch_shadow_h`` later a retrained candidate (the forecaster on
+    the history rescaled to the level measured since the change) forecasts in shadow for as
+    long and is promoted or rejected by its shadow MAPE (kind ``forecast_model``, events
+    ``retrain``/``promoted``/``rejected``, audited in the model registry when ``registry``
+    is given); the published forecast comes from whichever model is live."""
 
     name = "forecast"
 
@@ -137,20 +147,87 @@ class ForecastAgent(_FollowsTwin):
         forecaster: str = "naive",
         horizon: int = 96,
         period_s: float = 5.0,
+        drift_watch: bool = True,
+        watch_lead_h: float = 6.0,
+        watch_shadow_h: float = 6.0,
+        registry=None,
     ) -> None:
         super().__init__()
         self.scenario, self.horizon, self.period_s = scenario, horizon, period_s
         self.forecaster_name = forecaster
         self.forecaster = make_forecaster(forecaster)
+        self.watch = None
+        if drift_watch:
+            from gridsync.learning.live import ForecastWatch, RelevelledHistory
+
+            day = scenario.steps_per_day
+            self.watch = ForecastWatch(
+                f"load_forecast:{forecaster}",
+                self.forecaster,
+                lead=max(1, min(horizon, int(round(watch_lead_h / scenario.dt_h)))),
+                warmup=day,
+                shadow_steps=max(1, int(round(watch_shadow_h / scenario.dt_h))),
+                retrain_after=max(1, int(round(watch_shadow_h / scenario.dt_h))),
+                retrain=lambda live, change, ratio: RelevelledHistory.retrain(
+                    live, change, ratio, len(scenario.index)
+                ),
+                # feeder load swings +-12 % from day to day: flag shifts above about one
+                # sigma of the day-ahead error (a new EV depot, heat pumps, a meter swap)
+                monitor_kwargs={"delta": 1.0, "threshold": 40.0},
+                registry=registry,
+            )
+
+    def _load_history(self, step: int) -> pd.Series:
+        lo = max(0, step - 7 * self.scenario.steps_per_day)
+        load = self.scenario.base_load_kw[lo:step].sum(axis=1)
+        return pd.Series(load, index=self.scenario.index[lo:step])
+
+    async def _check(self, bus: Bus, step: int) -> None:
+        """Score the forecasts that targeted the previous step (its load is now known)."""
+        w = self.watch
+        if w.live_version is None and w.registry is not None and step > 0:
+            await asyncio.to_thread(w.bootstrap, self._load_history(step))
+        if step < 1:
+            return
+        actual = float(self.scenario.base_load_kw[step - 1].sum())
+        events = await asyncio.to_thread(w.observe, step - 1, actual, self._load_history(step))
+        for ev in events:
+            log.warning("forecast agent: %s", ev["message"])
+            kind = "forecast_drift" if ev["kind"] == "drift" else "forecast_model"
+            await bus.publish(
+                "alerts",
+                {
+                    "kind": kind,
+                    "severity": "warning" if kind == "forecast_drift" else "info",
+                    "source": self.name,
+                    "ts_s": time.time(),
+                    **{k: v for k, v in ev.items() if k != "kind"},
+                    "event": ev["kind"],
+                },
+            )
+
+    def _totals(self, fc) -> tuple[np.ndarray, np.ndarray]:
+        sc = self.scenario
+        pv_kw = (fc.pv_per_kwp[:, sc.pv_orientation] * sc.fleet.pv.peak_kw).sum(axis=1)
+        return fc.base_load_kw.sum(axis=1), pv_kw
 
     async def tick(self, bus: Bus) -> None:
         s = self.new_step()
         if s is None:
             return
         sc, step = self.scenario, int(s["step"])
-        fc = self.forecaster.forecast(sc, step, self.horizon)
-        pv_kw = (fc.pv_per_kwp[:, sc.pv_orientation] * sc.fleet.pv.peak_kw).sum(axis=1)
-        load_kw = fc.base_load_kw.sum(axis=1)
+        live = self.forecaster
+        if self.watch is not None:
+            await self._check(bus, step)
+            live = self.watch.live
+        fc = live.forecast(sc, step, self.horizon)
+        load_kw, pv_kw = self._totals(fc)
+        if self.watch is not None:
+            cand = self.watch.candidate
+            cand_kw = (
+                None if cand is None else self._totals(cand.forecast(sc, step, self.horizon))[0]
+            )
+            self.watch.issued(step, load_kw, cand_kw)
         await bus.publish(
             "forecasts",
             {
@@ -159,6 +236,7 @@ class ForecastAgent(_FollowsTwin):
                 "dt_h": sc.dt_h,
                 "horizon": fc.horizon,
                 "forecaster": self.forecaster_name,
+                "model_version": None if self.watch is None else self.watch.live_version,
                 "base_load_kw": load_kw.tolist(),  # lists: the in-process bus does not serialise
                 "pv_kw": pv_kw.tolist(),
                 "feeder_net_kw": (load_kw - pv_kw).tolist(),
