@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/gridsync simulate --controller uncontrolled --controller tou --controller mpc+shield --controller oracle --days 7 --json reports/simulate.json
+	$(BIN)/gridsync simulate --controller uncontrolled --controller tou --controller mpc+shield --controller oracle --days 7 --phases 3 --json reports/simulate.json
 
 # Browser tests (tests/web/test_browser.py) drive Debian's Chromium; CI runs as root.
 chromium:

@@ -230,6 +230,7 @@ def simulate(
                 "days": scenario.n_steps * scenario.dt_h / 24,
                 "resolution_s": scenario.config.time.resolution_s,
                 "n_bus": scenario.feeder.n_bus,
+                "phases": scenario.config.grid.phases,
                 "n_assets": fleet.size,
                 "fleet": fleet.counts(),
             },

@@ -416,9 +416,9 @@ class MPCController:
             res = net.check(hd, z0)
             hd.losses_kw = res.losses_kw
             sens = net.sensitivity(hd, z0, res)
-            H, n_bus = hd.horizon, hd.n_bus
-            forced_v = np.zeros((H, n_bus), bool)
-            margin_v = np.zeros((H, n_bus))
+            H, n_points = hd.horizon, net.n_points
+            forced_v = np.zeros((H, n_points), bool)
+            margin_v = np.zeros((H, n_points))
             forced_l = np.zeros((H, net.pf.n_branch), bool)
             margin_l = np.zeros((H, net.pf.n_branch))
             timings["network"] = time.perf_counter() - tn
@@ -475,7 +475,7 @@ class MPCController:
             plan.max_loading_pct = native(res.branch_loading_pct.max(axis=1))
             plan.feeder_kw = native(res.p_slack_kw)
             self._z_plan = (hd.step0, native(z0))
-            bus_names = self.scenario.feeder.bus_names
+            bus_names = net.point_names(self.scenario.feeder.bus_names)
             branch_names = net.pf.branch_names
         else:
             bus_names = branch_names = None

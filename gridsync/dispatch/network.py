@@ -10,8 +10,14 @@ a limit are kept (screening); rows the AC check finds violated are added, with t
 shrunk by the observed linearisation error, on the next pass.
 
 On a three-phase feeder (``[grid] phases = 3``) the AC check is the unbalanced flow (each
-bus's inflexible load split by its customers' phases, its flexible power by its assets'
-phases), so the rows hold the worst phase; the sensitivities stay balanced.
+bus's base load split by its customers' phases, PV by its inverters' phases, the bus's
+flexible power by its assets' rating shares per phase) and the voltage rows are per bus and
+phase (voltage points, bus-major), with sensitivities of that same model taken by finite
+differences of the unbalanced flow (one batch of n_flex + 1 snapshots); screening keeps the
+highest and the lowest phase of a bus, the AC check forces in any other phase that crosses a
+limit. Loading rows hold the highest phase current. The plan stays per bus: the LP sees what
+a bus's flexible power does to each phase in its assets' rating proportions, not which of
+its assets moves (the shield corrects per phase at dispatch).
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ from gridsync.dispatch.formulation import NetworkRows
 from gridsync.dispatch.horizon import HorizonData
 from gridsync.grid.powerflow import PowerFlowModel, PowerFlowResult
 from gridsync.grid.threephase.feeder import ThreePhaseFeeder, branch_order
+from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model.assets import Fleet
+
+FD_STEP_KW = 1.0  # finite-difference step of the three-phase sensitivities
 
 
 @dataclass
 class Sensitivity:
-    """d(vm)/dz (n_bus, n_flex) in p.u./kW and d(loading)/dz (n_branch, n_flex) in %/kW."""
+    """d(vm)/dz (n_points, n_flex) in p.u./kW and d(loading)/dz (n_branch, n_flex) in %/kW;
+    voltage points are buses (balanced) or (bus, phase) pairs, bus-major (three-phase)."""
 
     dv_dz: np.ndarray
     dl_dz: np.ndarray
@@ -55,9 +65,17 @@ class NetworkLimits:
     ) -> None:
         self.pf = pf
         self.three_phase = three_phase
+        n_bus = len(pf.ppc_of_bus)
+        self.point_bus = np.arange(n_bus)
         if three_phase is not None:
             self._flex_share = three_phase.asset_share(fleet)[flex_bus]
+            # (n_pv, n_bus * 3): each PV inverter's output on its bus's phases
+            pv_codes = three_phase.alloc.assets["pv"]
+            self._pv_phase = _phase_incidence(
+                fleet.pv.bus, three_phase.alloc.shares(pv_codes), n_bus
+            )
             self._branch_order = branch_order(three_phase, pf.branch_names)
+            self.point_bus = np.repeat(self.point_bus, 3)
         self.flex_bus = np.asarray(flex_bus, dtype=int)
         self.v_min, self.v_max = voltage_min_pu, voltage_max_pu
         self.l_max = loading_max_pct
@@ -66,25 +84,49 @@ class NetworkLimits:
         self.safety_pu = safety_pu
         self.safety_pct = safety_pct
 
+    @property
+    def n_points(self) -> int:
+        """Voltage points: one per bus (balanced) or per bus and phase (three-phase)."""
+        return len(self.point_bus)
+
+    def point_names(self, bus_names) -> np.ndarray:
+        """A name per voltage point: the bus's, with ``.a``/``.b``/``.c`` on a three-phase
+        feeder."""
+        names = np.asarray(bus_names, dtype=str)
+        if self.three_phase is None:
+            return names
+        return np.char.add(names[self.point_bus], np.tile([".a", ".b", ".c"], len(names)))
+
     def bus_kw(self, hd: HorizonData, z_kw: np.ndarray) -> np.ndarray:
         """Consumption per bus (H, n_bus) for flexible bus power ``z_kw`` (H, n_flex)."""
         p = hd.inflexible_kw.copy()
         p[:, self.flex_bus] += z_kw
         return p
 
+    def _phase_kw(self, inflexible_kw: np.ndarray, pv_kw: np.ndarray, z_kw: np.ndarray):
+        """(T, n_bus, 3) consumption from (T, n_bus) ``inflexible_kw`` (base load minus the
+        (T, n_pv) available ``pv_kw``) and (T, n_flex) ``z_kw``: the base load by the
+        customers' phases, PV by its inverters' phases, each bus's flexible power by its
+        assets' rating shares per phase."""
+        tp = self.three_phase
+        pv3 = (pv_kw @ self._pv_phase).reshape(len(pv_kw), -1, 3)
+        p = (inflexible_kw + pv3.sum(axis=2))[..., None] * tp.base_share - pv3
+        p[:, self.flex_bus] += z_kw[..., None] * self._flex_share
+        return p
+
     def check(self, hd: HorizonData, z_kw: np.ndarray) -> PowerFlowResult:
         """AC power flow of every horizon step of a plan; on a three-phase feeder the
-        voltages (worst phase) and loadings (worst phase current) of the unbalanced flow."""
+        voltages of every phase (``vm_pu`` (H, n_points)) and loadings (highest phase
+        current) of the unbalanced flow, losses from the balanced one."""
         res = self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
         if self.three_phase is None:
             return res
         tp = self.three_phase
-        p = hd.inflexible_kw[..., None] * tp.base_share
-        p[:, self.flex_bus] += z_kw[..., None] * self._flex_share
-        vm3, load3, ok = tp.solve_many(p, hd.base_kvar[..., None] * tp.base_share)
-        worst = np.abs(vm3 - 1.0).argmax(axis=2)
-        vm = np.take_along_axis(vm3, worst[..., None], axis=2)[..., 0]
-        vm = np.where(ok[:, None], vm, res.vm_pu)
+        vm3, load3, ok = tp.solve_many(
+            self._phase_kw(hd.inflexible_kw, hd.pv_available_kw, z_kw),
+            hd.base_kvar[..., None] * tp.base_share,
+        )
+        vm = np.where(ok[:, None], vm3.reshape(len(vm3), -1), np.repeat(res.vm_pu, 3, axis=1))
         loading = res.branch_loading_pct
         if self._branch_order is not None:
             loading = np.where(ok[:, None], load3[:, self._branch_order], loading)
@@ -97,14 +139,38 @@ class NetworkLimits:
         return v_bad, l_bad
 
     def sensitivity(self, hd: HorizonData, z_kw: np.ndarray, res: PowerFlowResult) -> Sensitivity:
-        """Exact AC sensitivities at the horizon step furthest from nominal voltage."""
+        """AC sensitivities at the horizon step furthest from nominal voltage: exact
+        derivatives of the balanced flow, or finite differences of the unbalanced one (each
+        flexible bus's power moved by ``FD_STEP_KW`` in its assets' phase proportions)."""
         stress = np.max(np.abs(res.vm_pu - 1.0), axis=1)
         t = int(np.argmax(stress))
+        if self.three_phase is not None:
+            return self._three_phase_sensitivity(hd, z_kw, t)
         v0 = self.pf.v_init.astype(complex)
         v0[self.pf.ppc_of_bus] = res.vm_pu[t] * np.exp(1j * np.radians(res.va_deg[t]))
         dv, dl = self.pf.sensitivity(
             self.bus_kw(hd, z_kw)[t], hd.base_kvar[t], self.flex_bus, v0=v0
         )
+        return Sensitivity(dv_dz=dv, dl_dz=dl, at_step=hd.step0 + t)
+
+    def _three_phase_sensitivity(self, hd: HorizonData, z_kw: np.ndarray, t: int) -> Sensitivity:
+        tp, nf = self.three_phase, len(self.flex_bus)
+        z = np.repeat(z_kw[t][None, :], nf + 1, axis=0)
+        z[np.arange(1, nf + 1), np.arange(nf)] += FD_STEP_KW
+        rep = lambda a: np.repeat(a[t][None, :], nf + 1, axis=0)  # noqa: E731
+        p = self._phase_kw(rep(hd.inflexible_kw), rep(hd.pv_available_kw), z)
+        q = np.repeat((hd.base_kvar[t][:, None] * tp.base_share)[None], nf + 1, axis=0)
+        vm3, load3, ok = tp.solve_many(p, q)
+        if not ok.all():
+            msg = f"three-phase sensitivity at horizon step {t}: the unbalanced flow diverged"
+            raise ThreePhaseNotConverged(msg)
+        vm = vm3.reshape(nf + 1, -1)
+        dv = ((vm[1:] - vm[0]) / FD_STEP_KW).T
+        if self._branch_order is None:
+            dl = np.zeros((self.pf.n_branch, nf))
+        else:
+            load = load3[:, self._branch_order]
+            dl = ((load[1:] - load[0]) / FD_STEP_KW).T
         return Sensitivity(dv_dz=dv, dl_dz=dl, at_step=hd.step0 + t)
 
     def rows(
@@ -124,7 +190,14 @@ class NetworkLimits:
         cross it by the linearisation error).
         """
         vm = res.vm_pu
-        near_v = (vm > self.v_max - self.screen_v) | (vm < self.v_min + self.screen_v)
+        near_hi, near_lo = vm > self.v_max - self.screen_v, vm < self.v_min + self.screen_v
+        if self.three_phase is not None:
+            # one row per bus and side: the phase nearest the limit (a phase the plan pushes
+            # over it instead is forced in by the next pass's AC check)
+            by_bus = vm.reshape(len(vm), -1, 3)
+            near_hi &= (by_bus == by_bus.max(axis=2, keepdims=True)).reshape(vm.shape)
+            near_lo &= (by_bus == by_bus.min(axis=2, keepdims=True)).reshape(vm.shape)
+        near_v = near_hi | near_lo
         near_v[:, ~np.any(np.abs(sens.dv_dz) > 1e-9, axis=1)] = False
         v_t, v_bus = np.nonzero(near_v | forced_v)
         dv = sens.dv_dz[v_bus]
@@ -167,3 +240,12 @@ class NetworkLimits:
         actual_l = res.branch_loading_pct[rows.l_t, rows.l_branch]
         err_l[rows.l_t, rows.l_branch] = np.maximum(actual_l - pred_l, 0.0)
         return err_v, err_l
+
+
+def _phase_incidence(bus: np.ndarray, share: np.ndarray, n_bus: int) -> np.ndarray:
+    """(n_assets, n_bus * 3): asset i's (n, 3) phase ``share`` at its ``bus``'s columns."""
+    out = np.zeros((len(bus), n_bus * 3))
+    rows = np.arange(len(bus))
+    for ph in range(3):
+        out[rows, np.asarray(bus, dtype=int) * 3 + ph] = share[:, ph]
+    return out

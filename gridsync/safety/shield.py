@@ -170,6 +170,15 @@ class SafetyShield:
                 strict=True,
             )
         )
+        # correction groups: a bus (balanced) or a bus and phase code (a, b, c, abc) on a
+        # three-phase feeder, so a correction moves the assets on the phase that matters
+        self._group, self.n_group = self._bus, self.n_bus
+        tp = scenario.three_phase
+        if tp is not None:
+            codes = (tp.alloc.assets[k] for k in ("battery", "ev", "deferrable", "thermal", "pv"))
+            self._group = {k: self._bus[k] * 4 + c for k, c in zip(KINDS, codes, strict=True)}
+            self.n_group = self.n_bus * 4
+        self._three = None
         self._rating = {
             "battery_kw": f.battery.power_kw,
             "ev_kw": f.ev.max_power_kw,
@@ -314,7 +323,9 @@ class SafetyShield:
         try:
             three = tp.solve(p, tp.split_estimate(est.base_load_kvar))
         except ThreePhaseNotConverged:
+            self._three = None
             return res
+        self._three = three
         order = branch_order(tp, self.pf.branch_names)
         loading = res.branch_loading_pct if order is None else three.branch_loading_pct[order]
         return replace(res, vm_pu=worst_phase_pu(three.vm_pu), branch_loading_pct=loading)
@@ -408,11 +419,7 @@ class SafetyShield:
         """Move bus consumption greedily by sensitivity to remove ``violation``; False when no
         flexibility is left."""
         reason, where, excess = violation
-        self.sens.at(v)
-        if reason == "overload":
-            s = self.sens.current_ka(where) * 100.0 / self.pf.rating_from[where]
-        else:
-            s = self.sens.voltage(where) * (-1.0 if reason == "voltage_low" else 1.0)
+        s = self._gain(reason, where, v)
         target = excess
         # quantity q must drop by target: raise consumption where s < 0, lower it where s > 0
         raise_room = self._room(sp, bounds, RAISE_ORDER, up=True)
@@ -433,24 +440,43 @@ class SafetyShield:
         if k < len(order) and gain[order[k]] > 0:
             prev = cum[k - 1] if k else 0.0
             take[order[k]] = min(room[order[k]], (need - prev) / gain[order[k]])
-        n = self.n_bus
+        n = self.n_group
         self._apply(sp, bounds, take[:n], RAISE_ORDER, up=True)
         self._apply(sp, bounds, take[n:], LOWER_ORDER, up=False)
         return True
 
+    def _gain(self, reason: str, where: int, v) -> np.ndarray:
+        """Per correction group: how much the violated quantity falls per kW of consumption
+        removed there. Balanced: the flow's sensitivity per bus. Three-phase voltage: the
+        unbalanced flow's sensitivity of the violated phase, per bus and phase code (a
+        three-phase asset moves all phases equally); loading stays balanced per bus."""
+        self.sens.at(v)
+        if reason == "overload":
+            s = self.sens.current_ka(where) * 100.0 / self.pf.rating_from[where]
+        elif self._three is None or self.n_group == self.n_bus:
+            s = self.sens.voltage(where)
+        else:
+            vm3 = self._three.vm_pu[where]
+            phase = int(np.argmax(vm3) if reason == "voltage_high" else np.argmin(vm3))
+            s3 = self.scenario.three_phase.voltage_sensitivity(self._three, where, phase)
+            return (np.c_[s3, s3.mean(axis=1)] * (-1.0 if reason == "voltage_low" else 1.0)).ravel()
+        s = s * (-1.0 if reason == "voltage_low" else 1.0)
+        return s if self.n_group == self.n_bus else np.repeat(s, 4)
+
     def _room(self, sp: dict, bounds: dict, order: tuple[str, ...], up: bool) -> np.ndarray:
-        """Per bus: how many kW of consumption the listed kinds can still add (up) or shed."""
-        room = np.zeros(self.n_bus)
+        """Per correction group: how many kW of consumption the listed kinds can still add
+        (up) or shed."""
+        room = np.zeros(self.n_group)
         for k in order:
             lo, hi = bounds[k]
             free = (hi - sp[k]) if up else (sp[k] - lo)
-            room += np.bincount(self._bus[k], np.maximum(free, 0.0), self.n_bus)
+            room += np.bincount(self._group[k], np.maximum(free, 0.0), self.n_group)
         return room
 
     def _apply(
         self, sp: dict, bounds: dict, delta_bus: np.ndarray, order: tuple[str, ...], up: bool
     ) -> None:
-        """Spread each bus's consumption change over its assets, cheapest kind first."""
+        """Spread each group's consumption change over its assets, cheapest kind first."""
         left = delta_bus.copy()
         for k in order:
             if not np.any(left > 1e-12):
@@ -458,8 +484,8 @@ class SafetyShield:
             lo, hi = bounds[k]
             sign = 1.0 if up else -1.0
             room = np.maximum(hi - sp[k], 0.0) if up else np.maximum(sp[k] - lo, 0.0)
-            bus = self._bus[k]
-            bus_room = np.bincount(bus, room, self.n_bus)
+            bus = self._group[k]
+            bus_room = np.bincount(bus, room, self.n_group)
             use_bus = np.minimum(left, bus_room)
             frac = np.divide(use_bus, bus_room, out=np.zeros_like(use_bus), where=bus_room > 0)
             sp[k] = sp[k] + sign * room * frac[bus]

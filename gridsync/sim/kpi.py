@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridsync.model.scenario_config import LimitsConfig
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.simulator import SimulationResult
 
@@ -26,7 +27,11 @@ KPI_UNITS = {
     "max_voltage_pu": "p.u.",
     "max_loading_pct": "%",
     "max_vuf_pct": "%",
+    "p95_vuf_pct": "%",
     "vuf_bus_steps_above_2pct": "bus-steps",
+    "voltage_violation_bus_steps_phase_a": "bus-steps",
+    "voltage_violation_bus_steps_phase_b": "bus-steps",
+    "voltage_violation_bus_steps_phase_c": "bus-steps",
     "max_neutral_current_a": "A",
     "unmet_ev_kwh": "kWh",
     "unmet_deferrable_kwh": "kWh",
@@ -92,7 +97,7 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
             result.branch_loading_pct
         )
     return {
-        **unbalance_kpis(result),
+        **unbalance_kpis(result.extras, lim),
         **health_kpis(result, scenario),
         **ev_health_kpis(result),
         "total_cost_incl_penalties_eur": total + carbon + penalties + adjustment,
@@ -166,23 +171,44 @@ def ev_health_kpis(result: SimulationResult) -> dict[str, float]:
 
 
 VUF_LIMIT_PCT = 2.0  # IEC 61000-2-2 / EN 50160 compatibility level for LV networks
-UNBALANCE_KPIS = ("max_vuf_pct", "vuf_bus_steps_above_2pct", "max_neutral_current_a")
+UNBALANCE_KPIS = (
+    "max_vuf_pct",
+    "p95_vuf_pct",
+    "vuf_bus_steps_above_2pct",
+    "voltage_violation_bus_steps_phase_a",
+    "voltage_violation_bus_steps_phase_b",
+    "voltage_violation_bus_steps_phase_c",
+    "max_neutral_current_a",
+)
 
 
-def unbalance_kpis(result: SimulationResult) -> dict[str, float]:
-    """Voltage unbalance of a three-phase twin run (``[grid] phases = 3``; none otherwise):
-    the highest voltage unbalance factor |V2|/|V1| of any bus and step, the bus-steps above
-    the 2 % limit (compared on 15-minute values, EN 50160 uses 10-minute means) and the
-    highest residual (neutral + earth) current of any branch."""
-    vuf = result.extras.get("vuf_pct")
+def unbalance_kpis(extras: dict, limits: LimitsConfig) -> dict[str, float]:
+    """Voltage unbalance of a three-phase twin run (``[grid] phases = 3``; none otherwise)
+    from its ``SimulationResult.extras`` (per step: ``vuf_pct`` and ``vm_phase_pu`` per bus,
+    ``neutral_current_a`` per branch): the highest and the 95th-percentile voltage unbalance factor |V2|/|V1| over the bus-steps
+    of three-phase buses, the bus-steps above the 2 % limit (compared on 15-minute values,
+    EN 50160 uses 10-minute means), per phase the bus-steps whose phase-to-neutral voltage
+    is outside the band (a failed step counts on every phase, as in
+    ``voltage_violation_bus_steps``) and the highest residual (neutral + earth) current of
+    any branch."""
+    vuf = extras.get("vuf_pct")
     if vuf is None:
         return {}
-    neutral = result.extras["neutral_current_a"]
+    neutral = extras["neutral_current_a"]
+    vm3 = extras["vm_phase_pu"]
+    finite = vuf[np.isfinite(vuf)]
     with np.errstate(invalid="ignore"):
         above = int((vuf > VUF_LIMIT_PCT).sum())
+        bad = (vm3 < limits.voltage_min_pu) | (vm3 > limits.voltage_max_pu) | np.isnan(vm3)
+    per_phase = bad.sum(axis=(0, 1))
     return {
-        "max_vuf_pct": float(np.nanmax(vuf)) if np.isfinite(vuf).any() else float("nan"),
+        "max_vuf_pct": float(finite.max()) if finite.size else float("nan"),
+        "p95_vuf_pct": float(np.percentile(finite, 95)) if finite.size else float("nan"),
         "vuf_bus_steps_above_2pct": above,
+        **{
+            f"voltage_violation_bus_steps_phase_{p}": int(n)
+            for p, n in zip("abc", per_phase, strict=True)
+        },
         "max_neutral_current_a": float(np.nanmax(neutral))
         if np.isfinite(neutral).any()
         else float("nan"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridsync.sim.kpi import KPI_UNITS
+from gridsync.sim.kpi import KPI_UNITS, VUF_LIMIT_PCT
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.simulator import SimulationResult
 
@@ -66,18 +66,22 @@ def write_report(
     t = scenario.window
     sl = slice(scenario.start_step, scenario.end_step)
     lim = scenario.config.limits
+    unbalanced = any("vuf_pct" in r.extras for r in results)  # a three-phase twin run
+    titles = [
+        "Feeder-head power (kW, + import) and import price",
+        "Voltage envelope: min and max over all buses (p.u.)",
+        "Highest branch loading (%)",
+        "Battery fleet state of charge (%)",
+    ]
+    if unbalanced:
+        titles.append("Voltage unbalance |V2|/|V1|: highest over the buses (%)")
     fig = make_subplots(
-        rows=4,
+        rows=len(titles),
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.05,
-        specs=[[{"secondary_y": True}], [{}], [{}], [{}]],
-        subplot_titles=(
-            "Feeder-head power (kW, + import) and import price",
-            "Voltage envelope: min and max over all buses (p.u.)",
-            "Highest branch loading (%)",
-            "Battery fleet state of charge (%)",
-        ),
+        specs=[[{"secondary_y": True}]] + [[{}]] * (len(titles) - 1),
+        subplot_titles=titles,
     )
     for k, res in enumerate(results):
         c = PALETTE[k % len(PALETTE)]
@@ -136,6 +140,21 @@ def write_report(
             row=4,
             col=1,
         )
+        vuf = res.extras.get("vuf_pct")
+        if vuf is not None:
+            with np.errstate(invalid="ignore"):
+                worst = np.nanmax(np.where(np.isfinite(vuf), vuf, -np.inf), axis=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=np.where(np.isfinite(worst), worst, np.nan),
+                    line={"color": c},
+                    legendgroup=res.controller,
+                    showlegend=False,
+                ),
+                row=5,
+                col=1,
+            )
     fig.add_trace(
         go.Scatter(
             x=t,
@@ -152,7 +171,13 @@ def write_report(
     fig.add_hline(
         y=lim.loading_max_pct, line={"color": "black", "dash": "dash", "width": 1}, row=3, col=1
     )
-    fig.update_layout(height=1100, template="plotly_white", legend={"orientation": "h", "y": 1.04})
+    if unbalanced:
+        fig.add_hline(
+            y=VUF_LIMIT_PCT, line={"color": "black", "dash": "dash", "width": 1}, row=5, col=1
+        )
+    fig.update_layout(
+        height=275 * len(titles), template="plotly_white", legend={"orientation": "h", "y": 1.04}
+    )
     body = fig.to_html(full_html=False, include_plotlyjs=True)
     cfg = scenario.config
     title = html.escape(f"GridSync simulation: {cfg.name}")

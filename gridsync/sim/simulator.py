@@ -143,6 +143,7 @@ def simulate(
         vuf = np.full((n, scenario.feeder.n_bus), np.nan, dtype=np.float32)
         n_branch_3p = len(scenario.three_phase.net.branches.names)
         neutral = np.full((n, n_branch_3p), np.nan, dtype=np.float32)
+        vm_phase = np.full((n, scenario.feeder.n_bus, 3), np.nan, dtype=np.float32)
 
     for i in range(n):
         obs = twin.observe()
@@ -164,6 +165,7 @@ def simulate(
         if three_phase and r.vuf_pct is not None:
             vuf[i] = r.vuf_pct
             neutral[i] = r.neutral_current_a
+            vm_phase[i] = r.vm_phase_pu
         # Losses of a failed power flow are unknown; the KPIs sum them, so count them as 0.
         rec["losses_kw"][i] = 0.0 if r.pf_failed else r.losses_kw
         rec["feeder_kw"][i], rec["feeder_kvar"][i] = r.feeder_kw, r.feeder_kvar
@@ -216,7 +218,11 @@ def simulate(
             "ev_health": ev_ageing.report(),
             "pv_abs_kvar": pv_abs_kvar,
             "tap_operations": tap_ops,
-            **({"vuf_pct": vuf, "neutral_current_a": neutral} if three_phase else {}),
+            **(
+                {"vuf_pct": vuf, "neutral_current_a": neutral, "vm_phase_pu": vm_phase}
+                if three_phase
+                else {}
+            ),
         },
         **rec,
     )

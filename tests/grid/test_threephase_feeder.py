@@ -125,10 +125,12 @@ def test_grid_phases_is_validated(tmp_path):
         load_scenario(bad)
 
 
-def test_mpc_network_check_uses_the_worst_phase(three_phase_day):
+def test_mpc_network_check_and_rows_are_per_phase(three_phase_day):
     """The MPC's AC plan check on a three-phase feeder: with every customer and asset on
-    three phases it is the balanced check; with the seeded phases it reports the worst phase
-    of the unbalanced flow of the same plan."""
+    three phases it is the balanced check (every phase) and its finite-difference
+    sensitivities are the balanced flow's exact ones (implicit function theorem on the Newton
+    Jacobian); with the seeded phases it reports every phase of the unbalanced flow of the
+    same plan, and a phase's row predicts that phase after a move of the plan."""
     from dataclasses import replace
 
     from gridsync.dispatch.formulation import flexible_buses
@@ -149,25 +151,57 @@ def test_mpc_network_check_uses_the_worst_phase(three_phase_day):
     hd = horizon_from_scenario(s, step, 8, state, PerfectForecaster().forecast(s, step, 8), True)
     flex = flexible_buses(fleet)
     z = np.full((hd.horizon, len(flex)), 4.0)
-    balanced = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0).check(hd, z)
+    bal_limits = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0)
+    balanced = bal_limits.check(hd, z)
+    bal_sens = bal_limits.sensitivity(hd, z, balanced)
     all3 = PhaseAllocation(
         customer=np.full_like(tp.alloc.customer, THREE),
         assets={k: np.full_like(v, THREE) for k, v in tp.alloc.assets.items()},
     )
     sym = replace(tp, alloc=all3, base_share=np.full_like(tp.base_share, 1 / 3))
-    res = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=sym, fleet=fleet).check(
-        hd, z
-    )
-    assert np.max(np.abs(res.vm_pu - balanced.vm_pu)) < 1e-4
-    res = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=tp, fleet=fleet).check(
-        hd, z
-    )
-    p = hd.inflexible_kw[0][:, None] * tp.base_share
+    sym_limits = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=sym, fleet=fleet)
+    res = sym_limits.check(hd, z)
+    assert res.vm_pu.shape == (hd.horizon, 3 * s.feeder.n_bus)
+    assert np.max(np.abs(res.vm_pu - np.repeat(balanced.vm_pu, 3, axis=1))) < 1e-4
+    sens = sym_limits.sensitivity(hd, z, res)
+    assert sens.at_step == bal_sens.at_step
+    scale = np.abs(bal_sens.dv_dz).max()
+    assert np.max(np.abs(sens.dv_dz - np.repeat(bal_sens.dv_dz, 3, axis=0))) < 1e-3 * scale
+
+    limits = NetworkLimits(s.powerflow(), flex, 0.9, 1.1, 100.0, three_phase=tp, fleet=fleet)
+    res = limits.check(hd, z)
+    # the twin's own split: base load by the customers' phases, PV on its inverters' phases
+    pv = hd.pv_available_kw[0]
+    base = hd.inflexible_kw[0] + np.bincount(fleet.pv.bus, pv, s.feeder.n_bus)
+    p = tp.add_assets(tp.split_estimate(base), fleet, {"pv": -pv})
     p[flex] += 4.0 * tp.asset_share(fleet)[flex]
+    assert pv.sum() > 10.0  # midday: PV on its phases matters
     one = tp.solve(p, hd.base_kvar[0][:, None] * tp.base_share)
-    worst = one.vm_pu[np.arange(len(p)), np.abs(one.vm_pu - 1).argmax(axis=1)]
-    assert np.allclose(res.vm_pu[0], worst, atol=1e-7)
+    assert np.allclose(res.vm_pu[0], one.vm_pu.ravel(), atol=1e-7)
     assert np.max(np.abs(res.vm_pu - 1)) > np.max(np.abs(balanced.vm_pu - 1))
+    assert list(limits.point_names(s.feeder.bus_names)[3:6]) == [
+        f"{s.feeder.bus_names[1]}.{ph}" for ph in "abc"
+    ]
+    # rows at the most stressed step predict every phase after moving one bus's plan by 3 kW
+    sens = limits.sensitivity(hd, z, res)
+    t = sens.at_step - hd.step0
+    rows = limits.rows(
+        res,
+        z,
+        sens,
+        *(np.ones_like(a, bool) for a in (res.vm_pu, res.branch_loading_pct)),
+        np.zeros_like(res.vm_pu),
+        np.zeros_like(res.branch_loading_pct),
+    )
+    j = int(np.argmax(np.abs(sens.dv_dz).sum(axis=0)))
+    moved = z.copy()
+    moved[:, j] -= 3.0
+    after = limits.check(hd, moved)
+    at_t = rows.v_t == t
+    pred = rows.v_offset[at_t] + rows.dv_dz[at_t] @ moved[t]
+    change = np.abs(after.vm_pu[t, rows.v_bus[at_t]] - res.vm_pu[t, rows.v_bus[at_t]]).max()
+    assert change > 1e-3
+    assert np.max(np.abs(pred - after.vm_pu[t, rows.v_bus[at_t]])) < 0.02 * change
 
 
 def test_all_single_phase_on_one_phase(three_phase_day):

@@ -183,3 +183,59 @@ def test_shield_config_rejects_bad_values():
         ShieldConfig(ramp_frac_per_step=0.0)
     with pytest.raises(ValueError, match="voltage_margin_pu"):
         ShieldConfig(voltage_margin_pu=-0.1)
+
+
+def test_three_phase_correction_moves_the_violated_phase(scenario_1day):
+    """On a three-phase feeder the shield corrects along the unbalanced flow's sensitivity of
+    the violated phase: with phase b pushed high, the single-phase assets it moves sit on
+    phase b (a kW there moves phase b's voltage about 5x more than a kW spread over three
+    phases), and an independent unbalanced flow of the corrected setpoints (the twin's split:
+    customers and every asset on its own phases) is back inside the band."""
+    from gridsync.sim.builder import load_scenario
+
+    s = dataclasses.replace(load_scenario(days=1, history_days=7, phases=3), plant=None)
+    tp = s.three_phase
+    step = s.start_step + 50  # 12:30, PV at its peak of the day
+    est = _exact(s, step)
+    obs = _obs(s, step)
+    ctrl = UncontrolledController()
+    ctrl.reset(s)
+    # the single-phase batteries on phase b discharging at their rating at the PV peak
+    on_b = tp.alloc.assets["battery"] == 1
+    sp = ctrl.act(obs)
+    sp = dataclasses.replace(sp, battery_kw=np.where(on_b, -s.fleet.battery.power_kw, 0.0))
+
+    def phase_vm(setpoints):
+        kw = {
+            "battery": setpoints.battery_kw,
+            "ev": setpoints.ev_kw,
+            "deferrable": setpoints.deferrable_kw,
+            "thermal": setpoints.thermal_kw,
+            "pv": setpoints.pv_curtail_kw - est.pv_available_kw,
+        }
+        p = tp.add_assets(tp.split_estimate(est.base_load_kw), s.fleet, kw)
+        return tp.solve(p, tp.split_estimate(est.base_load_kvar)).vm_pu
+
+    before = phase_vm(sp)
+    bus, phase = np.unravel_index(np.argmax(before), before.shape)
+    assert phase == 1
+    # halfway between the MV source's fixed voltage and the highest phase voltage
+    limit = 0.5 * float(before.max() + before[s.feeder.slack_pos].max())
+    assert before.max() - limit > 0.002
+    tight = dataclasses.replace(
+        s, config=s.config.model_copy(update={"limits": LimitsConfig(voltage_max_pu=limit)})
+    )
+    shield = SafetyShield(ShieldConfig(max_corrections=20))
+    shield.reset(tight)
+    safe, decision = shield.project(obs, sp, est)
+    assert decision.status == "corrected"
+    assert phase_vm(safe).max() <= limit - shield.config.voltage_margin_pu + 1e-6
+    moved = {"same": 0.0, "other": 0.0}
+    kinds = {"battery_kw": "battery", "ev_kw": "ev", "pv_curtail_kw": "pv"}
+    for b in decision.blocks:
+        grid = b.reason == "voltage_high"
+        code = tp.alloc.assets[kinds.get(b.kind, b.kind.removesuffix("_kw"))][b.asset[grid]]
+        kw = np.abs(b.applied_kw - b.requested_kw)[grid]
+        moved["same"] += kw[code == phase].sum()
+        moved["other"] += kw[(code < 3) & (code != phase)].sum()
+    assert moved["same"] > 0.5 and moved["other"] < 0.5 * moved["same"], (moved, bus)

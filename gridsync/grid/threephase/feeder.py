@@ -255,6 +255,7 @@ class ThreePhaseStep:
     feeder_kw: float
     feeder_kvar: float
     losses_kw: float
+    v_node: np.ndarray | None = None  # complex node voltages (V) of the solution
 
 
 @dataclass
@@ -355,7 +356,27 @@ class ThreePhaseFeeder:
             feeder_kw=s_feed.real,
             feeder_kvar=s_feed.imag,
             losses_kw=s_feed.real - s_load.real,
+            v_node=res.v[0],
         )
+
+    def voltage_sensitivity(self, step: ThreePhaseStep, bus: int, phase: int) -> np.ndarray:
+        """(n_bus, 3) change of |V| (p.u.) of ``bus``'s ``phase`` (0-2) per kW of extra
+        consumption at each bus and phase, linearised at the solved ``step``: the load
+        currents' change conj(dS / V) through the factorised impedance matrix (the step of
+        the solver's own fixed point; the loads' current response to the voltage change it
+        causes is left out, a second-order effect)."""
+        sv = self.solver
+        node = self.net.phase_matrix()[self.bus_map[bus], phase]
+        out = np.zeros((len(self.bus_map), 3))
+        local = np.flatnonzero(sv.free[sv.load_nodes] == node)
+        if len(local) == 0:  # a source node: no consumption moves it
+            return out
+        v = step.v_node
+        loads = self.net.loads
+        dv = sv.z_comp_t[:, local[0]] * 1000.0 / np.conj(v[loads.node_from])
+        d_mag = np.real(np.conj(v[node]) * dv) / np.abs(v[node]) / self.net.vbase_v[node]
+        out[self.load_bus] = d_mag.reshape(len(self.load_bus), 3)
+        return out
 
 
 def build_three_phase_feeder(
