@@ -180,6 +180,9 @@ async def stop_service(svc: Service, part_timeout_s: float = 15.0) -> list[str]:
     the rest still stop. Returns the names of the parts that did not stop cleanly.
     """
     parts: list[tuple[str, Any]] = [("console link", svc.link.detach)]
+    fit = getattr(svc.console, "anomaly_fit", None)
+    if fit is not None:  # a fit still running would outlive the event loop
+        parts.insert(0, ("anomaly monitor fit", _cancel_fit(fit, part_timeout_s)))
     if svc.devices is not None:
         parts.append(("devices", svc.devices.stop))
     if svc.bridge is not None:
@@ -197,6 +200,14 @@ async def stop_service(svc: Service, part_timeout_s: float = 15.0) -> list[str]:
             failed.append(name)
     svc.runtime.store.close()
     return failed
+
+
+def _cancel_fit(fit, timeout_s: float):
+    async def run():
+        if not await asyncio.to_thread(fit.cancel, timeout_s):
+            raise TimeoutError
+
+    return run
 
 
 def _as_coroutine(fn):

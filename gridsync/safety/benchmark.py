@@ -18,6 +18,7 @@ from scipy.stats import chi2, norm
 from gridsync.grid.estimation.wls import estimate
 from gridsync.model import physics
 from gridsync.safety.anomaly import setpoint_flags
+from gridsync.safety.config import raise_if_stopped
 from gridsync.safety.events import EVENT_TYPES, EventInjector, Injected
 from gridsync.safety.monitor import MIN_REDUNDANCY, AnomalyMonitor, Window
 from gridsync.safety.telemetry import Telemetry, scenario_telemetry
@@ -49,10 +50,11 @@ class EventOutcome:
 
 
 def make_window(
-    monitor: AnomalyMonitor | None, scenario, label: str, load=None
+    monitor: AnomalyMonitor | None, scenario, label: str, load=None, stop=None
 ) -> tuple[AnomalyMonitor, BenchWindow]:
     """Telemetry of ``scenario``'s window (calibrated on its own history) and its evidence;
-    ``load`` as in ``scenario_telemetry``. A new monitor is made when ``monitor`` is None.
+    ``load`` as in ``scenario_telemetry``. A new monitor is made when ``monitor`` is None; a
+    set ``stop`` event ends the estimator runs between steps (``FitCancelled``).
 
     Scored steps leave out the last one, whose delayed meter readings have not arrived."""
     tel = scenario_telemetry(scenario, load=load)
@@ -69,21 +71,25 @@ def make_window(
     steps = np.arange(scenario.start_step, scenario.end_step - 1)
     pre = np.arange(scenario.start_step - 8, scenario.start_step)  # temporal checks' memory
     aligned = tel.aligned()
-    w = monitor.window(tel.plan, aligned, tel.pseudo_p_kw, tel.pseudo_q_kvar, np.r_[pre, steps])
+    w = monitor.window(
+        tel.plan, aligned, tel.pseudo_p_kw, tel.pseudo_q_kvar, np.r_[pre, steps], stop=stop
+    )
     return monitor, BenchWindow(label, scenario, tel, w, steps)
 
 
-def simulated_window(path, start: str, days: int, history_days: int = 7):
+def simulated_window(path, start: str, days: int, history_days: int = 7, stop=None):
     """The scenario at ``path`` (None: the default) over ``days`` from ``start``, with the bus
     consumption ``(p_kw, q_kvar, flexible_kw)`` of an uncontrolled run of every asset (heat
     pumps, EVs, appliances ...) over its history and window: the telemetry truth of a feeder
     whose flexible load runs as it would without GridSync, and what the flexible assets'
-    own telemetry reports (``make_window(..., load=...)``)."""
+    own telemetry reports (``make_window(..., load=...)``). A set ``stop`` event ends the run
+    between the scenario builds and twin steps (``FitCancelled``)."""
     from gridsync.dispatch.rules import UncontrolledController
     from gridsync.sim.builder import load_scenario
     from gridsync.sim.twin import SteppedTwin, flexible_bus_kw
 
     tele = load_scenario(path, start=start, days=days, history_days=history_days)
+    raise_if_stopped(stop)
     first = str(tele.index[0].date())
     sim = load_scenario(path, start=first, days=history_days + days, history_days=1)
     ctrl = UncontrolledController()
@@ -91,6 +97,7 @@ def simulated_window(path, start: str, days: int, history_days: int = 7):
     twin = SteppedTwin(sim)
     p, q, flex = [], [], []
     while not twin.finished:
+        raise_if_stopped(stop)
         obs = twin.observe()
         rec = twin.advance(obs, ctrl.act(obs))
         p.append(rec.p_bus_kw)
@@ -99,15 +106,15 @@ def simulated_window(path, start: str, days: int, history_days: int = 7):
     return tele, (np.array(p), np.array(q), np.array(flex))
 
 
-def calibrate(monitor: AnomalyMonitor, windows: list[BenchWindow]) -> None:
+def calibrate(monitor: AnomalyMonitor, windows: list[BenchWindow], stop=None) -> None:
     """Fit on alternate days of the calibration windows: even days fit the scales and the
-    isolation forest, odd days set the thresholds."""
+    isolation forest, odd days set the thresholds (``stop`` as in ``AnomalyMonitor.fit``)."""
     fit, thr = [], []
     for bw in windows:
         day = (bw.steps - bw.steps[0]) // bw.scenario.steps_per_day
         fit.append(bw.steps[day % 2 == 0])
         thr.append(bw.steps[day % 2 == 1])
-    monitor.fit([bw.window for bw in windows], fit, thr)
+    monitor.fit([bw.window for bw in windows], fit, thr, stop=stop)
 
 
 def clean_rates(groups: list[tuple[AnomalyMonitor, list[BenchWindow]]]) -> dict:

@@ -19,6 +19,16 @@ from scipy.stats import genpareto
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "data" / "safety" / "anomaly.toml"
 
 
+class FitCancelled(Exception):
+    """A fit stopped early because its ``stop`` event was set (e.g. the server shutting down)."""
+
+
+def raise_if_stopped(stop) -> None:
+    """Raise ``FitCancelled`` when ``stop`` (a ``threading.Event`` or None) is set."""
+    if stop is not None and stop.is_set():
+        raise FitCancelled("anomaly monitor fit cancelled")
+
+
 class IsolationForestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_estimators: int = Field(200, ge=10)

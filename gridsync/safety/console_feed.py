@@ -21,6 +21,7 @@ import pandas as pd
 from gridsync.grid.estimation.twin import truth_from_loads
 from gridsync.safety.alerts import AnomalyAlert
 from gridsync.safety.benchmark import calibrate, make_window, simulated_window
+from gridsync.safety.config import raise_if_stopped
 from gridsync.safety.live import LiveAnomalyMonitor
 from gridsync.safety.monitor import AnomalyMonitor
 
@@ -51,13 +52,14 @@ class Calibration:
 
 
 def fit_on_history(
-    path, scenario, first_step: int, days: int = 10, history_days: int = 2
+    path, scenario, first_step: int, days: int = 10, history_days: int = 2, stop=None
 ) -> Calibration:
     """Fit the monitor on the ``days`` before the day of ``first_step``: the scenario at
     ``path`` (None: the default; ``scenario`` is its live window) re-run uncontrolled with
     every flexible asset, so EVs and heat pumps switching are part of what its thresholds call
     normal. The run goes on to ``first_step`` (the history the live monitor starts from); the
-    day of ``first_step`` is never part of the fit."""
+    day of ``first_step`` is never part of the fit. A set ``stop`` event (``threading.Event``)
+    ends the fit between twin steps, estimator steps or fit stages with ``FitCancelled``."""
     spd = scenario.steps_per_day
     day = scenario.index[first_step].normalize()
     start = day - pd.Timedelta(days=days)
@@ -69,10 +71,10 @@ def fit_on_history(
             f"{scenario.index[0].date()}: raise time.history_days"
         )
         raise ValueError(msg)
-    tele, load = simulated_window(path, str(start.date()), days + 1, history_days)
+    tele, load = simulated_window(path, str(start.date()), days + 1, history_days, stop=stop)
     fit_view = replace(tele, n_steps=days * spd)
-    monitor, bw = make_window(None, fit_view, "console calibration", load)
-    calibrate(monitor, [bw])
+    monitor, bw = make_window(None, fit_view, "console calibration", load, stop=stop)
+    calibrate(monitor, [bw], stop=stop)
     fitted = (fit_view.window[0], fit_view.window[-1])
     return Calibration(monitor, tele.index[: len(load[0])], *load, fit_days=fitted)
 
@@ -82,10 +84,13 @@ class TwinTelemetryFeed:
 
     ``scenario`` is the console's scenario, ``first_step`` the twin's first step and
     ``calibration`` a monitor fitted on the same feeder with the history before
-    ``first_step`` (``fit_on_history``).
+    ``first_step`` (``fit_on_history``). ``stop`` as in ``fit_on_history`` (the history
+    replay is part of the start-up).
     """
 
-    def __init__(self, scenario, first_step: int, calibration: Calibration, seed: int = 0) -> None:
+    def __init__(
+        self, scenario, first_step: int, calibration: Calibration, seed: int = 0, stop=None
+    ) -> None:
         spd = scenario.steps_per_day
         if first_step < MIN_PSEUDO_DAYS * spd:
             msg = (
@@ -115,7 +120,7 @@ class TwinTelemetryFeed:
         self.rng = np.random.default_rng(seed)
         self.faults: list[Fault] = []
         self.live = LiveAnomalyMonitor(monitor, self.plan, self.pseudo_p_kw, self.pseudo_q_kvar)
-        self._fill_history(first_step)
+        self._fill_history(first_step, stop)
 
     def describe(self) -> str:
         """One line for the console: what the monitor was fitted on and watches."""
@@ -136,7 +141,7 @@ class TwinTelemetryFeed:
         truth = truth_from_loads(self.pf, self.p_kw[steps], self.q_kvar[steps])
         self.noisy[steps] = self.plan.with_noise(self.plan.exact(truth), self.rng)
 
-    def _fill_history(self, first_step: int) -> None:
+    def _fill_history(self, first_step: int, stop=None) -> None:
         """Readings of the steps just before the twin starts (the monitor's memory)."""
         lo = max(first_step - self.live.memory - 2, self.spd)
         steps = np.arange(lo, first_step)
@@ -145,6 +150,7 @@ class TwinTelemetryFeed:
             self.pseudo_p_kw[s] = self._pseudo(s)
             self.pseudo_q_kvar[s] = self.q_kvar[s - self.spd]
         for s in steps[len(steps) // 2 :]:
+            raise_if_stopped(stop)
             self.live.push(int(s), self._arrivals(int(s)))
 
     def _pseudo(self, step: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from gridsync.grid.estimation.wls import (
     normalized_residuals,
 )
 from gridsync.grid.powerflow import PowerFlowModel
+from gridsync.safety.config import raise_if_stopped
 from gridsync.safety.detectors import forward_fill
 
 DEVICE_SOURCES = ("scada", "pmu", "meter")
@@ -101,11 +102,14 @@ class SnapshotAnalyzer:
         pseudo_q_kvar: np.ndarray,
         steps: np.ndarray,
         out: SnapshotFeatures | None = None,
+        stop=None,
     ) -> SnapshotFeatures:
-        """Evidence for every step in ``steps`` (warm-started along the sequence)."""
+        """Evidence for every step in ``steps`` (warm-started along the sequence); a set
+        ``stop`` event ends it between steps (``FitCancelled``)."""
         m = len(self.plan)
         out = out or SnapshotFeatures.empty(len(aligned), m, len(self.pmu_rows))
         for t in np.asarray(steps, dtype=np.int64):
+            raise_if_stopped(stop)
             ms, rows = self.snapshot(aligned, t, pseudo_p_kw[t], pseudo_q_kvar[t])
             try:
                 chi, rn, pz = self._one(ms, rows)

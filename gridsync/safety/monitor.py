@@ -18,7 +18,12 @@ from gridsync.grid.estimation.measurements import MeasurementSet
 from gridsync.grid.estimation.twin import MeasurementPlan
 from gridsync.grid.powerflow import PowerFlowModel
 from gridsync.safety.alerts import AnomalyAlert, DetectorEvidence, Suspect
-from gridsync.safety.config import AnomalyConfig, TailThreshold, load_anomaly_config
+from gridsync.safety.config import (
+    AnomalyConfig,
+    TailThreshold,
+    load_anomaly_config,
+    raise_if_stopped,
+)
 from gridsync.safety.detectors import (
     Score,
     cusum,
@@ -87,12 +92,19 @@ class AnomalyMonitor:
         return self.cfg.false_alarm_budget_per_step / (len(CALIBRATED) + len(ANALYTIC))
 
     def window(
-        self, plan: MeasurementPlan, aligned, pseudo_p_kw, pseudo_q_kvar, steps: np.ndarray
+        self,
+        plan: MeasurementPlan,
+        aligned,
+        pseudo_p_kw,
+        pseudo_q_kvar,
+        steps: np.ndarray,
+        stop=None,
     ) -> Window:
         """Run the estimator on ``steps`` of an aligned window (the slow part: ~15 ms/step).
-        ``plan`` is the window's own calibration of this monitor's device layout."""
+        ``plan`` is the window's own calibration of this monitor's device layout; a set
+        ``stop`` event ends it between steps (``FitCancelled``)."""
         self.analyzer.plan = plan
-        feats = self.analyzer.analyze(aligned, pseudo_p_kw, pseudo_q_kvar, steps)
+        feats = self.analyzer.analyze(aligned, pseudo_p_kw, pseudo_q_kvar, steps, stop=stop)
         return Window(plan, aligned, pseudo_p_kw, pseudo_q_kvar, feats)
 
     def refresh(self, w: Window, aligned: np.ndarray, steps: np.ndarray) -> Window:
@@ -141,9 +153,17 @@ class AnomalyMonitor:
         return np.nan_to_num(x, nan=0.0, posinf=1e6), ok
 
     # --- calibration -------------------------------------------------------------------
-    def fit(self, windows: list[Window], fit_steps: list[np.ndarray], thr_steps: list[np.ndarray]):
+    def fit(
+        self,
+        windows: list[Window],
+        fit_steps: list[np.ndarray],
+        thr_steps: list[np.ndarray],
+        stop=None,
+    ):
         """Scales and the isolation forest from ``fit_steps``, thresholds from ``thr_steps``
-        (per window; clean data, disjoint from what the monitor is evaluated on)."""
+        (per window; clean data, disjoint from what the monitor is evaluated on). A set
+        ``stop`` event ends it between stages (``FitCancelled``)."""
+        raise_if_stopped(stop)
         w0, s0 = windows[0], fit_steps[0]
         mid = int(s0[len(s0) // 2])
         self.analyzer.plan = w0.plan
@@ -164,6 +184,7 @@ class AnomalyMonitor:
         self._pmu_mean = np.nan_to_num(np.nanmean(pz, axis=0))
         self._pmu_std = np.maximum(np.nan_to_num(np.nanstd(pz, axis=0), nan=1.0), 1e-3)
         self._forest = None
+        raise_if_stopped(stop)
         scores = [self.scores(w) for w in windows]
         feats = [self._forest_features(sc, w.feats) for sc, w in zip(scores, windows, strict=True)]
         x = np.vstack([f[0][s][f[1][s]] for f, s in zip(feats, fit_steps, strict=True)])
@@ -173,6 +194,7 @@ class AnomalyMonitor:
             max_samples=min(fc.max_samples, len(x)),
             random_state=fc.seed,
         ).fit(x)
+        raise_if_stopped(stop)
         scores = [self.scores(w) for w in windows]
         rate = self.rate_per_detector
         self.fitted: dict[str, TailThreshold] = {}

@@ -80,6 +80,8 @@ class Console:
     forms: FormTokens = field(default_factory=FormTokens)
     #: at most this many password hashes at once, so a log-in flood cannot starve the server
     hashing: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    #: the anomaly monitor's background fit (``gridsync.web.server.AnomalyFit``), if any
+    anomaly_fit: Any = None
 
     def audit(self, actor: str, role: str, action: str, target: str = "", detail=None) -> None:
         sink = self.session.audit_sink

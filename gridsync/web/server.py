@@ -38,23 +38,46 @@ def first_step_at(scenario, hour: float) -> int:
     return scenario.start_step + (int(later[0]) if len(later) else 0)
 
 
-def _start_anomaly_monitor(session, scenario_path, start: int | None) -> None:
-    """Fit the anomaly monitor in the background (tens of seconds: it re-runs the days before
-    the twin) and attach it to ``session`` when ready; the twin does not wait for it."""
-    from gridsync.safety.console_feed import TwinTelemetryFeed, fit_on_history
+class AnomalyFit:
+    """The console's anomaly monitor, fitted in a background thread (tens of seconds: it
+    re-runs the days before the twin) and attached to ``session`` when ready; the twin does
+    not wait for it. ``cancel`` stops the fit between its steps, so a shutdown never leaves
+    a fit running while the interpreter exits."""
 
-    def fit() -> None:
-        sc = session.scenario
-        first = sc.start_step if start is None else start
+    def __init__(self, session, scenario_path, start: int | None) -> None:
+        self.session, self.scenario_path, self.start_step = session, scenario_path, start
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._fit, name="anomaly-fit", daemon=True)
+
+    def start(self) -> AnomalyFit:
+        self.thread.start()
+        return self
+
+    def _fit(self) -> None:
+        from gridsync.safety.config import FitCancelled
+        from gridsync.safety.console_feed import TwinTelemetryFeed, fit_on_history
+
+        sc, stop = self.session.scenario, self.stop
+        first = sc.start_step if self.start_step is None else self.start_step
         try:
-            feed = TwinTelemetryFeed(sc, first, fit_on_history(scenario_path, sc, first))
+            cal = fit_on_history(self.scenario_path, sc, first, stop=stop)
+            feed = TwinTelemetryFeed(sc, first, cal, stop=stop)
+        except FitCancelled:
+            log.info("anomaly monitor fit cancelled")
+            return
         except Exception as err:  # the console runs on without it, and says why
             log.exception("anomaly monitor not started")
-            session.alert("warning", "anomaly", f"anomaly monitor off: {err}")
+            self.session.alert("warning", "anomaly", f"anomaly monitor off: {err}")
             return
-        session.attach_anomaly_feed(feed)
+        if not stop.is_set():
+            self.session.attach_anomaly_feed(feed)
 
-    threading.Thread(target=fit, name="anomaly-fit", daemon=True).start()
+    def cancel(self, timeout_s: float = 30.0) -> bool:
+        """Stop the fit and wait for its thread; True when it has ended."""
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout_s)
+        return not self.thread.is_alive()
 
 
 def attach_console(
@@ -79,8 +102,9 @@ def attach_console(
     ``GRIDSYNC_CONSOLE_STEP_S`` (seconds per twin step, default 2) and
     ``GRIDSYNC_CONSOLE_TIMEOUT_S`` (approval timeout) apply when the arguments are None;
     ``GRIDSYNC_CONSOLE_CONTROLLER`` replaces ``controller``. ``anomaly_monitor`` fits the
-    anomaly monitor on the history before the first step (a few seconds) and raises its
-    alarms on the twin's device readings as console alerts. ``resilience`` runs the CIGRE MV
+    anomaly monitor on the history before the first step in the background
+    (``Console.anomaly_fit``; cancel it on shutdown) and raises its alarms on the twin's
+    device readings as console alerts. ``resilience`` runs the CIGRE MV
     FLISR study feeder with the twin: fault drills and the daily outage-risk map
     (:mod:`gridsync.web.resilience`).
     """
@@ -123,8 +147,6 @@ def attach_console(
         start_step=start,
         overrides_store=store,
     )
-    if anomaly_monitor:
-        _start_anomaly_monitor(session, scenario_path, start)
     con = mount_console(
         app,
         session,
@@ -137,6 +159,8 @@ def attach_console(
         from gridsync.web.resilience import attach_drill
 
         attach_drill(con)
+    if anomaly_monitor:
+        con.anomaly_fit = AnomalyFit(session, scenario_path, start).start()
     return con
 
 

@@ -204,3 +204,30 @@ async def _json_field(c: httpx.AsyncClient, path: str, key: str):
 async def _first_pending(session):
     pending = session.approvals.pending()
     return pending[0] if pending else None
+
+
+def test_stopping_the_service_during_the_anomaly_fit_cancels_it(monkeypatch):
+    """The anomaly monitor's background fit (tens of seconds) is still running when the
+    service stops: stop_service cancels it cleanly, its thread ends and nothing attaches."""
+    for var in CONSOLE_ENV:
+        monkeypatch.delenv(var, raising=False)
+
+    async def run():
+        svc = await start_service(
+            tokens=TokenRegistry(),
+            demo=True,
+            days=1,
+            mqtt_url=None,
+            store_url="sqlite:///:memory:",
+            anomaly_monitor=True,
+        )
+        fit = svc.console.anomaly_fit
+        assert fit.thread.is_alive()  # the fit re-runs ten days of twin first
+        stuck = await stop_service(svc)
+        return svc, fit, stuck
+
+    svc, fit, stuck = asyncio.run(run())
+    assert stuck == []
+    assert not fit.thread.is_alive()
+    assert svc.console.session.anomaly_feed is None
+    assert not [a for a in svc.console.session.alerts if a["source"] == "anomaly"]
