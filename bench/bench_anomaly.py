@@ -8,6 +8,9 @@ injects every event type ``--events`` times (each alone) and reports detection, 
 detect and identification. Writes bench/results/bench_anomaly.json.
 
     python bench/bench_anomaly.py [--days 8] [--events 50] [--quick]
+
+``--quick`` (development): 2-day windows and 12 injections per type, to bench/results/
+bench_anomaly_quick.json; its rates are too coarse for the targets.
 """
 
 from __future__ import annotations
@@ -68,8 +71,13 @@ def main() -> None:
         default="all",
         help="'winter': only the electrified village (a quick check; no setpoint benchmark)",
     )
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--quick", action="store_true", help="2-day windows, 12 events per type")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.quick:
+        args.days = args.cal_days = args.stressed_days = 2
+        args.events = 12
+    args.out = args.out or (OUT.with_name("bench_anomaly_quick.json") if args.quick else OUT)
     t0 = time.perf_counter()
     groups = []
     if args.feeders == "all":

@@ -33,12 +33,28 @@ class Suspect:
     redundant: bool
     checks: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def status(self) -> str:
+        """How the reading was found: by the estimator, or (critical readings) only by its own
+        history and forecast."""
+        if self.redundant:
+            return "identifiable by estimation"
+        return "detected, not identifiable by estimation (critical reading)"
+
+    def describe(self) -> str:
+        if not self.redundant:
+            return f"{self.measurement} ({self.status})"
+        if self.normalized_residual:
+            return f"{self.measurement} (normalised residual {self.normalized_residual:.1f})"
+        return self.measurement
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "measurement": self.measurement,
             "device": self.device,
             "normalized_residual": self.normalized_residual,
             "redundant": self.redundant,
+            "status": self.status,
             "checks": {k: round(v, 3) for k, v in self.checks.items()},
         }
 
@@ -67,16 +83,7 @@ class AnomalyAlert:
         fired = ", ".join(f"{e.detector} {e.score:.1f} > {e.threshold:.1f}" for e in self.evidence)
         parts = [f"anomaly: {fired}"]
         if self.suspects:
-            named = "; ".join(
-                s.measurement
-                + (
-                    f" (normalised residual {s.normalized_residual:.1f})"
-                    if s.normalized_residual
-                    else ""
-                )
-                for s in self.suspects[:3]
-            )
-            parts.append(f"suspect {named}")
+            parts.append(f"suspect {'; '.join(s.describe() for s in self.suspects[:3])}")
         if self.silent_devices:
             parts.append(f"{len(self.silent_devices)} devices silent")
         if self.pmu_gaps:

@@ -19,6 +19,7 @@ from gridsync.grid.estimation.wls import estimate
 from gridsync.model import physics
 from gridsync.safety.anomaly import setpoint_flags
 from gridsync.safety.config import raise_if_stopped
+from gridsync.safety.detectors import tod_block
 from gridsync.safety.events import EVENT_TYPES, EventInjector, Injected
 from gridsync.safety.monitor import MIN_REDUNDANCY, AnomalyMonitor, Window
 from gridsync.safety.telemetry import Telemetry, scenario_telemetry
@@ -71,8 +72,9 @@ def make_window(
     steps = np.arange(scenario.start_step, scenario.end_step - 1)
     pre = np.arange(scenario.start_step - 8, scenario.start_step)  # temporal checks' memory
     aligned = tel.aligned()
+    tod = tod_block(tel.step_of_day, scenario.steps_per_day)
     w = monitor.window(
-        tel.plan, aligned, tel.pseudo_p_kw, tel.pseudo_q_kvar, np.r_[pre, steps], stop=stop
+        tel.plan, aligned, tel.pseudo_p_kw, tel.pseudo_q_kvar, tod, np.r_[pre, steps], stop=stop
     )
     return monitor, BenchWindow(label, scenario, tel, w, steps)
 
@@ -170,7 +172,7 @@ def score_event(
     lo, hi = int(ev.steps[0]), int(ev.steps[-1])
     new = monitor.refresh(w, ev.aligned, np.arange(lo - 1, hi + 3))
     sl = slice(max(lo - 96, int(bw.steps[0]) - 8), min(hi + 12, len(ev.aligned)))
-    sub = _slice(new, sl)
+    sub = new.sliced(sl)
     scores = monitor.scores(sub)
     alarms = monitor.alarms(scores)
     span = np.arange(lo, hi + 3) - sl.start
@@ -198,13 +200,6 @@ def score_event(
         want = {f"meter@{names[int(r)].split('@', 1)[1]}" for r in ev.rows}
         out.extra["silent_devices_listed"] = len(want & silent) / len(want)
     return out
-
-
-def _slice(w: Window, sl: slice) -> Window:
-    f = w.feats.copy()
-    for name in ("chi2_z", "rn", "pmu_z", "converged"):
-        setattr(f, name, getattr(f, name)[sl])
-    return Window(w.plan, w.aligned[sl], w.pseudo_p_kw[sl], w.pseudo_q_kvar[sl], f)
 
 
 def run_events(

@@ -22,8 +22,10 @@ from gridsync.grid.estimation.twin import truth_from_loads
 from gridsync.safety.alerts import AnomalyAlert
 from gridsync.safety.benchmark import calibrate, make_window, simulated_window
 from gridsync.safety.config import raise_if_stopped
+from gridsync.safety.detectors import tod_block
 from gridsync.safety.live import LiveAnomalyMonitor
 from gridsync.safety.monitor import AnomalyMonitor
+from gridsync.safety.telemetry import steps_of_day
 
 MIN_PSEUDO_DAYS = 2  # scenario_telemetry's own history need (pseudo-measurements + plan)
 
@@ -119,7 +121,10 @@ class TwinTelemetryFeed:
         self.noisy = np.full((n_t, len(self.plan)), np.nan)
         self.rng = np.random.default_rng(seed)
         self.faults: list[Fault] = []
-        self.live = LiveAnomalyMonitor(monitor, self.plan, self.pseudo_p_kw, self.pseudo_q_kvar)
+        tod = tod_block(steps_of_day(scenario.index, scenario.dt_h), spd)
+        self.live = LiveAnomalyMonitor(
+            monitor, self.plan, self.pseudo_p_kw, self.pseudo_q_kvar, tod
+        )
         self._fill_history(first_step, stop)
 
     def describe(self) -> str:

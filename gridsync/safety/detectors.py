@@ -6,7 +6,9 @@ thresholds from clean data and names the culprits. Temporal checks work on each 
 *innovation* (reading minus its forecast, the pseudo-measurement of the same step):
 
 * ``load_jump``: the innovation steps and stays (a level shift, seen one step later);
-* ``spike``: it steps out and back (a one-step gross reading);
+* ``spike``: it steps out and back (a one-step gross reading), in units of that reading's own
+  clean spikes at that time of day (``spike_scale``): a household's evening is busier than
+  its night, and one reading's normal spike is another's gross error;
 * ``sustained``: it stays far off for ``w`` steps (a ramp that never jumps: a slowly
   injected fake load, or a real unscheduled one);
 * ``pmu_cusum``: two-sided CUSUM of the PMU cross-check's standardised gaps, so a ramped
@@ -149,17 +151,47 @@ def frozen_runs(aligned: np.ndarray, period: np.ndarray) -> np.ndarray:
     return run_lengths(same) + 1
 
 
+TOD_BLOCKS = 12  # time-of-day classes of the spike scale (2 h each)
+SPIKE_FLOOR_KW = 0.05
+
+
+def tod_block(step_of_day: np.ndarray, steps_per_day: int) -> np.ndarray:
+    """Time-of-day class (0..TOD_BLOCKS-1) of each step."""
+    return np.asarray(step_of_day) * TOD_BLOCKS // steps_per_day
+
+
+def spike_scale(
+    spikes: np.ndarray, block: np.ndarray, row_quantile: float = 99.0, tod_quantile: float = 99.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row scale (n,), per-time-of-day factor (TOD_BLOCKS,)) of clean spike statistics
+    ``spikes`` (T, n) from ``jump_scores`` in kW, at steps of time-of-day class ``block`` (T,):
+    each reading's ``row_quantile`` percentile, then the ``tod_quantile`` percentile of the
+    pooled scaled spikes in each class (1 where a class has no data)."""
+    row = np.nan_to_num(np.nanpercentile(spikes, row_quantile, axis=0), nan=1.0)
+    row = np.maximum(row, SPIKE_FLOOR_KW)
+    z = spikes / row
+    tod = np.ones(TOD_BLOCKS)
+    for b in range(TOD_BLOCKS):
+        zb = z[block == b]
+        if np.isfinite(zb).sum() >= 100:
+            tod[b] = max(float(np.nanpercentile(zb, tod_quantile)), 0.1)
+    return row, tod
+
+
 def series_scores(
     plan: MeasurementPlan,
     aligned: np.ndarray,
     innov: np.ndarray,
     jump_scale: np.ndarray,
+    spike_scale_t: np.ndarray,
     dev_scale: np.ndarray,
     sustained_steps: int,
 ) -> dict[str, Score]:
-    """The time-series detectors' scores (everything that needs no estimator)."""
+    """The time-series detectors' scores (everything that needs no estimator);
+    ``spike_scale_t`` (T, n) scales the spikes of each step and meter row."""
     rows = meter_rows(plan)
-    shift, spike = jump_scores(innov, jump_scale)
+    shift, spike = jump_scores(innov, 1.0)
+    shift, spike = shift / jump_scale, spike / spike_scale_t
     sus = sustained_scores(innov, dev_scale, sustained_steps)
     sus[:, plan.kind[rows] != P] = np.nan  # a fake or unscheduled load shows in P
     device = np.isin(plan.source, ("scada", "pmu", "meter"))

@@ -22,7 +22,8 @@ class LiveAnomalyMonitor:
     """Online use of a fitted ``AnomalyMonitor`` over one scenario's steps.
 
     ``pseudo_p_kw``/``pseudo_q_kvar`` (T, n_bus) are the forecasts per step (issued before
-    the step); ``memory_steps`` is how much history the temporal checks look at.
+    the step), ``tod`` (T,) each step's time-of-day class (``detectors.tod_block``);
+    ``memory_steps`` is how much history the temporal checks look at.
     """
 
     def __init__(
@@ -31,13 +32,14 @@ class LiveAnomalyMonitor:
         plan: MeasurementPlan,
         pseudo_p_kw: np.ndarray,
         pseudo_q_kvar: np.ndarray,
+        tod: np.ndarray,
         memory_steps: int = 96,
     ) -> None:
         if not hasattr(monitor, "fitted"):
             msg = "LiveAnomalyMonitor: fit the AnomalyMonitor on clean history first"
             raise ValueError(msg)
         self.monitor, self.plan = monitor, plan
-        self.pseudo_p_kw, self.pseudo_q_kvar = pseudo_p_kw, pseudo_q_kvar
+        self.pseudo_p_kw, self.pseudo_q_kvar, self.tod = pseudo_p_kw, pseudo_q_kvar, tod
         n_t = len(pseudo_p_kw)
         self.readings = np.full((n_t, len(plan)), np.nan)
         self.feats = SnapshotFeatures.empty(n_t, len(plan), len(monitor.analyzer.pmu_rows))
@@ -69,7 +71,14 @@ class LiveAnomalyMonitor:
         mon.analyzer.analyze(
             aligned, self.pseudo_p_kw[sl], self.pseudo_q_kvar[sl], [ref - lo], out=sub_feats
         )
-        w = Window(self.plan, aligned, self.pseudo_p_kw[sl], self.pseudo_q_kvar[sl], sub_feats)
+        w = Window(
+            self.plan,
+            aligned,
+            self.pseudo_p_kw[sl],
+            self.pseudo_q_kvar[sl],
+            self.tod[sl],
+            sub_feats,
+        )
         scores = mon.scores(w)
         alarms = mon.alarms(scores)
         out = []

@@ -30,7 +30,9 @@ from gridsync.safety.detectors import (
     dropout_limits,
     forward_fill,
     innovations,
+    jump_scores,
     series_scores,
+    spike_scale,
 )
 from gridsync.safety.features import DEVICE_SOURCES, SnapshotAnalyzer, SnapshotFeatures
 
@@ -54,16 +56,31 @@ MIN_REDUNDANCY = 0.1
 @dataclass
 class Window:
     """One stretch of telemetry by reference step: ``aligned`` readings (``plan.align``), the
-    forecasts used as pseudo-measurements and the estimator evidence of the scored steps."""
+    forecasts used as pseudo-measurements, each step's time-of-day class (``tod_block``) and
+    the estimator evidence of the scored steps."""
 
     plan: MeasurementPlan
     aligned: np.ndarray
     pseudo_p_kw: np.ndarray
     pseudo_q_kvar: np.ndarray
+    tod: np.ndarray
     feats: SnapshotFeatures
 
     def with_readings(self, aligned: np.ndarray, feats: SnapshotFeatures) -> Window:
-        return Window(self.plan, aligned, self.pseudo_p_kw, self.pseudo_q_kvar, feats)
+        return Window(self.plan, aligned, self.pseudo_p_kw, self.pseudo_q_kvar, self.tod, feats)
+
+    def sliced(self, sl: slice) -> Window:
+        """The steps ``sl`` of this window."""
+        f = self.feats
+        feats = SnapshotFeatures(f.chi2_z[sl], f.rn[sl], f.pmu_z[sl], f.converged[sl])
+        return Window(
+            self.plan,
+            self.aligned[sl],
+            self.pseudo_p_kw[sl],
+            self.pseudo_q_kvar[sl],
+            self.tod[sl],
+            feats,
+        )
 
 
 class AnomalyMonitor:
@@ -97,6 +114,7 @@ class AnomalyMonitor:
         aligned,
         pseudo_p_kw,
         pseudo_q_kvar,
+        tod: np.ndarray,
         steps: np.ndarray,
         stop=None,
     ) -> Window:
@@ -105,7 +123,7 @@ class AnomalyMonitor:
         ``stop`` event ends it between steps (``FitCancelled``)."""
         self.analyzer.plan = plan
         feats = self.analyzer.analyze(aligned, pseudo_p_kw, pseudo_q_kvar, steps, stop=stop)
-        return Window(plan, aligned, pseudo_p_kw, pseudo_q_kvar, feats)
+        return Window(plan, aligned, pseudo_p_kw, pseudo_q_kvar, tod, feats)
 
     def refresh(self, w: Window, aligned: np.ndarray, steps: np.ndarray) -> Window:
         """``w`` with some readings changed: the estimator re-runs on ``steps`` only."""
@@ -118,8 +136,15 @@ class AnomalyMonitor:
     # --- scores ------------------------------------------------------------------------
     def scores(self, w: Window) -> dict[str, Score]:
         innov = innovations(self.plan, w.aligned, w.pseudo_p_kw, w.pseudo_q_kvar)
+        spike_scale_t = self._spike_row[None, :] * self._spike_tod[w.tod][:, None]
         out = series_scores(
-            self.plan, w.aligned, innov, self._jump_scale, self._dev_scale, self.cfg.sustained_steps
+            self.plan,
+            w.aligned,
+            innov,
+            self._jump_scale,
+            spike_scale_t,
+            self._dev_scale,
+            self.cfg.sustained_steps,
         )
         all_rows = np.arange(len(self.plan))
         lnr, _ = w.feats.lnr(self.device)
@@ -180,6 +205,11 @@ class AnomalyMonitor:
         levels = np.vstack([np.abs(e[s]) for e, s in zip(innov, fit_steps, strict=True)])
         self._jump_scale = np.maximum(np.nan_to_num(np.nanpercentile(diffs, 99, axis=0)), 0.3)
         self._dev_scale = np.maximum(np.nan_to_num(np.nanpercentile(levels, 99, axis=0)), 0.5)
+        spikes = np.vstack(
+            [jump_scores(e, 1.0)[1][s] for e, s in zip(innov, fit_steps, strict=True)]
+        )
+        tod = np.concatenate([w.tod[s] for w, s in zip(windows, fit_steps, strict=True)])
+        self._spike_row, self._spike_tod = spike_scale(spikes, tod)
         pz = np.vstack([w.feats.pmu_z[s] for w, s in zip(windows, fit_steps, strict=True)])
         self._pmu_mean = np.nan_to_num(np.nanmean(pz, axis=0))
         self._pmu_std = np.maximum(np.nan_to_num(np.nanstd(pz, axis=0), nan=1.0), 1e-3)

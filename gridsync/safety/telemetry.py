@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from gridsync.grid.estimation.twin import (
     MeasurementConfig,
@@ -21,7 +22,8 @@ class Telemetry:
 
     ``readings`` (T, m) are device readings (NaN = nothing arrived); ``pseudo_p_kw`` /
     ``pseudo_q_kvar`` (T, n_bus) are pseudo-measurements (yesterday's load minus today's PV
-    estimated from irradiance and the PV registry); ``truth`` is kept for scoring only.
+    estimated from irradiance and the PV registry); ``step_of_day`` (T,) each step's
+    position in its day; ``truth`` is kept for scoring only.
     """
 
     plan: MeasurementPlan
@@ -30,6 +32,7 @@ class Telemetry:
     pseudo_p_kw: np.ndarray
     pseudo_q_kvar: np.ndarray
     first_step: int
+    step_of_day: np.ndarray
 
     def snapshot(self, step: int, readings: np.ndarray | None = None, aligned: bool = False):
         """The estimator's input at ``step``; ``aligned=True`` reads ``readings`` (default:
@@ -42,6 +45,12 @@ class Telemetry:
     def aligned(self) -> np.ndarray:
         """Readings by the time they describe (``MeasurementPlan.align``)."""
         return self.plan.align(self.readings)
+
+
+def steps_of_day(index: pd.DatetimeIndex, dt_h: float) -> np.ndarray:
+    """Each time stamp's step within its day (0 at midnight)."""
+    since = (index - index.normalize()) / pd.Timedelta(hours=dt_h)
+    return np.floor(np.asarray(since, dtype=float) + 1e-9).astype(np.int64)
 
 
 def scenario_telemetry(
@@ -95,4 +104,12 @@ def scenario_telemetry(
     plan.calibrate(
         Truth(truth.v[hist], truth.p_kw[hist], truth.q_kvar[hist]), pseudo_p[hist], pseudo_q[hist]
     )
-    return Telemetry(plan, truth, plan.readings(truth), pseudo_p, pseudo_q, scenario.start_step)
+    return Telemetry(
+        plan,
+        truth,
+        plan.readings(truth),
+        pseudo_p,
+        pseudo_q,
+        scenario.start_step,
+        steps_of_day(scenario.index[:end], scenario.dt_h),
+    )

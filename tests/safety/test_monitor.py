@@ -16,7 +16,9 @@ from gridsync.safety.detectors import (
     dropout_limits,
     jump_scores,
     poisson_binomial_sf,
+    spike_scale,
     sustained_scores,
+    tod_block,
 )
 from gridsync.safety.features import chi2_z
 
@@ -80,6 +82,23 @@ def test_jump_spike_and_sustained_scores_on_hand_built_innovations():
     np.testing.assert_allclose(c[:, 0], [0.0, 2.0, 4.0, 2.0, 1.0])
 
 
+def test_spike_scale_learns_each_readings_own_and_its_time_of_day_variability():
+    rng = np.random.default_rng(4)
+    spd, days = 96, 40
+    block = tod_block(np.arange(spd * days) % spd, spd)
+    assert block.max() == 11 and np.all(block[:8] == 0)  # 2-hour classes
+    evening = (block >= 9) & (block <= 10)  # 18:00-22:00: spikes four times larger
+    base = rng.exponential(1.0, (spd * days, 2)) * np.where(evening, 4.0, 1.0)[:, None]
+    spikes = base * np.array([0.2, 2.0])  # the second household spikes ten times more
+    row, tod = spike_scale(spikes, block)
+    assert row[1] / row[0] == pytest.approx(10.0, rel=0.2)
+    assert tod[9] / tod[2] == pytest.approx(4.0, rel=0.25)
+    # so 3 kW on the quiet household at night is far beyond its own normal, in its evening
+    # it is not, and on the busy household never
+    z = 3.0 / (row[None, :] * tod[[2, 9]][:, None])
+    assert z[0, 0] > 2.5 * z[1, 0] and z[0, 0] > 5 * z[0, 1]
+
+
 def test_config_is_validated_and_the_bundled_one_loads(tmp_path):
     cfg = load_anomaly_config()
     assert 0 < cfg.false_alarm_budget_per_step <= 1e-3
@@ -102,6 +121,11 @@ def test_alert_dict_carries_evidence_and_suspects():
     assert d["source"] == "anomaly" and d["severity"] == "warning"
     assert d["suspects"][0]["measurement"] == "meter:vm_pu@Bus 7"
     assert "lnr 9.5 > 5.0" in d["message"] and "normalised residual 9.5" in d["message"]
+    # a critical reading (no redundancy) is said to be found, not identified, by estimation
+    critical = Suspect(4, "meter:p_kw@Bus 7", "meter@Bus 7", None, False, {"spike": 8.0})
+    d = AnomalyAlert(10, 11, [DetectorEvidence("spike", 8.0, 4.0)], [critical]).to_dict()
+    assert "meter:p_kw@Bus 7 (detected, not identifiable by estimation" in d["message"]
+    assert d["suspects"][0]["status"].startswith("detected, not identifiable")
 
 
 # --- on the twin ---------------------------------------------------------------------------
@@ -177,7 +201,7 @@ def test_live_monitor_raises_the_batch_alert_one_step_after_the_reading_arrives(
 
     monitor, bw = fitted
     tel, plan = bw.tel, bw.tel.plan
-    live = LiveAnomalyMonitor(monitor, plan, tel.pseudo_p_kw, tel.pseudo_q_kvar)
+    live = LiveAnomalyMonitor(monitor, plan, tel.pseudo_p_kw, tel.pseudo_q_kvar, bw.window.tod)
     ref = int(bw.steps[70])
     raw = tel.readings.copy()
     row = int(
