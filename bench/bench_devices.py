@@ -206,6 +206,8 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
 
     ocpp_lat: list[float] = []
     mb_lat: list[float] = []
+    issued_lat: list[float] = []  # from the round's start (setpoints issued) to each answer
+    loads: list[float] = []  # 1-min load average at each round
     round_cpu: list[float] = []  # CPU GridSync's process spent while a round was in flight
     round_wall: list[float] = []
     status: dict[str, int] = defaultdict(int)
@@ -230,12 +232,26 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
             sched = {cp: [(0, float(kw[i]))] for i, cp in enumerate(keys)}
             bat = rng.uniform(-5.0, 5.0, n_inv).round(2)
             c0, w0 = time.process_time(), time.perf_counter()
+            loads.append(os.getloadavg()[0])
+
+            async def answered(coro, w0=w0):
+                res = await coro
+                issued_lat.append(time.perf_counter() - w0)
+                return res
+
+            start = time.time()
             ocpp_res, mb_res = await asyncio.gather(
-                csms.set_schedules(sched, time.time()),
                 asyncio.gather(
-                    *(c.set_battery_kw(float(bat[j])) for j, c in enumerate(fleet.clients.values()))
+                    *(answered(csms.set_schedule(cp, p, start)) for cp, p in sched.items())
+                ),
+                asyncio.gather(
+                    *(
+                        answered(c.set_battery_kw(float(bat[j])))
+                        for j, c in enumerate(fleet.clients.values())
+                    )
                 ),
             )
+            await csms.audit.flush()
             round_cpu.append(time.process_time() - c0)
             round_wall.append(time.perf_counter() - w0)
             for r in ocpp_res:
@@ -296,7 +312,18 @@ async def _scale(n_ch: int, n_inv: int, seconds: float, period_s: float, validat
         "modbus_write_readback_p50_s": _q(mb_lat, 0.5),
         "modbus_write_readback_p99_s": _q(mb_lat, 0.99),
         "modbus_write_readback_max_s": _q(mb_lat, 1.0),
+        "all_setpoints_ack_p50_s": _q(ocpp_lat + mb_lat, 0.5),
+        "all_setpoints_ack_p95_s": _q(ocpp_lat + mb_lat, 0.95),
         "all_setpoints_ack_p99_s": _q(ocpp_lat + mb_lat, 0.99),
+        "issued_to_ack_p50_s": _q(issued_lat, 0.5),
+        "issued_to_ack_p95_s": _q(issued_lat, 0.95),
+        "issued_to_ack_p99_s": _q(issued_lat, 0.99),
+        "issued_to_ack_max_s": _q(issued_lat, 1.0),
+        "load_avg_1m_during_run": {
+            "min": round(min(loads), 2),
+            "median": round(float(np.median(loads)), 2),
+            "max": round(max(loads), 2),
+        },
         "round_wall_p50_s": _q(round_wall, 0.5),
         "round_gridsync_cpu_p50_s": _q(round_cpu, 0.5),
         "round_gridsync_cpu_max_s": _q(round_cpu, 1.0),
@@ -331,7 +358,9 @@ def scale(args) -> None:
     res["target"] = (
         "setpoint-to-ack p99 < 1 s; every device every 15 s; 0 lost readings over 10 min"
     )
-    res["meets_latency_target"] = (res["all_setpoints_ack_p99_s"] or 99) < 1.0
+    # the whole round counts: a setpoint is issued when the round starts, also for the
+    # commands GridSync's event loop gets to last
+    res["meets_latency_target"] = (res["issued_to_ack_p99_s"] or 99) < 1.0
     res["meets_telemetry_target"] = (
         res["telemetry_messages_lost"] == 0
         and res["readings_lost_after_ingestion"] == 0

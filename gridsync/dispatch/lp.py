@@ -139,6 +139,12 @@ class LinearProgram:
         hi[cols] = ub
         self._lb, self._ub = [lo], [hi]
 
+    def add_cost(self, cols: np.ndarray, cost) -> None:
+        """Add ``cost`` to the objective coefficients of existing columns."""
+        total = self.cost
+        np.add.at(total, np.asarray(cols, dtype=np.int64), _full(cost, len(cols)))
+        self._cost = [total]
+
     def cols(self, name: str) -> np.ndarray:
         start, n = self.col_blocks[name]
         return np.arange(start, start + n)

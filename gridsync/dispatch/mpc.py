@@ -45,6 +45,7 @@ from gridsync.dispatch.plan import (
 from gridsync.dispatch.realtime import Correction, PlanTarget, ev_floor_kw, rebalance
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.dispatch.terminal import TerminalValue
+from gridsync.dispatch.tiebreak import add_tie_break
 from gridsync.grid.powerflow import PowerFlowNotConverged
 from gridsync.safety.shield import SafetyShield, ShieldConfig
 from gridsync.sim.controller import Observation, Setpoints
@@ -89,6 +90,9 @@ class MPCConfig:
     (``dispatch.terminal``); with ``settle_at_window_end`` a horizon that reaches the end of
     the simulated window stops there and settles exactly as the KPIs do.
     ``min_network_passes`` > 1 re-solves with the losses of the plan's own AC check.
+    ``tie_break_eur_per_kwh``: a tiny cost per kWh of flexible power that makes the LP's
+    optimum unique (``dispatch.tiebreak``), so nearly identical states give nearly identical
+    plans; 0 leaves the solver's choice among equal-cost plans.
     """
 
     horizon_steps: int = 96
@@ -119,6 +123,7 @@ class MPCConfig:
     settle_at_window_end: bool = True
     min_network_passes: int = 1
     ageing_costs: bool = False  # price battery/V2G ageing by the cell model (dispatch.degradation)
+    tie_break_eur_per_kwh: float = 1e-4
 
     def __post_init__(self) -> None:
         checks = {
@@ -437,8 +442,11 @@ class MPCController:
                 timings["solve"] = timings.get("solve", 0.0) + time.perf_counter() - tb
             else:
                 lp, lay = build_dispatch_lp(hd, self.weights, rows, self.options)
+                tie = add_tie_break(lp, lay, hd.step_h, self.config.tie_break_eur_per_kwh)
                 timings["build"] = timings.get("build", 0.0) + time.perf_counter() - tb
                 sol = lp.solve(max(deadline - time.perf_counter(), 0.0))
+                if sol.ok:  # the plan reports its real cost, without the tie-break
+                    sol = replace(sol, objective=sol.objective - float(tie @ sol.x))
                 timings["solve"] = timings.get("solve", 0.0) + sol.solve_s
             if not sol.ok:
                 diagnosis = []

@@ -254,3 +254,36 @@ def test_volt_var_curve_round_trip_and_clamp():
     assert clamped.readback["VAr1"] == pytest.approx(44.0)
     assert q_low == pytest.approx(44.0)
     assert [a["kind"] for a in alerts] == ["setpoint_readback"]
+
+
+def test_soc_and_battery_setpoints_round_trip_exactly_to_the_register_resolution():
+    """SoC goes as 802.SoC (uint16) with SoC_SF = -2: 0.01 %, the finest a uint16 holding
+    100 % allows (SF -3 would need 100000 > 65535). A battery setpoint goes as 124.InWRte
+    (int16, % of WChaMax) with InOutWRte_SF = -2: 0.01 % of 5 kW = 0.5 W. Both round trips
+    return the value rounded to that resolution, exactly."""
+
+    async def main():
+        inv, c, _ = await _device()
+        try:
+            socs = []
+            for frac in (0.0, 0.123456789, 0.5, 0.87654321, 0.99995, 1.0):
+                inv.measure(0.0, 0.0, frac, 1.0)
+                rows = await c.poll()
+                socs.append((frac, next(v for _, q, _, v, _ in rows if q == "soc")))
+            kws = []
+            for kw in (-3.3, 1.23456, 4.99999, -0.0001):
+                await c.set_battery_kw(kw)
+                kws.append((kw, inv.battery_kw()))
+            return socs, kws, c.sf[802]["SoC_SF"], c.sf[124]["InOutWRte_SF"]
+        finally:
+            await _close(inv, c)
+
+    socs, kws, soc_sf, rate_sf = asyncio.run(main())
+    assert (soc_sf, rate_sf) == (-2, -2)
+    assert 100.0 / 10.0**-3 > 0xFFFF >= 100.0 / 10.0**soc_sf
+    for frac, pct in socs:
+        assert pct == pytest.approx(round(frac * 1e4) / 100.0, abs=1e-12)
+        assert abs(pct - 100.0 * frac) <= 0.005 + 1e-12
+    for kw, got in kws:
+        assert got == pytest.approx(round(kw / 5.0 * 1e4) / 1e4 * 5.0, abs=1e-12)
+        assert abs(got - kw) <= 0.00025 + 1e-12

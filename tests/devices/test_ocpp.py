@@ -30,7 +30,9 @@ async def _pair(version="2.0.1", v2g=False, **csms_kw):
     await csms.start()
     ch = SimCharger("cp-1", csms.url, KEY, version=version, v2g=v2g, reconnect_s=0.05)
     await ch.start()
-    assert await until(lambda: "cp-1" in csms.online(), 10)
+    # online at the CSMS once its default profile is accepted; the charger's own boot
+    # (StatusNotification) may still be in flight then
+    assert await until(lambda: "cp-1" in csms.online() and ch.connected.is_set(), 10)
     return csms, ch, alerts
 
 
