@@ -20,6 +20,7 @@ from gridsync.dispatch.horizon import HorizonData
 from gridsync.dispatch.jobs import deferrable_jobs
 from gridsync.dispatch.lp import INF, LinearProgram
 from gridsync.dispatch.network_rows import NetworkRows, add_network_rows
+from gridsync.dispatch.reactive import ReactiveLayout, add_reactive
 from gridsync.dispatch.terminal import (
     add_battery_shortfall,
     add_thermal_deficit,
@@ -40,6 +41,8 @@ class Weights:
     voltage_violation_eur_per_pu_step: float = 2.0e4
     loading_violation_eur_per_pct_step: float = 20.0
     feeder_excess_eur_per_kwh: float = 1.0e3
+    # a small price on inverter reactive energy: Q only where it relieves a voltage row
+    reactive_eur_per_kvarh: float = 1.0e-3
 
     @classmethod
     def from_config(cls, objective, **penalties) -> Weights:
@@ -63,6 +66,8 @@ class Options:
     elastic_feeder_limit: bool = False
     # ageing costs from the cell model instead of the constant wear (dispatch.degradation)
     ageing: AgeingCosts | None = None
+    # PV inverter kVA per kWp, for the reactive-power columns (network rows with dv_dq)
+    pv_kva_per_kwp: float = 1.0
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Layout:
     excess: np.ndarray
     v_slack: np.ndarray
     l_slack: np.ndarray
+    reactive: ReactiveLayout | None = None
 
 
 def flexible_buses(fleet) -> np.ndarray:
@@ -414,8 +420,22 @@ def build_dispatch_lp(
     )
 
     v_slack = l_slack = np.zeros(0, int)
+    reactive = None
     if network is not None:
-        v_slack, l_slack = add_network_rows(lp, network, z, H, w)
+        if network.dv_dq is not None:
+            reactive = add_reactive(
+                lp,
+                hd,
+                network.q_steps,
+                (q, pv_t, pv_i),
+                (c, d_),
+                fpos,
+                nf,
+                opts.pv_kva_per_kwp,
+                w.reactive_eur_per_kvarh,
+            )
+        qz_col = None if reactive is None else reactive.qz_col
+        v_slack, l_slack = add_network_rows(lp, network, z, H, w, qz_col)
     layout = Layout(
         H=H,
         bat_c=c,
@@ -449,5 +469,6 @@ def build_dispatch_lp(
         excess=excess,
         v_slack=v_slack,
         l_slack=l_slack,
+        reactive=reactive,
     )
     return lp, layout

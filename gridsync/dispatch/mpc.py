@@ -36,17 +36,20 @@ from gridsync.dispatch.horizon import (
 )
 from gridsync.dispatch.network import NetworkLimits
 from gridsync.dispatch.nowcast import ErrorPersistence
+from gridsync.dispatch.oltc import choose_tap
 from gridsync.dispatch.plan import (
     DispatchPlan,
     binding_constraints,
     extract_plan,
     flexible_bus_kw,
 )
+from gridsync.dispatch.reactive import kvar_arrays
 from gridsync.dispatch.realtime import Correction, PlanTarget, ev_floor_kw, rebalance
 from gridsync.dispatch.rules import UncontrolledController
 from gridsync.dispatch.terminal import TerminalValue
 from gridsync.dispatch.tiebreak import add_tie_break
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.grid.taps import DispatchedTap
 from gridsync.safety.shield import SafetyShield, ShieldConfig
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import (
@@ -93,6 +96,10 @@ class MPCConfig:
     ``tie_break_eur_per_kwh``: a tiny cost per kWh of flexible power that makes the LP's
     optimum unique (``dispatch.tiebreak``), so nearly identical states give nearly identical
     plans; 0 leaves the solver's choice among equal-cost plans.
+    ``reactive``: the PV and battery inverters' reactive power is a decision wherever a
+    voltage row is in the LP (``dispatch.reactive``; balanced feeders only); ``taps``: a
+    dispatch-controlled OLTC's position is chosen at each re-plan (``dispatch.oltc``). With
+    both off the optimizer acts on active power only (``mpc-p``).
     """
 
     horizon_steps: int = 96
@@ -124,6 +131,8 @@ class MPCConfig:
     min_network_passes: int = 1
     ageing_costs: bool = False  # price battery/V2G ageing by the cell model (dispatch.degradation)
     tie_break_eur_per_kwh: float = 1e-4
+    reactive: bool = True  # PV and battery inverter Q in the LP (balanced feeders)
+    taps: bool = True  # the OLTC position per re-plan (grid.oltc.control = "dispatch")
 
     def __post_init__(self) -> None:
         checks = {
@@ -209,6 +218,14 @@ class MPCController:
             hard_ev_deadlines=cfg.hard_ev_deadlines,
             feeder_limit_kw=cfg.feeder_limit_kw,
             ageing=costs_from_scenario(scenario) if cfg.ageing_costs else None,
+            pv_kva_per_kwp=scenario.config.fleet.pv.inverter.kva_per_kwp,
+        )
+        balanced = scenario.three_phase is None
+        oltc = scenario.config.grid.oltc
+        self.taps = (
+            DispatchedTap(scenario)
+            if cfg.taps and cfg.network and oltc.enabled and oltc.control == "dispatch"
+            else None
         )
         self.flex_bus = flexible_buses(scenario.fleet)
         lim = scenario.config.limits
@@ -225,6 +242,7 @@ class MPCController:
                 safety_pct=cfg.loading_safety_pct,
                 three_phase=scenario.three_phase,
                 fleet=scenario.fleet,
+                reactive=cfg.reactive and balanced and not cfg.aggregate,
             )
             if cfg.network
             else None
@@ -238,6 +256,8 @@ class MPCController:
         self.last_plan = None
         self._good_plan: DispatchPlan | None = None
         self._z_plan: tuple[int, np.ndarray] | None = None
+        self._q_plan: tuple[int, np.ndarray] | None = None
+        self._curtail_plan: tuple[int, np.ndarray] | None = None
         self._solved_at = -(10**9)
         self.solve_log = []
         self.corrections = []
@@ -274,7 +294,12 @@ class MPCController:
         if due or current is None or not current.covers(obs.step):
             current = self.plan(obs)
             self._solved_at = obs.step
-        sp = Setpoints(**current.row(obs.step)) if current.covers(obs.step) else self.rules.act(obs)
+        if current.covers(obs.step):
+            sp = Setpoints(**current.row(obs.step), **current.voltage_row(obs.step))
+        else:
+            sp = self.rules.act(obs)
+        if self.taps is not None:
+            sp = replace(sp, tap_pos=self.taps.tap_pos)
         # between re-plans the plan holds nothing for a car past its planning deadline (the
         # margin before declared departure): while still short it charges at full power
         margin = self.config.ev_deadline_margin_steps
@@ -305,6 +330,8 @@ class MPCController:
             self._expected_kw[obs.step] = corr.expected_feeder_kw
         if self.shield is not None:
             sp, _ = self.shield.project(obs, sp, est)
+            if self.taps is not None:  # the tap the correction dispatched is the tap now
+                self.taps.dispatch(obs.step, sp.tap_pos)
         return sp
 
     def _worth_discharging(self, obs: Observation) -> bool:
@@ -397,12 +424,13 @@ class MPCController:
             hd.fleet = replace(hd.fleet, battery=replace(b, soc_min_frac=soc_min))
         return hd
 
-    def _previous_z(self, hd: HorizonData) -> np.ndarray:
-        """The last plan's flexible bus power, shifted to this horizon, as block means."""
+    def _previous(self, hd: HorizonData, kept: tuple[int, np.ndarray] | None) -> np.ndarray:
+        """A per-flexible-bus array of the last plan (``kept``: its step and native rows),
+        shifted to this horizon, as block means (zero where the last plan did not reach)."""
         total = int(hd.block_steps.sum())
         z0 = np.zeros((total, len(self.flex_bus)))
-        if self._z_plan is not None:
-            step, z = self._z_plan
+        if kept is not None:
+            step, z = kept
             shift = hd.step0 - step
             n = max(0, min(len(z) - shift, total))
             if shift >= 0 and n:
@@ -417,10 +445,15 @@ class MPCController:
         rows = res = sens = None
         if net is not None:
             tn = time.perf_counter()
-            z0 = self._previous_z(hd)
-            res = net.check(hd, z0)
+            z0 = self._previous(hd, self._z_plan)
+            q0 = self._previous(hd, self._q_plan) if net.reactive else None
+            if self.taps is not None:
+                free = z0 - self._previous(hd, self._curtail_plan)
+                choose_tap(self.taps, net, hd, free, cfg.voltage_safety_pu)
+                timings["taps"] = time.perf_counter() - tn
+            res = net.check(hd, z0, q0)
             hd.losses_kw = res.losses_kw
-            sens = net.sensitivity(hd, z0, res)
+            sens = net.sensitivity(hd, z0, res, q0)
             H, n_points = hd.horizon, net.n_points
             forced_v = np.zeros((H, n_points), bool)
             margin_v = np.zeros((H, n_points))
@@ -433,7 +466,7 @@ class MPCController:
         for passes in range(1, cfg.max_network_passes + 1):
             tb = time.perf_counter()
             if net is not None:
-                rows = net.rows(res, z0, sens, forced_v, forced_l, margin_v, margin_l)
+                rows = net.rows(res, z0, sens, forced_v, forced_l, margin_v, margin_l, q0)
             if cfg.aggregate:
                 from gridsync.dispatch.aggregate import solve_aggregated_lp
 
@@ -461,21 +494,26 @@ class MPCController:
                 break
             tc = time.perf_counter()
             z = flexible_bus_kw(hd, lay, sol)
-            checked = net.check(hd, z)
+            q = None
+            if net.reactive:
+                q = np.zeros_like(z)
+                if lay.reactive is not None:
+                    q = kvar_arrays(hd, lay.reactive, sol.x)[2]
+            checked = net.check(hd, z, q)
             v_bad, l_bad = net.violations(checked)
             timings["ac_check"] = timings.get("ac_check", 0.0) + time.perf_counter() - tc
             done = not (v_bad.any() or l_bad.any()) and passes >= cfg.min_network_passes
             if done or passes == cfg.max_network_passes:
-                res, z0 = checked, z
+                res, z0, q0 = checked, z, q
                 break
-            err_v, err_l = net.linearisation_error(rows, z, checked)
+            err_v, err_l = net.linearisation_error(rows, z, checked, q)
             margin_v[v_bad] += err_v[v_bad]
             margin_l[l_bad] += err_l[l_bad]
             forced_v |= v_bad
             forced_l |= l_bad
-            res, z0 = checked, z
+            res, z0, q0 = checked, z, q
             hd.losses_kw = checked.losses_kw
-            sens = net.sensitivity(hd, z0, res)
+            sens = net.sensitivity(hd, z0, res, q0)
         if net is not None:
             native = lambda a: np.repeat(a, hd.block_steps, axis=0)  # noqa: E731
             plan.vm_max_pu = native(res.vm_pu.max(axis=1))
@@ -483,6 +521,12 @@ class MPCController:
             plan.max_loading_pct = native(res.branch_loading_pct.max(axis=1))
             plan.feeder_kw = native(res.p_slack_kw)
             self._z_plan = (hd.step0, native(z0))
+            self._q_plan = None if q0 is None else (hd.step0, native(q0))
+            fpos = np.full(hd.n_bus, -1)
+            fpos[self.flex_bus] = np.arange(len(self.flex_bus))
+            curtail_bus = np.zeros((len(plan.pv_curtail_kw), len(self.flex_bus)))
+            np.add.at(curtail_bus.T, fpos[self.scenario.fleet.pv.bus], plan.pv_curtail_kw.T)
+            self._curtail_plan = (hd.step0, curtail_bus)
             bus_names = net.point_names(self.scenario.feeder.bus_names)
             branch_names = net.pf.branch_names
         else:
@@ -492,6 +536,8 @@ class MPCController:
         )
         plan.network_iterations = passes
         plan.timings_s.update(timings)
+        if self.taps is not None:
+            plan.tap_pos = self.taps.tap_pos
         self._good_plan = plan
         return plan
 
@@ -533,8 +579,15 @@ class MPCController:
             )
         plan.diagnosis = list(diagnosis or [])
         plan.timings_s.update(timings or {})
+        if self.taps is not None:
+            plan.tap_pos = self.taps.tap_pos
         log.warning("step %s: published %s plan because %s", obs.step, plan.status, reason)
         return plan
+
+
+def mpc_p() -> MPCController:
+    """The same optimizer on active power only: no inverter Q, the OLTC held (``mpc-p``)."""
+    return MPCController(config=MPCConfig(reactive=False, taps=False), name="mpc-p")
 
 
 class RecedingOracleController(MPCController):

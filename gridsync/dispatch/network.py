@@ -39,11 +39,15 @@ FD_STEP_KW = 1.0  # finite-difference step of the three-phase sensitivities
 @dataclass
 class Sensitivity:
     """d(vm)/dz (n_points, n_flex) in p.u./kW and d(loading)/dz (n_branch, n_flex) in %/kW;
-    voltage points are buses (balanced) or (bus, phase) pairs, bus-major (three-phase)."""
+    voltage points are buses (balanced) or (bus, phase) pairs, bus-major (three-phase);
+    ``dv_dq``/``dl_dq`` (balanced only) the same per kvar of net reactive consumption, when
+    asked for."""
 
     dv_dz: np.ndarray
     dl_dz: np.ndarray
     at_step: int
+    dv_dq: np.ndarray | None = None
+    dl_dq: np.ndarray | None = None
 
 
 class NetworkLimits:
@@ -62,8 +66,10 @@ class NetworkLimits:
         safety_pct: float = 0.0,
         three_phase: ThreePhaseFeeder | None = None,
         fleet: Fleet | None = None,
+        reactive: bool = False,
     ) -> None:
         self.pf = pf
+        self.reactive = reactive
         self.three_phase = three_phase
         n_bus = len(pf.ppc_of_bus)
         self.point_bus = np.arange(n_bus)
@@ -114,11 +120,23 @@ class NetworkLimits:
         p[:, self.flex_bus] += z_kw[..., None] * self._flex_share
         return p
 
-    def check(self, hd: HorizonData, z_kw: np.ndarray) -> PowerFlowResult:
-        """AC power flow of every horizon step of a plan; on a three-phase feeder the
+    def bus_kvar(self, hd: HorizonData, q_kvar: np.ndarray | None) -> np.ndarray:
+        """Reactive consumption per bus (H, n_bus) with the inverters' net reactive
+        consumption ``q_kvar`` (H, n_flex) at the flexible buses (None: unity power factor)."""
+        if q_kvar is None:
+            return hd.base_kvar
+        q = hd.base_kvar.copy()
+        q[:, self.flex_bus] += q_kvar
+        return q
+
+    def check(
+        self, hd: HorizonData, z_kw: np.ndarray, q_kvar: np.ndarray | None = None
+    ) -> PowerFlowResult:
+        """AC power flow of every horizon step of a plan (with the inverters' net reactive
+        consumption ``q_kvar`` per flexible bus, balanced feeders); on a three-phase feeder the
         voltages of every phase (``vm_pu`` (H, n_points)) and loadings (highest phase
         current) of the unbalanced flow, losses from the balanced one."""
-        res = self.pf.solve_batch(self.bus_kw(hd, z_kw), hd.base_kvar)
+        res = self.pf.solve_batch(self.bus_kw(hd, z_kw), self.bus_kvar(hd, q_kvar))
         if self.three_phase is None:
             return res
         tp = self.three_phase
@@ -138,10 +156,17 @@ class NetworkLimits:
         l_bad = res.branch_loading_pct > self.l_max + tol_pct
         return v_bad, l_bad
 
-    def sensitivity(self, hd: HorizonData, z_kw: np.ndarray, res: PowerFlowResult) -> Sensitivity:
+    def sensitivity(
+        self,
+        hd: HorizonData,
+        z_kw: np.ndarray,
+        res: PowerFlowResult,
+        q_kvar: np.ndarray | None = None,
+    ) -> Sensitivity:
         """AC sensitivities at the horizon step furthest from nominal voltage: exact
-        derivatives of the balanced flow, or finite differences of the unbalanced one (each
-        flexible bus's power moved by ``FD_STEP_KW`` in its assets' phase proportions)."""
+        derivatives of the balanced flow (to reactive consumption too when the limits are
+        ``reactive``), or finite differences of the unbalanced one (each flexible bus's power
+        moved by ``FD_STEP_KW`` in its assets' phase proportions)."""
         stress = np.max(np.abs(res.vm_pu - 1.0), axis=1)
         t = int(np.argmax(stress))
         if self.three_phase is not None:
@@ -149,9 +174,20 @@ class NetworkLimits:
         v0 = self.pf.v_init.astype(complex)
         v0[self.pf.ppc_of_bus] = res.vm_pu[t] * np.exp(1j * np.radians(res.va_deg[t]))
         dv, dl = self.pf.sensitivity(
-            self.bus_kw(hd, z_kw)[t], hd.base_kvar[t], self.flex_bus, v0=v0
+            self.bus_kw(hd, z_kw)[t],
+            self.bus_kvar(hd, q_kvar)[t],
+            self.flex_bus,
+            v0=v0,
+            reactive=self.reactive,
         )
-        return Sensitivity(dv_dz=dv, dl_dz=dl, at_step=hd.step0 + t)
+        n = len(self.flex_bus)
+        return Sensitivity(
+            dv_dz=dv[:, :n],
+            dl_dz=dl[:, :n],
+            at_step=hd.step0 + t,
+            dv_dq=dv[:, n:] if self.reactive else None,
+            dl_dq=dl[:, n:] if self.reactive else None,
+        )
 
     def _three_phase_sensitivity(self, hd: HorizonData, z_kw: np.ndarray, t: int) -> Sensitivity:
         tp, nf = self.three_phase, len(self.flex_bus)
@@ -182,8 +218,10 @@ class NetworkLimits:
         forced_l: np.ndarray,
         margin_v: np.ndarray,
         margin_l: np.ndarray,
+        q_kvar: np.ndarray | None = None,
     ) -> NetworkRows:
-        """Screened rows linearised at the AC result ``res`` of plan ``z_kw``.
+        """Screened rows linearised at the AC result ``res`` of plan ``z_kw`` (and its net
+        reactive consumption ``q_kvar`` per flexible bus when the limits are ``reactive``).
 
         ``forced_*`` masks add rows regardless of screening; ``margin_*`` shrink limits further
         than the constant safety margins (plans that sit exactly on a limit would otherwise
@@ -202,11 +240,23 @@ class NetworkLimits:
         v_t, v_bus = np.nonzero(near_v | forced_v)
         dv = sens.dv_dz[v_bus]
         v_off = vm[v_t, v_bus] - np.einsum("rf,rf->r", dv, z_kw[v_t])
+        dvq = dlq = q_steps = None
+        if sens.dv_dq is not None:
+            dvq = sens.dv_dq[v_bus]
+            if q_kvar is not None:
+                v_off = v_off - np.einsum("rf,rf->r", dvq, q_kvar[v_t])
+            # Q is a decision where the voltage is high (PV over-voltage, the case it is
+            # cheaper than curtailment); elsewhere the inverters keep unity power factor
+            q_steps = np.unique(v_t[vm[v_t, v_bus] > self.v_max - self.screen_v])
         load = res.branch_loading_pct
         near_l = (load > self.screen_l * self.l_max) | forced_l
         l_t, l_br = np.nonzero(near_l)
         dl = sens.dl_dz[l_br]
         l_off = load[l_t, l_br] - np.einsum("rf,rf->r", dl, z_kw[l_t])
+        if sens.dl_dq is not None:
+            dlq = sens.dl_dq[l_br]
+            if q_kvar is not None:
+                l_off = l_off - np.einsum("rf,rf->r", dlq, q_kvar[l_t])
         mv = margin_v[v_t, v_bus]
         return NetworkRows(
             v_t=v_t,
@@ -220,10 +270,17 @@ class NetworkLimits:
             l_offset=l_off,
             l_hi=np.full(len(l_t), self.l_max - self.safety_pct) - margin_l[l_t, l_br],
             dl_dz=dl,
+            dv_dq=dvq,
+            dl_dq=dlq,
+            q_steps=q_steps,
         )
 
     def linearisation_error(
-        self, rows: NetworkRows, z_kw: np.ndarray, res: PowerFlowResult
+        self,
+        rows: NetworkRows,
+        z_kw: np.ndarray,
+        res: PowerFlowResult,
+        q_kvar: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """How far the AC result of plan ``z_kw`` lies beyond what the LP rows predicted.
 
@@ -232,11 +289,15 @@ class NetworkLimits:
         """
         err_v = np.zeros_like(res.vm_pu)
         pred = rows.v_offset + np.einsum("rf,rf->r", rows.dv_dz, z_kw[rows.v_t])
+        if rows.dv_dq is not None and q_kvar is not None:
+            pred = pred + np.einsum("rf,rf->r", rows.dv_dq, q_kvar[rows.v_t])
         actual = res.vm_pu[rows.v_t, rows.v_bus]
         high = actual > 0.5 * (self.v_min + self.v_max)
         err_v[rows.v_t, rows.v_bus] = np.maximum(np.where(high, actual - pred, pred - actual), 0)
         err_l = np.zeros_like(res.branch_loading_pct)
         pred_l = rows.l_offset + np.einsum("rf,rf->r", rows.dl_dz, z_kw[rows.l_t])
+        if rows.dl_dq is not None and q_kvar is not None:
+            pred_l = pred_l + np.einsum("rf,rf->r", rows.dl_dq, q_kvar[rows.l_t])
         actual_l = res.branch_loading_pct[rows.l_t, rows.l_branch]
         err_l[rows.l_t, rows.l_branch] = np.maximum(actual_l - pred_l, 0.0)
         return err_v, err_l

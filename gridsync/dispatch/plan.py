@@ -15,6 +15,7 @@ import numpy as np
 from gridsync.dispatch.formulation import Layout
 from gridsync.dispatch.horizon import HorizonData
 from gridsync.dispatch.lp import LinearProgram, LPResult
+from gridsync.dispatch.reactive import kvar_arrays
 
 
 @dataclass
@@ -53,6 +54,10 @@ class DispatchPlan:
     diagnosis: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     network_iterations: int = 0
+    # voltage controls (None: not dispatched): inverter kvar injected (H, n), OLTC position
+    pv_kvar: np.ndarray | None = None
+    battery_kvar: np.ndarray | None = None
+    tap_pos: int | None = None
 
     @property
     def horizon(self) -> int:
@@ -72,6 +77,19 @@ class DispatchPlan:
             "pv_curtail_kw": self.pv_curtail_kw[k],
         }
 
+    def voltage_row(self, step: int) -> dict:
+        """The voltage controls the plan dispatches at absolute ``step`` (reactive power per
+        inverter, tap position), as ``Setpoints`` keywords; empty when it dispatches none."""
+        k = step - self.step
+        out: dict = {}
+        if self.pv_kvar is not None:
+            out["pv_kvar"] = self.pv_kvar[k]
+        if self.battery_kvar is not None:
+            out["battery_kvar"] = self.battery_kvar[k]
+        if self.tap_pos is not None:
+            out["tap_pos"] = self.tap_pos
+        return out
+
 
 def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
     """Per-asset power arrays from an optimal LP solution, at the native step (block values
@@ -90,6 +108,10 @@ def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
     if len(lay.excess):
         feeder = feeder + x[lay.excess]
     native = lambda a: np.repeat(a, hd.block_steps, axis=0)  # noqa: E731  blocks -> steps
+    pv_kvar = bat_kvar = None
+    if lay.reactive is not None:
+        pv_kvar, bat_kvar, _ = kvar_arrays(hd, lay.reactive, x)
+        pv_kvar, bat_kvar = native(pv_kvar), native(bat_kvar)
     return DispatchPlan(
         step=hd.step0,
         status="optimal",
@@ -103,6 +125,8 @@ def extract_plan(hd: HorizonData, lay: Layout, sol: LPResult) -> DispatchPlan:
         inflexible_kw=native(hd.inflexible_kw.sum(axis=1)),
         peak_kw=float(x[lay.peak][0]),
         objective_eur=sol.objective,
+        pv_kvar=pv_kvar,
+        battery_kvar=bat_kvar,
     )
 
 

@@ -15,7 +15,7 @@ limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -149,7 +149,8 @@ def rebalance(
             dfr_kw = new
         else:
             ev_kw = new
-    out = Setpoints(
+    out = replace(
+        sp,
         battery_kw=bat,
         ev_kw=ev_kw,
         deferrable_kw=dfr_kw,

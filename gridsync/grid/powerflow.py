@@ -251,8 +251,10 @@ class PowerFlowModel:
         at_bus: np.ndarray,
         v0: np.ndarray | None = None,
         chunk: int = 128,
+        reactive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact derivatives of the AC solution w.r.t. active consumption at ``at_bus``.
+        """Exact derivatives of the AC solution w.r.t. active consumption at ``at_bus``
+        (with ``reactive``: then w.r.t. reactive consumption there, in kvar, as k more columns).
 
         The snapshot is solved by Newton-Raphson (warm-started from ``v0``), then the implicit
         function theorem gives ``dx/dP = -J^-1 dF/dP`` for every bus in ``at_bus`` from one
@@ -271,6 +273,12 @@ class PowerFlowModel:
         if np.any(at_row < 0):
             msg = "at_bus contains the slack bus, whose power does not change the voltages"
             raise ValueError(msg)
+        if reactive:
+            q_row = pos_m[self.ppc_of_bus[np.asarray(at_bus, dtype=int)]]
+            if np.any(q_row < 0):
+                msg = "reactive sensitivities need at_bus to be PQ buses"
+                raise ValueError(msg)
+            at_row = np.r_[at_row, na + q_row]
         dload = None
         if self._zip:  # the network's fixed ZIP elements (snapshot loads taken as constant P)
             dload = self.s_fixed_i + 2.0 * self.s_fixed_z * np.abs(v)
@@ -302,7 +310,8 @@ class PowerFlowModel:
         k = len(at_row)
         dvm = np.zeros((len(self.ppc_of_bus), k))
         dloading = np.empty((self.n_branch, k))
-        # +1 kW of consumption is -1 kW of injection: dF/dP = +e_bus / S_base on the P rows
+        # +1 kW (kvar) of consumption is -1 kW (kvar) of injection: dF/dP = +e_bus / S_base
+        # on the P (Q) rows
         for c0 in range(0, k, chunk):
             cols = np.arange(c0, min(c0 + chunk, k))
             rhs = np.zeros((na + n, len(cols)))

@@ -68,3 +68,39 @@ class TapModels:
         return TapChanger(
             cfg, self.tap_init, self.tap_min, self.tap_max, self.raise_lowers_lv, resolution_s
         )
+
+
+class DispatchedTap:
+    """A dispatch-controlled OLTC (``grid.oltc.control = "dispatch"``) as a controller keeps
+    it: the position it dispatched last, its operations per day against the tap-wear limit
+    ``max_operations_per_day``, and the feeder's power-flow model at any position."""
+
+    def __init__(self, scenario) -> None:
+        cfg = scenario.config.grid.oltc
+        self.models = TapModels(scenario.feeder, cfg)
+        self.tap_pos = self.models.tap_init
+        self.max_ops_per_day = cfg.max_operations_per_day
+        self.steps_per_day = scenario.steps_per_day
+        self.ops_by_day: dict[int, int] = {}
+
+    @property
+    def lowering_move(self) -> int:
+        """The tap change (+1 or -1) that lowers the LV voltages."""
+        return 1 if self.models.raise_lowers_lv else -1
+
+    def model(self, tap_pos: int) -> PowerFlowModel:
+        return self.models.model(tap_pos)
+
+    def ops_left(self, step: int) -> int:
+        return self.max_ops_per_day - self.ops_by_day.get(step // self.steps_per_day, 0)
+
+    def allowed(self, step: int, tap_pos: int) -> bool:
+        """Whether dispatching ``tap_pos`` at ``step`` stays inside the tap range and the
+        day's wear budget (operations counted from the position dispatched last)."""
+        in_range = self.models.tap_min <= tap_pos <= self.models.tap_max
+        return in_range and abs(tap_pos - self.tap_pos) <= self.ops_left(step)
+
+    def dispatch(self, step: int, tap_pos: int) -> None:
+        day = step // self.steps_per_day
+        self.ops_by_day[day] = self.ops_by_day.get(day, 0) + abs(tap_pos - self.tap_pos)
+        self.tap_pos = int(tap_pos)

@@ -61,6 +61,7 @@ class InverterConfig(BaseModel):
 
 
 VOLT_VAR_B = InverterConfig(mode="volt-var", category="B")
+UNITY = InverterConfig()
 
 
 def volt_var_frac(v_pu: np.ndarray, category: str) -> np.ndarray:

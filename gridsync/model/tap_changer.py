@@ -11,6 +11,8 @@ each); with a delay longer than the step it acts after enough consecutive out-of
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -27,6 +29,14 @@ class OLTCConfig(BaseModel):
     tap_max: int | None = Field(None, description="highest position (default: the network's)")
     tap_step_percent: float | None = Field(None, gt=0, le=10, description="default: network's")
     time_delay_s: float = Field(60.0, gt=0, description="out-of-band time before each operation")
+    control: Literal["local", "dispatch"] = Field(
+        "local",
+        description="local: the band controller above; dispatch: the tap moves only when a "
+        "controller's setpoint commands a position (SCADA remote control, band unused)",
+    )
+    max_operations_per_day: int = Field(
+        30, ge=0, description="tap-wear limit a dispatching controller must respect"
+    )
 
     @model_validator(mode="after")
     def _band(self) -> OLTCConfig:

@@ -54,17 +54,19 @@ class GridSensitivity:
         self._v = v
         return self
 
-    def _to_consumption(self, grad_state: np.ndarray) -> np.ndarray:
+    def _to_consumption(self, grad_state: np.ndarray, reactive: bool = False) -> np.ndarray:
         y = self._lu.solve(grad_state[self.cols])
         out = np.zeros(len(self.pf.ppc_of_bus))
-        out[self.pq_pos] = y[: len(self.pq_pos)]
+        n = len(self.pq_pos)
+        out[self.pq_pos] = y[n:] if reactive else y[:n]
         return out
 
-    def voltage(self, bus_pos: int) -> np.ndarray:
-        """d|V_bus| / d p_kw at every bus (p.u. per kW of extra consumption)."""
+    def voltage(self, bus_pos: int, reactive: bool = False) -> np.ndarray:
+        """d|V_bus| / d p_kw at every bus (p.u. per kW of extra consumption); with
+        ``reactive``, d|V_bus| / d q_kvar (p.u. per kvar of extra reactive consumption)."""
         g = np.zeros(self.flow.n_state)
         g[self.vm_col[bus_pos]] = 1.0
-        return self._to_consumption(g)
+        return self._to_consumption(g, reactive)
 
     def current_ka(self, branch: int) -> np.ndarray:
         """d|I_from| / d p_kw at every bus (kA per kW) for one branch."""

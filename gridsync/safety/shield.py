@@ -11,11 +11,12 @@ Checks, in order:
    know: the setpoints plus an estimate of the step made from the last measured interval
    (``sim.forecasts.nowcast`` unless the caller passes its own ``StepEstimate``).
 
-A grid violation is corrected greedily by sensitivity: the buses whose consumption moves the
-violated quantity most are changed first, within each asset's bounds, in order of cost
-(batteries, then EV charging, then PV curtailment for over-voltage; batteries, EVs,
-appliances, heat pumps, less curtailment for under-voltage/overload), and the flow re-checked.
-Every changed action carries a reason. Used by ``ShieldedController`` for any controller and
+A grid violation is corrected in stages (``safety.voltage_support``): inverter reactive power,
+then the OLTC's tap, then PV curtailment, then load actions (batteries, EVs, appliances, heat
+pumps); within a stage greedily by sensitivity, the buses whose (re)active consumption moves
+the violated quantity most changed first, within each asset's bounds, and the flow
+re-checked. Reactive power and taps are used only where the controller dispatches them.
+Every changed action carries a reason, and ``ShieldDecision.stages`` the order of stages used. Used by ``ShieldedController`` for any controller and
 by RL training through ``SafetyShield.project``, whose ``ShieldDecision.intervention_kw`` is a
 natural penalty signal.
 """
@@ -27,19 +28,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gridsync.grid.powerflow import PowerFlowNotConverged
+from gridsync.grid.taps import DispatchedTap
 from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
 from gridsync.grid.threephase.solver import ThreePhaseNotConverged
-from gridsync.model import physics
+from gridsync.safety.bounds import physical_bounds
 from gridsync.safety.sensitivity import GridSensitivity
+from gridsync.safety.voltage_support import (
+    REACTIVE_KINDS,
+    STAGE_KINDS,
+    STAGES,
+    VoltageSupport,
+    consumption_sign,
+)
 from gridsync.sim.controller import Observation, Setpoints
 from gridsync.sim.forecasts import StepEstimate, nowcast
 
 KINDS = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
 STATUSES = ("pass", "clipped", "corrected", "unresolved")
 REASONS = ("asset_limit", "soc_bound", "ramp", "voltage_high", "voltage_low", "overload")
-# priority (position = order) of kinds used to raise / lower a bus's net consumption
-RAISE_ORDER = ("battery_kw", "ev_kw", "pv_curtail_kw")
-LOWER_ORDER = ("battery_kw", "ev_kw", "deferrable_kw", "thermal_kw", "pv_curtail_kw")
 
 
 @dataclass(frozen=True)
@@ -86,10 +92,12 @@ class Change:
     reason: str
 
     def __str__(self) -> str:
+        unit = "kvar" if self.kind.endswith("_kvar") else "" if self.kind == "tap_pos" else "kW"
+        name = self.kind.removesuffix("_kw").removesuffix("_kvar")
         return (
-            f"{self.kind.removesuffix('_kw')}[{self.asset}]: {self.requested_kw:.2f} -> "
-            f"{self.applied_kw:.2f} kW ({self.reason})"
-        )
+            f"{name}[{self.asset}]: {self.requested_kw:.2f} -> {self.applied_kw:.2f} {unit} "
+            f"({self.reason})"
+        ).replace("  (", " (")
 
 
 @dataclass
@@ -120,6 +128,8 @@ class ShieldDecision:
     vm_min_before_pu: float = float("nan")
     loading_max_before_pct: float = float("nan")
     intervention_kw: float = 0.0
+    # (stage, reason) of each grid correction in the order made (safety.voltage_support)
+    stages: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Change]:
@@ -143,7 +153,7 @@ class ShieldDecision:
         return [str(c) for c in self.changes]
 
 
-class SafetyShield:
+class SafetyShield(VoltageSupport):
     """Checks and corrects setpoints for one scenario; call ``reset`` before each run."""
 
     def __init__(self, config: ShieldConfig | None = None) -> None:
@@ -154,6 +164,10 @@ class SafetyShield:
         self.fleet = scenario.fleet
         self.pf = scenario.powerflow()
         self.sens = GridSensitivity(self.pf)
+        self._sens_by_tap: dict[int, GridSensitivity] = {}
+        oltc = scenario.config.grid.oltc
+        self.taps = DispatchedTap(scenario) if oltc.enabled and oltc.control == "dispatch" else None
+        self._pv_kva = scenario.config.fleet.pv.inverter.kva_per_kwp * scenario.fleet.pv.peak_kw
         lim = scenario.config.limits
         self._limits = (lim.voltage_max_pu, lim.voltage_min_pu, lim.loading_max_pct)
         self._predicted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -165,8 +179,9 @@ class SafetyShield:
         self._prev = {k: np.zeros(n) for k, n in zip(KINDS, self._sizes(), strict=True)}
         self._bus = dict(
             zip(
-                KINDS,
-                (f.battery.bus, f.ev.bus, f.deferrable.bus, f.thermal.bus, f.pv.bus),
+                (*KINDS, *REACTIVE_KINDS),
+                (f.battery.bus, f.ev.bus, f.deferrable.bus, f.thermal.bus, f.pv.bus)
+                + (f.pv.bus, f.battery.bus),
                 strict=True,
             )
         )
@@ -177,6 +192,8 @@ class SafetyShield:
         if tp is not None:
             codes = (tp.alloc.assets[k] for k in ("battery", "ev", "deferrable", "thermal", "pv"))
             self._group = {k: self._bus[k] * 4 + c for k, c in zip(KINDS, codes, strict=True)}
+            self._group["pv_kvar"] = self._group["pv_curtail_kw"]
+            self._group["battery_kvar"] = self._group["battery_kw"]
             self.n_group = self.n_bus * 4
         self._three = None
         self._rating = {
@@ -225,57 +242,6 @@ class SafetyShield:
         f = self.fleet
         return (len(f.battery), len(f.ev), len(f.deferrable), len(f.thermal), len(f.pv))
 
-    def _physical_bounds(
-        self, obs: Observation, est: StepEstimate
-    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """(lo, hi, rating_lo, rating_hi) per kind: state-aware bounds and pure rating bounds."""
-        f, dt = self.fleet, obs.dt_h
-        bat = f.battery
-        lo, hi = physics.battery_power_bounds_kw(bat, obs.battery_energy_kwh, dt)
-        out = {"battery_kw": (lo, hi, -bat.power_kw, bat.power_kw)}
-        ev = f.ev
-        active = obs.ev_active_session
-        plugged = active >= 0
-        s = ev.sessions
-        sess = np.where(plugged, active, 0)
-        zeros = np.zeros(len(ev))
-        if len(s):
-            delivered = obs.ev_delivered_kwh[sess]
-            can_v2g = ev.v2g & (s.v2g_floor_kwh[sess] > 0)
-            p_min = np.where(can_v2g & plugged, -ev.max_power_kw, 0.0)
-            p_max = np.where(plugged, ev.max_power_kw, 0.0)
-            ch = np.maximum(s.headroom_kwh[sess] - delivered, 0.0) / (ev.efficiency * dt)
-            dis = np.maximum(delivered + s.v2g_floor_kwh[sess], 0.0) * ev.efficiency / dt
-            out["ev_kw"] = (
-                np.where(plugged, np.maximum(p_min, -dis), 0.0),
-                np.where(plugged, np.minimum(p_max, ch), 0.0),
-                p_min,
-                p_max,
-            )
-        else:
-            out["ev_kw"] = (zeros, zeros, zeros, zeros)
-        d = f.deferrable
-        hour = obs.hour_of_day
-        in_window = (d.window_start_h <= hour) & (hour < d.window_end_h)
-        remaining = np.maximum(d.energy_kwh - obs.deferrable_done_kwh, 0.0) / dt
-        d_hi = np.where(in_window, d.power_kw, 0.0)
-        out["deferrable_kw"] = (
-            np.zeros(len(d)),
-            np.minimum(d_hi, remaining),
-            np.zeros(len(d)),
-            d_hi,
-        )
-        th = f.thermal
-        out["thermal_kw"] = (np.zeros(len(th)), th.max_power_kw, np.zeros(len(th)), th.max_power_kw)
-        pv_avail = est.pv_available_kw
-        out["pv_curtail_kw"] = (
-            np.zeros(len(pv_avail)),
-            pv_avail,
-            np.zeros(len(pv_avail)),
-            pv_avail,
-        )
-        return out
-
     def _bounds(self, obs: Observation, bounds: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Physical bounds intersected with the ramp window around the previous setpoint."""
         out = {}
@@ -297,6 +263,9 @@ class SafetyShield:
 
     def _flow(self, est: StepEstimate, sp: dict[str, np.ndarray]):
         q = est.base_load_kvar
+        for k in REACTIVE_KINDS:
+            if k in sp:
+                q = q - np.bincount(self._bus[k], sp[k], self.n_bus)
         try:
             res, v = self.pf.solve(self._bus_consumption(est, sp), q, v0=self._v)
         except PowerFlowNotConverged:
@@ -338,7 +307,7 @@ class SafetyShield:
         est = nowcast(self.scenario, obs) if estimate is None else estimate
         self._learn(obs)
         requested = {k: np.asarray(getattr(setpoints, k), dtype=float) for k in KINDS}
-        phys = self._physical_bounds(obs, est)
+        phys = physical_bounds(self.fleet, obs, est)
         bounds = self._bounds(obs, phys)
         sp, blocks = {}, []
         tol = 1e-9
@@ -356,6 +325,10 @@ class SafetyShield:
                     np.where((rq > p_hi + tol) | (rq < p_lo - tol), "soc_bound", "ramp"),
                 )
                 blocks.append(_ChangeBlock(k, changed, rq, sp[k][changed], reason))
+        reactive = setpoints.pv_kvar is not None or setpoints.battery_kvar is not None
+        if reactive:
+            blocks.extend(self._reactive_setpoints(setpoints, sp, requested, est, bounds))
+        self._use_tap(setpoints.tap_pos)
         res, v = self._flow(est, sp)
         decision = ShieldDecision(
             step=obs.step,
@@ -364,18 +337,49 @@ class SafetyShield:
             vm_min_before_pu=float(res.vm_pu.min()),
             loading_max_before_pct=float(res.branch_loading_pct.max()),
         )
-        grid_reason = None
-        for _ in range(self.config.max_corrections):
-            violation = self._worst_violation(res)
-            if violation is None:
+        stages = [
+            st
+            for st in STAGES
+            if (st != "reactive" or reactive) and (st != "tap" or setpoints.tap_pos is not None)
+        ]
+        for stage in stages:
+            for _ in range(self.config.max_corrections):
+                violation = self._worst_violation(res)
+                if violation is None:
+                    break
+                if stage == "tap":
+                    moved, res, v = self._tap_step(obs.step, violation, est, sp, res, v)
+                else:
+                    moved = self._correct(violation, v, sp, bounds, stage)
+                    if moved:
+                        res, v = self._flow(est, sp)
+                if not moved:
+                    break
+                decision.stages.append((stage, violation[0]))
+            if self._worst_violation(res) is None:
                 break
-            if not self._correct(violation, v, sp, bounds):
-                break
-            grid_reason = grid_reason or violation[0]
+        if reactive and any(st in ("curtailment", "load") for st, _ in decision.stages):
+            # active power moved after Q was set: keep each inverter inside its kVA rating
+            for k, (lo, hi) in self._kvar_bounds(est, sp).items():
+                if k in sp:
+                    sp[k] = np.clip(sp[k], lo, hi)
             res, v = self._flow(est, sp)
         unresolved = self._worst_violation(res) is not None
-        if grid_reason is not None:
-            blocks.extend(self._grid_changes(requested, sp, blocks, grid_reason))
+        if decision.stages:
+            blocks.extend(self._grid_changes(requested, sp, blocks, decision.stages))
+        if setpoints.tap_pos is not None and self.taps is not None:
+            if self._tap != setpoints.tap_pos:
+                why = np.array([next(r for st, r in decision.stages if st == "tap")])
+                blocks.append(
+                    _ChangeBlock(
+                        "tap_pos",
+                        np.zeros(1, int),
+                        np.array([setpoints.tap_pos]),
+                        np.array([self._tap]),
+                        why,
+                    )
+                )
+            self.taps.dispatch(obs.step, self._tap)
         decision.blocks = blocks
         decision.vm_max_pu = float(res.vm_pu.max())
         decision.vm_min_pu = float(res.vm_pu.min())
@@ -383,14 +387,39 @@ class SafetyShield:
         decision.intervention_kw = float(sum(np.abs(sp[k] - requested[k]).sum() for k in KINDS))
         if unresolved:
             decision.status = "unresolved"
-        elif grid_reason is not None:
+        elif decision.stages:
             decision.status = "corrected"
         else:
             decision.status = "clipped" if blocks else "pass"
         for k in KINDS:
             self._prev[k] = sp[k]
         self._predicted[obs.step] = (res.vm_pu.copy(), res.branch_loading_pct.copy())
-        return Setpoints(**sp, inverter=setpoints.inverter), decision
+        voltage = {k: sp[k] for k in REACTIVE_KINDS if k in sp}
+        if setpoints.tap_pos is not None:
+            voltage["tap_pos"] = self._tap if self.taps is not None else setpoints.tap_pos
+        return (
+            Setpoints(**{k: sp[k] for k in KINDS}, inverter=setpoints.inverter, **voltage),
+            decision,
+        )
+
+    def _reactive_setpoints(self, setpoints, sp, requested, est, bounds) -> list[_ChangeBlock]:
+        """Put the dispatched reactive power into ``sp`` (only for the inverter kinds the
+        controller dispatches), clipped to each inverter's kVA rating beside its active
+        power."""
+        blocks = []
+        for k, (lo, hi) in self._kvar_bounds(est, sp).items():
+            req = getattr(setpoints, k)
+            if req is None:
+                continue
+            req = np.asarray(req, dtype=float)
+            requested[k] = req
+            sp[k] = np.clip(req, lo, hi)
+            bounds[k] = (lo, hi)
+            changed = np.flatnonzero(np.abs(sp[k] - req) > 1e-9)
+            if len(changed):
+                why = np.full(len(changed), "asset_limit")
+                blocks.append(_ChangeBlock(k, changed, req[changed], sp[k][changed], why))
+        return blocks
 
     def _worst_violation(self, res) -> tuple[str, int, float] | None:
         """(reason, bus or branch, excess) of the largest violation, or None."""
@@ -415,15 +444,19 @@ class SafetyShield:
             return reason, where, self.v_lo - vm[where]
         return reason, where, ld[where] - self.loading_hi
 
-    def _correct(self, violation, v, sp: dict, bounds: dict) -> bool:
-        """Move bus consumption greedily by sensitivity to remove ``violation``; False when no
-        flexibility is left."""
+    def _correct(self, violation, v, sp: dict, bounds: dict, stage: str) -> bool:
+        """Move bus (re)active consumption greedily by sensitivity with the kinds of
+        ``stage`` to remove ``violation``; False when the stage has no flexibility left (or
+        does not act on this violation: reactive power on overloads)."""
         reason, where, excess = violation
-        s = self._gain(reason, where, v)
+        if stage == "reactive" and reason == "overload":
+            return False
+        raise_kinds, lower_kinds = (tuple(k for k in ks if k in sp) for ks in STAGE_KINDS[stage])
+        s = self._gain(reason, where, v, reactive=stage == "reactive")
         target = excess
         # quantity q must drop by target: raise consumption where s < 0, lower it where s > 0
-        raise_room = self._room(sp, bounds, RAISE_ORDER, up=True)
-        lower_room = self._room(sp, bounds, LOWER_ORDER, up=False)
+        raise_room = self._room(sp, bounds, raise_kinds, up=True)
+        lower_room = self._room(sp, bounds, lower_kinds, up=False)
         gain_raise = np.where(s < 0, -s, 0.0)
         gain_lower = np.where(s > 0, s, 0.0)
         gain = np.r_[gain_raise, gain_lower]
@@ -441,20 +474,21 @@ class SafetyShield:
             prev = cum[k - 1] if k else 0.0
             take[order[k]] = min(room[order[k]], (need - prev) / gain[order[k]])
         n = self.n_group
-        self._apply(sp, bounds, take[:n], RAISE_ORDER, up=True)
-        self._apply(sp, bounds, take[n:], LOWER_ORDER, up=False)
+        self._apply(sp, bounds, take[:n], raise_kinds, up=True)
+        self._apply(sp, bounds, take[n:], lower_kinds, up=False)
         return True
 
-    def _gain(self, reason: str, where: int, v) -> np.ndarray:
-        """Per correction group: how much the violated quantity falls per kW of consumption
-        removed there. Balanced: the flow's sensitivity per bus. Three-phase voltage: the
-        unbalanced flow's sensitivity of the violated phase, per bus and phase code (a
-        three-phase asset moves all phases equally); loading stays balanced per bus."""
+    def _gain(self, reason: str, where: int, v, reactive: bool = False) -> np.ndarray:
+        """Per correction group: how much the violated quantity falls per kW (``reactive``:
+        per kvar, balanced feeders) of consumption removed there. Balanced: the flow's
+        sensitivity per bus. Three-phase voltage: the unbalanced flow's sensitivity of the
+        violated phase, per bus and phase code (a three-phase asset moves all phases
+        equally); loading stays balanced per bus."""
         self.sens.at(v)
         if reason == "overload":
             s = self.sens.current_ka(where) * 100.0 / self.pf.rating_from[where]
         elif self._three is None or self.n_group == self.n_bus:
-            s = self.sens.voltage(where)
+            s = self.sens.voltage(where, reactive)
         else:
             vm3 = self._three.vm_pu[where]
             phase = int(np.argmax(vm3) if reason == "voltage_high" else np.argmin(vm3))
@@ -463,44 +497,56 @@ class SafetyShield:
         s = s * (-1.0 if reason == "voltage_low" else 1.0)
         return s if self.n_group == self.n_bus else np.repeat(s, 4)
 
+    def _free(self, sp: dict, bounds: dict, k: str, up: bool) -> np.ndarray:
+        """Per asset of kind ``k``: how much it can still add to (up) or shed from its
+        group's consumption (injections count negatively)."""
+        lo, hi = bounds[k]
+        if (consumption_sign(k) > 0) == up:
+            return np.maximum(hi - sp[k], 0.0)
+        return np.maximum(sp[k] - lo, 0.0)
+
     def _room(self, sp: dict, bounds: dict, order: tuple[str, ...], up: bool) -> np.ndarray:
-        """Per correction group: how many kW of consumption the listed kinds can still add
-        (up) or shed."""
+        """Per correction group: how much consumption the listed kinds can still add (up)
+        or shed."""
         room = np.zeros(self.n_group)
         for k in order:
-            lo, hi = bounds[k]
-            free = (hi - sp[k]) if up else (sp[k] - lo)
-            room += np.bincount(self._group[k], np.maximum(free, 0.0), self.n_group)
+            room += np.bincount(self._group[k], self._free(sp, bounds, k, up), self.n_group)
         return room
 
     def _apply(
         self, sp: dict, bounds: dict, delta_bus: np.ndarray, order: tuple[str, ...], up: bool
     ) -> None:
-        """Spread each group's consumption change over its assets, cheapest kind first."""
+        """Spread each group's consumption change over its assets, kinds in ``order``."""
         left = delta_bus.copy()
         for k in order:
             if not np.any(left > 1e-12):
                 return
-            lo, hi = bounds[k]
-            sign = 1.0 if up else -1.0
-            room = np.maximum(hi - sp[k], 0.0) if up else np.maximum(sp[k] - lo, 0.0)
+            room = self._free(sp, bounds, k, up)
             bus = self._group[k]
             bus_room = np.bincount(bus, room, self.n_group)
             use_bus = np.minimum(left, bus_room)
             frac = np.divide(use_bus, bus_room, out=np.zeros_like(use_bus), where=bus_room > 0)
+            sign = (1.0 if up else -1.0) * consumption_sign(k)
             sp[k] = sp[k] + sign * room * frac[bus]
             left -= use_bus
 
-    def _grid_changes(self, requested, sp, limit_blocks, reason: str) -> list[_ChangeBlock]:
-        """Changes made by the grid correction (not already explained by a device limit)."""
+    def _grid_changes(self, requested, sp, limit_blocks, stages) -> list[_ChangeBlock]:
+        """Changes made by the grid correction (not already explained by a device limit),
+        each with the reason of the first correction of its stage."""
+        reason_of = {}
+        for stage, reason in stages:
+            reason_of.setdefault(stage, reason)
+        stage_of = {k: st for st, kinds in STAGE_KINDS.items() for k in (*kinds[0], *kinds[1])}
         out = []
-        for k in KINDS:
+        for k in [k for k in (*KINDS, *REACTIVE_KINDS) if k in sp]:
             moved = np.abs(sp[k] - requested[k]) > 1e-9
             for b in limit_blocks:
                 if b.kind == k:
                     moved[b.asset] &= np.abs(sp[k][b.asset] - b.applied_kw) > 1e-9
             idx = np.flatnonzero(moved)
             if len(idx):
+                # Q re-clipped after active power moved counts to the stage that moved it
+                reason = reason_of.get(stage_of[k]) or stages[0][1]
                 why = np.full(len(idx), reason)
                 out.append(_ChangeBlock(k, idx, requested[k][idx], sp[k][idx], why))
         return out

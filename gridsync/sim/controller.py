@@ -20,7 +20,11 @@ class Setpoints:
     ``pv_curtail_kw`` is how much of each PV system's available power to spill (>= 0).
     The twin clips every request to what the asset can physically do. ``inverter``: the
     voltage function every PV inverter runs (IEEE 1547 mode settings); None keeps the
-    scenario's ``[fleet.pv.inverter]``.
+    scenario's ``[fleet.pv.inverter]``. ``pv_kvar``/``battery_kvar``: reactive power each PV
+    or battery inverter injects (kvar, generator convention: < 0 absorbs), held inside its
+    kVA rating by the twin with active-power priority; None leaves the inverters to their mode.
+    ``tap_pos``: the position commanded to a dispatch-controlled OLTC (``grid.oltc.control =
+    "dispatch"``); None holds it.
     """
 
     battery_kw: np.ndarray
@@ -29,6 +33,9 @@ class Setpoints:
     thermal_kw: np.ndarray
     pv_curtail_kw: np.ndarray
     inverter: InverterConfig | None = None
+    pv_kvar: np.ndarray | None = None
+    battery_kvar: np.ndarray | None = None
+    tap_pos: int | None = None
 
     @classmethod
     def zeros(cls, fleet: Fleet) -> Setpoints:

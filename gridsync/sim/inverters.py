@@ -77,3 +77,10 @@ def solve_with_inverters(
             return InverterSteadyState(res, v, p, q, it, gap)
         q = q + damping * (q_target - q)
         p = p + damping * (p_target - p)
+
+
+def kva_limited_kvar(q_kvar: np.ndarray, p_kw: np.ndarray, s_kva: np.ndarray) -> np.ndarray:
+    """Reactive power ``q_kvar`` clipped to what the kVA rating ``s_kva`` leaves beside the
+    active power ``p_kw`` (either sign): ``|q| <= sqrt(s^2 - p^2)``."""
+    room = np.sqrt(np.maximum(np.asarray(s_kva, float) ** 2 - np.asarray(p_kw, float) ** 2, 0.0))
+    return np.clip(q_kvar, -room, room)

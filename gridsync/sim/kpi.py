@@ -62,8 +62,8 @@ def compute_kpis(result: SimulationResult, scenario: Scenario) -> dict[str, floa
     and curtailment at the objective's weights, plus the end-state settlement
     (``sim.accounting``: battery energy, EV energy beyond what crossing sessions owe, heat).
     ``curtailed_kwh`` counts PV spilled by setpoints and by the inverters' own limits (kVA
-    rating, Volt-Watt); ``reactive_kvarh`` is the PV inverters' |Q| over time, absorbed or
-    injected."""
+    rating, Volt-Watt); ``reactive_kvarh`` is the PV and battery inverters' |Q| over time,
+    absorbed or injected."""
     dt = scenario.dt_h
     lim = scenario.config.limits
     sl = slice(scenario.start_step, scenario.end_step)

@@ -35,7 +35,12 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "mpc": (
         "gridsync.dispatch.mpc:MPCController",
         "network-aware 24 h receding-horizon optimizer (HiGHS) on seasonal-naive forecasts, "
-        "corrected every step against metered load/PV and an AC check",
+        "corrected every step against metered load/PV and an AC check; regulates voltage with "
+        "inverter reactive power and, on a dispatch-controlled OLTC, the tap position",
+    ),
+    "mpc-p": (
+        "gridsync.dispatch.mpc:mpc_p",
+        "mpc restricted to active power (inverters at unity power factor, OLTC held)",
     ),
     "mpc-ageing": (
         "gridsync.dispatch.degradation:mpc_ageing",

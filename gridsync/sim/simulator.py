@@ -175,7 +175,7 @@ def simulate(
         rec["thermal_kw"][i] = r.thermal_kw.sum()
         rec["pv_kw"][i] = r.pv_kw.sum()
         rec["curtailed_kw"][i] = r.curtailed_kw.sum()
-        pv_abs_kvar[i] = 0.0 if r.pv_kvar is None else np.abs(r.pv_kvar).sum()
+        pv_abs_kvar[i] = sum(np.abs(q).sum() for q in (r.pv_kvar, r.battery_kvar) if q is not None)
         tap_ops[i] = r.tap_operations
         rec["base_load_kw"][i] = r.base_load_kw
         rec["battery_soc_frac"][i] = twin.energy_kwh.sum() / total_capacity

@@ -18,8 +18,9 @@ from gridsync.grid.taps import TapModels
 from gridsync.grid.threephase.feeder import branch_order, worst_phase_pu
 from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model import physics
+from gridsync.model.inverter import UNITY
 from gridsync.sim.controller import Observation, Setpoints, observe
-from gridsync.sim.inverters import solve_with_inverters
+from gridsync.sim.inverters import kva_limited_kvar, solve_with_inverters
 from gridsync.sim.plant import CommandDelay
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.telemetry import TelemetryLink
@@ -53,6 +54,7 @@ class StepRecord:
     vuf_pct: np.ndarray | None = None  # three-phase twin: voltage unbalance factor per bus
     neutral_current_a: np.ndarray | None = None  # three-phase twin: residual current per branch
     pv_kvar: np.ndarray | None = None  # reactive power each PV inverter injects (kvar)
+    battery_kvar: np.ndarray | None = None  # reactive power each battery inverter injects
     tap_operations: int = 0  # tap changes the feeder transformer's OLTC made this step
     tap_pos: int | None = None  # its position after them (None without an OLTC)
 
@@ -253,10 +255,28 @@ class SteppedTwin:
             )
             raise ValueError(msg)
         pv_kvar = np.zeros(len(f.pv))
+        bat_kvar = np.zeros(len(f.battery))
+        if applied.pv_kvar is not None or applied.battery_kvar is not None:
+            if sc.three_phase is not None:
+                msg = (
+                    "reactive power setpoints (pv_kvar, battery_kvar) need the balanced twin "
+                    "(grid.phases = 1, --phases 1)"
+                )
+                raise ValueError(msg)
+            inverter = UNITY  # the dispatcher sets Q itself: no local voltage function
+            pv_kvar, bat_kvar = self._dispatched_kvar(applied, p_pv, p_bat)
+            q_bus = (
+                q_bus
+                - bus_sum(f.pv.bus, pv_kvar, sc.feeder.n_bus)
+                - bus_sum(f.battery.bus, bat_kvar, sc.feeder.n_bus)
+            )
         try:
             zip_kw, zip_kvar = sc.load_zip_kw(step)
-            res, pv_kvar, p_pv = self._solve_step(p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar)
+            res, q_inv, p_pv = self._solve_step(
+                p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar, applied.tap_pos
+            )
             if inverter.active:
+                pv_kvar = q_inv
                 curtail = self._pv_true_kw(step) - p_pv
                 p_bus = p_bus + bus_sum(f.pv.bus, powers[4] - p_pv, sc.feeder.n_bus)
                 q_bus = q_bus - bus_sum(f.pv.bus, pv_kvar, sc.feeder.n_bus)
@@ -272,7 +292,7 @@ class SteppedTwin:
             loading = np.full(self.pf.n_branch, np.nan)
             feeder_kw, feeder_kvar = float(p_bus.sum()), float(np.sum(q_bus))
             losses_kw, failed, self._v = float("nan"), True, None
-            pv_kvar = np.zeros(len(f.pv))
+            pv_kvar, bat_kvar = np.zeros(len(f.pv)), np.zeros(len(f.battery))
         three = None
         if sc.three_phase is not None and not failed:
             try:
@@ -314,6 +334,7 @@ class SteppedTwin:
             vuf_pct=None if three is None else three.vuf_pct,
             neutral_current_a=None if three is None else three.neutral_current_a,
             pv_kvar=pv_kvar,
+            battery_kvar=bat_kvar,
             tap_operations=self._tap_ops,
             tap_pos=None if self.tap_changer is None else self.tap_changer.tap_pos,
         )
@@ -324,10 +345,23 @@ class SteppedTwin:
             self.step = sc.start_step
         return self.last
 
-    def _solve_step(self, p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar):
+    def _dispatched_kvar(self, sp: Setpoints, p_pv: np.ndarray, p_bat: np.ndarray):
+        """The inverters' reactive power for the dispatched Q setpoints, each held inside
+        what its kVA rating leaves beside its active power (active-power priority)."""
+        f = self.fleet
+        kva_pv = self.scenario.config.fleet.pv.inverter.kva_per_kwp * f.pv.peak_kw
+        pv = np.zeros(len(f.pv)) if sp.pv_kvar is None else np.asarray(sp.pv_kvar, float)
+        bat = np.zeros(len(f.battery)) if sp.battery_kvar is None else sp.battery_kvar
+        return (
+            kva_limited_kvar(pv, p_pv, kva_pv),
+            kva_limited_kvar(np.asarray(bat, float), p_bat, f.battery.power_kw),
+        )
+
+    def _solve_step(self, p_bus, q_bus, p_pv, inverter, zip_kw, zip_kvar, tap_cmd=None):
         """(power-flow result, inverters' kvar, PV kW delivered) of this step: the inverters'
         steady state when their mode is voltage-responsive, and the tap changer's operations
-        (each followed by a new solve) when the scenario has one."""
+        (each followed by a new solve) when the scenario has one; a dispatch-controlled tap
+        changer moves to ``tap_cmd`` (None: holds)."""
 
         def flow():
             if inverter.active:
@@ -336,6 +370,15 @@ class SteppedTwin:
             return res, np.zeros(len(p_pv)), p_pv
 
         if self.tap_changer is None:
+            return flow()
+        tc = self.tap_changer
+        if tc.cfg.control == "dispatch":
+            if tap_cmd is not None:
+                target = int(np.clip(tap_cmd, tc.tap_min, tc.tap_max))
+                self._tap_ops = abs(target - tc.tap_pos)
+                tc.operations += self._tap_ops
+                tc.tap_pos = target
+            self.pf = self._taps.model(tc.tap_pos)
             return flow()
         ops_before = self.tap_changer.operations
 
