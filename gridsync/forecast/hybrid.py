@@ -21,7 +21,8 @@ days, 4.62 -> 4.63 % without it).
 Fitting uses the history only. The components are first fitted on all but its last
 ``valid_days`` and issue forecasts from origins every few steps inside those days (each origin
 reads rows up to itself). Per lead, non-negative least squares on those forecasts at the
-leads within +-3 h gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
+leads within +-3 h (at most +-half the lead: the best mix changes fastest at short leads)
+gives the weights. The combined forecast's errors (cross-fitted: each half of the origins
 combined with weights stacked on the other half), in units of each series' mean day-on-day
 change over the week before each origin (so the band follows the level and the season's
 volatility), give the band: a time-of-day error scale, and per-lead empirical quantiles of
@@ -390,7 +391,8 @@ class HybridForecaster(Forecaster):
 
     def _fit_weights(self, comps, truth, scale, dt_h) -> np.ndarray:
         """(horizon, k) weights: per lead, non-negative least squares stacking of the
-        components on the leads within +-``STACK_H`` hours (all origins and series, in units of
+        components on the leads within +-``STACK_H`` hours and at most +-half the lead (all
+        origins and series, in units of
         ``scale`` (origins, H, n)), normalised to sum to one. Neighbouring leads share most of
         their rows, so the weights vary smoothly with the lead."""
         x = comps / scale[None]
@@ -401,7 +403,9 @@ class HybridForecaster(Forecaster):
         half = int(round(self.STACK_H / dt_h)) if self.STACK_H is not None else horizon
         weights = np.empty((horizon, k))
         for h in range(horizon):
-            rows = slice(max(0, h - half), h + half + 1)
+            # at short leads the best mix changes fastest: the window is at most half the lead
+            width = min(half, h // 2)
+            rows = slice(h - width, h + width + 1)
             g, c = gram[rows].sum(axis=0), cross[rows].sum(axis=0)
             g = g + 1e-9 * np.trace(g) / k * np.eye(k)
             r = np.linalg.cholesky(g).T  # |x w - t|^2 = |r w - r^-T c|^2 + const

@@ -13,7 +13,7 @@ protocol) in the forecast agent. Each issued forecast leaves its feeder-total P5
   since when and in sigmas; ``retrain_after`` values later the shift is measured again over
   everything since the change (the alert's window is short and selected for a large
   deviation) and a candidate is trained;
-- the candidate comes from ``retrain(live, change_step, ratio)``, the ratio being the mean
+- the candidate comes from ``retrain(live, change_step, ratio, history)``, the ratio the mean
   actual over the mean forecast since the estimated change (in the runtime
   :meth:`RelevelledHistory.retrain`: the live model on its history with the load before the
   change rescaled to the new level, as ``gridsync.learning.adapt`` does), is registered in
@@ -104,7 +104,7 @@ class ForecastWatch:
         retrain_after: int = 24,
         margin: float = 0.05,
         monitor_kwargs: dict | None = None,
-        retrain: Callable[[Any, int, float], Any],
+        retrain: Callable[[Any, int, float, Any], Any],
         registry=None,
     ) -> None:
         if lead < 1 or warmup < 2 or shadow_steps < 1:
@@ -220,7 +220,7 @@ class ForecastWatch:
         """Retrain on the level measured over all values since the change (the alert's own
         window is short and selected for a large deviation, so it overstates the shift)."""
         self._event("retrain", step, self._alert[0], "candidate in shadow")
-        self.candidate = self.retrain(self.live, self._change, self._ratio)
+        self.candidate = self.retrain(self.live, self._change, self._ratio, history)
         if self.registry is not None and history is not None:
             self._cand_version = self.registry.register(
                 self.name, self.candidate, history, created_by="drift", reason=self._reason

@@ -168,7 +168,7 @@ class ForecastAgent(_FollowsTwin):
                 warmup=day,
                 shadow_steps=max(1, int(round(watch_shadow_h / scenario.dt_h))),
                 retrain_after=max(1, int(round(watch_shadow_h / scenario.dt_h))),
-                retrain=lambda live, change, ratio: RelevelledHistory.retrain(
+                retrain=lambda live, change, ratio, _history: RelevelledHistory.retrain(
                     live, change, ratio, len(scenario.index)
                 ),
                 # feeder load swings +-12 % from day to day: flag shifts above about one
