@@ -1,4 +1,6 @@
-"""Perfect-foresight bound: one LP over the whole episode with the realised data.
+"""References that see the future: the perfect-foresight bound and the MPC with perfect forecasts.
+
+``PerfectForesightBound`` is one LP over the whole episode with the realised data.
 
 It knows every future load, PV, price and carbon value (so it is a reference, not a
 controller one could run), plans all batteries jointly with ``BuildingsPlanner`` over the
@@ -8,6 +10,11 @@ its own optimum (``lp_score_2022``, the score of the LP's net consumption) is a 
 on the 2022 score of any controller; the played plan scores a little worse because the
 real battery is less efficient at low power than the hull says. With ``peak_cap=True`` the district import is held (softly,
 at 10x the highest price per kWh above it) at the no-battery peak of the episode.
+
+``OracleMPC`` is ``CityLearnMPC`` unchanged except that its load, PV and carbon forecasts are
+the realised rows (and so carry no spread). It splits the MPC's distance to the bound in two:
+oracle MPC vs bound is what planning 24 h at a time costs (horizon, terminal value, carbon
+weight observed so far, the efficiency hull), MPC vs oracle MPC is what forecast errors cost.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 
 from gridsync.citylearn.dataset import CityLearnDataset
 from gridsync.citylearn.kpis import kpis
+from gridsync.citylearn.mpc import CityLearnMPC
 from gridsync.citylearn.simulate import Observation, Site
 from gridsync.dispatch.buildings import BuildingsPlanner, buildings_horizon
 
@@ -70,3 +78,33 @@ class PerfectForesightBound:
 
     def act(self, obs: Observation) -> np.ndarray:
         return self._plan[:, obs.t]
+
+
+class RealisedRows:
+    """A forecaster that returns the realised rows after the history it is given."""
+
+    def __init__(self, series: np.ndarray, horizon: int) -> None:
+        # past the end, repeat the last row (the MPC's horizon runs beyond the episode)
+        self._series = np.pad(series, ((0, 0), (0, horizon)), mode="edge")
+        self.horizon = horizon
+
+    def forecast(self, history: np.ndarray) -> np.ndarray:
+        n = np.atleast_2d(history).shape[1]
+        return self._series[:, n : n + self.horizon].copy()
+
+
+class OracleMPC(CityLearnMPC):
+    """``CityLearnMPC`` with perfect load, PV and carbon forecasts (a reference, see above)."""
+
+    name = "mpc-oracle"
+
+    def __init__(self, dataset: CityLearnDataset) -> None:
+        super().__init__(spread_factor=0.0)
+        self._dataset = dataset
+
+    def reset(self, site: Site) -> None:
+        super().reset(site)
+        ds, lead = self._dataset, self.horizon - 1
+        self._load_fc = RealisedRows(ds.stack("non_shiftable_load_kwh"), lead)
+        self._solar_fc = RealisedRows(ds.stack("solar_generation_kwh"), lead)
+        self._carbon_fc = RealisedRows(ds.stack("carbon_kg_per_kwh"), lead)

@@ -13,11 +13,11 @@ from gridsync.citylearn.dataset import CityLearnSchemaError, read_dataset
 from gridsync.citylearn.kpis import KPI_LABELS
 from gridsync.citylearn.simulate import RunResult, run
 
-CONTROLLERS = ("no-battery", "rule", "mpc", "bound", "bound-peak-cap")
+CONTROLLERS = ("no-battery", "rule", "mpc", "mpc-oracle", "bound", "bound-peak-cap")
 
 
 def make_controller(name: str, dataset):  # noqa: ANN001 - dataset: CityLearnDataset
-    """Controller by CLI name; the bounds get the whole dataset (perfect foresight)."""
+    """Controller by CLI name; the references (bounds, mpc-oracle) get the whole dataset."""
     from gridsync.citylearn import simulate
 
     if name == "no-battery":
@@ -28,6 +28,10 @@ def make_controller(name: str, dataset):  # noqa: ANN001 - dataset: CityLearnDat
         from gridsync.citylearn.mpc import CityLearnMPC
 
         return CityLearnMPC()
+    if name == "mpc-oracle":
+        from gridsync.citylearn.bound import OracleMPC
+
+        return OracleMPC(dataset)
     if name in ("bound", "bound-peak-cap"):
         from gridsync.citylearn.bound import PerfectForesightBound
 

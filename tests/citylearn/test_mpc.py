@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridsync.citylearn.bound import PerfectForesightBound
+from gridsync.citylearn.bound import OracleMPC, PerfectForesightBound, RealisedRows
 from gridsync.citylearn.dataset import read_dataset
 from gridsync.citylearn.mpc import CityLearnMPC, issued_price_forecast
 from gridsync.citylearn.simulate import Observation, SelfConsumptionRule, run, site_of
@@ -71,3 +71,16 @@ def test_the_hour_sent_never_lifts_the_district_import_above_the_cap(tmp_path):
     request = mpc._hold_cap(np.array([3.0, 1.0, -1.0]), obs)
     assert request[:2] == pytest.approx([0.75, 0.25])
     assert (net[:, 0] + np.clip(request, 0, None)).sum() == pytest.approx(10.0)
+
+
+def test_oracle_mpc_forecasts_the_realised_rows_and_sits_between_bound_and_no_battery(tmp_path):
+    series = np.arange(10.0).reshape(2, 5)
+    rows = RealisedRows(series, horizon=3)
+    assert rows.forecast(series[:, :2]) == pytest.approx(series[:, 2:5])
+    assert rows.forecast(series[:, :4])[:, -1] == pytest.approx(series[:, 4])  # past the end
+    ds = read_dataset(write_dataset(tmp_path / "d", hours=72, n_buildings=2, seed=4))
+    oracle = run(ds, OracleMPC(ds)).kpis
+    bound = run(ds, PerfectForesightBound(ds)).kpis
+    # the whole-episode LP bounds every controller, the oracle included
+    assert bound["lp_score_2022"] <= oracle["score_2022"] + 1e-3
+    assert oracle["score_2022"] < 1.0
