@@ -219,3 +219,24 @@ def test_live_monitor_raises_the_batch_alert_one_step_after_the_reading_arrives(
     assert d["source"] == "anomaly" and monitor.labels[row] in d["message"]
     with pytest.raises(ValueError, match="one per plan row"):
         live.push(ref + 5, raw[ref + 5][:3])
+
+
+def test_a_gross_error_on_a_critical_meter_power_is_named_by_its_own_history(fitted):
+    monitor, bw = fitted
+    w, plan = bw.window, bw.tel.plan
+    step = int(bw.steps[40])  # 10:00 on the first day
+    rows = np.flatnonzero(
+        (plan.kind == P) & (plan.source == "meter") & np.isfinite(w.aligned[step])
+    )
+    row = int(rows[np.argmin(monitor.redundancy[rows])])
+    assert monitor.redundancy[row] < 0.05  # critical: the estimator fits it exactly
+    a = w.aligned.copy()
+    a[step, row] += 20.0  # a 20 kW reading on a household meter, for one interval
+    bad = monitor.refresh(w, a, np.array([step]))
+    scores = monitor.scores(bad)
+    alarms = monitor.alarms(scores)
+    assert alarms["spike"][step] and not alarms["lnr"][step]
+    alert = monitor.alert_at(bad, scores, alarms, step)
+    named = {s.row: s for s in alert.suspects}
+    assert row in named and not named[row].redundant and "spike" in named[row].checks
+    assert "detected, not identifiable by estimation" in alert.message()
