@@ -14,10 +14,11 @@ bus's base load split by its customers' phases, PV by its inverters' phases, the
 flexible power by its assets' rating shares per phase) and the voltage rows are per bus and
 phase (voltage points, bus-major), with sensitivities of that same model taken by finite
 differences of the unbalanced flow (one batch of n_flex + 1 snapshots); screening keeps the
-highest and the lowest phase of a bus, the AC check forces in any other phase that crosses a
-limit. Loading rows hold the highest phase current. The plan stays per bus: the LP sees what
-a bus's flexible power does to each phase in its assets' rating proportions, not which of
-its assets moves (the shield corrects per phase at dispatch).
+highest and the lowest phase of a bus and every phase within ``PHASE_SCREEN_PU`` of a limit,
+the AC check forces in any other phase that crosses one. Loading rows hold the highest phase
+current. The plan stays per bus: the LP sees what a bus's flexible power does to each phase
+in its assets' rating proportions, not which of its assets moves (the shield corrects per
+phase at dispatch).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from gridsync.grid.threephase.solver import ThreePhaseNotConverged
 from gridsync.model.assets import Fleet
 
 FD_STEP_KW = 1.0  # finite-difference step of the three-phase sensitivities
+FD_NOISE_FRAC = 1e-4
+# three-phase screening: every phase this close to a limit gets a row, beyond that only the
+# highest/lowest phase of a bus (fewer rows, without a second pass for the phase a plan
+# pushes up while it pulls the highest one down)
+PHASE_SCREEN_PU = 0.008
 
 
 @dataclass
@@ -202,6 +208,9 @@ class NetworkLimits:
             raise ThreePhaseNotConverged(msg)
         vm = vm3.reshape(nf + 1, -1)
         dv = ((vm[1:] - vm[0]) / FD_STEP_KW).T
+        # below FD_NOISE_FRAC of the largest entry the differences are the solver's tolerance,
+        # not the network: zeroed (they would widen the LP's coefficient range for nothing)
+        dv[np.abs(dv) < FD_NOISE_FRAC * np.abs(dv).max(initial=0.0)] = 0.0
         if self._branch_order is None:
             dl = np.zeros((self.pf.n_branch, nf))
         else:
@@ -230,11 +239,16 @@ class NetworkLimits:
         vm = res.vm_pu
         near_hi, near_lo = vm > self.v_max - self.screen_v, vm < self.v_min + self.screen_v
         if self.three_phase is not None:
-            # one row per bus and side: the phase nearest the limit (a phase the plan pushes
-            # over it instead is forced in by the next pass's AC check)
+            # within the screen: the phase nearest the limit and every phase within
+            # PHASE_SCREEN_PU of it (a phase the plan still pushes over is forced in by the
+            # next pass's AC check)
             by_bus = vm.reshape(len(vm), -1, 3)
-            near_hi &= (by_bus == by_bus.max(axis=2, keepdims=True)).reshape(vm.shape)
-            near_lo &= (by_bus == by_bus.min(axis=2, keepdims=True)).reshape(vm.shape)
+            near_hi &= (by_bus == by_bus.max(axis=2, keepdims=True)).reshape(vm.shape) | (
+                vm > self.v_max - PHASE_SCREEN_PU
+            )
+            near_lo &= (by_bus == by_bus.min(axis=2, keepdims=True)).reshape(vm.shape) | (
+                vm < self.v_min + PHASE_SCREEN_PU
+            )
         near_v = near_hi | near_lo
         near_v[:, ~np.any(np.abs(sens.dv_dz) > 1e-9, axis=1)] = False
         v_t, v_bus = np.nonzero(near_v | forced_v)
