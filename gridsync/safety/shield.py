@@ -57,6 +57,10 @@ class ShieldConfig:
     compares the voltages and loadings it predicted for the newest measured interval with the
     measured ones, and widens each margin by the ``error_quantile`` of its under-predictions
     over the last ``error_window_steps`` checks (at most ``max_learned_margin_pu`` / ``_pct``).
+    Only buses and branches where the prediction or the measurement came within reach of the
+    limit (fixed plus largest learned margin) count: an error far from it was no threat, and
+    counting it (e.g. a car leaving early at a bus at 1.0 p.u.) widened the margin and
+    curtailed PV everywhere.
     """
 
     voltage_margin_pu: float = 0.002
@@ -153,6 +157,11 @@ class ShieldDecision:
         return [str(c) for c in self.changes]
 
 
+def _max_where(values: np.ndarray, mask: np.ndarray) -> float:
+    """Largest of ``values`` where ``mask`` holds (NaN ignored), 0 when nowhere."""
+    return float(np.nanmax(values[mask], initial=0.0)) if mask.any() else 0.0
+
+
 class SafetyShield(VoltageSupport):
     """Checks and corrects setpoints for one scenario; call ``reset`` before each run."""
 
@@ -222,12 +231,18 @@ class SafetyShield(VoltageSupport):
         if pred is None or tel.vm_pu is None or not tel.fresh_grid:
             return
         vm, loading = pred
+        # an under-prediction matters only where the prediction or the measurement came within
+        # reach of a limit (fixed margin plus the largest learned one)
+        v_max, v_min, load_max = self._limits
+        reach_v = cfg.voltage_margin_pu + cfg.max_learned_margin_pu
+        reach_l = cfg.loading_margin_pct + cfg.max_learned_margin_pct
+        v_meas, l_meas = tel.vm_pu, tel.branch_loading_pct
         with np.errstate(invalid="ignore"):
             self._errors.append(
                 (
-                    float(np.nanmax(tel.vm_pu - vm)),
-                    float(np.nanmax(vm - tel.vm_pu)),
-                    float(np.nanmax(tel.branch_loading_pct - loading)),
+                    _max_where(v_meas - vm, np.fmax(vm, v_meas) >= v_max - reach_v),
+                    _max_where(vm - v_meas, np.fmin(vm, v_meas) <= v_min + reach_v),
+                    _max_where(l_meas - loading, np.fmax(loading, l_meas) >= load_max - reach_l),
                 )
             )
         self._errors = self._errors[-cfg.error_window_steps :]

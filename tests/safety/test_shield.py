@@ -239,3 +239,33 @@ def test_three_phase_correction_moves_the_violated_phase(scenario_1day):
         moved["same"] += kw[code == phase].sum()
         moved["other"] += kw[(code < 3) & (code != phase)].sum()
     assert moved["same"] > 0.5 and moved["other"] < 0.5 * moved["same"], (moved, bus)
+
+
+def test_learned_margin_counts_only_errors_within_reach_of_a_limit(scenario_1day, shield):
+    """An under-predicted voltage far below the upper limit cannot become an over-voltage the
+    margin must cover, so it leaves the margin alone; the same error near the limit widens it
+    by exactly that error (the largest of the window, ``error_quantile`` = 1)."""
+    s, cfg = scenario_1day, shield.config
+    v_max = s.config.limits.voltage_max_pu
+    n_bus, n_branch = s.feeder.n_bus, shield.pf.n_branch
+    loading = np.full(n_branch, 10.0)
+
+    def learn(step, predicted_pu, measured_pu):
+        obs = _obs(s, step)
+        vm = np.full(n_bus, 1.0)
+        shield._predicted[obs.telemetry.step] = (
+            np.where(np.arange(n_bus) == 5, predicted_pu, vm),
+            loading,
+        )
+        obs.telemetry = dataclasses.replace(
+            obs.telemetry,
+            vm_pu=np.where(np.arange(n_bus) == 5, measured_pu, vm),
+            branch_loading_pct=loading,
+            fresh_grid=True,
+        )
+        shield._learn(obs)
+
+    learn(40, 1.0, 1.015)  # 0.015 p.u. too low, but 0.05 below the limit
+    assert shield.v_hi == pytest.approx(v_max - cfg.voltage_margin_pu)
+    learn(41, v_max - 0.01, v_max - 0.004)  # 0.006 p.u. too low, 0.01 below the limit
+    assert shield.v_hi == pytest.approx(v_max - cfg.voltage_margin_pu - 0.006)
