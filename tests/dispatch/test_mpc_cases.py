@@ -261,7 +261,7 @@ def test_ev_short_near_departure_keeps_charging_through_the_deadline_margin():
         lambda tilts, azimuths: np.zeros((len(s.index), len(tilts))),
     )
     s = dataclasses.replace(s, plant=plant)
-    ctrl = MPCController(PerfectForecaster(), MPCConfig(horizon_steps=6, network=False))
-    assert ctrl.config.ev_deadline_margin_steps == 4
+    cfg = MPCConfig(horizon_steps=6, network=False, ev_deadline_margin_steps=4)
+    ctrl = MPCController(PerfectForecaster(), cfg)
     k = compute_kpis(simulate(s, ctrl), s)
     assert k["unmet_ev_kwh"] == pytest.approx(0.0, abs=1e-3)
