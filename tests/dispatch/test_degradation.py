@@ -26,7 +26,7 @@ def horizon(fleet, prices):
     )
     c.reset(s)
     hd = c.horizon(observe(s))
-    hd.terminal = None  # energy left at the end is worth nothing: a pure arbitrage case
+    hd.terminal = None  # stored energy at the end is worth the horizon's cheapest import price
     return hd
 
 
