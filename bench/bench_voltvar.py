@@ -2,7 +2,7 @@
 reactive power and taps.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_voltvar.py [--days 28] [--start 2016-06-06]
-        [--only NAME,...]
+        [--only NAME,...] [--out bench/results/voltvar.json]
 
 Runs, each over the same window:
 
@@ -124,7 +124,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=28)
     ap.add_argument("--start", default="2016-06-06")
     ap.add_argument("--only", default=",".join(RUNS), help="comma-separated run labels")
+    ap.add_argument("--out", default=str(RESULTS), help="JSON to write (merged with --only)")
     args = ap.parse_args()
+    out_path = Path(args.out).resolve()
     labels = [x for x in args.only.split(",") if x]
     unknown = sorted(set(labels) - RUNS.keys())
     if unknown:
@@ -132,12 +134,15 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = run(args.days, args.start, labels)
     payload = {"controllers": {}, "wall_s": {}, "command": {}}
-    kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    kept = json.loads(out_path.read_text()) if out_path.exists() else {}
     if set(labels) != set(RUNS) and isinstance(kept.get("wall_s"), dict):
         payload = kept
         if (payload.get("start"), payload.get("days")) != (args.start, args.days):
-            ap.error(f"{RESULTS.name} holds another window: run every label or the same window")
-    command = f"bench/bench_voltvar.py --days {args.days} --start {args.start} --only {args.only}"
+            ap.error(f"{out_path.name} holds another window: run every label or the same window")
+    command = (
+        f"bench/bench_voltvar.py --days {args.days} --start {args.start} --only {args.only} "
+        f"--out {out_path.relative_to(ROOT)}"
+    )
     wall = time.perf_counter() - t0
     payload["controllers"].update(rows)
     payload["wall_s"].update({label: wall for label in labels})
@@ -162,8 +167,8 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "processor": platform.machine()},
         }
     )
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    out_path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {out_path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
