@@ -77,7 +77,9 @@ def test_killed_worker_resumes_without_losing_or_repeating_plans(
     assert plans.groupby("feeder_id").step.apply(lambda s: s.diff().dropna().eq(1).all()).all()
     # each feeder run alone in this process, without Ray and without a failure, under the
     # limits the coordinator allocated (from step 4 on): the same feeder power every step
-    assert len(result.limits_kw) == 1 and sum(result.limits_kw[0]) == pytest.approx(150.0)
+    # (limits are published rounded to 1 W: three of them sum to the limit within 1.5 W)
+    assert len(result.limits_kw) == 1
+    assert sum(result.limits_kw[0]) == pytest.approx(150.0, abs=1.5e-3)
     model = SharedForecaster(train_shared_model(fleet_factory.base, "naive"), fleet_factory.base)
     for i, spec in enumerate(fleet_specs(3)):
         alone = FeederRuntime(spec, fleet_factory.build(spec), model, MPCConfig())
