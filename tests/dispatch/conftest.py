@@ -159,3 +159,33 @@ def tiny_scenario(
 @pytest.fixture
 def make_tiny():
     return tiny_scenario
+
+
+def steady_pv_scenario(feeder, fleet: Fleet, pv_frac: float, T: int, grid=None) -> Scenario:
+    """``T`` hourly steps from 2016-06-06 10:00 with no base load, every PV at ``pv_frac`` of
+    its peak, a flat 0.30/0.10 EUR/kWh tariff and carbon unpriced; ``grid`` the scenario's
+    ``[grid]`` table (e.g. an OLTC)."""
+    cfg = ScenarioConfig(
+        objective={"carbon_price_eur_per_kg": 0.0},
+        time={"resolution_s": 3600, "days": 1},
+        **({"grid": grid} if grid is not None else {}),
+    )
+    n_bus, n_pv = len(feeder.bus_ids), len(fleet.pv.bus)
+    return Scenario(
+        config=cfg,
+        feeder=feeder,
+        index=pd.date_range("2016-06-06 10:00", periods=T, freq="1h"),
+        start_step=0,
+        n_steps=T,
+        dt_h=1.0,
+        base_load_kw=np.zeros((T, n_bus)),
+        base_load_kvar=np.zeros((T, n_bus)),
+        pv_per_kwp=np.full((T, n_pv), pv_frac),
+        pv_orientation=np.zeros(n_pv, dtype=int),
+        outdoor_temp_c=np.full(T, 20.0),
+        hvac_mode=np.ones(T),
+        ghi_w_m2=np.zeros(T),
+        tariff=Tariff(np.full(T, 0.3), np.full(T, 0.1), 0.0),
+        carbon_g_per_kwh=np.zeros(T),
+        fleet=fleet,
+    )

@@ -5,18 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from gridsync.dispatch.mpc import MPCConfig, MPCController
 from gridsync.dispatch.reactive import BATTERY_SIDES, PV_SIDES, polygon_facets
 from gridsync.model.assets import PVFleet
-from gridsync.model.scenario_config import ScenarioConfig
-from gridsync.model.tariff import Tariff
 from gridsync.sim.forecasts import PerfectForecaster
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.twin import SteppedTwin
-from tests.dispatch.conftest import empty_fleet
+from tests.dispatch.conftest import empty_fleet, steady_pv_scenario
 
 R_OHM, X_OHM = 0.1, 0.1  # the one line of the two-bus feeder
 Z_BASE_OHM = 0.4**2 / 1.0  # 0.4 kV on the 1 MVA base of the power-flow model
@@ -102,28 +99,7 @@ def two_bus_scenario(pv_kw: float, peak_kw: float, T: int = 3) -> Scenario:
     fleet = dataclasses.replace(
         empty_fleet(), pv=PVFleet(np.array([1]), np.array([peak_kw]), np.zeros(1), np.zeros(1))
     )
-    cfg = ScenarioConfig(
-        objective={"carbon_price_eur_per_kg": 0.0},
-        time={"resolution_s": 3600, "days": 1},
-    )
-    return Scenario(
-        config=cfg,
-        feeder=two_bus_feeder(),
-        index=pd.date_range("2016-06-06 10:00", periods=T, freq="1h"),
-        start_step=0,
-        n_steps=T,
-        dt_h=1.0,
-        base_load_kw=np.zeros((T, 2)),
-        base_load_kvar=np.zeros((T, 2)),
-        pv_per_kwp=np.full((T, 1), pv_kw / peak_kw),
-        pv_orientation=np.zeros(1, dtype=int),
-        outdoor_temp_c=np.full(T, 20.0),
-        hvac_mode=np.ones(T),
-        ghi_w_m2=np.zeros(T),
-        tariff=Tariff(np.full(T, 0.3), np.full(T, 0.1), 0.0),
-        carbon_g_per_kwh=np.zeros(T),
-        fleet=fleet,
-    )
+    return steady_pv_scenario(two_bus_feeder(), fleet, pv_kw / peak_kw, T)
 
 
 def test_two_bus_dv_dq_matches_the_line_reactance():

@@ -7,18 +7,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
 from gridsync.model.assets import PVFleet
-from gridsync.model.scenario_config import ScenarioConfig
-from gridsync.model.tariff import Tariff
 from gridsync.safety.shield import SafetyShield
 from gridsync.safety.voltage_support import STAGES
 from gridsync.sim.controller import Setpoints, observe
 from gridsync.sim.forecasts import StepEstimate
 from gridsync.sim.scenario import Scenario
 from gridsync.sim.telemetry import measure_interval
-from tests.dispatch.conftest import battery, empty_fleet
+from tests.dispatch.conftest import battery, empty_fleet, steady_pv_scenario
 
 OLTC = {"enabled": True, "control": "dispatch", "vm_lower_pu": 0.97, "vm_upper_pu": 1.01}
 
@@ -66,30 +63,7 @@ def scenario(pv_kw: float, peak_kw: float) -> Scenario:
         pv=PVFleet(np.array([2]), np.array([peak_kw]), np.zeros(1), np.zeros(1)),
         battery=battery(bus=2, capacity_kwh=100.0, power_kw=20.0, soc0=0.5),
     )
-    T = 2
-    cfg = ScenarioConfig(
-        objective={"carbon_price_eur_per_kg": 0.0},
-        time={"resolution_s": 3600, "days": 1},
-        grid={"oltc": OLTC},
-    )
-    return Scenario(
-        config=cfg,
-        feeder=trafo_feeder(),
-        index=pd.date_range("2016-06-06 10:00", periods=T, freq="1h"),
-        start_step=0,
-        n_steps=T,
-        dt_h=1.0,
-        base_load_kw=np.zeros((T, 3)),
-        base_load_kvar=np.zeros((T, 3)),
-        pv_per_kwp=np.full((T, 1), pv_kw / peak_kw),
-        pv_orientation=np.zeros(1, dtype=int),
-        outdoor_temp_c=np.full(T, 20.0),
-        hvac_mode=np.ones(T),
-        ghi_w_m2=np.zeros(T),
-        tariff=Tariff(np.full(T, 0.3), np.full(T, 0.1), 0.0),
-        carbon_g_per_kwh=np.zeros(T),
-        fleet=fleet,
-    )
+    return steady_pv_scenario(trafo_feeder(), fleet, pv_kw / peak_kw, 2, grid={"oltc": OLTC})
 
 
 def project(s: Scenario, **voltage):
